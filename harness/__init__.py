@@ -1,0 +1,1 @@
+"""ocx.harness: chat templates, conversation schema, tokenizers, runner, clients, cache, reports."""

@@ -1,0 +1,48 @@
+"""Shared test fixtures: the ../shared folder (tokenizers, fixtures, data) and offline mode."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("OCX_SHARED_DIR", REPO.parent / "shared"))
+
+# Every test runs offline: nothing may be fetched from a model or dataset hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def pytest_collection_modifyitems(config, items):
+    # Benchmarks are run explicitly (pytest tests/perf -m perf), never in the default suite.
+    if config.getoption("-m"):
+        return
+    skip = pytest.mark.skip(reason="benchmark: run with `pytest tests/perf -m perf`")
+    for item in items:
+        if "perf" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"../shared not found at {SHARED} (set OCX_SHARED_DIR); it holds the tokenizers and fixtures")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def mistral_tokenizer_file(shared_dir) -> Path:
+    return shared_dir / "tokenizers" / "mistral-v1" / "tokenizer.model"
+
+
+@pytest.fixture(scope="session")
+def llama2_tokenizer_file(shared_dir) -> Path:
+    return shared_dir / "tokenizers" / "llama2" / "tokenizer.model"
+
+
+@pytest.fixture(scope="session")
+def llama3_tokenizer_file(shared_dir) -> Path:
+    return shared_dir / "tokenizers" / "llama3" / "tokenizer.model"
