@@ -1,0 +1,1 @@
+"""Hugging Face (transformers) model folders: ocx metadata, tiny test models, loading."""

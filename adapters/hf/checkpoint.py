@@ -1,0 +1,36 @@
+"""ocx's metadata beside a Hugging Face model folder (`ocx.json`).
+
+It records what produced the checkpoint (model type, template and tokenizer hashes, training
+settings) so evaluation and serving pick the right template without being told.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ocx.harness.templates.export import TEMPLATE_METADATA_FILE
+
+
+def read_ocx_metadata(path: str | Path) -> dict:
+    """The checkpoint's ocx.json, or {} for a folder ocx did not write (or a hub id)."""
+    file = Path(path) / TEMPLATE_METADATA_FILE
+    if not file.is_file():
+        return {}
+    return json.loads(file.read_text())
+
+
+def write_ocx_metadata(path: str | Path, metadata: dict) -> None:
+    """Merge `metadata` into the folder's ocx.json (the folder is not yet published)."""
+    merged = {**read_ocx_metadata(path), **metadata}
+    (Path(path) / TEMPLATE_METADATA_FILE).write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
+
+
+def infer_model_type(path: str | Path, explicit: str | None = None) -> str:
+    """--model-type if given, else the checkpoint's ocx.json; a clear error otherwise."""
+    if explicit:
+        return explicit
+    model_type = read_ocx_metadata(path).get("model_type")
+    if not model_type:
+        raise ValueError(f"{path}: no ocx.json with a model_type; pass --model-type")
+    return model_type

@@ -1,0 +1,221 @@
+"""The FastAPI application: `create_app(engine, settings)`; all state lives on the app.
+
+Routes: POST /v1/chat/completions, GET /v1/models, GET /health, GET / (the chat page).
+Every error, including FastAPI's own validation and routing errors, is answered in OpenAI's
+`{"error": {...}}` shape; bad input is a 4xx, never a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from importlib import resources
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ocx.adapters.serve import chat
+from ocx.adapters.serve.engine import Engine
+from ocx.adapters.serve.model import ServedModel
+from ocx.adapters.serve.protocol import ApiError, ChatCompletionRequest, validation_error
+
+log = logging.getLogger("ocx.serve")
+
+
+@dataclass
+class ServeSettings:
+    model: ServedModel
+    api_keys: tuple[str, ...] = ()
+    """Accepted bearer keys; empty: no authentication."""
+    max_pending: int = 256
+    """Sequences (running + waiting) beyond which new requests get 503."""
+    log_requests: bool = True
+    """One summary line per request on the `ocx.serve` logger."""
+    request_log: logging.Logger | None = None
+    """Where full request/response records go as JSON lines (--log-file)."""
+
+
+@dataclass
+class _State:
+    engine: Engine
+    settings: ServeSettings
+    pending: int = 0
+    started: float = field(default_factory=time.time)
+
+
+def _error_response(error: ApiError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError):
+        return _error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError):
+        return _error_response(validation_error(list(exc.errors())))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException):
+        kind = "not_found" if exc.status_code == 404 else "invalid_request"
+        return _error_response(ApiError(exc.status_code, str(exc.detail), code=kind))
+
+    @app.exception_handler(Exception)
+    async def server_fault(_: Request, exc: Exception):
+        log.exception("unhandled server error")
+        return _error_response(ApiError(500, f"internal server error: {exc}", type="server_error"))
+
+
+def _auth_dependency(keys: tuple[str, ...]):
+    encoded = [k.encode() for k in keys]
+
+    async def check(request: Request) -> None:
+        if not encoded:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        given_bytes = given.strip().encode()
+        # Compare against every key, always, so timing says nothing about which one is close.
+        ok = False
+        for key in encoded:
+            ok |= hmac.compare_digest(given_bytes, key)
+        if scheme.lower() != "bearer" or not ok:
+            raise ApiError(401, "Incorrect or missing API key. Send `Authorization: Bearer <key>`.",
+                           code="invalid_api_key")
+
+    return check
+
+
+def create_app(engine: Engine, settings: ServeSettings) -> FastAPI:
+    """The server application for one engine and model."""
+    state = _State(engine, settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        await engine.start()
+        try:
+            yield
+        finally:
+            await engine.shutdown()
+
+    app = FastAPI(title="ocx serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.ocx = state
+    _install_error_handlers(app)
+    auth = Depends(_auth_dependency(settings.api_keys))
+    page = (resources.files("ocx.adapters.serve") / "static" / "index.html").read_text(encoding="utf-8")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page)
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok", "engine": engine.name, "model": settings.model.names[0], "pending": state.pending}
+
+    @app.get("/v1/models", dependencies=[auth])
+    async def models() -> dict:
+        return {"object": "list", "data": [_model_card(settings.model, name, state.started, engine.name)
+                                           for name in settings.model.names]}
+
+    @app.post("/v1/chat/completions", dependencies=[auth])
+    async def chat_completions(body: ChatCompletionRequest, request: Request):
+        prep = chat.prepare(body, settings.model)
+        n = len(prep.settings)
+        if state.pending + n > settings.max_pending:
+            raise ApiError(503, "The server is overloaded; retry later.", type="server_error", code="overloaded")
+        state.pending += n
+        if body.stream:
+            return _EventStream(_logged_stream(state, prep), on_close=lambda: _release(state, n))
+        try:
+            result = await _until_disconnect(request, chat.complete(engine, settings.model, prep))
+        finally:
+            state.pending -= n
+        _log(state, prep, result["usage"], [c["message"]["content"] for c in result["choices"]])
+        return JSONResponse(result)
+
+    return app
+
+
+def _model_card(model: ServedModel, name: str, created: float, engine: str) -> dict:
+    return {"id": name, "object": "model", "created": int(created), "owned_by": "ocx", "root": model.names[0],
+            "model_type": model.model_type, "default_condition": model.template.default_condition,
+            "context_length": model.context_length, "engine": engine}
+
+
+def _release(state: _State, n: int) -> None:
+    state.pending -= n
+
+
+class _EventStream(StreamingResponse):
+    """Server-sent events that run `on_close` however the response ends, even unstarted."""
+
+    def __init__(self, events, on_close):
+        super().__init__(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        self._events, self._on_close = events, on_close
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._on_close()
+            await self._events.aclose()  # cancels the request's sequences if still running
+
+
+async def _logged_stream(state: _State, prep: chat.Prepared):
+    texts: dict[int, list[str]] = {}
+    usage = None
+    async for event in chat.stream(state.engine, state.settings.model, prep):
+        yield event
+        if state.settings.request_log is not None or state.settings.log_requests:
+            usage = _collect_event(event, texts) or usage
+    _log(state, prep, usage, ["".join(texts[i]) for i in sorted(texts)])
+
+
+def _collect_event(event: str, texts: dict[int, list[str]]) -> dict | None:
+    payload = event.removeprefix("data: ").strip()
+    if payload == "[DONE]":
+        return None
+    body = json.loads(payload)
+    for choice in body.get("choices", []):
+        texts.setdefault(choice["index"], []).append(choice.get("delta", {}).get("content") or "")
+    return body.get("usage")
+
+
+def _log(state: _State, prep: chat.Prepared, usage: dict | None, outputs: list[str]) -> None:
+    settings = state.settings
+    if settings.log_requests:
+        log.info("%s model=%s prompt_tokens=%d usage=%s", prep.id, prep.model_name, len(prep.prompt_ids), usage)
+    if settings.request_log is not None:
+        record = {"id": prep.id, "time": prep.created, "request": prep.request.model_dump(exclude_unset=True),
+                  "outputs": outputs, "usage": usage}
+        settings.request_log.info(json.dumps(record, ensure_ascii=False))
+
+
+async def _until_disconnect(request: Request, work):
+    """Await `work`; if the client disconnects first, cancel it (which aborts its sequences)."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if task.cancelled():
+        raise ApiError(499, "client disconnected", code="client_disconnected")
+    return task.result()
+
+
+async def _disconnected(request: Request) -> None:
+    # The body has been read, so the next ASGI message is the disconnect (or never comes).
+    while (await request.receive())["type"] != "http.disconnect":
+        pass

@@ -1,0 +1,151 @@
+"""Continuous batching for a transformers causal LM: one forward pass per decode step for
+every running sequence, with sequences joining and leaving between steps.
+
+The running batch is left-padded: each row's KV cache ends at the same column, so one new
+token per row is one `[B, 1]` forward pass. An attention mask hides the padding and explicit
+`position_ids` (count of real tokens so far) give each row its own RoPE positions, so a row's
+logits do not depend on what else is in the batch. New requests are prefilled together
+(left-padded too) and their caches are concatenated onto the running batch after padding the
+shorter side on the left; finished rows are dropped with an index select.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import torch
+
+from ocx.adapters.serve.engine import SamplingSettings
+
+
+@dataclass
+class Sequence:
+    """One sequence being generated: its settings, sampler state and output so far."""
+
+    request_id: str
+    prompt_ids: list[int]
+    settings: SamplingSettings
+    generator: torch.Generator
+    generated: list[int] = field(default_factory=list)
+    counts: dict[int, int] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, request_id: str, prompt_ids: list[int], settings: SamplingSettings) -> Sequence:
+        seed = settings.seed if settings.seed is not None else random.SystemRandom().getrandbits(63)
+        generator = torch.Generator().manual_seed(seed)
+        return cls(request_id, list(prompt_ids), settings, generator)
+
+    def append(self, token: int) -> str | None:
+        """Record a sampled token; returns the finish reason when the sequence is done."""
+        self.generated.append(token)
+        self.counts[token] = self.counts.get(token, 0) + 1
+        if token in self.settings.stop_token_ids:
+            return "stop"
+        if len(self.generated) >= self.settings.max_tokens:
+            return "length"
+        return None
+
+
+@dataclass
+class Batch:
+    """The running batch: per-layer KV tensors `[B, heads, T, dim]`, the mask `[B, T]`, rows."""
+
+    kv: list[tuple[torch.Tensor, torch.Tensor]]
+    mask: torch.Tensor
+    rows: list[Sequence]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def left_pad(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
+        mask[i, width - len(p):] = 1
+    return ids, mask
+
+
+def _cache_tensors(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def _make_cache(kv: list[tuple[torch.Tensor, torch.Tensor]]):
+    from transformers import DynamicCache
+
+    return DynamicCache(ddp_cache_data=kv)
+
+
+def _pad_left(t: torch.Tensor, width: int, dim: int) -> torch.Tensor:
+    missing = width - t.shape[dim]
+    if missing == 0:
+        return t
+    shape = list(t.shape)
+    shape[dim] = missing
+    return torch.cat([t.new_zeros(shape), t], dim=dim)
+
+
+def merge(a: Batch, b: Batch) -> Batch:
+    """One batch holding the rows of both, left-padded to the longer cache."""
+    width = max(a.mask.shape[1], b.mask.shape[1])
+    kv = [
+        (torch.cat([_pad_left(ka, width, 2), _pad_left(kb, width, 2)]),
+         torch.cat([_pad_left(va, width, 2), _pad_left(vb, width, 2)]))
+        for (ka, va), (kb, vb) in zip(a.kv, b.kv)
+    ]
+    mask = torch.cat([_pad_left(a.mask, width, 1), _pad_left(b.mask, width, 1)])
+    return Batch(kv, mask, a.rows + b.rows)
+
+
+def select(batch: Batch, keep: list[int]) -> Batch:
+    """The batch with only rows `keep`, and with columns that are padding in every row cut."""
+    index = torch.tensor(keep, dtype=torch.long)
+    mask = batch.mask.index_select(0, index)
+    # Left columns that no remaining row uses would otherwise grow with every admission.
+    lead = int((mask.cumsum(1) == 0).sum(1).min())
+    kv = [(k.index_select(0, index)[:, :, lead:], v.index_select(0, index)[:, :, lead:]) for k, v in batch.kv]
+    return Batch(kv, mask[:, lead:], [batch.rows[i] for i in keep])
+
+
+@torch.inference_mode()
+def prefill(model, rows: list[Sequence], pad_id: int) -> tuple[Batch, torch.Tensor]:
+    """Run the prompts of `rows` together; returns their batch and last-position logits."""
+    ids, mask = left_pad([r.prompt_ids for r in rows], pad_id)
+    positions = (mask.cumsum(1) - 1).clamp(min=0)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+    return Batch(_cache_tensors(out.past_key_values), mask, rows), out.logits[:, -1, :].float()
+
+
+@torch.inference_mode()
+def decode_step(model, batch: Batch) -> tuple[Batch, torch.Tensor]:
+    """Feed each row's last sampled token; returns the grown batch and the next logits."""
+    ids = torch.tensor([[r.generated[-1]] for r in batch.rows], dtype=torch.long)
+    positions = batch.mask.sum(1, keepdim=True)
+    mask = torch.cat([batch.mask, batch.mask.new_ones((len(batch), 1))], dim=1)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                past_key_values=_make_cache(batch.kv), use_cache=True)
+    return Batch(_cache_tensors(out.past_key_values), mask, batch.rows), out.logits[:, -1, :].float()
+
+
+def sample(logits: torch.Tensor, seq: Sequence) -> int:
+    """The next token of one row under its own penalties, temperature, top-p and generator."""
+    s = seq.settings
+    if seq.counts and (s.presence_penalty or s.frequency_penalty):
+        # OpenAI's definition: logit -= count * frequency_penalty + (count > 0) * presence_penalty.
+        ids = torch.tensor(list(seq.counts), dtype=torch.long)
+        counts = torch.tensor(list(seq.counts.values()), dtype=logits.dtype)
+        logits = logits.clone()
+        logits[ids] -= counts * s.frequency_penalty + s.presence_penalty
+    if s.temperature == 0:
+        return int(logits.argmax())
+    probs = torch.softmax(logits / s.temperature, dim=-1)
+    if s.top_p < 1.0:
+        sorted_probs, order = probs.sort(descending=True)
+        # Keep the smallest prefix whose mass reaches top_p (always at least the top token).
+        drop = sorted_probs.cumsum(0) - sorted_probs >= s.top_p
+        sorted_probs[drop] = 0.0
+        probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
+    return int(torch.multinomial(probs, 1, generator=seq.generator))

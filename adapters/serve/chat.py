@@ -1,0 +1,174 @@
+"""POST /v1/chat/completions: prompt encoding, limits, and the two response forms.
+
+A request becomes `n` engine sequences run concurrently (seeds `seed + i`). Non-streaming
+waits for all and answers one JSON object; streaming sends OpenAI's `chat.completion.chunk`
+events as server-sent events, ending with `data: [DONE]`. Either way the client going away
+cancels every sequence of the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass
+
+from ocx.adapters.serve.engine import Engine, SamplingSettings
+from ocx.adapters.serve.generation import ChoiceState, run_choice
+from ocx.adapters.serve.model import ServedModel
+from ocx.adapters.serve.protocol import ApiError, ChatCompletionRequest
+from ocx.harness.templates.encode import encode_prompt
+
+
+@dataclass
+class Prepared:
+    """A validated request, ready for the engine."""
+
+    id: str
+    created: int
+    model_name: str
+    prompt_ids: list[int]
+    settings: list[SamplingSettings]
+    stops: tuple[str, ...]
+    request: ChatCompletionRequest
+
+
+def prepare(request: ChatCompletionRequest, model: ServedModel) -> Prepared:
+    """Check the request against the model and encode its prompt; raises ApiError."""
+    request.check_supported()
+    name = model.resolve(request.model)
+    if name is None:
+        raise ApiError(404, f"The model `{request.model}` does not exist. Served: {', '.join(model.names[:3])}",
+                       param="model", code="model_not_found")
+    messages = [{"role": m.role, "content": m.text()} for m in request.messages]
+    try:
+        prompt_ids = encode_prompt(model.template, model.tokenizer, messages, condition=request.condition)
+    except ValueError as exc:  # e.g. a condition holding a reserved character
+        raise ApiError(400, str(exc), param="condition") from exc
+    return Prepared(id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()), model_name=name,
+                    prompt_ids=prompt_ids, settings=_sampling(request, model, len(prompt_ids)),
+                    stops=request.stops(), request=request)
+
+
+def _sampling(request: ChatCompletionRequest, model: ServedModel, prompt_tokens: int) -> list[SamplingSettings]:
+    room = model.context_length - prompt_tokens
+    wanted = request.requested_max_tokens()
+    if room < 1 or (wanted is not None and wanted > room):
+        asked = f"{prompt_tokens} in the messages" + (f", {wanted} in the completion" if wanted else "")
+        raise ApiError(400, f"This model's maximum context length is {model.context_length} tokens; "
+                            f"the request needs more ({asked}). Shorten the messages or max_tokens.",
+                       param="messages", code="context_length_exceeded")
+    return [
+        SamplingSettings(max_tokens=wanted or room, stop_token_ids=model.stop_token_ids,
+                         temperature=float(request.temperature), top_p=float(request.top_p),
+                         seed=None if request.seed is None else request.seed + i,
+                         presence_penalty=float(request.presence_penalty),
+                         frequency_penalty=float(request.frequency_penalty))
+        for i in range(request.n)
+    ]
+
+
+def _usage(prep: Prepared, states: list[ChoiceState]) -> dict:
+    completion = sum(s.completion_tokens for s in states)
+    prompt = len(prep.prompt_ids)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+async def complete(engine: Engine, model: ServedModel, prep: Prepared) -> dict:
+    """The non-streaming response object."""
+    states = [ChoiceState(i) for i in range(len(prep.settings))]
+
+    async def drain(i: int) -> None:
+        async for _ in run_choice(engine, f"{prep.id}-{i}", prep.prompt_ids, prep.settings[i],
+                                  model.tokenizer, prep.stops, states[i]):
+            pass
+
+    await _all_or_none([drain(i) for i in range(len(states))])
+    choices = [{"index": s.index, "message": {"role": "assistant", "content": s.text},
+                "logprobs": None, "finish_reason": s.finish_reason} for s in states]
+    return {"id": prep.id, "object": "chat.completion", "created": prep.created, "model": prep.model_name,
+            "choices": choices, "usage": _usage(prep, states)}
+
+
+async def _all_or_none(coros: list) -> None:
+    """Run coroutines concurrently; if one fails or we are cancelled, cancel the rest."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _chunk(prep: Prepared, choices: list[dict], usage: dict | None = None, with_usage: bool = False) -> str:
+    body = {"id": prep.id, "object": "chat.completion.chunk", "created": prep.created,
+            "model": prep.model_name, "choices": choices}
+    if with_usage:
+        body["usage"] = usage
+    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+
+async def stream(engine: Engine, model: ServedModel, prep: Prepared) -> AsyncIterator[str]:
+    """Server-sent events for a streaming request."""
+    include_usage = bool(prep.request.stream_options and prep.request.stream_options.include_usage)
+    states = [ChoiceState(i) for i in range(len(prep.settings))]
+    for s in states:
+        yield _chunk(prep, [{"index": s.index, "delta": {"role": "assistant", "content": ""},
+                             "logprobs": None, "finish_reason": None}], with_usage=include_usage)
+    try:
+        async for index, delta in _merge(engine, model, prep, states):
+            if delta is not None:
+                choice = {"index": index, "delta": {"content": delta}, "logprobs": None, "finish_reason": None}
+            else:
+                choice = {"index": index, "delta": {}, "logprobs": None, "finish_reason": states[index].finish_reason}
+            yield _chunk(prep, [choice], with_usage=include_usage)
+    except Exception as exc:  # headers are sent: report in-band, as OpenAI does
+        error = ApiError(500, f"generation failed: {exc}", type="server_error")
+        yield f"data: {json.dumps(error.body())}\n\n"
+        yield "data: [DONE]\n\n"
+        return
+    if include_usage:
+        yield _chunk(prep, [], _usage(prep, states), with_usage=True)
+    yield "data: [DONE]\n\n"
+
+
+async def _merge(engine: Engine, model: ServedModel, prep: Prepared,
+                 states: list[ChoiceState]) -> AsyncIterator[tuple[int, str | None]]:
+    """(choice index, delta) from all choices as they come; (index, None) when one finishes."""
+    def choice(i: int):
+        return run_choice(engine, f"{prep.id}-{i}", prep.prompt_ids, prep.settings[i],
+                          model.tokenizer, prep.stops, states[i])
+
+    if len(states) == 1:  # the common case, without a queue in between
+        async with aclosing(choice(0)) as deltas:
+            async for delta in deltas:
+                yield 0, delta
+        yield 0, None
+        return
+    queue: asyncio.Queue = asyncio.Queue()
+
+    async def pump(i: int) -> None:
+        try:
+            async for delta in choice(i):
+                await queue.put((i, delta))
+            await queue.put((i, None))
+        except Exception as exc:
+            await queue.put(exc)
+
+    tasks = [asyncio.ensure_future(pump(i)) for i in range(len(states))]
+    try:
+        finished = 0
+        while finished < len(states):
+            item = await queue.get()
+            if isinstance(item, Exception):
+                raise item
+            yield item
+            finished += item[1] is None
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,183 @@
+"""The transformers engine: any CPU, concurrent requests batched per decode step.
+
+A single worker thread owns the model. Requests arrive through a thread-safe queue, wait in
+`waiting` until the batch has room, are prefilled together and join the running batch; every
+loop iteration is one forward pass for all running sequences (see `batching`). Results go
+back to each request's asyncio queue with `loop.call_soon_threadsafe`. torch releases the
+GIL inside its kernels, so the event loop keeps serving HTTP while the worker computes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ocx.adapters.serve.engine import SamplingSettings, Step
+
+log = logging.getLogger("ocx.serve")
+
+_IDLE_WAIT_S = 0.05
+
+
+@dataclass
+class _Pending:
+    request_id: str
+    prompt_ids: list[int]
+    settings: SamplingSettings
+    emit: Callable[[Step | BaseException], None]
+
+
+class TransformersEngine:
+    """Dynamic batching over `AutoModelForCausalLM` in a worker thread."""
+
+    name = "transformers"
+
+    def __init__(self, model_path: str | Path, *, pad_id: int, max_batch_size: int = 16,
+                 dtype: str = "float32", num_threads: int | None = None):
+        self.model_path = Path(model_path)
+        self.pad_id = pad_id
+        self.max_batch_size = max_batch_size
+        self.dtype = dtype
+        self.num_threads = num_threads
+        self.model = None
+        self._inbox: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        self._cancelled: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    async def start(self) -> None:
+        self.model = await asyncio.to_thread(self._load)
+        self._thread = threading.Thread(target=self._run, name="ocx-serve-worker", daemon=True)
+        self._thread.start()
+
+    def _load(self):
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        if self.num_threads:
+            torch.set_num_threads(self.num_threads)
+        model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=getattr(torch, self.dtype))
+        return model.eval()
+
+    async def shutdown(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 30)
+
+    async def generate(self, request_id: str, prompt_ids: list[int], settings: SamplingSettings) -> AsyncIterator[Step]:
+        loop = asyncio.get_running_loop()
+        steps: asyncio.Queue[Step | BaseException] = asyncio.Queue()
+        self._inbox.put(_Pending(request_id, prompt_ids, settings,
+                                 lambda item: loop.call_soon_threadsafe(steps.put_nowait, item)))
+        finished = False
+        try:
+            while not finished:
+                item = await steps.get()
+                if isinstance(item, BaseException):
+                    raise item
+                finished = item.finish_reason is not None
+                yield item
+        finally:
+            if not finished:
+                await self.abort(request_id)
+
+    async def abort(self, request_id: str) -> None:
+        with self._lock:
+            self._cancelled.add(request_id)
+
+    # ---- worker thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        waiting: deque[_Pending] = deque()
+        batch = None
+        emitters: dict[str, Callable] = {}
+        while not self._stop.is_set():
+            # Take cancellations before new requests: a request is always queued before its
+            # abort, so every abort taken here finds its request in `waiting` or the batch.
+            with self._lock:
+                cancelled, self._cancelled = self._cancelled, set()
+            self._receive(waiting, block=batch is None)
+            batch = self._drop_cancelled(batch, waiting, emitters, cancelled)
+            try:
+                batch = self._admit(batch, waiting, emitters)
+                if batch is not None:
+                    batch = self._step(batch, emitters)
+            except Exception as exc:  # a model failure must not kill the server: fail those requests
+                log.exception("generation failed; failing %d running requests", len(emitters))
+                for emit in emitters.values():
+                    emit(RuntimeError(f"generation failed: {exc}"))
+                batch, emitters = None, {}
+        for emit in emitters.values():
+            emit(RuntimeError("server is shutting down"))
+
+    def _receive(self, waiting: deque, block: bool) -> None:
+        try:
+            if block and not waiting:
+                waiting.append(self._inbox.get(timeout=_IDLE_WAIT_S))
+            while True:
+                waiting.append(self._inbox.get_nowait())
+        except queue.Empty:
+            pass
+
+    def _drop_cancelled(self, batch, waiting: deque, emitters: dict, cancelled: set[str]):
+        if not cancelled:
+            return batch
+        for pending in [p for p in waiting if p.request_id in cancelled]:
+            waiting.remove(pending)
+        for request_id in cancelled:
+            emitters.pop(request_id, None)
+        return self._keep(batch, lambda row: row.request_id not in cancelled)
+
+    @staticmethod
+    def _keep(batch, predicate):
+        from ocx.adapters.serve.batching import select
+
+        if batch is None:
+            return None
+        keep = [i for i, row in enumerate(batch.rows) if predicate(row)]
+        if not keep:
+            return None
+        return batch if len(keep) == len(batch) else select(batch, keep)
+
+    def _admit(self, batch, waiting: deque, emitters: dict):
+        from ocx.adapters.serve.batching import Sequence, merge, prefill
+
+        room = self.max_batch_size - (len(batch) if batch is not None else 0)
+        if room <= 0 or not waiting:
+            return batch
+        admitted = [waiting.popleft() for _ in range(min(room, len(waiting)))]
+        rows = [Sequence.create(p.request_id, p.prompt_ids, p.settings) for p in admitted]
+        emitters.update({p.request_id: p.emit for p in admitted})
+        fresh, logits = prefill(self.model, rows, self.pad_id)
+        fresh = self._sample_and_emit(fresh, logits, emitters)
+        if fresh is None:
+            return batch
+        return fresh if batch is None else merge(batch, fresh)
+
+    def _step(self, batch, emitters: dict):
+        from ocx.adapters.serve.batching import decode_step
+
+        batch, logits = decode_step(self.model, batch)
+        return self._sample_and_emit(batch, logits, emitters)
+
+    def _sample_and_emit(self, batch, logits, emitters: dict):
+        from ocx.adapters.serve.batching import sample
+
+        done = set()
+        for i, row in enumerate(batch.rows):
+            token = sample(logits[i], row)
+            reason = row.append(token)
+            emit = emitters.get(row.request_id)
+            if emit is not None:
+                emit(Step((token,), reason))
+            if reason is not None:
+                done.add(row.request_id)
+                emitters.pop(row.request_id, None)
+        return self._keep(batch, lambda row: row.request_id not in done)

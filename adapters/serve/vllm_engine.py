@@ -1,0 +1,64 @@
+"""The vLLM engine: vLLM's async engine fed with the chat template's exact prompt token IDs.
+
+vLLM's own tokenizer is never used (`skip_tokenizer_init`): ocx encodes prompts with the
+template and decodes outputs itself, so both engines produce the same text for the same
+tokens. Tensor parallelism is vLLM's own executor (`tensor_parallel_size`, and any other
+engine argument through `engine_args`, e.g. `distributed_executor_backend="ray"`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from ocx.adapters.serve.engine import SamplingSettings, Step
+
+
+class VLLMEngine:
+    name = "vllm"
+
+    def __init__(self, model_path: str | Path, *, context_length: int, tensor_parallel_size: int = 1,
+                 engine_args: dict | None = None):
+        self.model_path = Path(model_path)
+        self.context_length = context_length
+        self.tensor_parallel_size = tensor_parallel_size
+        self.engine_args = dict(engine_args or {})
+        self.engine = None
+
+    async def start(self) -> None:
+        from vllm import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        args = AsyncEngineArgs(model=str(self.model_path), tensor_parallel_size=self.tensor_parallel_size,
+                               max_model_len=self.context_length, skip_tokenizer_init=True,
+                               disable_log_stats=True, **self.engine_args)
+        self.engine = AsyncLLM.from_engine_args(args)
+
+    async def shutdown(self) -> None:
+        if self.engine is not None:
+            self.engine.shutdown()
+            self.engine = None
+
+    def _params(self, s: SamplingSettings):
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        # ignore_eos: a turn ends at the template's EOT, not at the base model's EOS (as OpenChat).
+        return SamplingParams(n=1, temperature=s.temperature, top_p=s.top_p, seed=s.seed,
+                              presence_penalty=s.presence_penalty, frequency_penalty=s.frequency_penalty,
+                              max_tokens=s.max_tokens, stop_token_ids=list(s.stop_token_ids), ignore_eos=True,
+                              detokenize=False, output_kind=RequestOutputKind.DELTA)
+
+    async def generate(self, request_id: str, prompt_ids: list[int], settings: SamplingSettings) -> AsyncIterator[Step]:
+        # vLLM aborts the request itself when this iteration is closed or cancelled.
+        stream = self.engine.generate({"prompt_token_ids": prompt_ids}, self._params(settings), request_id)
+        async for output in stream:
+            completion = output.outputs[0]
+            reason = completion.finish_reason
+            if reason is not None and reason != "length":
+                reason = "stop"
+            yield Step(tuple(completion.token_ids), reason)
+
+    async def abort(self, request_id: str) -> None:
+        if self.engine is not None:
+            await self.engine.abort(request_id)

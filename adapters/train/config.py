@@ -1,0 +1,113 @@
+"""Training settings and results as typed dataclasses (no torch import: the CLI builds them)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ocx.harness.errors import InputError, InputProblem
+
+
+@dataclass
+class TrainConfig:
+    """Everything one `ocx train` run needs; the CLI flags map one to one onto these fields."""
+
+    data: Path
+    """Tokenized dataset folder written by `ocx data tokenize` (manifest.json + data.parquet)."""
+    model: str
+    """Base model: a Hugging Face folder (or hub id) loadable by AutoModelForCausalLM."""
+    out: Path
+    """Output folder: epoch_<n>/ checkpoints, state/ (resume), metrics.jsonl, train.json."""
+    epochs: int = 5
+    """Passes over the data (OpenChat's default)."""
+    batch_max_len: int = 81920
+    """Token budget of one packed row per rank and step (OpenChat: 81920 on an 80 GB GPU)."""
+    lr: float | None = None
+    """Peak learning rate; None estimates it from the supervised tokens per batch (OpenChat)."""
+    lr_min_ratio: float = 0.1
+    """Cosine floor, as a fraction of the peak learning rate."""
+    lr_warmup_ratio: float = 0.05
+    """Fraction of all steps spent warming up linearly from 0."""
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-5
+    grad_clip: float = 1.0
+    """Global gradient-norm clip (DeepSpeed `gradient_clipping`); 0 disables it."""
+    seed: int = 42
+    """Seeds the multipack order of every epoch and torch."""
+    packing: bool = True
+    """False: one sequence per row, padded to the longest in the batch (for comparison)."""
+    zero_stage: int = 2
+    """DeepSpeed ZeRO stage of the shipped config (2 or 3)."""
+    deepspeed_config: Path | None = None
+    """A DeepSpeed JSON config replacing the shipped one (batch sizes are still set by ocx)."""
+    resume: bool = False
+    """Continue from the last complete state in `out/state` (after a crash or a kill)."""
+    save_every_steps: int = 0
+    """Also save resumable state every N steps inside an epoch (0: only at epoch ends)."""
+    max_steps: int | None = None
+    """Stop after this many optimizer steps in total (demos, smoke tests)."""
+    gradient_checkpointing: bool = True
+    """Recompute activations in backward (as OpenChat): less memory, ~30% more compute."""
+    loss_chunk_size: int = 1024
+    """Supervised tokens per chunk of the LM head + cross-entropy (bounds the logits' memory)."""
+    too_long: str = "refuse"
+    """Sequences longer than batch_max_len: "refuse" (error) or "truncate"."""
+    progress: bool = True
+    """Show a rich progress bar on rank 0."""
+    extra_metadata: dict = field(default_factory=dict)
+    """Merged into every checkpoint's ocx.json (recipes record their name and settings here)."""
+
+    def validate(self) -> None:
+        """Check the settings before any heavy work; report every problem at once."""
+        problems = []
+
+        def bad(flag: str, message: str) -> None:
+            problems.append(InputProblem("ocx train", None, flag, message))
+
+        if not (Path(self.data) / "manifest.json").is_file():
+            bad("--data", f"{self.data} has no manifest.json (write it with `ocx data tokenize`)")
+        if self.epochs < 1:
+            bad("--epochs", f"must be at least 1, got {self.epochs}")
+        if self.batch_max_len < 1:
+            bad("--batch-max-len", f"must be positive, got {self.batch_max_len}")
+        if self.lr is not None and self.lr <= 0:
+            bad("--lr", f"must be positive, got {self.lr}")
+        if not 0 <= self.lr_min_ratio <= 1:
+            bad("--lr-min-ratio", f"must be in [0, 1], got {self.lr_min_ratio}")
+        if not 0 <= self.lr_warmup_ratio < 1:
+            bad("--lr-warmup-ratio", f"must be in [0, 1), got {self.lr_warmup_ratio}")
+        if self.zero_stage not in (2, 3):
+            bad("--zero-stage", f"must be 2 or 3, got {self.zero_stage}")
+        if self.deepspeed_config is not None and not Path(self.deepspeed_config).is_file():
+            bad("--deepspeed-config", f"{self.deepspeed_config} does not exist")
+        if self.loss_chunk_size < 1:
+            bad("--loss-chunk-size", f"must be positive, got {self.loss_chunk_size}")
+        if self.too_long not in ("refuse", "truncate"):
+            bad("--too-long", f"must be 'refuse' or 'truncate', got {self.too_long!r}")
+        if self.max_steps is not None and self.max_steps < 1:
+            bad("--max-steps", f"must be at least 1, got {self.max_steps}")
+        if problems:
+            raise InputError(problems)
+
+    def to_json(self) -> dict:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or max_steps-stopped) run produced."""
+
+    out: Path
+    checkpoints: list[Path]
+    """One HF model folder per completed epoch, oldest first."""
+    steps: int
+    """Optimizer steps taken in total, including those before a resume."""
+    final_loss: float | None
+    lr: float
+    """The peak learning rate used (given or automatic)."""
+    metrics: Path
+    """The metrics JSONL file (one line per step)."""
+    supervised_tokens_per_s: float
+    """Global supervised tokens per second over the steps of this process's run."""

@@ -1,0 +1,52 @@
+"""A stock transformers causal LM wrapped with the C-RLFT loss (no forked model classes)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import torch
+
+from ocx.adapters.train.batching import Batch
+from ocx.adapters.train.loss import supervised_loss_sum
+
+
+def pick_attention(device_type: str) -> str:
+    """flash-attention (varlen via position_ids) on CUDA when installed, else PyTorch SDPA."""
+    if device_type == "cuda" and importlib.util.find_spec("flash_attn") is not None:
+        return "flash_attention_2"
+    return "sdpa"
+
+
+def load_causal_lm(model: str, *, dtype: torch.dtype, attention: str, gradient_checkpointing: bool):
+    from transformers import AutoModelForCausalLM
+
+    lm = AutoModelForCausalLM.from_pretrained(model, dtype=dtype, attn_implementation=attention)
+    # Packed rows are only split into their sequences when no KV cache is built.
+    lm.config.use_cache = False
+    if gradient_checkpointing:
+        lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return lm
+
+
+class CRLFTModel(torch.nn.Module):
+    """Runs the base model, then the LM head + weighted cross-entropy on supervised rows only.
+
+    forward returns sum_t w_t * CE_t over this micro-batch (fp32); the trainer divides by the
+    global weight sum. The LM head is applied here rather than in `lm.forward`, which would
+    build full-vocabulary logits for every position.
+    """
+
+    def __init__(self, lm, loss_chunk_size: int = 1024):
+        super().__init__()
+        self.lm = lm
+        self.loss_chunk_size = loss_chunk_size
+
+    def forward(self, input_ids, labels, weights, position_ids=None, attention_mask=None):
+        base = self.lm.get_decoder()
+        out = base(input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask, use_cache=False)
+        head = self.lm.get_output_embeddings().weight
+        loss_sum, _ = supervised_loss_sum(out.last_hidden_state, head, labels, weights, self.loss_chunk_size)
+        return loss_sum
+
+    def loss_sum(self, batch: Batch) -> torch.Tensor:
+        return self(labels=batch.labels, weights=batch.weights, **batch.inputs)

@@ -1,0 +1,21 @@
+"""AGIEval (English multiple-choice subsets), zero-shot, as in the AGIEval and Orca papers.
+
+Paper: Zhong et al., "AGIEval: A Human-Centric Benchmark for Evaluating Foundation Models" (2023),
+https://arxiv.org/abs/2304.06364; zero-shot setting as used by Orca (Mukherjee et al., 2023).
+Data: OpenChat's ``eval_data/zs/agieval`` (AQuA-RAT, LogiQA-en, LSAT-AR/LR/RC, SAT-En with and
+without passage, SAT-Math; 2,546 questions), prompts ending "A: Among A through E, the answer is".
+OpenChat matcher: the first capital letter A-F anywhere in the response (AGIEval's post_process).
+"""
+
+from __future__ import annotations
+
+from ocx.benchmarks.choice import ChoiceSuite
+from ocx.benchmarks.openchat_match import zs_agieval_match_answer
+
+SUITE = ChoiceSuite(
+    name="agieval",
+    version="1.0",
+    source="AGIEval (Zhong et al., 2023), English MC subsets, zero-shot as Orca; OpenChat eval_data zs/agieval",
+    folder="zs/agieval",
+    openchat_matcher=zs_agieval_match_answer,
+)

@@ -1,0 +1,68 @@
+"""Helpers the suites share: reading a suite's files from a data source into Samples."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import PurePosixPath
+
+from ocx.benchmarks.base import DataSource, Sample, select_limit
+from ocx.harness.errors import InputError, InputProblem
+
+CHAIN_OF_THOUGHT = {"max_tokens": 1024, "temperature": 0.0}
+ZERO_SHOT = {"max_tokens": 512, "temperature": 0.0}
+
+# build(record, subset, index) -> Sample; raises KeyError/TypeError/ValueError on a bad record.
+Builder = Callable[[dict, str, int], Sample]
+
+
+def subset_name(path: str) -> str:
+    """``"zs/agieval/lsat-ar.zero-shot.jsonl"`` -> ``"lsat-ar"``."""
+    return PurePosixPath(path).name.removesuffix(".jsonl").removesuffix(".zero-shot")
+
+
+def user_messages(question: str) -> list[dict]:
+    # OpenChat evaluates every set as one user turn holding the whole (few-shot) prompt, no system.
+    return [{"role": "user", "content": question}]
+
+
+def load_subsets(data: DataSource, suite: str, folder: str, build: Builder, limit: int | None,
+                 files: list[str] | None = None) -> list[Sample]:
+    """Samples from every JSONL file under ``folder`` (or the named ``files``), in file order.
+
+    A record that ``build`` rejects is reported with its file, line and field; all problems are
+    reported together before anything is evaluated.
+    """
+    paths = files if files is not None else data.list_files(folder)
+    if not paths:
+        raise InputError(InputProblem(data.description, None, folder, f"no {suite} data (*.jsonl) in this folder"))
+    groups: list[list[Sample]] = []
+    problems: list[InputProblem] = []
+    for path in paths:
+        subset = subset_name(path)
+        group = []
+        for index, record in enumerate(data.read_jsonl(path)):
+            try:
+                group.append(build(record, subset, index))
+            except KeyError as exc:
+                problems.append(InputProblem(f"{data.description}:{path}", index + 1, str(exc.args[0]), "missing field"))
+            except (TypeError, ValueError) as exc:
+                problems.append(InputProblem(f"{data.description}:{path}", index + 1, None, str(exc)))
+        groups.append(group)
+    if problems:
+        raise InputError(problems)
+    return select_limit(groups, limit)
+
+
+def option_letters(options: object, where: str = "options") -> str:
+    """``["(A)", "(B)"]`` or ``["A", "B"]`` -> ``"AB"``.
+
+    Any single characters are accepted: OpenChat's BBH-MC colored-objects task runs its option
+    labels past "Z" into "[", "\\", "]", "^", "_", "`", "a", "b" (28+ options).
+    """
+    if not isinstance(options, list) or not options:
+        raise ValueError(f"field {where!r} must be a non-empty list of option letters")
+    letters = [str(o)[1:-1] if len(str(o)) == 3 and str(o)[0] == "(" and str(o)[-1] == ")" else str(o)
+               for o in options]
+    if not all(len(x) == 1 for x in letters):
+        raise ValueError(f"field {where!r} holds {options!r}, not single option letters")
+    return "".join(letters)

