@@ -39,6 +39,10 @@ class BBH:
             raise ValueError(f"field 'label' holds {labels!r}, not a list of strings")
         options = record["options"]
         letters = option_letters(options) if options else ""
+        # Three upstream items (movie_recommendation 164, ruin_names 100 and 145) have options
+        # split at commas and a text label such as "Monsters, Inc": they are scored as free-form.
+        if letters and not all(re.fullmatch(r"\([A-Z]\)", x) for x in labels):
+            letters = ""
         golds = [x.strip("()") for x in labels] if letters else list(labels)
         return Sample(
             id=f"{self.name}/{subset}/{index}",

@@ -31,6 +31,7 @@ def extract_math_answer(response: str) -> str | None:
         if inner:
             candidates.append((position, inner[1]))
             continue
+        rest = rest.replace("\\$", "")  # an escaped dollar is currency, not inline math
         inline = re.search(r"\$+([^$]+)\$+", rest) or re.search(r"\\\((.+?)\\\)", rest)
         text = inline.group(1) if inline else re.split(r"\.\s|\.$", rest.strip())[0]
         text = text.strip().rstrip(".").strip()

@@ -19,7 +19,7 @@ from ocx.benchmarks.sympy_worker import DEFAULT_TIMEOUT_S, default_worker
 
 log = logging.getLogger(__name__)
 
-_DROP = [r"\left", r"\right", r"\!", r"\,", r"\;", r"\:", r"\displaystyle", "$", r"\$", "~"]
+_DROP = [r"\left", r"\right", r"\!", r"\,", r"\;", r"\:", r"\displaystyle", r"\$", "$", "~"]  # "\$" before "$"
 _UNIT_WORDS = r"(?:[a-zA-Z]+(?:\^\d)?\s*)+"
 
 
@@ -30,12 +30,12 @@ def _unwrap_text(s: str) -> str:
 
 def normalize_math(text: str) -> str:
     """A canonical string for a math answer (no sympy): same string => same answer."""
-    s = text.strip()
+    s = " ".join(text.split())  # newlines and runs of spaces (MATH has "square\nunits")
     for token in _DROP:
         s = s.replace(token, "")
     s = s.replace(r"\dfrac", r"\frac").replace(r"\tfrac", r"\frac")
     s = re.sub(r"\^\s*\{?\\circ\}?|°", "", s)
-    s = s.replace(r"\%", "").replace("%", "")
+    s = s.replace(r"\%", "").replace("%", "").strip().rstrip(".")
     # Units written as trailing \text{ cm} / \mbox{ units} after a value.
     s = re.sub(r"(?<=\S)\s*\\(?:text|mbox)\{\s*[a-zA-Z][a-zA-Z ^\d]*\}\s*$", "", s)
     s = _unwrap_text(s)

@@ -41,12 +41,15 @@ def _completion(body: dict, content: str) -> dict:
     }
 
 
-def _http_response(status: int, payload: dict) -> bytes:
+def _http_response(status: int, payload: dict, chunked: bool = False) -> bytes:
     body = json.dumps(payload).encode("utf-8")
     reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}
-    head = (f"HTTP/1.1 {status} {reason.get(status, 'Error')}\r\ncontent-type: application/json\r\n"
-            f"content-length: {len(body)}\r\nconnection: keep-alive\r\n\r\n")
-    return head.encode("ascii") + body
+    head = f"HTTP/1.1 {status} {reason.get(status, 'Error')}\r\ncontent-type: application/json\r\n"
+    if chunked:  # as servers streaming a body of unknown length send it (two chunks, to exercise the loop)
+        half = len(body) // 2
+        chunks = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in (body[:half], body[half:]))
+        return (head + "transfer-encoding: chunked\r\nconnection: keep-alive\r\n\r\n").encode() + chunks + b"0\r\n\r\n"
+    return (head + f"content-length: {len(body)}\r\nconnection: keep-alive\r\n\r\n").encode("ascii") + body
 
 
 def _error(status: int, message: str, kind: str) -> bytes:
@@ -57,16 +60,22 @@ class MockOpenAIServer:
     """An OpenAI-compatible mock on 127.0.0.1 (a free port unless one is given).
 
     responder(body) -> assistant text; latency: seconds before each answer;
-    fail_first: answer the first N requests with HTTP 500 (to exercise client retries);
-    hold_after: answer only this many requests, hold every later one until `release()`.
+    fail_first: answer the first N requests with `fail_status` (to exercise client retries);
+    hold_after: answer only this many requests, hold every later one until `release()`;
+    chunked: send bodies with chunked transfer encoding. `max_in_flight` records the most
+    requests the server held at once (how concurrent the client really was).
     """
 
     def __init__(self, responder: Responder, *, latency: float = 0.0, port: int = 0,
-                 fail_first: int = 0, hold_after: int | None = None):
+                 fail_first: int = 0, fail_status: int = 500, hold_after: int | None = None, chunked: bool = False):
         self.responder = responder
         self.latency = latency
         self.port = port
         self.fail_first = fail_first
+        self.fail_status = fail_status
+        self.chunked = chunked
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.hold_after = hold_after
         self.received: collections.Counter[str] = collections.Counter()
         self.answered: collections.Counter[str] = collections.Counter()
@@ -87,20 +96,31 @@ class MockOpenAIServer:
         return sum(self.received.values())
 
     async def _answer(self, body: dict) -> bytes:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._respond(body)
+        finally:
+            self.in_flight -= 1
+
+    async def _respond(self, body: dict) -> bytes:
         self._count += 1
         number = self._count
         prompt = last_user_content(body)
         self.received[prompt] += 1
         self.bodies.append(body)
         if number <= self.fail_first:
-            return _error(500, "mock failure", "server_error")
+            return _error(self.fail_status, "mock failure", "server_error")
         if self.hold_after is not None and number > self.hold_after:
             await self._release.wait()
         if self.latency:
             await asyncio.sleep(self.latency)
-        content = self.responder(body)
+        try:
+            content = self.responder(body)
+        except Exception as exc:  # a broken responder is the test's bug: say so in an OpenAI-shaped error
+            return _error(500, f"responder failed: {type(exc).__name__}: {exc}", "server_error")
         self.answered[prompt] += 1
-        return _http_response(200, _completion(body, content))
+        return _http_response(200, _completion(body, content), self.chunked)
 
     async def _route(self, method: str, path: str, raw: bytes) -> bytes:
         if method == "GET" and path.rstrip("/").endswith("/models"):

@@ -10,6 +10,7 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
+from ocx.harness.errors import InputError
 from ocx.harness.results import load_results
 
 _PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
@@ -32,7 +33,14 @@ class RunColumn:
 
 def load_runs(paths: list[str | Path]) -> list[RunColumn]:
     """Read results files and label each run (model name, plus the folder where names repeat)."""
-    documents = [load_results(p) for p in paths]
+    documents, problems = [], []
+    for path in paths:  # check every file before reporting, so all problems show at once
+        try:
+            documents.append(load_results(path))
+        except InputError as exc:
+            problems += exc.problems
+    if problems:
+        raise InputError(problems)
     names = [d.get("model_name") or Path(d["_path"]).parent.name for d in documents]
     runs = []
     for name, document in zip(names, documents):

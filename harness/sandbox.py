@@ -56,7 +56,9 @@ class SandboxLimits:
     memory_bytes: int = 2 << 30
     """RLIMIT_AS: address space, so allocating without bound raises MemoryError."""
     max_processes: int = 32
-    """RLIMIT_NPROC for the sandbox user (bounds fork bombs where the guard is off)."""
+    """RLIMIT_NPROC (the kernel ignores it for uid 0). In namespace isolation the PID
+    namespace's pid_max is also set to max(301, this + 1), a bound that holds for root too
+    (Linux >= 6.14)."""
     file_bytes: int = 16 << 20
     """RLIMIT_FSIZE: largest file the sample may write (stdout and stderr included)."""
     disk_bytes: int = 64 << 20

@@ -118,28 +118,52 @@ def _enter_namespaces(libc, config):
     _write("/proc/self/gid_map", f"0 {gid} 1")
     pid = os.fork()
     if pid:
-        _relay_exit(pid)
+        _relay_exit(pid, is_init=False)
     # PID 1 of the namespace: when it dies the kernel kills every process in it, so a sample
     # cannot leave anything running behind (a fork bomb included).
     failures = _read_only_root(libc)
     try:
         _mount(libc, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        # Linux >= 6.14 keeps pid_max per PID namespace: a hard bound on processes that holds
+        # even where RLIMIT_NPROC does not (the kernel never applies it to uid 0). 301 is the minimum.
+        _write("/proc/sys/kernel/pid_max", str(max(301, config["limits"]["max_processes"] + 1)))
     except SetupError as exc:
         failures.append(str(exc))
+    except OSError as exc:
+        failures.append(f"pid_max: {exc.strerror}")
     size = config["limits"]["disk_bytes"]
     _mount(libc, "tmpfs", config["workdir"], "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=0700")
+    _check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(pdeathsig)")
+    # The sample runs in a child of PID 1, not as PID 1: the kernel ignores signals without a
+    # handler sent to a namespace's init, so SIGXCPU or an alarm would not stop it.
+    pid = os.fork()
+    if pid:
+        _relay_exit(pid, is_init=True)
     return failures
 
 
-def _relay_exit(pid):
+def _relay_exit(pid, is_init):
+    """Wait for the child and end the same way it did (orphans the sample leaves to init are
+    not waited for: they die with the namespace)."""
     os.close(0)
     _, status = os.waitpid(pid, 0)
     if os.WIFSIGNALED(status):
-        # Report the same signal, so the parent sees e.g. SIGXCPU or SIGKILL as it happened.
         sig = os.WTERMSIG(status)
+        if is_init:  # init cannot kill itself with a signal: encode it as a shell would
+            os._exit(128 + sig)
+        _die_by(sig)
+    code = os.WEXITSTATUS(status)
+    if not is_init and code > 128:
+        _die_by(code - 128)
+    os._exit(code)
+
+
+def _die_by(sig):
+    # So the parent sees e.g. SIGXCPU or SIGKILL as it happened.
+    if sig not in (signal.SIGKILL, signal.SIGSTOP):
         signal.signal(sig, signal.SIG_DFL)
-        os.kill(os.getpid(), sig)
-    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
+    os.kill(os.getpid(), sig)
+    os._exit(128 + sig)
 
 
 def _drop_capabilities(libc):

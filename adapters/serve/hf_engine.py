@@ -51,6 +51,8 @@ class TransformersEngine:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.active_sequences = 0
+        """Sequences admitted to the running batch (written by the worker, read for /health)."""
 
     async def start(self) -> None:
         self.model = await asyncio.to_thread(self._load)
@@ -114,6 +116,7 @@ class TransformersEngine:
                 for emit in emitters.values():
                     emit(RuntimeError(f"generation failed: {exc}"))
                 batch, emitters = None, {}
+            self.active_sequences = len(batch) if batch is not None else 0
         for emit in emitters.values():
             emit(RuntimeError("server is shutting down"))
 

@@ -27,7 +27,7 @@ class Batch:
     sequences: int
 
     def to(self, device) -> Batch:
-        inputs = {k: v.to(device) for k, v in self.inputs.items()}
+        inputs = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in self.inputs.items()}
         return Batch(inputs, self.labels.to(device), self.weights.to(device), self.tokens, self.slots,
                      self.sequences)
 
@@ -37,7 +37,10 @@ class Batch:
 
 
 def _tensor(values, dtype) -> torch.Tensor:
-    return torch.as_tensor(values).to(dtype)
+    if isinstance(values, torch.Tensor):
+        return values.to(dtype)
+    # A copy: dataset rows are read-only numpy views of the whole column.
+    return torch.tensor(values, dtype=dtype)
 
 
 def pack(rows: Sequence[dict], max_len: int | None = None) -> Batch:
@@ -55,8 +58,16 @@ def pack(rows: Sequence[dict], max_len: int | None = None) -> Batch:
     labels = torch.cat([_tensor(r["labels"][cut], torch.long) for r in rows])
     weights = torch.cat([_tensor(r["weights"][cut], torch.float32) for r in rows])
     total = sum(len(x) for x in ids)
-    inputs = {"input_ids": torch.cat(ids)[None], "position_ids": torch.cat(positions)[None]}
+    inputs = {"input_ids": torch.cat(ids)[None], "position_ids": torch.cat(positions)[None], **_varlen(ids)}
     return Batch(inputs, labels, weights, tokens=total, slots=total, sequences=len(rows))
+
+
+def _varlen(ids: list[torch.Tensor]) -> dict:
+    """Sequence boundaries in flash-attention's varlen form (what transformers passes on)."""
+    lengths = torch.tensor([len(x) for x in ids], dtype=torch.int32)
+    cu = torch.nn.functional.pad(lengths.cumsum(0, dtype=torch.int32), (1, 0))
+    longest = int(lengths.max())
+    return {"cu_seq_lens_q": cu, "cu_seq_lens_k": cu, "max_length_q": longest, "max_length_k": longest}
 
 
 def pad(rows: Sequence[dict], max_len: int | None = None, pad_id: int = 0) -> Batch:
@@ -83,5 +94,6 @@ def pad(rows: Sequence[dict], max_len: int | None = None, pad_id: int = 0) -> Ba
 
 def empty_batch() -> Batch:
     """A one-token, zero-weight batch: a rank with no data still joins the collective backward."""
-    inputs = {"input_ids": torch.zeros((1, 1), dtype=torch.long), "position_ids": torch.zeros((1, 1), dtype=torch.long)}
+    ids = torch.zeros(1, dtype=torch.long)
+    inputs = {"input_ids": ids[None], "position_ids": ids[None], **_varlen([ids])}
     return Batch(inputs, torch.zeros(1, dtype=torch.long), torch.zeros(1), tokens=0, slots=1, sequences=0)

@@ -10,10 +10,15 @@ from ocx.adapters.train.batching import Batch
 from ocx.adapters.train.loss import supervised_loss_sum
 
 
-def pick_attention(device_type: str) -> str:
-    """flash-attention (varlen via position_ids) on CUDA when installed, else PyTorch SDPA."""
+def pick_attention(device_type: str, packing: bool = True) -> str:
+    """flash-attention varlen on CUDA when installed; else SDPA: per sequence for packed rows
+    (ocx_varlen_sdpa), stock masked SDPA for padded batches."""
     if device_type == "cuda" and importlib.util.find_spec("flash_attn") is not None:
         return "flash_attention_2"
+    if packing:
+        from ocx.adapters.train.attention import register
+
+        return register()
     return "sdpa"
 
 
@@ -41,9 +46,12 @@ class CRLFTModel(torch.nn.Module):
         self.lm = lm
         self.loss_chunk_size = loss_chunk_size
 
-    def forward(self, input_ids, labels, weights, position_ids=None, attention_mask=None):
+    def forward(self, input_ids, labels, weights, position_ids=None, attention_mask=None, **varlen):
+        # varlen: cu_seq_lens_q/k, max_length_q/k of a packed row, read by the flash-attention
+        # and ocx_varlen_sdpa kernels (stock sdpa ignores them and uses position_ids).
         base = self.lm.get_decoder()
-        out = base(input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask, use_cache=False)
+        out = base(input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask, use_cache=False,
+                   **varlen)
         head = self.lm.get_output_embeddings().weight
         loss_sum, _ = supervised_loss_sum(out.last_hidden_state, head, labels, weights, self.loss_chunk_size)
         return loss_sum

@@ -16,12 +16,15 @@ from pathlib import Path
 _WORDS = ("the model answer data train token value result because first then with from into "
           "function return error check list number string example python code user system "
           "weight batch epoch memory between however therefore question").split()
-_EXTRA = ["naïve", "café", "日本語", "数据", "🙂", "<|end_of_turn|>", "<s>", "</s>", "42", "3.14", "1,000", "x^2"]
+_EXTRA = ["naïve", "café", "日本語", "数据", "🙂", "42", "3.14", "1,000", "x^2"]
+# Text that spells special tokens: ocx keeps it plain text; OpenChat's result depends on the
+# `tokenizers` version (see docs/data.md), so benchmarks against OpenChat leave it out.
+_SPECIAL_TEXT = ["<|end_of_turn|>", "<s>", "</s>"]
 CONDITIONS = (("GPT4 Correct", 1.0), ("GPT3", 0.1), ("", 1.0))
 
 
-def _sentence(rng: random.Random) -> str:
-    words = [rng.choice(_WORDS) if rng.random() > 0.08 else rng.choice(_EXTRA) for _ in range(rng.randint(3, 18))]
+def _sentence(rng: random.Random, extra: list[str]) -> str:
+    words = [rng.choice(_WORDS) if rng.random() > 0.08 else rng.choice(extra) for _ in range(rng.randint(3, 18))]
     return " ".join(words).capitalize() + rng.choice([".", "?", "!", ":"])
 
 
@@ -33,7 +36,7 @@ def _code(rng: random.Random) -> str:
     return "\n".join(lines)
 
 
-def _text(rng: random.Random, mean_words: float) -> str:
+def _text(rng: random.Random, mean_words: float, extra: list[str]) -> str:
     target = max(1, int(rng.lognormvariate(math.log(mean_words), 1.0)))
     parts, words = [], 0
     while words < target:
@@ -41,25 +44,26 @@ def _text(rng: random.Random, mean_words: float) -> str:
         if kind < 0.12:
             block = _code(rng)
         elif kind < 0.2:
-            block = "\n".join(f"{i + 1}. {_sentence(rng)}" for i in range(rng.randint(2, 5)))
+            block = "\n".join(f"{i + 1}. {_sentence(rng, extra)}" for i in range(rng.randint(2, 5)))
         else:
-            block = " ".join(_sentence(rng) for _ in range(rng.randint(1, 5)))
+            block = " ".join(_sentence(rng, extra) for _ in range(rng.randint(1, 5)))
         parts.append(block)
         words += block.count(" ") + 1
     return "\n\n".join(parts)
 
 
-def sharegpt_like(n: int, seed: int = 0, mean_words: float = 120.0) -> list[dict]:
+def sharegpt_like(n: int, seed: int = 0, mean_words: float = 120.0, special_text: bool = True) -> list[dict]:
     """`n` conversations in ocx's JSONL schema (condition, system, items with weights)."""
     rng = random.Random(seed)
+    extra = _EXTRA + (_SPECIAL_TEXT if special_text else [])
     out = []
     for _ in range(n):
         condition, weight = rng.choice(CONDITIONS)
         items = []
         for _ in range(rng.choice([1, 1, 1, 2, 2, 3, 4, 6, 8])):
-            items.append({"role": "user", "content": _text(rng, mean_words / 3), "weight": 0.0})
-            items.append({"role": "assistant", "content": _text(rng, mean_words), "weight": weight})
-        system = _sentence(rng) if rng.random() < 0.1 else ""
+            items.append({"role": "user", "content": _text(rng, mean_words / 3, extra), "weight": 0.0})
+            items.append({"role": "assistant", "content": _text(rng, mean_words, extra), "weight": weight})
+        system = _sentence(rng, extra) if rng.random() < 0.1 else ""
         out.append({"condition": condition, "system": system, "items": items})
     return out
 

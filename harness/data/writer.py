@@ -25,6 +25,7 @@ from ocx.harness.errors import InputError, InputProblem
 FORMAT = "ocx-tokenized"
 FORMAT_VERSION = 1
 DEFAULT_CHUNK_SIZE = 1000
+SMALL_INPUT_BYTES = 1 << 20
 
 
 @dataclass
@@ -200,7 +201,10 @@ def _write(job: TokenizeJob, tmp: Path, progress: Callable[[int, int], None]) ->
     inputs = [_Input(Path(p)) for p in job.inputs]
     totals, problems, schema = _Totals(), [], _schema()
     chunks = _read_chunks(inputs, job.chunk_size, lambda n: progress(n, 0))
-    with _Chunks(job.workers, job.model_type, job.tokenizer) as runner, \
+    # Starting worker processes costs about a second; small inputs are faster in-process
+    # (the output does not depend on the number of workers).
+    small = sum(i.path.stat().st_size for i in inputs) < SMALL_INPUT_BYTES
+    with _Chunks(1 if small else job.workers, job.model_type, job.tokenizer) as runner, \
             parquet.ParquetWriter(tmp / "data.parquet", schema) as writer, \
             open(tmp / "skipped.jsonl", "w", encoding="utf-8") as skipped:
         # After the first bad line (without --skip-invalid) only validate, to report every problem.

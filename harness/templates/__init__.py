@@ -44,6 +44,11 @@ class UnknownTemplateError(KeyError):
         return self.args[0]
 
 
+@cache
+def _compiled(source: str) -> jinja2.Template:
+    return _environment().from_string(source)
+
+
 @dataclass(frozen=True)
 class ChatTemplate:
     """A model type's chat template and the metadata its Jinja file declares."""
@@ -59,7 +64,7 @@ class ChatTemplate:
 
     @classmethod
     def from_source(cls, name: str, source: str) -> ChatTemplate:
-        module = _environment().from_string(source).make_module({"messages": []})
+        module = _compiled(source).make_module({"messages": []})
         return cls(
             name=name,
             source=source,
@@ -82,7 +87,7 @@ class ChatTemplate:
         context = dict(variables, messages=messages, add_generation_prompt=add_generation_prompt, bos_token=bos_token)
         if condition is not None:
             context["condition"] = condition
-        return _environment().from_string(self.source).render(context)
+        return _compiled(self.source).render(context)
 
 
 @cache

@@ -37,7 +37,7 @@ def _write_vocabulary(tok: Tokenizer, out: Path) -> dict:
     if isinstance(tok, SentencePieceTokenizer):
         shutil.copyfile(tok.model_file, out / "tokenizer.model")
         # legacy=True keeps sentencepiece's dummy prefix after special tokens, as OpenChat trains.
-        return {"tokenizer_class": "LlamaTokenizer", "legacy": True, "add_prefix_space": None,
+        return {"tokenizer_class": "LlamaTokenizer", "legacy": True,
                 "unk_token": tok.sp.id_to_piece(tok.sp.unk_id()), "added_tokens_decoder": _added_tokens_decoder(dict(tok.specials))}
     if isinstance(tok, TiktokenTokenizer):
         from transformers.convert_slow_tokenizer import TikTokenConverter

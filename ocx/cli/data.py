@@ -45,7 +45,7 @@ def tokenize(inputs, model_type, tokenizer, out, skip_invalid, workers, overwrit
     get_template(model_type)
     job = TokenizeJob(model_type, str(tokenizer), list(inputs), out, skip_invalid=skip_invalid,
                       workers=workers or os.cpu_count() or 1, overwrite=overwrite)
-    with _progress(sum(p.stat().st_size for p in inputs if p.is_file())) as advance:
+    with _Progress(sum(p.stat().st_size for p in inputs if p.is_file())) as advance:
         manifest = tokenize_files(job, advance)
     counts = manifest["counts"]
     Console(stderr=True).print(
@@ -55,7 +55,7 @@ def tokenize(inputs, model_type, tokenizer, out, skip_invalid, workers, overwrit
         f"truncated {counts['truncated_to_context']} to {manifest['context_length']} tokens")
 
 
-class _progress:
+class _Progress:
     """A rich progress bar over input bytes that also shows conversations per second."""
 
     def __init__(self, total_bytes: int):

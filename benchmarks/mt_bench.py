@@ -1,0 +1,225 @@
+"""MT-Bench: 80 two-turn questions answered by the model and graded 1-10 by an LLM judge.
+
+Paper: Zheng et al., "Judging LLM-as-a-Judge with MT-Bench and Chatbot Arena" (NeurIPS 2023),
+https://arxiv.org/abs/2306.05685; questions, GPT-4 reference answers and judge prompts from
+FastChat's ``llm_judge/data`` (:mod:`ocx.benchmarks.mt_bench_data`). As FastChat's
+``gen_model_answer.py`` and ``gen_judgment.py --mode single``:
+
+1. turn 1 through any backend, with FastChat's per-category temperature;
+2. turn 2 sees the model's own turn-1 answer;
+3. each turn is judged on its own (``single-v1`` / ``single-v1-multi-turn``); for math,
+   reasoning and coding the judge also sees the reference answer (``single-math-v1*``).
+
+Every model answer and every judgment goes through the harness response cache, so a killed
+run resumes without asking anything twice. Unparseable judgments are kept with their text and
+counted, never scored (FastChat drops its ``-1`` ratings from the means the same way).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ocx.benchmarks.mt_bench_data import JUDGES, MTBenchData, Question
+from ocx.harness.backends import Request, Sampling
+from ocx.harness.cache import request_key
+from ocx.harness.judge import JUDGE_SAMPLING, parse_rating
+
+CATEGORIES = ("writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities")
+# FastChat gen_model_answer.py temperature_config; max_new_token 1024.
+TEMPERATURE = {"writing": 0.7, "roleplay": 0.7, "extraction": 0.0, "math": 0.0, "coding": 0.0,
+               "reasoning": 0.0, "stem": 0.1, "humanities": 0.1}
+MAX_TOKENS = 1024
+
+
+@dataclass(frozen=True)
+class TurnRecord:
+    """One judged turn: what was asked, answered, and what the judge said."""
+
+    question_id: int
+    category: str
+    turn: int
+    messages: list[dict]
+    response: str
+    judge_prompt: str
+    judgment: str
+    rating: float | None
+    cached: bool
+
+    def to_dict(self) -> dict:
+        return {"suite": "mt_bench", "id": f"mt_bench/{self.question_id}/turn{self.turn}", **self.__dict__,
+                "parsed": self.rating is not None}
+
+
+@dataclass
+class MTBenchSummary:
+    """Scores (1-10) per category and turn; duck-types the runner's SuiteSummary for results.json."""
+
+    name: str
+    version: str
+    source: str
+    data_sha256: str
+    sampling: dict
+    ratings: dict[str, dict[int, list[float]]]
+    unparseable: int
+    n: int
+    judge: dict = field(default_factory=dict)
+
+    def cell(self, category: str | None, turn: int | None) -> float | None:
+        """Mean rating of a category (None: all) and turn (None: both turns)."""
+        cats = [category] if category else list(self.ratings)
+        turns = [turn] if turn else [1, 2]
+        values = [r for c in cats for t in turns for r in self.ratings.get(c, {}).get(t, [])]
+        return sum(values) / len(values) if values else None
+
+    @property
+    def score(self) -> float | None:
+        return self.cell(None, None)
+
+    @property
+    def accuracy(self) -> float:
+        """The average score on a 0-1 scale (score / 10), so reports can chart it beside accuracies."""
+        return (self.score or 0.0) / 10
+
+    @property
+    def unmatched(self) -> int:
+        return self.unparseable
+
+    @property
+    def unmatched_rate(self) -> float:
+        return self.unparseable / self.n if self.n else 0.0
+
+    def categories(self) -> dict[str, dict[str, float | None]]:
+        return {c: {"turn1": self.cell(c, 1), "turn2": self.cell(c, 2), "average": self.cell(c, None)}
+                for c in self.ratings}
+
+    def scores(self) -> dict:
+        return {"accuracy": self.accuracy, "score": self.score, "turn1": self.cell(None, 1),
+                "turn2": self.cell(None, 2), "n": self.n, "unmatched": self.unparseable,
+                "unmatched_rate": self.unmatched_rate, "categories": self.categories(), "judge": self.judge}
+
+
+class MTBench:
+    """The ``mt_bench`` suite. Multi-turn and judged, so ``ocx eval`` runs it with :meth:`run`
+    rather than the single-prompt load/prompt/extract/score path."""
+
+    name = "mt_bench"
+    version = "1.0"
+    source = "MT-Bench (Zheng et al., 2023), FastChat llm_judge data and judge prompts, single-answer grading"
+    generation = {"max_tokens": MAX_TOKENS}
+    multi_turn = True
+
+    def run(self, data: MTBenchData, backend, judge, cache, *, condition: str | None = None,
+            overrides: dict | None = None, limit: int | None = None, progress=None) -> tuple[MTBenchSummary, list[TurnRecord]]:
+        """Answer both turns, judge them, and summarise; everything through ``cache``."""
+        questions = data.questions[:limit] if limit is not None else list(data.questions)
+        asker = _Asker(cache, _Tracker(progress))
+        first_msgs = [[{"role": "user", "content": q.turns[0]}] for q in questions]
+        first = asker.ask(backend, first_msgs, condition, [_sampling(q, overrides) for q in questions], "turn 1")
+        second_msgs = [[*m, {"role": "assistant", "content": a}, {"role": "user", "content": q.turns[1]}]
+                       for q, m, (a, _) in zip(questions, first_msgs, first)]
+        second = asker.ask(backend, second_msgs, condition, [_sampling(q, overrides) for q in questions], "turn 2")
+        judge_msgs, names = [], []
+        for q, (a1, _), (a2, _) in zip(questions, first, second):
+            for turn in (1, 2):
+                name = JUDGES[(turn, q.needs_reference)]
+                judge_msgs.append(data.judges[name].messages(**_judge_fields(q, turn, a1, a2)))
+                names.append(name)
+        judge_sampling = Sampling(**JUDGE_SAMPLING)
+        judgments = asker.ask(judge, judge_msgs, None, [judge_sampling] * len(judge_msgs), "judge")
+        records = []
+        for i, q in enumerate(questions):
+            for turn, (messages, answer) in ((1, (first_msgs[i], first[i])), (2, (second_msgs[i], second[i]))):
+                text, cached = judgments[2 * i + turn - 1]
+                records.append(TurnRecord(q.id, q.category, turn, messages, answer[0], names[2 * i + turn - 1], text,
+                                          parse_rating(text), cached and answer[1]))
+        summary = summarize(records, data, self, judge.identity(),
+                            {"per_category_temperature": TEMPERATURE, **_sampling(questions[0], overrides).as_dict()}
+                            if questions else {})
+        return summary, records
+
+
+def _sampling(q: Question, overrides: dict | None) -> Sampling:
+    base = {"temperature": TEMPERATURE.get(q.category, 0.7), "max_tokens": MAX_TOKENS}
+    return Sampling.for_suite(base, overrides or {})
+
+
+def _judge_fields(q: Question, turn: int, answer_1: str, answer_2: str) -> dict[str, str]:
+    """The template fields FastChat's run_judge_single fills in."""
+    if turn == 1:
+        fields = {"question": q.turns[0], "answer": answer_1}
+    else:
+        fields = {"question_1": q.turns[0], "question_2": q.turns[1], "answer_1": answer_1, "answer_2": answer_2}
+    if q.needs_reference:
+        fields["ref_answer_1"] = q.reference[0]
+        if turn == 2:
+            fields["ref_answer_2"] = q.reference[1]
+    return fields
+
+
+def summarize(records: Sequence[TurnRecord], data: MTBenchData, suite: MTBench, judge: dict,
+              sampling: dict) -> MTBenchSummary:
+    ratings: dict[str, dict[int, list[float]]] = {}
+    order = [c for c in CATEGORIES if any(r.category == c for r in records)]
+    order += sorted({r.category for r in records} - set(order))
+    for category in order:
+        ratings[category] = {1: [], 2: []}
+    for r in records:
+        if r.rating is not None:
+            ratings[r.category][r.turn].append(r.rating)
+    return MTBenchSummary(suite.name, suite.version, suite.source, data.sha256, sampling, ratings,
+                          unparseable=sum(r.rating is None for r in records), n=len(records), judge=judge)
+
+
+class _Tracker:
+    """One progress bar per phase (turn 1, turn 2, judge), or nothing."""
+
+    def __init__(self, progress):
+        self.progress = progress
+
+    def start(self, label: str, total: int, done: int):
+        if self.progress is None:
+            return None
+        return self.progress.add_task(f"mt_bench {label}", total=total, completed=done)
+
+    def advance(self, task) -> None:
+        if task is not None:
+            self.progress.advance(task)
+
+
+class _Asker:
+    """Ask a backend for many chats through the response cache; returns (text, was_cached)."""
+
+    def __init__(self, cache, tracker: _Tracker):
+        self.cache = cache
+        self.tracker = tracker
+
+    def ask(self, backend, chats: list[list[dict]], condition: str | None, samplings: list[Sampling],
+            label: str) -> list[tuple[str, bool]]:
+        from ocx.harness.runner import RequestsFailedError
+
+        identity = backend.identity()
+        keys = [request_key(identity, chat, condition, s.as_dict()) for chat, s in zip(chats, samplings)]
+        answers = self.cache.get_many(keys)
+        cached = set(answers)
+        todo = [i for i, k in enumerate(keys) if k not in answers]
+        task = self.tracker.start(label, len(keys), len(keys) - len(todo))
+        requests = [Request(n, tuple(chats[i]), condition, samplings[i]) for n, i in enumerate(todo)]
+        errors: list[BaseException] = []
+
+        def on_result(n: int, text: str) -> None:
+            i = todo[n]
+            self.cache.put(keys[i], text, {"messages": chats[i], "condition": condition,
+                                           "sampling": samplings[i].as_dict()})
+            answers[keys[i]] = text
+            self.tracker.advance(task)
+
+        if requests:
+            backend.generate(requests, on_result, lambda n, exc: errors.append(exc))
+        if errors:
+            raise RequestsFailedError(f"mt_bench {label}: {len(errors)} of {len(requests)} requests failed "
+                                      f"({type(errors[0]).__name__}: {errors[0]}); the answered ones are cached")
+        return [(answers[k], k in cached) for k in keys]
+
+
+SUITE = MTBench()

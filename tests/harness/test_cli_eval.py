@@ -1,0 +1,119 @@
+"""`ocx eval` against a fake endpoint: table, results files, resume after SIGKILL, bad input."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from ocx.benchmarks import get_suite
+from ocx.benchmarks.testing import realistic_gold_responses
+from ocx.cli import cli
+from ocx.cli.eval import expand_multi_value
+from ocx.harness.mock_server import last_user_content
+
+from .conftest import samples_by_prompt
+
+
+def gold_server(mock_server, eval_data, names, limit, **options):
+    table = samples_by_prompt([get_suite(n) for n in names], eval_data, limit)
+    return mock_server(lambda body: realistic_gold_responses(*table[last_user_content(body)])[0], **options)
+
+
+def test_sets_takes_several_values_after_one_flag():
+    names = ("--sets",)
+    assert expand_multi_value(["--sets", "mmlu", "gsm8k", "--limit", "20"], names) == \
+        ["--sets", "mmlu", "--sets", "gsm8k", "--limit", "20"]
+    assert expand_multi_value(["--sets=mmlu,gsm8k"], names) == ["--sets", "mmlu,gsm8k"]
+    assert expand_multi_value(["--sets", "a", "--sets", "b"], names) == ["--sets", "a", "--sets", "b"]
+    assert expand_multi_value(["--sets", "--limit", "3"], names) == ["--sets", "--limit", "3"]
+
+
+def test_eval_on_an_endpoint_prints_the_table_and_writes_results(mock_server, eval_data, tmp_path):
+    server = gold_server(mock_server, eval_data, ["mmlu", "gsm8k"], 20)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["eval", "--endpoint", server.url, "--model-name", "fake", "--sets", "mmlu",
+                                      "gsm8k", "--limit", "20", "--output", str(out), "--condition", "GPT4 Correct"])
+    assert result.exit_code == 0, result.output
+    assert "mmlu" in result.output and "gsm8k" in result.output and "100.00" in result.output
+    document = json.loads((out / "results.json").read_text())
+    assert set(document["summary"]) == {"mmlu", "gsm8k"}
+    for scores in document["summary"].values():
+        assert (scores["accuracy"], scores["n"], scores["unmatched"]) == (1.0, 20, 0)
+    assert document["condition"] == "GPT4 Correct"
+    assert document["model"] == {"kind": "openai", "base_url": server.url, "model": "fake"}
+    for suite in document["suites"].values():
+        assert suite["version"] and len(suite["data_sha256"]) == 64 and suite["sampling"]["temperature"] == 0.0
+    records = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(records) == 40 and all(r["correct"] and r["response"] and r["messages"] for r in records)
+    assert all(body["condition"] == "GPT4 Correct" for body in server.bodies)
+
+
+def test_bad_options_are_all_reported_at_once_with_exit_code_2(tmp_path):
+    cmd = [sys.executable, "-m", "ocx.cli", "eval", "--endpoint", "http://127.0.0.1:9/v1", "--model", str(tmp_path),
+           "--sets", "mmlu", "gsm8kk", "--output", str(tmp_path / "o")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "--model/--endpoint: give exactly one of them" in done.stderr
+    done = subprocess.run([*cmd[:6], "--model-name", "m", *cmd[8:]], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "--sets: gsm8kk: unknown suite or group 'gsm8kk'; did you mean 'gsm8k'" in done.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def _eval_process(url, out, limit):
+    cmd = [sys.executable, "-m", "ocx.cli", "eval", "--endpoint", url, "--model-name", "fake", "--sets", "gsm8k",
+           "mmlu", "--limit", str(limit), "--output", str(out), "--concurrency", "4", "--quiet"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _cached_rows(path) -> int:
+    if not path.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1) as db:
+            return db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+    except sqlite3.OperationalError:  # the writer is still creating the schema
+        return 0
+
+
+@pytest.mark.slow
+def test_a_run_killed_with_sigkill_and_restarted_sends_no_answered_request_twice(mock_server, eval_data, tmp_path):
+    limit, answered_before_kill = 15, 12
+    server = gold_server(mock_server, eval_data, ["gsm8k", "mmlu"], limit, hold_after=answered_before_kill)
+    out = tmp_path / "run"
+    process = _eval_process(server.url, out, limit)
+    try:
+        deadline = time.monotonic() + 120
+        # Killed while 4 requests are in flight (held by the server) and 12 answers are cached.
+        while (_cached_rows(out / "cache.sqlite") < answered_before_kill
+               or server.total_received < answered_before_kill + 4):
+            assert process.poll() is None, process.stdout.read()
+            assert time.monotonic() < deadline, "the first run never got its answers"
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    answered_first = {prompt for prompt, n in server.answered.items() if n}
+    assert len(answered_first) == answered_before_kill
+    assert not (out / "results.json").exists()
+
+    received_first = server.received.copy()
+    server.release()
+    second = _eval_process(server.url, out, limit)
+    output, _ = second.communicate(timeout=120)
+    assert second.returncode == 0, output
+    sent_again = server.received - received_first
+    assert not set(sent_again) & answered_first, "an answered request was sent again"
+    assert all(n == 1 for n in sent_again.values())
+    assert len(set(sent_again) | answered_first) == 2 * limit
+    document = json.loads((out / "results.json").read_text())
+    assert document["requests"] == {"sent": 2 * limit - answered_before_kill, "cached": answered_before_kill}
+    assert all(s["accuracy"] == 1.0 and s["n"] == limit for s in document["summary"].values())

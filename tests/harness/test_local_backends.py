@@ -1,0 +1,118 @@
+"""A tiny random model runs every suite end to end through the local backends (CPU)."""
+
+import json
+import multiprocessing
+
+import pytest
+from click.testing import CliRunner
+
+from ocx.benchmarks import GROUPS
+from ocx.cli import cli
+from ocx.harness.backends import Request, Sampling
+
+SUITES = list(GROUPS["all"])
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory, mistral_tokenizer_file):
+    pytest.importorskip("transformers")
+    from ocx.adapters.hf.tiny import build_tiny_checkpoint
+
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "model", mistral_tokenizer_file, "openchat_3.5")
+
+
+def _eval(tiny_checkpoint, out, *extra):
+    args = ["eval", "--model", str(tiny_checkpoint), "--sets", *SUITES, "--limit", "3", "--max-tokens", "8",
+            "--output", str(out), "--quiet", *extra]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, (result.output, result.exception)
+    return json.loads((out / "results.json").read_text())
+
+
+@pytest.mark.slow
+def test_tiny_model_runs_three_samples_of_every_suite_through_transformers(tiny_checkpoint, eval_data, tmp_path):
+    document = _eval(tiny_checkpoint, tmp_path / "hf")
+    assert list(document["summary"]) == SUITES
+    assert all(s["n"] == 3 for s in document["summary"].values())
+    assert document["model"]["kind"] == "transformers"
+    assert document["model"]["model_type"] == "openchat_3.5"  # inferred from the checkpoint's ocx.json
+    assert document["template"]["name"] == "openchat_3.5"
+    records = [json.loads(x) for x in (tmp_path / "hf" / "samples.jsonl").read_text().splitlines()]
+    assert len(records) == 3 * len(SUITES)
+    assert all(isinstance(r["response"], str) for r in records)
+    assert any(r["response"] for r in records), "a random model still produces some text"
+
+
+def test_transformers_backend_matches_a_plain_greedy_loop_and_stops_at_end_of_turn(tiny_checkpoint):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from ocx.harness.backends.transformers import TransformersBackend
+
+    backend = TransformersBackend(tiny_checkpoint, "openchat_3.5", batch_size=2)
+    sampling = Sampling(max_tokens=6)
+    requests = [Request(i, ({"role": "user", "content": text},), None, sampling)
+                for i, text in enumerate(["Hi", "What is the capital of France, in one word?", "2+2="])]
+    answers = {}
+    backend.generate(requests, answers.__setitem__, lambda i, e: pytest.fail(f"request {i}: {e}"))
+    model = AutoModelForCausalLM.from_pretrained(tiny_checkpoint).eval()
+    for request in requests:
+        ids = backend.local.prompt_ids(request, 2048)
+        generated = []
+        with torch.inference_mode():
+            for _ in range(6):  # unbatched, unpadded greedy decoding as the reference
+                logits = model(torch.tensor([ids + generated])).logits[0, -1]
+                generated.append(int(logits.argmax()))
+                if generated[-1] == backend.local.eot_id:
+                    break
+        assert answers[request.index] == backend.local.answer(generated, sampling)
+
+
+def test_prompt_ids_come_from_the_template_with_the_condition(tiny_checkpoint):
+    from ocx.harness.backends.local import LocalModel
+
+    local = LocalModel(tiny_checkpoint, "openchat_3.5")
+    request = Request(0, ({"role": "user", "content": "Hello"},), "GPT4 Correct", Sampling())
+    text = local.tokenizer.decode(local.prompt_ids(request, 2048))
+    assert text.endswith("GPT4 Correct User: Hello<|end_of_turn|>GPT4 Correct Assistant:")
+
+
+def test_stop_strings_and_end_of_turn_cut_the_answer(tiny_checkpoint):
+    from ocx.harness.backends.local import LocalModel
+
+    local = LocalModel(tiny_checkpoint, "openchat_3.5")
+    ids = local.tokenizer.encode_text("The answer is 4.\n\nQuestion: next") + [local.eot_id] + [5, 6]
+    assert local.answer(ids, Sampling()) == "The answer is 4.\n\nQuestion: next"
+    assert local.answer(ids, Sampling(stop=("\n\nQuestion:",))) == "The answer is 4."
+
+
+def _vllm_eval(checkpoint, out, queue):
+    from ocx.cli import cli as ocx_cli
+
+    result = CliRunner().invoke(ocx_cli, ["eval", "--model", str(checkpoint), "--backend", "vllm", "--sets", *SUITES,
+                                          "--limit", "3", "--max-tokens", "8", "--output", str(out), "--quiet"])
+    queue.put((result.exit_code, result.output, repr(result.exception)))
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_tiny_model_runs_every_suite_through_vllm_with_the_same_greedy_answers(tiny_checkpoint, eval_data, tmp_path):
+    pytest.importorskip("vllm")
+    hf = _eval(tiny_checkpoint, tmp_path / "hf")
+    # vLLM spawns workers; run it in a fresh process so its state never leaks into other tests.
+    queue = multiprocessing.get_context("spawn").Queue()
+    process = multiprocessing.get_context("spawn").Process(target=_vllm_eval,
+                                                           args=(tiny_checkpoint, tmp_path / "vllm", queue))
+    process.start()
+    code, output, exception = queue.get(timeout=900)
+    process.join(60)
+    assert code == 0, (output, exception)
+    vllm = json.loads((tmp_path / "vllm" / "results.json").read_text())
+    assert vllm["model"]["kind"] == "vllm" and list(vllm["summary"]) == SUITES
+    responses = {}
+    for name in ("hf", "vllm"):
+        for line in (tmp_path / name / "samples.jsonl").read_text().splitlines():
+            record = json.loads(line)
+            responses.setdefault(record["id"], []).append(record["response"])
+    same = sum(a == b for a, b in responses.values())
+    assert same >= 0.9 * len(responses), f"only {same}/{len(responses)} greedy answers agree"

