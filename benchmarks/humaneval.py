@@ -10,7 +10,8 @@ The model answers in chat; the code is taken from its fenced blocks (or the whol
 either as a complete function or as a body completing the prompt's signature, and run against
 the base inputs (HumanEval) and then the plus inputs (HumanEval+) in a fresh sandboxed process
 (:mod:`ocx.harness.sandbox`). ``score`` is the HumanEval+ verdict (base and plus pass), the
-number OpenChat reports; every record keeps both verdicts (``extra``). With several samples per
+number OpenChat reports; ``check`` / ``score_many`` return a ``CheckResult`` with both
+verdicts and the first failing input. With several samples per
 problem, :func:`ocx.benchmarks.humaneval_exec.pass_at_k_summary` gives the unbiased pass@k.
 """
 

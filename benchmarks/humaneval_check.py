@@ -20,9 +20,6 @@ import signal
 import sys
 import time
 
-_cfg = json.loads(PAYLOAD)  # noqa: F821 (given by the sandbox)
-
-
 class _Timeout(BaseException):
     """Raised by the per-input alarm; a BaseException so that `except Exception` in a sample
     does not swallow it."""
@@ -135,4 +132,6 @@ def _main():
     report(result)  # noqa: F821
 
 
-_main()
+if __name__ == "__sandbox__":  # run by the sandbox; importing this module does nothing
+    _cfg = json.loads(PAYLOAD)  # noqa: F821 (PAYLOAD and report() are given by the sandbox)
+    _main()

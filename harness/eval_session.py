@@ -33,6 +33,8 @@ class EvalOptions:
     api_key: str | None = None
     overrides: dict = field(default_factory=dict)
     progress: bool = True
+    engine_args: dict = field(default_factory=dict)
+    """Extra vLLM engine arguments (--engine-arg)."""
 
 
 def _resolve_model_type(opts: EvalOptions, problems: list[InputProblem]) -> str | None:
@@ -74,7 +76,7 @@ def build_backend(opts: EvalOptions, model_type: str | None):
     if opts.backend == "vllm":
         from ocx.harness.backends.vllm import VLLMBackend
 
-        return VLLMBackend(opts.model_path, model_type)
+        return VLLMBackend(opts.model_path, model_type, engine_args=opts.engine_args)
     from ocx.harness.backends.transformers import TransformersBackend
 
     return TransformersBackend(opts.model_path, model_type, batch_size=opts.batch_size)

@@ -146,8 +146,8 @@ class Runner:
 
         def on_result(index: int, text: str) -> None:
             key, owner_tasks = owners[index]
-            self.cache.put(key, text, {"messages": list(requests[index].messages), "condition": self.condition,
-                                       "sampling": requests[index].sampling.as_dict()})
+            # The prompt itself is in samples.jsonl; a small row keeps each commit cheap (~0.1 ms).
+            self.cache.put(key, text, {"condition": self.condition, "sampling": requests[index].sampling.as_dict()})
             answers[key] = text
             for task in owner_tasks:
                 self._advance(task)

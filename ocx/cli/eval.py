@@ -86,6 +86,8 @@ def _slug(text: str) -> str:
 @click.option("--temperature", type=click.FloatRange(min=0), help="Override each suite's temperature (0 = greedy).")
 @click.option("--top-p", type=click.FloatRange(min=0, max=1), help="Override top-p.")
 @click.option("--seed", type=int, help="Sampling seed.")
+@click.option("--engine-arg", "engine_args", multiple=True, metavar="KEY=VALUE",
+              help="vLLM engine argument (repeatable), e.g. --engine-arg gpu_memory_utilization=0.5.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def eval_command(**options) -> None:
     """Evaluate a model or an endpoint on benchmark suites; prints scores, writes results.json."""
@@ -113,6 +115,7 @@ def _validate(o: dict):
     sets = _split_sets(o["sets"])
     if not sets:
         problems.append(InputProblem("command line", None, "--sets", "no suite given"))
+    engine_args = _engine_args(o["engine_args"], problems)
     if problems:
         raise InputError(problems)
     name = o["model_name"] or model.resolve().name
@@ -122,4 +125,21 @@ def _validate(o: dict):
                        backend=o["backend"], condition=o["condition"], sets=sets, limit=o["limit"],
                        concurrency=o["concurrency"], batch_size=o["batch_size"], output=output,
                        cache=o["cache_path"] or output / "cache.sqlite", matcher=o["matcher"], data=o["data_spec"],
-                       api_key=o["api_key"], overrides=overrides, progress=not o["quiet"])
+                       api_key=o["api_key"], overrides=overrides, progress=not o["quiet"], engine_args=engine_args)
+
+
+def _engine_args(values: tuple[str, ...], problems: list[InputProblem]) -> dict:
+    """KEY=VALUE pairs; values are JSON when they parse (numbers, true/false), else strings."""
+    import json
+
+    args = {}
+    for value in values:
+        key, eq, raw = value.partition("=")
+        if not eq or not key.isidentifier():
+            problems.append(InputProblem("command line", None, "--engine-arg", f"expected KEY=VALUE, got {value!r}"))
+            continue
+        try:
+            args[key] = json.loads(raw)
+        except ValueError:
+            args[key] = raw
+    return args

@@ -90,7 +90,9 @@ def _vllm_eval(checkpoint, out, queue):
     from ocx.cli import cli as ocx_cli
 
     result = CliRunner().invoke(ocx_cli, ["eval", "--model", str(checkpoint), "--backend", "vllm", "--sets", *SUITES,
-                                          "--limit", "3", "--max-tokens", "8", "--output", str(out), "--quiet"])
+                                          "--limit", "3", "--max-tokens", "8", "--output", str(out), "--quiet",
+                                          # on CPU this is the share of RAM vLLM reserves for its KV cache
+                                          "--engine-arg", "gpu_memory_utilization=0.1"])
     queue.put((result.exit_code, result.output, repr(result.exception)))
 
 

@@ -15,7 +15,7 @@ HELLO = [{"role": "user", "content": "Hi"}]
 
 def _post(url: str, body, **kwargs) -> httpx.Response:
     if isinstance(body, (dict, list)):
-        return httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60, **kwargs)
+        return httpx.post(f"{url}/v1/chat/completions", json=body, **{"timeout": 60, **kwargs})
     return httpx.post(f"{url}/v1/chat/completions", content=body, timeout=60,
                       headers={"content-type": "application/json", **kwargs.pop("headers", {})}, **kwargs)
 
@@ -142,7 +142,8 @@ def test_overload_is_503_and_capacity_returns_when_requests_end(served_model):
         _slow_down(engine, 0.02)
         body = {"model": "tiny-chat", "messages": HELLO, "max_tokens": 1500, "stream": True}
         with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=60) as first:
-            t0 = time.monotonic(); it = first.iter_lines(); next(it); t1 = time.monotonic(); n = len(list(it)); print("LINE", t1 - t0, time.monotonic() - t1, n, engine.model.forward)
+            lines = first.iter_lines()  # kept: a discarded iterator closes the response
+            next(lines)
             _assert_error(_post(url, {**body, "stream": False}), 503, "overloaded")
         assert _wait_until(lambda: httpx.get(f"{url}/health").json()["pending"] == 0)
         assert _post(url, {**body, "stream": False, "max_tokens": 2}).status_code == 200
@@ -156,8 +157,9 @@ def test_client_disconnect_cancels_its_generation(served_model, stream):
         body = {"model": "tiny-chat", "messages": HELLO, "max_tokens": 1500, "stream": stream}
         if stream:
             with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=60) as r:
-                next(r.iter_lines())
-                assert engine.active_sequences == 1
+                lines = r.iter_lines()
+                next(lines), next(lines), next(lines)  # role chunk, blank line, first token
+                assert _wait_until(lambda: engine.active_sequences == 1, timeout=5)
         else:
             with pytest.raises(httpx.ReadTimeout):
                 _post(url, body, timeout=1.0)
