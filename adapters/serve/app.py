@@ -174,7 +174,7 @@ async def _logged_stream(state: _State, prep: chat.Prepared):
     usage = None
     async for event in chat.stream(state.engine, state.settings.model, prep):
         yield event
-        if state.settings.request_log is not None or state.settings.log_requests:
+        if state.settings.request_log is not None:  # parsing every event costs; only for --log-file
             usage = _collect_event(event, texts) or usage
     _log(state, prep, usage, ["".join(texts[i]) for i in sorted(texts)])
 

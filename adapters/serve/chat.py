@@ -66,7 +66,8 @@ def _sampling(request: ChatCompletionRequest, model: ServedModel, prompt_tokens:
                          temperature=float(request.temperature), top_p=float(request.top_p),
                          seed=None if request.seed is None else request.seed + i,
                          presence_penalty=float(request.presence_penalty),
-                         frequency_penalty=float(request.frequency_penalty))
+                         frequency_penalty=float(request.frequency_penalty),
+                         incremental=request.stream or bool(request.stop))
         for i in range(request.n)
     ]
 

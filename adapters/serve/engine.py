@@ -28,6 +28,9 @@ class SamplingSettings:
     seed: int | None = None
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
+    incremental: bool = True
+    """False: the caller needs only the result (no streaming, no stop strings), so an engine
+    may send all tokens in one final step (vLLM's FINAL_ONLY), saving per-token work."""
 
 
 @dataclass(frozen=True)

@@ -27,12 +27,15 @@ class VLLMEngine:
 
     async def start(self) -> None:
         from vllm import AsyncEngineArgs
+        from vllm.usage.usage_lib import UsageContext
         from vllm.v1.engine.async_llm import AsyncLLM
 
         args = AsyncEngineArgs(model=str(self.model_path), tensor_parallel_size=self.tensor_parallel_size,
                                max_model_len=self.context_length, skip_tokenizer_init=True,
                                disable_log_stats=True, **self.engine_args)
-        self.engine = AsyncLLM.from_engine_args(args)
+        # The API-server usage context picks vLLM's serving defaults (batch sizes, scheduling),
+        # the same ones `vllm serve` gets; the plain engine context gets offline ones.
+        self.engine = AsyncLLM.from_engine_args(args, usage_context=UsageContext.OPENAI_API_SERVER)
 
     async def shutdown(self) -> None:
         if self.engine is not None:
@@ -47,7 +50,8 @@ class VLLMEngine:
         return SamplingParams(n=1, temperature=s.temperature, top_p=s.top_p, seed=s.seed,
                               presence_penalty=s.presence_penalty, frequency_penalty=s.frequency_penalty,
                               max_tokens=s.max_tokens, stop_token_ids=list(s.stop_token_ids), ignore_eos=True,
-                              detokenize=False, output_kind=RequestOutputKind.DELTA)
+                              detokenize=False,
+                              output_kind=RequestOutputKind.DELTA if s.incremental else RequestOutputKind.FINAL_ONLY)
 
     async def generate(self, request_id: str, prompt_ids: list[int], settings: SamplingSettings) -> AsyncIterator[Step]:
         # vLLM aborts the request itself when this iteration is closed or cancelled.

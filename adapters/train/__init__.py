@@ -14,7 +14,8 @@ from ocx.adapters.train.config import TrainConfig, TrainResult
 __all__ = ["TrainConfig", "TrainResult", "run_training"]
 
 
-def run_training(cfg: TrainConfig) -> TrainResult:
+def run_training(cfg: TrainConfig, on_epoch_end=None) -> TrainResult:
+    """See ocx.adapters.train.trainer.run_training."""
     from ocx.adapters.train.trainer import run_training as run
 
-    return run(cfg)
+    return run(cfg, on_epoch_end)

@@ -50,7 +50,7 @@ class TrainConfig:
     """Stop after this many optimizer steps in total (demos, smoke tests)."""
     gradient_checkpointing: bool = True
     """Recompute activations in backward (as OpenChat): less memory, ~30% more compute."""
-    loss_chunk_size: int = 1024
+    loss_chunk_size: int = 512
     """Supervised tokens per chunk of the LM head + cross-entropy (bounds the logits' memory)."""
     too_long: str = "refuse"
     """Sequences longer than batch_max_len: "refuse" (error) or "truncate"."""

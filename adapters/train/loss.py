@@ -49,13 +49,15 @@ class _ChunkedWeightedCE(torch.autograd.Function):
     def backward(ctx, grad_out):
         grad_h, grad_w = ctx.saved_tensors
         h_dtype, w_dtype = ctx.dtypes
-        gh = (grad_h * grad_out).to(h_dtype) if grad_h is not None else None
-        gw = (grad_w * grad_out).to(w_dtype) if grad_w is not None else None
+        # In place: the saved gradients are used once, and a copy of the head's gradient
+        # would cost as much as the head itself.
+        gh = grad_h.mul_(grad_out).to(h_dtype) if grad_h is not None else None
+        gw = grad_w.mul_(grad_out).to(w_dtype) if grad_w is not None else None
         return gh, gw, None, None, None
 
 
 def supervised_loss_sum(hidden: torch.Tensor, head_weight: torch.Tensor, labels: torch.Tensor,
-                        weights: torch.Tensor, chunk_size: int = 1024) -> tuple[torch.Tensor, int]:
+                        weights: torch.Tensor, chunk_size: int = 512) -> tuple[torch.Tensor, int]:
     """Weighted cross-entropy summed over positions with weight != 0, and their count.
 
     hidden: [..., H] final hidden states; labels, weights: [...] shifted targets and weights

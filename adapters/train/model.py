@@ -41,7 +41,7 @@ class CRLFTModel(torch.nn.Module):
     build full-vocabulary logits for every position.
     """
 
-    def __init__(self, lm, loss_chunk_size: int = 1024):
+    def __init__(self, lm, loss_chunk_size: int = 512):
         super().__init__()
         self.lm = lm
         self.loss_chunk_size = loss_chunk_size

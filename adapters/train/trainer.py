@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,8 +51,15 @@ class Run:
     warmup_steps: int
 
 
-def run_training(cfg: TrainConfig) -> TrainResult:
-    """Train as configured; returns the checkpoints written. Also the body of `ocx train`."""
+EpochCallback = Callable[[int, Path], None]
+
+
+def run_training(cfg: TrainConfig, on_epoch_end: EpochCallback | None = None) -> TrainResult:
+    """Train as configured; returns the checkpoints written. Also the body of `ocx train`.
+
+    `on_epoch_end(epoch, checkpoint)` runs on rank 0 after each epoch's checkpoint is written
+    (recipes evaluate it there); the other ranks wait for it.
+    """
     cfg.validate()
     _check_out_dir(cfg)
     rank, world = init_distributed()
@@ -63,7 +71,7 @@ def run_training(cfg: TrainConfig) -> TrainResult:
             position = Position(**client["position"])
     if rank == 0:
         _write_run_info(run)
-    return _loop(run, position)
+    return _loop(run, position, on_epoch_end)
 
 
 def _check_out_dir(cfg: TrainConfig) -> None:
@@ -114,7 +122,7 @@ def _write_run_info(run: Run) -> None:
     (Path(run.cfg.out) / "train.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
-def _loop(run: Run, pos: Position) -> TrainResult:
+def _loop(run: Run, pos: Position, on_epoch_end: EpochCallback | None) -> TrainResult:
     cfg, metrics = run.cfg, None
     if run.rank == 0:
         metrics = MetricsLog(cfg.out, pos.global_step if cfg.resume else None)
@@ -136,7 +144,7 @@ def _loop(run: Run, pos: Position) -> TrainResult:
                         and pos.step_in_epoch < len(steps):
                     ckpt.save_state(run.engine, cfg.out, pos.global_step, _client_state(run, pos))
             if pos.step_in_epoch >= len(steps):
-                _end_epoch(run, pos)
+                _end_epoch(run, pos, on_epoch_end)
             else:  # stopped by max_steps inside an epoch: keep it resumable
                 ckpt.save_state(run.engine, cfg.out, pos.global_step, _client_state(run, pos))
     if metrics is not None:
@@ -150,7 +158,7 @@ def _client_state(run: Run, pos: Position) -> dict:
     return {"position": vars(pos).copy(), "lr": run.lr, "world_size": run.world}
 
 
-def _end_epoch(run: Run, pos: Position) -> None:
+def _end_epoch(run: Run, pos: Position, on_epoch_end: EpochCallback | None) -> None:
     """Write epoch_<n>/ (HF folder), then the resumable state pointing at the next epoch."""
     finished = pos.epoch
     stage = run.engine.zero_optimization_stage()
@@ -163,6 +171,11 @@ def _end_epoch(run: Run, pos: Position) -> None:
     dist.barrier()
     pos.epoch, pos.step_in_epoch = finished + 1, 0
     ckpt.save_state(run.engine, run.cfg.out, pos.global_step, _client_state(run, pos))
+    # After the state is saved, so a run killed during the callback does not train this epoch again.
+    if on_epoch_end is not None:
+        if run.rank == 0:
+            on_epoch_end(finished, ckpt.epoch_dir(run.cfg.out, finished))
+        dist.barrier()
 
 
 def _collate(run: Run, indices: list[int]) -> Batch:

@@ -65,8 +65,11 @@ class TransformersBackend:
         pad = self.local.eot_id
         input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=model.device)
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=model.device)
-        new_tokens = max(1, min(sampling.max_tokens, limit - width))
-        options = dict(max_new_tokens=new_tokens, eos_token_id=self.local.eot_id, pad_token_id=pad)
+        # Each prompt may grow to the context limit. A batch runs until its largest budget is
+        # spent and each row is cut to its own, so a long prompt never shortens a short one's
+        # answer (positions come from the attention mask, so padding costs no positions).
+        budgets = [max(1, min(sampling.max_tokens, limit - len(p))) for p in prompts]
+        options = dict(max_new_tokens=max(budgets), eos_token_id=self.local.eot_id, pad_token_id=pad)
         if sampling.temperature > 0:
             if sampling.seed is not None:
                 torch.manual_seed(sampling.seed)
@@ -75,4 +78,4 @@ class TransformersBackend:
             options.update(do_sample=False, temperature=None, top_p=None)
         with torch.inference_mode():
             out = model.generate(input_ids=input_ids, attention_mask=mask, **options)
-        return [row[width:].tolist() for row in out]
+        return [row[width:width + budget].tolist() for row, budget in zip(out, budgets)]

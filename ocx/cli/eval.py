@@ -71,6 +71,8 @@ def _slug(text: str) -> str:
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many samples per suite.")
 @click.option("--concurrency", type=click.IntRange(min=1), default=64, show_default=True,
               help="Requests in flight at once (--endpoint).")
+@click.option("--http-client", type=click.Choice(["auto", "openai", "fast"]), default="auto", show_default=True,
+              help="HTTP client for --endpoint: the openai SDK, ocx's lean client, or auto (SDK for https).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
               help="Prompts per generate call (--model with transformers).")
 @click.option("--output", type=click.Path(path_type=Path),
@@ -95,9 +97,13 @@ def eval_command(**options) -> None:
 
     from ocx.harness.eval_session import run_eval_session
 
+    from ocx.harness.runner import RequestsFailedError
+
     opts = _validate(options)
-    console = Console()
-    run_eval_session(opts, console=console)
+    try:
+        run_eval_session(opts, console=Console())
+    except RequestsFailedError as exc:  # an endpoint that keeps failing: say so, without a traceback
+        raise click.ClickException(str(exc)) from exc
 
 
 def _validate(o: dict):
@@ -123,7 +129,7 @@ def _validate(o: dict):
     output = o["output"] or Path("eval_results") / _slug(name)
     return EvalOptions(model_path=model, endpoint=endpoint, model_name=name, model_type=o["model_type"],
                        backend=o["backend"], condition=o["condition"], sets=sets, limit=o["limit"],
-                       concurrency=o["concurrency"], batch_size=o["batch_size"], output=output,
+                       concurrency=o["concurrency"], http_client=o["http_client"], batch_size=o["batch_size"], output=output,
                        cache=o["cache_path"] or output / "cache.sqlite", matcher=o["matcher"], data=o["data_spec"],
                        api_key=o["api_key"], overrides=overrides, progress=not o["quiet"], engine_args=engine_args)
 

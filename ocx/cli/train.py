@@ -34,13 +34,15 @@ from ocx.adapters.train.config import TrainConfig
 @click.option("--save-every-steps", default=0, show_default=True, type=int, help="Also save resumable state every N steps.")
 @click.option("--max-steps", default=None, type=int, help="Stop after N optimizer steps in total.")
 @click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=True, show_default=True)
-@click.option("--loss-chunk-size", default=1024, show_default=True, type=int, help="Supervised tokens per LM-head chunk.")
+@click.option("--loss-chunk-size", default=512, show_default=True, type=int, help="Supervised tokens per LM-head chunk.")
 @click.option("--too-long", default="refuse", show_default=True, type=click.Choice(["refuse", "truncate"]),
               help="Sequences longer than --batch-max-len.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+# The `deepspeed` launcher appends --local_rank=N; the rank is read from the environment instead.
+@click.option("--local_rank", "--local-rank", "local_rank", type=int, default=None, hidden=True)
 def train(data, model, out, epochs, batch_max_len, lr, lr_min_ratio, lr_warmup_ratio, weight_decay, grad_clip, seed,
           packing, zero_stage, deepspeed_config, resume, save_every_steps, max_steps, gradient_checkpointing,
-          loss_chunk_size, too_long, no_progress):
+          loss_chunk_size, too_long, no_progress, local_rank):
     """Train with the C-RLFT loss on packed batches; checkpoint every epoch as an HF folder."""
     from ocx.adapters.train import run_training
 

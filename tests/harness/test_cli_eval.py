@@ -66,6 +66,17 @@ def test_bad_options_are_all_reported_at_once_with_exit_code_2(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_a_checkpoint_without_ocx_json_needs_model_type_and_unknown_types_get_suggestions(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    base = [sys.executable, "-m", "ocx.cli", "eval", "--model", str(tmp_path), "--sets", "gsm8k",
+            "--output", str(tmp_path / "o")]
+    done = subprocess.run(base, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "no ocx.json with a model_type" in done.stderr
+    done = subprocess.run([*base, "--model-type", "openchat_3.55"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--model-type: unknown model type 'openchat_3.55'" in done.stderr
+    assert not (tmp_path / "o").exists()
+
+
 def _eval_process(url, out, limit):
     cmd = [sys.executable, "-m", "ocx.cli", "eval", "--endpoint", url, "--model-name", "fake", "--sets", "gsm8k",
            "mmlu", "--limit", str(limit), "--output", str(out), "--concurrency", "4", "--quiet"]
@@ -117,3 +128,14 @@ def test_a_run_killed_with_sigkill_and_restarted_sends_no_answered_request_twice
     document = json.loads((out / "results.json").read_text())
     assert document["requests"] == {"sent": 2 * limit - answered_before_kill, "cached": answered_before_kill}
     assert all(s["accuracy"] == 1.0 and s["n"] == limit for s in document["summary"].values())
+
+
+def test_an_endpoint_that_rejects_requests_fails_the_run_with_a_message_and_no_results(mock_server, eval_data,
+                                                                                      tmp_path):
+    server = mock_server(lambda body: "ok", fail_first=10**6, fail_status=400)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["eval", "--endpoint", server.url, "--model-name", "fake", "--sets", "gsm8k",
+                                      "--limit", "3", "--output", str(out), "--quiet"], standalone_mode=True)
+    assert result.exit_code == 1
+    assert "3 of 3 requests failed" in result.output and "HTTP 400: mock failure" in result.output
+    assert not (out / "results.json").exists()

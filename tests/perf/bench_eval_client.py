@@ -134,14 +134,15 @@ def time_lmeval(url: str, conversations) -> float | None:
 
 def run_benchmark() -> dict:
     conversations, source = benchmark_conversations()
-    times: dict[str, list[float]] = {"ocx fast client": [], "ocx openai SDK": [], "ocx runner (cache + scoring)": [],
+    runner = "ocx runner end to end (data, cache, scoring)"
+    times: dict[str, list[float]] = {"ocx fast client": [], "ocx openai SDK": [], runner: [],
                                      "lm-eval local-chat-completions": []}
     with MockProcess() as mock:
         for _ in range(REPEATS):  # interleaved, so a busy moment on the machine hits every client alike
             times["ocx fast client"].append(time_ocx_backend(mock.url, conversations, "fast"))
             times["ocx openai SDK"].append(time_ocx_backend(mock.url, conversations, "openai"))
             if source.startswith("MMLU"):
-                times["ocx runner (cache + scoring)"].append(time_ocx_runner(mock.url, N))
+                times[runner].append(time_ocx_runner(mock.url, N))
             lmeval = time_lmeval(mock.url, conversations)
             if lmeval is not None:
                 times["lm-eval local-chat-completions"].append(lmeval)

@@ -68,7 +68,7 @@ def running_server(engine, model, **settings):
 @pytest.fixture(scope="session")
 def server_url(served_model):
     """One transformers-engine server shared by the API tests."""
-    with running_server(transformers_engine(served_model, max_batch_size=16), served_model) as url:
+    with running_server(transformers_engine(served_model, max_batch_size=64), served_model) as url:
         yield url
 
 

@@ -20,12 +20,12 @@ def test_64_concurrent_clients_times_8_requests_complete_without_errors(server_u
             messages = [{"role": "user", "content": f"client {c} request {i}: say something"}]
             if i % 2:
                 stream = await client.chat.completions.create(
-                    model="tiny-chat", messages=messages, max_tokens=8, seed=c * 100 + i, stream=True,
+                    model="tiny-chat", messages=messages, max_tokens=4, seed=c * 100 + i, stream=True,
                     stream_options={"include_usage": True})
                 usage = [chunk.usage async for chunk in stream if chunk.usage][-1]
             else:
                 usage = (await client.chat.completions.create(model="tiny-chat", messages=messages,
-                                                              max_tokens=8, seed=c * 100 + i)).usage
+                                                              max_tokens=4, seed=c * 100 + i)).usage
             tokens.append(usage.completion_tokens)
         return tokens
 
@@ -37,5 +37,5 @@ def test_64_concurrent_clients_times_8_requests_complete_without_errors(server_u
 
     results = asyncio.run(run())  # any error status raises here
     assert len(results) == CLIENTS and all(len(r) == REQUESTS_EACH for r in results)
-    assert all(1 <= t <= 8 for r in results for t in r)
+    assert all(1 <= t <= 4 for r in results for t in r)
     assert httpx.get(f"{server_url}/health").json()["pending"] == 0
