@@ -45,6 +45,9 @@ class Tokenizer(Protocol):
     def encode_text(self, text: str) -> list[int]:
         """Token IDs of plain text; special-token text stays plain text."""
 
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """`encode_text` of each text, in one call (faster for many texts)."""
+
     def special_id(self, token: str) -> int | None:
         """ID of a control/special token, or None if the vocabulary has no such token."""
 
@@ -77,7 +80,8 @@ class SentencePieceTokenizer:
 
         self.model_file = Path(model_file)
         self.sp = sentencepiece.SentencePieceProcessor(model_file=str(self.model_file))
-        self.added_tokens = dict(added_tokens or {})
+        # Declared tokens below the base vocabulary are sentencepiece's own pieces (<s>, </s>).
+        self.added_tokens = {t: i for t, i in (added_tokens or {}).items() if i >= self.sp.vocab_size()}
         self._added_by_id = {i: t for t, i in self.added_tokens.items()}
         self.bos_token = self.sp.id_to_piece(self.sp.bos_id()) if self.sp.bos_id() >= 0 else None
         self.eos_token = self.sp.id_to_piece(self.sp.eos_id()) if self.sp.eos_id() >= 0 else None
@@ -265,7 +269,4 @@ def load_tokenizer(path: str | Path, added_tokens: Mapping[str, int] | None = No
     if is_tiktoken_file(model_file):
         num_base = len(_read_tiktoken_ranks(model_file))
         return TiktokenTokenizer(model_file, {**llama3_special_tokens(num_base), **declared} if declared else None)
-    tok = SentencePieceTokenizer(model_file)
-    base = tok.sp.vocab_size()
-    # Declared tokens below the base vocabulary are sentencepiece's own pieces (<s>, </s>).
-    return SentencePieceTokenizer(model_file, {t: i for t, i in wanted.items() if i >= base})
+    return SentencePieceTokenizer(model_file, wanted)

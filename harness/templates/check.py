@@ -10,7 +10,6 @@ pieces, never by ocx's template code.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -34,14 +33,6 @@ class CaseResult:
 def bundled_fixture_paths() -> list[Path]:
     folder = resources.files("ocx.harness.templates") / "fixtures"
     return [Path(str(folder / name)) for name in FIXTURE_FILES]
-
-
-def default_tokenizer_roots() -> list[Path]:
-    """Where fixture vocabularies are looked for: $OCX_SHARED_DIR, then the installed packages."""
-    roots = []
-    if os.environ.get("OCX_SHARED_DIR"):
-        roots.append(Path(os.environ["OCX_SHARED_DIR"]))
-    return roots
 
 
 def _packaged_vocabulary(name: str) -> Path | None:
