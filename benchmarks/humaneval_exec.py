@@ -45,6 +45,11 @@ class CheckResult:
         """HumanEval+ counts a program correct only if it passes the base inputs too."""
         return self.base == "pass" and self.plus == "pass"
 
+    @property
+    def correct(self) -> bool:
+        """What the eval runner counts (``score_many``): the HumanEval+ verdict, as OpenChat reports."""
+        return self.passed_plus
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -64,6 +64,9 @@ class MTBenchSummary:
     unparseable: int
     n: int
     judge: dict = field(default_factory=dict)
+    sent: int = 0
+    """Requests sent to the model and the judge in this run (the rest came from the cache)."""
+    cached: int = 0
 
     def cell(self, category: str | None, turn: int | None) -> float | None:
         """Mean rating of a category (None: all) and turn (None: both turns)."""
@@ -136,6 +139,7 @@ class MTBench:
         summary = summarize(records, data, self, judge.identity(),
                             {"per_category_temperature": TEMPERATURE, **_sampling(questions[0], overrides).as_dict()}
                             if questions else {})
+        summary.sent, summary.cached = asker.sent, asker.cached
         return summary, records
 
 
@@ -193,6 +197,8 @@ class _Asker:
     def __init__(self, cache, tracker: _Tracker):
         self.cache = cache
         self.tracker = tracker
+        self.sent = 0
+        self.cached = 0
 
     def ask(self, backend, chats: list[list[dict]], condition: str | None, samplings: list[Sampling],
             label: str) -> list[tuple[str, bool]]:
@@ -205,6 +211,8 @@ class _Asker:
         todo = [i for i, k in enumerate(keys) if k not in answers]
         task = self.tracker.start(label, len(keys), len(keys) - len(todo))
         requests = [Request(n, tuple(chats[i]), condition, samplings[i]) for n, i in enumerate(todo)]
+        self.sent += len(requests)
+        self.cached += len(cached)
         errors: list[BaseException] = []
 
         def on_result(n: int, text: str) -> None:

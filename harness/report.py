@@ -1,13 +1,14 @@
 """Compare evaluation runs: a rich table with an average column, and a self-contained HTML report.
 
-The HTML has one inline SVG bar chart per suite (one bar per run) plus one for the average:
-no JavaScript, no external files, no network, so it opens anywhere and can be mailed around.
+The HTML has one inline SVG bar chart per suite (one bar per run) plus one for the average, and
+an MT-Bench radar chart (category averages, one polygon per run) when any run has MT-Bench: no
+JavaScript, no external files, no network, so it opens anywhere and can be mailed around.
 """
 
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ocx.harness.errors import InputError
@@ -25,6 +26,8 @@ class RunColumn:
     path: str
     scores: dict[str, float]
     unmatched: dict[str, float]
+    document: dict = field(default_factory=dict, repr=False, compare=False)
+    """The whole results.json, for charts that need more than accuracies (the MT-Bench radar)."""
 
     def average(self, suites: list[str]) -> float | None:
         values = [self.scores[s] for s in suites if s in self.scores]
@@ -47,7 +50,7 @@ def load_runs(paths: list[str | Path]) -> list[RunColumn]:
         label = name if names.count(name) == 1 else f"{name} ({Path(document['_path']).parent.name})"
         summary = document["summary"]
         runs.append(RunColumn(label, document["_path"], {s: float(v["accuracy"]) for s, v in summary.items()},
-                              {s: float(v.get("unmatched_rate", 0.0)) for s, v in summary.items()}))
+                              {s: float(v.get("unmatched_rate", 0.0)) for s, v in summary.items()}, document))
     return runs
 
 
@@ -112,6 +115,17 @@ td:first-child,th:first-child{text-align:left}.charts{display:flex;flex-wrap:wra
 svg text{font-size:12px}.muted{color:#777;font-size:90%}"""
 
 
+def _mt_bench_section(runs: list[RunColumn]) -> str:
+    """The MT-Bench radar chart, or "" when no run has MT-Bench category scores."""
+    from ocx.benchmarks.mt_bench_report import radar_from_results
+
+    svg = radar_from_results([(r.label, r.document) for r in runs])
+    if not svg:
+        return ""
+    return ("<h2>MT-Bench</h2>\n<p class=\"muted\">Average of both turns per category, judged 1-10 "
+            "(the table above shows MT-Bench as score / 10).</p>\n" f"<div>{svg}</div>\n")
+
+
 def html_report(runs: list[RunColumn], title: str = "ocx evaluation report") -> str:
     suites = suite_order(runs)
     head = "".join(f"<th>{html.escape(s)}</th>" for s in [*suites, "average"])
@@ -122,10 +136,12 @@ def html_report(runs: list[RunColumn], title: str = "ocx evaluation report") -> 
         rows.append(f"<tr><td>{html.escape(run.label)}</td>{tds}</tr>")
     charts = [_bar_chart("average", runs, [r.average(suites) for r in runs])]
     charts += [_bar_chart(s, runs, [r.scores.get(s) for r in runs]) for s in suites]
+    radar = _mt_bench_section(runs)
     sources = "".join(f"<li>{html.escape(r.label)}: <code>{html.escape(r.path)}</code></li>" for r in runs)
     return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
             f"<style>{_STYLE}</style></head><body>\n<h1>{html.escape(title)}</h1>\n"
             f"<p class=\"muted\">Accuracy in percent; the average is the mean over the suites each run has.</p>\n"
             f"<table><tr><th>run</th>{head}</tr>\n" + "\n".join(rows) + "</table>\n"
             "<div class=\"charts\">\n" + "\n".join(f"<div>{c}</div>" for c in charts) + "\n</div>\n"
+            + radar +
             f"<h2>Results files</h2><ul>{sources}</ul>\n</body></html>\n")

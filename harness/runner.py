@@ -6,6 +6,12 @@ reused; the rest go to the backend in one stream (all suites together, so a fast
 never idle between suites), and each answer is committed to the cache the moment it arrives.
 Then each suite extracts and scores its answers. Accuracy is the mean of `score` over the
 suite's samples; an unmatched answer counts as wrong and is reported as unmatched.
+
+A suite whose scoring is slow (HumanEval runs every program in a sandbox) may offer
+`score_many(extractions, samples, on_done=None) -> list` to score all its samples at once (in
+parallel). Each result is a bool, or an object with `correct` (what counts; HumanEval's is the
+HumanEval+ verdict) and `to_dict()` (the details kept in the sample's record as `check`);
+`on_done(index, result)` is called as each finishes, for the progress bar.
 """
 
 from __future__ import annotations
@@ -35,11 +41,17 @@ class SampleRecord:
     correct: bool
     gold: str
     cached: bool
+    check: dict | None = None
+    """How a `score_many` suite reached its verdict, e.g. HumanEval's base and plus results and
+    the first failing input."""
 
     def to_dict(self) -> dict:
-        return {"suite": self.suite, "id": self.id, "messages": self.messages, "response": self.response,
-                "answer": self.answer, "matched": self.matched, "correct": self.correct, "gold": self.gold,
-                "cached": self.cached}
+        record = {"suite": self.suite, "id": self.id, "messages": self.messages, "response": self.response,
+                  "answer": self.answer, "matched": self.matched, "correct": self.correct, "gold": self.gold,
+                  "cached": self.cached}
+        if self.check is not None:
+            record["check"] = self.check
+        return record
 
 
 @dataclass(frozen=True)
@@ -174,19 +186,30 @@ class Runner:
             self.progress.advance(task)
 
     def _score(self, p: _Planned, answers: dict[str, str], cached_keys: set[str]):
-        records, correct, unmatched = [], 0, 0
-        for sample, key in zip(p.samples, p.keys):
-            response = answers[key]
-            extraction = p.suite.extract(response, sample, self.matcher)
-            is_correct = bool(p.suite.score(extraction, sample))
-            correct += is_correct
-            unmatched += not extraction.matched
+        responses = [answers[key] for key in p.keys]
+        extractions = [p.suite.extract(r, sample, self.matcher) for r, sample in zip(responses, p.samples)]
+        verdicts = self._verdicts(p, extractions)
+        records = []
+        for sample, key, response, extraction, (correct, check) in zip(p.samples, p.keys, responses, extractions,
+                                                                         verdicts):
             records.append(SampleRecord(p.suite.name, sample.id, p.suite.prompt(sample), response, extraction.answer,
-                                        extraction.matched, is_correct, sample.gold, key in cached_keys))
+                                        extraction.matched, correct, sample.gold, key in cached_keys, check))
         summary = SuiteSummary(p.suite.name, p.suite.version, p.suite.source, suite_data_sha256(p.samples),
-                               p.sampling.as_dict(), len(p.samples), correct, unmatched)
+                               p.sampling.as_dict(), len(p.samples), sum(r.correct for r in records),
+                               sum(not e.matched for e in extractions))
         return summary, records
 
+    def _verdicts(self, p: _Planned, extractions: list) -> list[tuple[bool, dict | None]]:
+        """(correct, check details) per sample: `score_many` when the suite has it, else `score`."""
+        score_many = getattr(p.suite, "score_many", None)
+        if score_many is None:
+            return [(bool(p.suite.score(e, s)), None) for e, s in zip(extractions, p.samples)]
+        if self.progress is None:
+            results = score_many(extractions, p.samples)
+        else:
+            task = self.progress.add_task(f"{p.suite.name} checks", total=len(p.samples))
+            results = score_many(extractions, p.samples, on_done=lambda index, result: self._advance(task))
+        return [(bool(r), None) if isinstance(r, bool) else (bool(r.correct), r.to_dict()) for r in results]
 
 def make_progress(console=None, enabled: bool = True):
     """A rich Progress with one bar per suite (or a no-op context when disabled)."""

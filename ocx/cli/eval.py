@@ -90,6 +90,12 @@ def _slug(text: str) -> str:
 @click.option("--seed", type=int, help="Sampling seed.")
 @click.option("--engine-arg", "engine_args", multiple=True, metavar="KEY=VALUE",
               help="vLLM engine argument (repeatable), e.g. --engine-arg gpu_memory_utilization=0.5.")
+@click.option("--judge-endpoint", help="mt_bench: base URL of the OpenAI-compatible judge API.")
+@click.option("--judge-model", help="mt_bench: judge model name, e.g. gpt-4.")
+@click.option("--judge-api-key", envvar=["OCX_JUDGE_API_KEY", "OPENAI_API_KEY"],
+              help="mt_bench: API key for --judge-endpoint (default: $OCX_JUDGE_API_KEY, else $OPENAI_API_KEY).")
+@click.option("--mt-bench-data", help="mt_bench: questions, references and judge prompts: a folder in FastChat's "
+                                      "llm_judge/data layout or hf:owner/name.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def eval_command(**options) -> None:
     """Evaluate a model or an endpoint on benchmark suites; prints scores, writes results.json."""
@@ -131,7 +137,9 @@ def _validate(o: dict):
                        backend=o["backend"], condition=o["condition"], sets=sets, limit=o["limit"],
                        concurrency=o["concurrency"], http_client=o["http_client"], batch_size=o["batch_size"], output=output,
                        cache=o["cache_path"] or output / "cache.sqlite", matcher=o["matcher"], data=o["data_spec"],
-                       api_key=o["api_key"], overrides=overrides, progress=not o["quiet"], engine_args=engine_args)
+                       api_key=o["api_key"], overrides=overrides, progress=not o["quiet"], engine_args=engine_args,
+                       judge_endpoint=o["judge_endpoint"], judge_model=o["judge_model"],
+                       judge_api_key=o["judge_api_key"], mt_bench_data=o["mt_bench_data"])
 
 
 def _engine_args(values: tuple[str, ...], problems: list[InputProblem]) -> dict:
