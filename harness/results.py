@@ -69,10 +69,23 @@ def load_results(path: str | Path) -> dict:
     problems = [InputProblem(str(path), None, f"summary.{name}.accuracy", "missing or not a number")
                 for name, scores in summary.items()
                 if not isinstance(scores, dict) or not isinstance(scores.get("accuracy"), (int, float))]
+    problems += _mt_bench_problems(str(path), summary.get("mt_bench"))
     if problems:
         raise InputError(problems)
     document["_path"] = str(path)
     return document
+
+
+def _mt_bench_problems(path: str, mt_bench: object) -> list[InputProblem]:
+    """MT-Bench category averages feed the report's radar chart: each must be a number."""
+    if not isinstance(mt_bench, dict) or "categories" not in mt_bench:
+        return []
+    categories = mt_bench["categories"]
+    if not isinstance(categories, dict):
+        return [InputProblem(path, None, "summary.mt_bench.categories", "not an object")]
+    return [InputProblem(path, None, f"summary.mt_bench.categories.{name}.average", "missing or not a number")
+            for name, value in categories.items()
+            if not isinstance(value, dict) or not isinstance(value.get("average"), (int, float))]
 
 
 def scores_table(run: EvalRun, title: str | None = None):

@@ -68,3 +68,18 @@ def test_a_broken_results_file_is_a_clear_error_with_exit_code_2(tmp_path):
     assert done.returncode == 2
     assert f"{bad}: summary.mmlu.accuracy: missing or not a number" in done.stderr
     assert not (tmp_path / "r.html").exists()
+
+
+def test_a_results_file_with_malformed_mt_bench_categories_is_a_clear_input_error(tmp_path):
+    import json
+
+    import pytest
+
+    from ocx.harness.errors import InputError
+    from ocx.harness.results import load_results
+
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"summary": {"mt_bench": {"accuracy": 0.5, "categories": {"math": {"turn_1": 3}}}}}))
+    with pytest.raises(InputError) as err:
+        load_results(path)
+    assert [p.field for p in err.value.problems] == ["summary.mt_bench.categories.math.average"]
