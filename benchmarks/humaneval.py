@@ -11,8 +11,10 @@ either as a complete function or as a body completing the prompt's signature, an
 the base inputs (HumanEval) and then the plus inputs (HumanEval+) in a fresh sandboxed process
 (:mod:`ocx.harness.sandbox`). ``score`` is the HumanEval+ verdict (base and plus pass), the
 number OpenChat reports; ``check`` / ``score_many`` return a ``CheckResult`` with both
-verdicts and the first failing input. With several samples per
-problem, :func:`ocx.benchmarks.humaneval_exec.pass_at_k_summary` gives the unbiased pass@k.
+verdicts and the first failing input. With several completions per problem
+(``ocx eval --samples N``), ``scores_for_completions`` gives the unbiased pass@k for k in
+(1, 10, 100), k <= N, averaged over problems
+(:func:`ocx.benchmarks.humaneval_exec.pass_at_k_summary`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import ast
 import re
 
 from ocx.benchmarks.base import Extraction, Sample, check_matcher, select_limit
-from ocx.benchmarks.humaneval_exec import CheckResult, check_many, check_program
+from ocx.benchmarks.humaneval_exec import CheckResult, check_many, check_program, pass_at_k_summary
 
 DATA_FILE = "coding/humaneval/humaneval.jsonl"
 _REQUIRED = ("task_id", "prompt", "entry_point", "canonical_solution", "base_input", "plus_input", "atol")
@@ -174,6 +176,10 @@ class HumanEval:
                                                    on_done=done)):
             results[index] = result
         return results  # type: ignore[return-value]
+
+    def scores_for_completions(self, correct_per_sample: list[list[bool]]) -> dict[str, float]:
+        """Unbiased pass@k (HumanEval+ verdicts) from each problem's N completions, k in (1, 10, 100), k <= N."""
+        return pass_at_k_summary({str(index): verdicts for index, verdicts in enumerate(correct_per_sample)})
 
 
 SUITE = HumanEval()

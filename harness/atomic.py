@@ -11,6 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_dir(target: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary folder beside `target`; rename it to `target` if the block succeeds."""
@@ -19,6 +25,8 @@ def atomic_dir(target: str | Path, *, overwrite: bool = False) -> Iterator[Path]
         raise FileExistsError(f"{target} already exists")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    # mkdtemp makes the folder private (0700); the published one gets the usual permissions.
+    os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
         if target.exists():
@@ -37,6 +45,7 @@ def atomic_write_text(target: str | Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would make results unreadable to others
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -1,9 +1,9 @@
 """On-disk cache of completed generation requests: what makes an interrupted eval resumable.
 
 One sqlite row per answered request, keyed by the sha256 of everything that determines the
-answer (model identity, prompt, condition, sampling settings). Each row is committed on its
-own, so a run killed at any point (even SIGKILL) keeps every answer it had received, and a
-rerun sends only what is missing. WAL mode lets a reader (a test, `ocx report`) look at the
+answer (model identity, prompt, condition, sampling settings, which of N completions). Each
+row is committed on its own, so a run killed at any point (even SIGKILL) keeps every answer
+it had received, and a rerun sends only what is missing. WAL mode lets a reader (a test, `ocx report`) look at the
 cache while a run writes it; `synchronous=NORMAL` is durable across a killed process (only a
 power cut can drop the last commits), and is what keeps a commit per answer cheap.
 """
@@ -30,9 +30,15 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
-def request_key(model: Mapping, prompt: object, condition: str | None, sampling: Mapping) -> str:
-    """The cache key: sha256 of the canonical JSON of what determines the answer."""
+def request_key(model: Mapping, prompt: object, condition: str | None, sampling: Mapping, completion: int = 0) -> str:
+    """The cache key: sha256 of the canonical JSON of what determines the answer.
+
+    `completion` tells apart the N answers `ocx eval --samples N` asks for the same prompt; the
+    first one (0) leaves it out, so its key is the one a single-sample run has always used.
+    """
     payload = {"model": model, "prompt": prompt, "condition": condition, "sampling": sampling}
+    if completion:
+        payload["completion"] = completion
     canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

@@ -46,6 +46,8 @@ class EvalOptions:
     """mt_bench: API key for the judge (--judge-api-key)."""
     mt_bench_data: str | None = None
     """mt_bench: a folder in FastChat's llm_judge/data layout or hf:owner/name (--mt-bench-data)."""
+    samples: int = 1
+    """Completions per sample of the single-prompt suites (--samples); mt_bench asks once."""
 
 
 def _resolve_model_type(opts: EvalOptions, problems: list[InputProblem]) -> str | None:
@@ -110,6 +112,20 @@ def _settings(opts: EvalOptions, model_type: str | None, data) -> dict:
     return settings
 
 
+def warn_identical_completions(opts: EvalOptions, suites: list) -> None:
+    """With --samples N > 1, greedy decoding (temperature 0) gives N identical answers: say so
+    on stderr (the run still goes ahead: the numbers are valid, just not informative)."""
+    from ocx.harness.backends import Sampling
+
+    greedy = [s.name for s in suites if Sampling.for_suite(s.generation, opts.overrides).temperature == 0]
+    if opts.samples > 1 and greedy:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[yellow]warning:[/] --samples {opts.samples} with temperature 0 for "
+                                   f"{', '.join(greedy)}: the {opts.samples} completions will be identical "
+                                   "(pass --temperature, e.g. 0.8)")
+
+
 def _open_data(opts: EvalOptions, problems: list[InputProblem]):
     from ocx.benchmarks.data import DataUnavailableError, open_data_source
 
@@ -143,10 +159,11 @@ def run_eval_session(opts: EvalOptions, console) -> Path:
         problems += check_options(opts.judge_endpoint, opts.judge_model, opts.mt_bench_data)
     if problems:
         raise InputError(problems)
+    warn_identical_completions(opts, single)
     backend = build_backend(opts, model_type)
     with ResponseCache(opts.cache) as cache, make_progress(console, opts.progress) as progress:
         runner = Runner(backend, cache, condition=opts.condition, matcher=opts.matcher, overrides=opts.overrides,
-                        progress=progress)
+                        progress=progress, completions=opts.samples)
         run = runner.run(single, data, limit=opts.limit)
         mt = None
         if wants_mt_bench(suites):

@@ -2,7 +2,8 @@
 
 `results.json` says what produced the numbers (model identity, template and data hashes, suite
 versions, sampling settings, condition, matcher) next to the numbers themselves; its `summary`
-maps each suite to accuracy (0-1), n and unmatched. Each file is written to a temporary
+maps each suite to accuracy (0-1), n and unmatched (and, with several completions per sample,
+`completions` and any pass@k the suite reports). Each file is written to a temporary
 sibling and renamed, samples first: a results.json on disk always belongs to a complete run.
 """
 
@@ -89,18 +90,24 @@ def _mt_bench_problems(path: str, mt_bench: object) -> list[InputProblem]:
 
 
 def scores_table(run: EvalRun, title: str | None = None):
-    """A rich table: one row per suite with accuracy, n and the unmatched rate."""
+    """A rich table: one row per suite with accuracy, n and the unmatched rate (and pass@k when
+    a suite has several completions per sample)."""
     from rich.table import Table
 
+    pass_at = {name: {k: v for k, v in s.scores().items() if k.startswith("pass@")} for name, s in run.summaries.items()}
     table = Table(title=title, title_justify="left")
-    for column, justify in (("suite", "left"), ("accuracy", "right"), ("n", "right"), ("unmatched", "right"),
-                            ("version", "left")):
+    columns = [("suite", "left"), ("accuracy", "right"), ("n", "right"), ("unmatched", "right")]
+    if any(pass_at.values()):
+        columns.append(("pass@k", "right"))
+    for column, justify in (*columns, ("version", "left")):
         table.add_column(column, justify=justify)
     for name, s in run.summaries.items():
-        table.add_row(name, f"{100 * s.accuracy:.2f}", str(s.n), f"{s.unmatched} ({100 * s.unmatched_rate:.1f}%)",
-                      s.version)
+        row = [name, f"{100 * s.accuracy:.2f}", str(s.n), f"{s.unmatched} ({100 * s.unmatched_rate:.1f}%)"]
+        if len(columns) > 4:
+            row.append("  ".join(f"{k} {100 * v:.2f}" for k, v in pass_at[name].items()))
+        table.add_row(*row, s.version)
     if len(run.summaries) > 1:
         average = sum(s.accuracy for s in run.summaries.values()) / len(run.summaries)
         table.add_section()
-        table.add_row("[bold]average", f"[bold]{100 * average:.2f}", "", "", "")
+        table.add_row("[bold]average", f"[bold]{100 * average:.2f}", *[""] * (len(columns) - 1))
     return table

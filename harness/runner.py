@@ -7,6 +7,12 @@ never idle between suites), and each answer is committed to the cache the moment
 Then each suite extracts and scores its answers. Accuracy is the mean of `score` over the
 suite's samples; an unmatched answer counts as wrong and is reported as unmatched.
 
+With `completions=N` (`ocx eval --samples N`) every sample is asked N times, each a request of
+its own (its completion index is in the cache key, and a user seed becomes seed + index), and
+accuracy is the mean over all N x samples answers. A suite may offer
+`scores_for_completions(correct_per_sample: list[list[bool]]) -> dict` for extra scores over
+the N verdicts of each sample (HumanEval's unbiased pass@k).
+
 A suite whose scoring is slow (HumanEval runs every program in a sandbox) may offer
 `score_many(extractions, samples, on_done=None) -> list` to score all its samples at once (in
 parallel). Each result is a bool, or an object with `correct` (what counts; HumanEval's is the
@@ -19,7 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ocx.benchmarks.base import DataSource, Sample, Suite, suite_data_sha256
 from ocx.harness.backends import Backend, Request, Sampling
@@ -44,6 +50,9 @@ class SampleRecord:
     check: dict | None = None
     """How a `score_many` suite reached its verdict, e.g. HumanEval's base and plus results and
     the first failing input."""
+    completions: list[dict] | None = None
+    """With N > 1 completions per sample: every completion's response, answer, matched, correct,
+    cached (and check); the fields above are then the first completion's."""
 
     def to_dict(self) -> dict:
         record = {"suite": self.suite, "id": self.id, "messages": self.messages, "response": self.response,
@@ -51,6 +60,8 @@ class SampleRecord:
                   "cached": self.cached}
         if self.check is not None:
             record["check"] = self.check
+        if self.completions is not None:
+            record["completions"] = self.completions
         return record
 
 
@@ -62,20 +73,32 @@ class SuiteSummary:
     data_sha256: str
     sampling: dict
     n: int
+    """Samples (problems); each was answered `completions` times."""
     correct: int
+    """Correct answers, over all completions."""
     unmatched: int
+    completions: int = 1
+    extra: dict = field(default_factory=dict)
+    """The suite's own scores over several completions per sample, e.g. {"pass@1": ..., "pass@10": ...}."""
+
+    @property
+    def answers(self) -> int:
+        return self.n * self.completions
 
     @property
     def accuracy(self) -> float:
-        return self.correct / self.n if self.n else 0.0
+        return self.correct / self.answers if self.answers else 0.0
 
     @property
     def unmatched_rate(self) -> float:
-        return self.unmatched / self.n if self.n else 0.0
+        return self.unmatched / self.answers if self.answers else 0.0
 
     def scores(self) -> dict:
-        return {"accuracy": self.accuracy, "n": self.n, "correct": self.correct, "unmatched": self.unmatched,
-                "unmatched_rate": self.unmatched_rate}
+        scores = {"accuracy": self.accuracy, "n": self.n, "correct": self.correct, "unmatched": self.unmatched,
+                  "unmatched_rate": self.unmatched_rate}
+        if self.completions > 1:  # a single-completion summary stays exactly as it always was
+            scores["completions"] = self.completions
+        return {**scores, **self.extra}
 
 
 @dataclass
@@ -94,19 +117,41 @@ class EvalRun:
 class _Planned:
     suite: Suite
     samples: list[Sample]
-    sampling: Sampling
-    keys: list[str]
+    samplings: list[Sampling]
+    """One per completion index: the suite's settings, the seed (if any) moved on by the index."""
+    keys: list[list[str]]
+    """keys[sample][completion]."""
+
+    @property
+    def sampling(self) -> Sampling:
+        return self.samplings[0]
+
+    def all_keys(self) -> list[str]:
+        return [key for sample_keys in self.keys for key in sample_keys]
+
+
+def completion_sampling(sampling: Sampling, completion: int) -> Sampling:
+    """The settings for completion `completion`: seed + completion when a seed is set, so the N
+    answers to one prompt are N draws rather than one draw N times."""
+    if sampling.seed is None or completion == 0:
+        return sampling
+    return replace(sampling, seed=sampling.seed + completion)
 
 
 def plan_suites(suites: Sequence[Suite], data: DataSource, *, limit: int | None, condition: str | None,
-                overrides: dict, identity: dict) -> list[_Planned]:
-    """Load every suite and compute each sample's cache key (no model work yet)."""
+                overrides: dict, identity: dict, completions: int = 1) -> list[_Planned]:
+    """Load every suite and compute each sample's cache keys, one per completion (no model work yet)."""
     planned = []
     for suite in suites:
         samples = suite.load(data, limit=limit)
-        sampling = Sampling.for_suite(suite.generation, overrides)
-        keys = [request_key(identity, suite.prompt(s), condition, sampling.as_dict()) for s in samples]
-        planned.append(_Planned(suite, samples, sampling, keys))
+        base = Sampling.for_suite(suite.generation, overrides)
+        samplings = [completion_sampling(base, i) for i in range(completions)]
+        keys = []
+        for sample in samples:
+            prompt = suite.prompt(sample)
+            keys.append([request_key(identity, prompt, condition, samplings[i].as_dict(), completion=i)
+                         for i in range(completions)])
+        planned.append(_Planned(suite, samples, samplings, keys))
     return planned
 
 
@@ -114,7 +159,10 @@ class Runner:
     """Runs suites against a backend with a response cache; `progress` is a rich Progress or None."""
 
     def __init__(self, backend: Backend, cache: ResponseCache, *, condition: str | None = None,
-                 matcher: str = "ocx", overrides: dict | None = None, progress=None):
+                 matcher: str = "ocx", overrides: dict | None = None, progress=None, completions: int = 1):
+        if completions < 1:
+            raise ValueError(f"completions must be at least 1, got {completions}")
+        self.completions = completions
         self.backend = backend
         self.cache = cache
         self.condition = condition
@@ -126,8 +174,8 @@ class Runner:
         start = time.perf_counter()
         identity = self.backend.identity()
         planned = plan_suites(suites, data, limit=limit, condition=self.condition, overrides=self.overrides,
-                              identity=identity)
-        answers = self.cache.get_many(k for p in planned for k in p.keys)
+                              identity=identity, completions=self.completions)
+        answers = self.cache.get_many(k for p in planned for k in p.all_keys())
         cached_keys = set(answers)
         sent = self._generate(planned, answers)
         summaries, records = {}, []
@@ -135,31 +183,39 @@ class Runner:
             summary, suite_records = self._score(p, answers, cached_keys)
             summaries[p.suite.name] = summary
             records += suite_records
+        settings = {"model": identity, "condition": self.condition, "matcher": self.matcher}
+        if self.completions > 1:
+            settings["samples"] = self.completions
         return EvalRun(summaries, records, sent=sent, cached=len(cached_keys), elapsed_s=time.perf_counter() - start,
-                       settings={"model": identity, "condition": self.condition, "matcher": self.matcher})
+                       settings=settings)
 
     def _generate(self, planned: list[_Planned], answers: dict[str, str]) -> int:
         """Send every uncached request; returns how many were sent."""
         tasks = self._progress_tasks(planned, answers)
         requests: list[Request] = []
-        owners: list[tuple[str, list[int]]] = []  # request index -> (key, progress tasks to advance)
+        owners: list[tuple[str, int, list[int]]] = []  # request index -> (key, completion, progress tasks)
         seen: dict[str, int] = {}
         for p, task in zip(planned, tasks):
-            for sample, key in zip(p.samples, p.keys):
-                if key in answers:
-                    continue
-                if key in seen:  # the same prompt twice (duplicates in the data): ask once
-                    owners[seen[key]][1].append(task)
-                    continue
-                seen[key] = len(requests)
-                owners.append((key, [task]))
-                requests.append(Request(len(requests), tuple(p.suite.prompt(sample)), self.condition, p.sampling))
+            for sample, sample_keys in zip(p.samples, p.keys):
+                for completion, key in enumerate(sample_keys):
+                    if key in answers:
+                        continue
+                    if key in seen:  # the same prompt twice (duplicates in the data): ask once
+                        owners[seen[key]][2].append(task)
+                        continue
+                    seen[key] = len(requests)
+                    owners.append((key, completion, [task]))
+                    requests.append(Request(len(requests), tuple(p.suite.prompt(sample)), self.condition,
+                                            p.samplings[completion]))
         errors: list[tuple[int, BaseException]] = []
 
         def on_result(index: int, text: str) -> None:
-            key, owner_tasks = owners[index]
+            key, completion, owner_tasks = owners[index]
             # The prompt itself is in samples.jsonl; a small row keeps each commit cheap (~0.1 ms).
-            self.cache.put(key, text, {"condition": self.condition, "sampling": requests[index].sampling.as_dict()})
+            row = {"condition": self.condition, "sampling": requests[index].sampling.as_dict()}
+            if completion:
+                row["completion"] = completion
+            self.cache.put(key, text, row)
             answers[key] = text
             for task in owner_tasks:
                 self._advance(task)
@@ -177,8 +233,9 @@ class Runner:
             return [None] * len(planned)
         tasks = []
         for p in planned:
-            done = sum(k in answers for k in p.keys)
-            tasks.append(self.progress.add_task(p.suite.name, total=len(p.keys), completed=done))
+            keys = p.all_keys()
+            done = sum(k in answers for k in keys)
+            tasks.append(self.progress.add_task(p.suite.name, total=len(keys), completed=done))
         return tasks
 
     def _advance(self, task: int | None) -> None:
@@ -186,30 +243,46 @@ class Runner:
             self.progress.advance(task)
 
     def _score(self, p: _Planned, answers: dict[str, str], cached_keys: set[str]):
-        responses = [answers[key] for key in p.keys]
-        extractions = [p.suite.extract(r, sample, self.matcher) for r, sample in zip(responses, p.samples)]
-        verdicts = self._verdicts(p, extractions)
-        records = []
-        for sample, key, response, extraction, (correct, check) in zip(p.samples, p.keys, responses, extractions,
-                                                                         verdicts):
-            records.append(SampleRecord(p.suite.name, sample.id, p.suite.prompt(sample), response, extraction.answer,
-                                        extraction.matched, correct, sample.gold, key in cached_keys, check))
+        """Extract and score every completion; one record per sample holds its N completions."""
+        n = self.completions
+        keys = p.all_keys()
+        samples = [sample for sample in p.samples for _ in range(n)]  # one per answer, in key order
+        extractions = [p.suite.extract(answers[key], sample, self.matcher) for key, sample in zip(keys, samples)]
+        verdicts = self._verdicts(p, extractions, samples)
+        scored = []
+        for key, extraction, (correct, check) in zip(keys, extractions, verdicts):
+            one = {"response": answers[key], "answer": extraction.answer, "matched": extraction.matched,
+                   "correct": correct, "cached": key in cached_keys}
+            scored.append(one if check is None else {**one, "check": check})
+        per_sample = [scored[j * n:(j + 1) * n] for j in range(len(p.samples))]
+        records = [self._record(p, sample, completions) for sample, completions in zip(p.samples, per_sample)]
+        extra = {}
+        scores_for_completions = getattr(p.suite, "scores_for_completions", None)
+        if n > 1 and scores_for_completions is not None:
+            extra = scores_for_completions([[c["correct"] for c in completions] for completions in per_sample])
         summary = SuiteSummary(p.suite.name, p.suite.version, p.suite.source, suite_data_sha256(p.samples),
-                               p.sampling.as_dict(), len(p.samples), sum(r.correct for r in records),
-                               sum(not e.matched for e in extractions))
+                               p.sampling.as_dict(), len(p.samples), sum(c for c, _ in verdicts),
+                               sum(not e.matched for e in extractions), n, extra)
         return summary, records
 
-    def _verdicts(self, p: _Planned, extractions: list) -> list[tuple[bool, dict | None]]:
-        """(correct, check details) per sample: `score_many` when the suite has it, else `score`."""
+    def _record(self, p: _Planned, sample: Sample, completions: list[dict]) -> SampleRecord:
+        first = completions[0]
+        return SampleRecord(p.suite.name, sample.id, p.suite.prompt(sample), first["response"], first["answer"],
+                            first["matched"], first["correct"], sample.gold, first["cached"], first.get("check"),
+                            completions if len(completions) > 1 else None)
+
+    def _verdicts(self, p: _Planned, extractions: list, samples: list[Sample]) -> list[tuple[bool, dict | None]]:
+        """(correct, check details) per answer: `score_many` when the suite has it, else `score`."""
         score_many = getattr(p.suite, "score_many", None)
         if score_many is None:
-            return [(bool(p.suite.score(e, s)), None) for e, s in zip(extractions, p.samples)]
+            return [(bool(p.suite.score(e, s)), None) for e, s in zip(extractions, samples)]
         if self.progress is None:
-            results = score_many(extractions, p.samples)
+            results = score_many(extractions, samples)
         else:
-            task = self.progress.add_task(f"{p.suite.name} checks", total=len(p.samples))
-            results = score_many(extractions, p.samples, on_done=lambda index, result: self._advance(task))
+            task = self.progress.add_task(f"{p.suite.name} checks", total=len(samples))
+            results = score_many(extractions, samples, on_done=lambda index, result: self._advance(task))
         return [(bool(r), None) if isinstance(r, bool) else (bool(r.correct), r.to_dict()) for r in results]
+
 
 def make_progress(console=None, enabled: bool = True):
     """A rich Progress with one bar per suite (or a no-op context when disabled)."""

@@ -87,7 +87,9 @@ def _slug(text: str) -> str:
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Override each suite's max new tokens.")
 @click.option("--temperature", type=click.FloatRange(min=0), help="Override each suite's temperature (0 = greedy).")
 @click.option("--top-p", type=click.FloatRange(min=0, max=1), help="Override top-p.")
-@click.option("--seed", type=int, help="Sampling seed.")
+@click.option("--seed", type=int, help="Sampling seed (completion i of --samples gets seed + i).")
+@click.option("--samples", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Completions per sample, each its own request; accuracy is their mean, humaneval adds pass@k.")
 @click.option("--engine-arg", "engine_args", multiple=True, metavar="KEY=VALUE",
               help="vLLM engine argument (repeatable), e.g. --engine-arg gpu_memory_utilization=0.5.")
 @click.option("--judge-endpoint", help="mt_bench: base URL of the OpenAI-compatible judge API.")
@@ -139,7 +141,7 @@ def _validate(o: dict):
                        cache=o["cache_path"] or output / "cache.sqlite", matcher=o["matcher"], data=o["data_spec"],
                        api_key=o["api_key"], overrides=overrides, progress=not o["quiet"], engine_args=engine_args,
                        judge_endpoint=o["judge_endpoint"], judge_model=o["judge_model"],
-                       judge_api_key=o["judge_api_key"], mt_bench_data=o["mt_bench_data"])
+                       judge_api_key=o["judge_api_key"], mt_bench_data=o["mt_bench_data"], samples=o["samples"])
 
 
 def _engine_args(values: tuple[str, ...], problems: list[InputProblem]) -> dict:
