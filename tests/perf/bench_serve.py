@@ -13,19 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import statistics
-import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.serve.conftest import free_port
+from tests.serve.conftest import free_port, server_process
 
 pytestmark = pytest.mark.perf
 ROUNDS = 6
@@ -40,33 +36,8 @@ def checkpoint(tmp_path_factory, mistral_tokenizer_file) -> Path:
                                  "openchat_3.5", **TINY)
 
 
-@contextmanager
 def server(cmd: list[str], port: int):
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 400
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{cmd[:3]} exited {proc.returncode}: {proc.stderr.read()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{cmd[:3]} did not start")
-            time.sleep(1)
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+    return server_process(cmd, port, start_timeout=400)
 
 
 def _bodies(model: str, count: int, max_tokens: int, extra: dict) -> list[dict]:

@@ -9,17 +9,13 @@ agree token for token.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.serve.conftest import free_port
+from tests.serve.conftest import free_port, server_process
 
 pytestmark = pytest.mark.vllm
 pytest.importorskip("vllm")
@@ -71,31 +67,8 @@ def vllm_url(eot_checkpoint):
     cmd = [str(ocx), "serve", "--model", str(folder), "--engine", "vllm", "--port", str(port),
            "--served-model-name", "tiny-vllm", "--api-keys", *KEYS, "--engine-arg", "enforce_eager=true",
            "--disable-log-requests"]
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"ocx serve --engine vllm exited {proc.returncode}:\n{proc.stdout.read()[-4000:]}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("ocx serve --engine vllm did not start in 300 s")
-            time.sleep(1)
+    with server_process(cmd, port, start_timeout=300) as url:
         yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
 
 
 @pytest.fixture
