@@ -94,7 +94,8 @@ def scores_table(run: EvalRun, title: str | None = None):
     a suite has several completions per sample)."""
     from rich.table import Table
 
-    pass_at = {name: {k: v for k, v in s.scores().items() if k.startswith("pass@")} for name, s in run.summaries.items()}
+    pass_at = {name: {k: v for k, v in s.scores().items() if k.startswith("pass@")}
+               for name, s in run.summaries.items()}
     table = Table(title=title, title_justify="left")
     columns = [("suite", "left"), ("accuracy", "right"), ("n", "right"), ("unmatched", "right")]
     if any(pass_at.values()):

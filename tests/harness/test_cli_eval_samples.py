@@ -37,7 +37,8 @@ def coding_server(mock_server, eval_data, limit, correct_on):
         prompt = last_user_content(body)
         served[prompt] += 1
         sample = table[prompt][1]
-        body_code = sample.meta["canonical_solution"] if correct_on(order[prompt], served[prompt]) else "    return None\n"
+        right = correct_on(order[prompt], served[prompt])
+        body_code = sample.meta["canonical_solution"] if right else "    return None\n"
         return f"```python\n{sample.meta['prompt']}{body_code}\n```\n"
 
     return mock_server(respond)
