@@ -21,6 +21,7 @@ class ArithmeticSuite:
     version = "1"
     source = "ocx synthetic single-digit addition (recipes/synthetic.py)"
     generation = {"max_tokens": 6, "temperature": 0.0}
+    needs_data = False  # the questions are generated: `ocx eval` opens no data source for them
 
     def load(self, data: DataSource | None = None, limit: int | None = None) -> list[Sample]:
         """The questions are generated, so `data` is not read."""

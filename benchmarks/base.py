@@ -12,6 +12,9 @@ class, so third-party suites need not import ocx to satisfy it)::
     extract(response, sample, matcher="ocx") -> Extraction # pure: no I/O, no model
     score(extraction, sample) -> bool                      # pure (math runs sympy in a time-limited worker)
 
+Optional: ``needs_data = False`` on a suite whose ``load`` generates its samples (so ``ocx eval``
+opens and fetches no data source for it); ``multi_turn = True`` for suites with their own driver.
+
 The runner owns everything else: it applies the chat template and the condition to ``prompt()``,
 sends it with ``generation`` (possibly overridden by the user), then calls ``extract`` and
 ``score``. Accuracy over a suite is the plain mean of ``score`` over its samples, as in OpenChat's

