@@ -61,10 +61,12 @@ def prepare_data(recipe: Recipe, tokenizer: Path, console) -> Path:
     """Merged JSONL, then `ocx data tokenize`, reused when the same content was tokenized before."""
     from ocx.harness.data.writer import TokenizeJob, tokenize_files
     from ocx.harness.templates import get_template
+    from ocx.harness.tokenizers import load_tokenizer
 
     text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in _source_rows(recipe))
     template = get_template(recipe.model_type)
-    key = hashlib.sha256("\0".join([text, template.sha256, _file_sha256(tokenizer)]).encode()).hexdigest()[:16]
+    tokenizer_sha256 = load_tokenizer(tokenizer, template.added_tokens).sha256
+    key = hashlib.sha256("\0".join([text, template.sha256, tokenizer_sha256]).encode()).hexdigest()[:16]
     data_dir = recipe.output / "data"
     tokenized = data_dir / f"tokenized-{key}"
     if (tokenized / "manifest.json").is_file():
@@ -76,14 +78,6 @@ def prepare_data(recipe: Recipe, tokenizer: Path, console) -> Path:
                                           out=tokenized, workers=2))
     console.print(f"data: {manifest['counts']['conversations']} conversations tokenized into {tokenized}")
     return tokenized
-
-
-def _file_sha256(path: Path) -> str:
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    digest = hashlib.sha256()
-    for f in files:
-        digest.update(f.read_bytes())
-    return digest.hexdigest()
 
 
 # --- model ------------------------------------------------------------------------------------
