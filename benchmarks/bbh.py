@@ -29,7 +29,7 @@ def normalize_phrase(text: str, subset: str) -> str:
 
 class BBH:
     name = "bbh"
-    version = "1.0"
+    version = "1.1"
     source = "BIG-Bench Hard (Suzgun et al., 2022), 3-shot CoT prompts as Chain-of-Thought Hub; OpenChat eval_data fs_cothub/bbh"
     generation = dict(CHAIN_OF_THOUGHT)
 

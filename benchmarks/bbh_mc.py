@@ -14,7 +14,7 @@ from ocx.benchmarks.openchat_match import zs_bbh_mc_orca_truthfulqa_orca_match_a
 
 SUITE = ChoiceSuite(
     name="bbh_mc",
-    version="1.0",
+    version="1.1",
     source="BIG-Bench Hard (Suzgun et al., 2022), multiple choice, zero-shot as Orca; OpenChat eval_data zs/bbh_mc_orca",
     folder="zs/bbh_mc_orca",
     openchat_matcher=zs_bbh_mc_orca_truthfulqa_orca_match_answer,

@@ -1,77 +1,149 @@
 """The ocx matcher's answer extraction: pure functions over a model's response text.
 
 They find the answer a chat model actually gave, in the forms such models use ("The answer is
-(B).", "**Answer: B**", "(B) Cranial", ``#### 42``, ``\\boxed{...}``, "$1,234 dollars"), and return
-None when there is none. They never fall back to a default guess: a response without a
-recognisable answer is *unmatched* and scored wrong.
+(B).", "**Answer: B**", "(B) Cranial", "I pick option C", "（B）", "not A but C", ``#### 42``,
+``\\boxed{...}``, "$1,234 dollars", "twelve"), and return None when there is none. They never
+fall back to a default guess: a response without a recognisable answer is *unmatched* and
+scored wrong. ``tests/benchmarks/response_table.py`` holds the realistic responses (with the
+answer each one meant) that these rules are measured against.
 """
 
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
-from fractions import Fraction
+import unicodedata
 
-# "the answer is", "The correct answer is:", "Answer:", "final answer is" ... (case-insensitive).
+from ocx.benchmarks.extract_number import (  # noqa: F401  (re-exported: the suites import them from here)
+    NUMBER, extract_number, format_number, numbers_equal, parse_number, strip_markup,
+)
+
+# "the answer is", "The correct answer is:", "Answer:", "**Answer**: ", "final answer would be" ...
+# A bare "answer" ("to answer this", "answers") is not a marker: a connector must follow.
 _ANSWER_PHRASE = re.compile(
-    r"(?:\banswer\s*(?:is|would be|will be|should be)?\s*(?:[:=]|\bis\b)?|\bchoice\s+is|\boption\s+is)\s*[:=]?\s*",
+    r"\b(?:answer(?:\s+choice)?|(?:correct|right|best)\s+(?:option|choice)|choice\s+is|option\s+is)[*_]*"
+    r"(?:\s*(?:is|was|would\s+be|will\s+be|should\s+be|must\s+be|=|:|-|—)(?![\w]))+[*_]*\s*(?:[:=]\s*)?",
     re.IGNORECASE,
 )
-_MARKUP = re.compile(r"[*_`$]+")
-
-
-def _strip_markup(text: str) -> str:
-    """Drop markdown emphasis, backticks and inline-math dollars that wrap answers."""
-    return _MARKUP.sub("", text)
 
 
 def answer_phrases(response: str) -> list[tuple[int, str]]:
     """(position, text after the phrase up to the end of its line) for every answer phrase."""
     found = []
-    for m in re.finditer(r"answer|choice\s+is|option\s+is", response, re.IGNORECASE):
-        phrase = _ANSWER_PHRASE.match(response, m.start())
-        if phrase is None:
-            continue
-        rest = response[phrase.end():].split("\n", 1)[0]
-        if not rest.strip() and phrase.end() < len(response):
+    for m in _ANSWER_PHRASE.finditer(response):
+        rest = response[m.end():].split("\n", 1)[0]
+        if not strip_markup(rest).strip() and m.end() < len(response):
             # "The answer is:\n\n**(B)**": the answer sits on the next non-empty line.
-            following = [ln for ln in response[phrase.end():].split("\n") if ln.strip()]
+            following = [ln for ln in response[m.end():].split("\n") if strip_markup(ln).strip()]
             rest = following[0] if following else ""
         found.append((m.start(), rest))
     return found
 
 
+def _normalize(text: str) -> str:
+    """Full-width forms to ASCII ("（Ｂ）" -> "(B)"), markdown emphasis and LaTeX wrappers dropped."""
+    text = unicodedata.normalize("NFKC", text)
+    text = re.sub(r"\\(?:text|textbf|mathrm|mathbf)\s*\{([^{}]*)\}", r"\1", text)
+    text = re.sub(r"\\boxed\s*\{([^{}]*)\}", r"\1", text)
+    return re.sub(r"[*_`$#]+", "", text)
+
+
+def _letter_token(letters: str) -> str:
+    """One option letter: "(B)", "(b)", "[B]", "B)", "B." or a bare capital "B" that is a word.
+
+    Case matters here (the lead phrases around it are case-insensitive): a bare lowercase "a" is
+    an article, so lowercase letters count only in brackets, before ")" or ending a line.
+    """
+    upper = "".join(sorted({x for x in letters if "A" <= x <= "Z"}))
+    lower, ending = upper.lower(), upper.lower().replace("a", "").replace("i", "")
+    if not upper:
+        return r"(?!x)x"
+    token = (rf"[(\[]\s*(?P<p>[{upper}{lower}])\s*[)\]]|(?P<b>[{upper}])(?![\w'’])|(?P<l>[{lower}])(?=\))")
+    return f"(?:{token}|(?P<e>[{ending}])(?=\\s*[.!]?\\s*(?:$|\\n)))" if ending else f"(?:{token})"
+
+
+def _hit(m: re.Match) -> str:
+    return (m.group("p") or m.group("b") or m.group("l") or m.groupdict().get("e")).upper()
+
+
+# (lead, strict): phrases that introduce the chosen letter. A strict lead ("so", "it is") needs
+# punctuation or the end of the line after the letter, so "So A is wrong" is not a choice of A.
+_LEADS = [
+    # "the answer is (B)", "Answer: B) ...", "The correct option is C", "answer choice: (D)"
+    (r"\b(?:answer(?:\s+choice)?|(?:correct|right|best)\s+(?:option|choice|letter|one)|choice|option)"
+     r"(?:\s*(?:is|was|would\s+be|will\s+be|should\s+be|must\s+be|=|:|-|—)(?!\w))+"
+     r"\s*(?:probably|likely|definitely|clearly|therefore|thus)?\s*[:,]?\s*(?:option|choice|letter)?\s*", False),
+    # "I pick option B", "I'd go with (C)", "I will choose D", "my choice is A"
+    (r"\b(?:i(?:'d|'ll|\s+would|\s+will|\s+should)?\s+(?:pick|choose|select|go\s+with|opt\s+for)"
+     r"|(?:my|final)\s+(?:answer|choice|pick|selection|verdict)\s+(?:is|would\s+be))\s*:?\s*(?:option|choice|letter)?\s*",
+     False),
+    # "I believe it is (B)", "it's C.", "so it must be (D)"
+    (r"\b(?:it|this|that)(?:\s+is|'s|\s+must\s+be|\s+would\s+be|\s+should\s+be)\s+(?:option\s+)?", True),
+    # "Therefore, (B).", "So: C"
+    (r"\b(?:so|thus|therefore|hence)\s*[,:]?\s*(?:option\s+)?", True),
+    # "not A but C"
+    (r"\bnot\s+(?:option\s+)?\(?[A-Za-z]\)?(?:\s*\([^()]{0,40}\))?\s*,?\s*but\s+(?:rather\s+)?(?:option\s+)?", False),
+]
+_AFTER = {False: r"(?=[\s.,;:!?)\]'\"]|$)", True: r"(?=\s*(?:[.,;:!)\]]|$|\n))"}
+# After the letter: "(C) is correct", "C is the right answer", "Option B is the best choice".
+_CORRECT_AFTER = (r"(?i:\s*(?:is|would\s+be|seems)\s+(?:the\s+)?(?:most\s+)?(?:correct|right|best|true|accurate)\b"
+                  r"|\s+is\s+the\s+answer\b)")
+_MORE_LETTERS = r"(?i:\s*(?:,|/|&|\band\b|\bor\b)\s*(?:option\s+)?){token}"
+
+
+def _mentions(text: str, letters: str) -> list[tuple[int, str | None]]:
+    """(position, letter) for every place the text says a letter is the answer; None = ambiguous."""
+    token = _letter_token(letters)
+    found: list[tuple[int, str | None]] = []
+    for lead, strict in _LEADS:
+        for m in re.finditer(f"(?i:{lead})" + token + _AFTER[strict], text):
+            ambiguous = re.match(_MORE_LETTERS.format(token=token), text[m.end():])
+            found.append((m.start(), None if ambiguous else _hit(m)))
+    for m in re.finditer(r"(?i:(?:option\s+|choice\s+)?)" + token + _CORRECT_AFTER, text):
+        if not re.search(r"(?i:\b(?:not|if|whether)\s+(?:option\s+)?)$", text[max(0, m.start() - 12):m.start()]):
+            found.append((m.start(), _hit(m)))
+    return found
+
+
 def _letter_at_start(text: str, letters: str) -> str | None:
-    """The option letter a text begins with: "(B)", "B", "B.", "B)", "[B]", "**B**", "B:"."""
-    text = _strip_markup(text).strip()
-    m = re.match(r"^[\(\[]?([A-Z])(?:[\)\]]|(?=[\s.,:;!]|$))", text)
-    if m and m.group(1) in letters:
-        return m.group(1)
-    return None
+    """A response that begins with its choice: "(B) Cranial", "B", "B.", "B)", "[B]", "B: ...", "Option B"."""
+    token = _letter_token(letters)
+    m = re.match(r"\s*(?:option\s+|choice\s+)?" + token + r"(?=\s*(?:[.):\]]|[-–—]\s|$|\n))", text, re.IGNORECASE)
+    if m is None:
+        m = re.match(r"\s*[(\[]\s*([A-Za-z])\s*[)\]]", text)
+        return m.group(1).upper() if m and m.group(1).upper() in letters else None
+    return _hit(m) if _hit(m) in letters else None
 
 
 def extract_letter(response: str, letters: str) -> str | None:
     """The option letter (one of ``letters``) a response chose, or None.
 
-    In order: the last answer phrase followed by a letter ("the answer is (B)", "Answer: **B**");
-    a response that starts with the letter ("(B) Cranial", "B"); the last bold letter ("**(B)**");
-    the only distinct parenthesised option letter in the whole response.
+    In order: the last place the text says which letter is the answer ("the answer is (B)",
+    "I pick option C", "(C) is correct", "not A but C"; two letters there, "A or B", make it
+    unmatched); a response that starts with its letter ("(B) Cranial", "B"); a last line that is
+    only a letter; the last bold letter ("**(B)**"); the only distinct parenthesised capital in
+    the response. Negated letters ("the answer is not A", "A is wrong") are never chosen.
     """
-    for _, rest in reversed(answer_phrases(response)):
-        rest = re.sub(r"^\s*(?:option|choice|letter)\s+", "", _strip_markup(rest), flags=re.IGNORECASE)
-        letter = _letter_at_start(rest, letters)
-        if letter:
-            return letter
-    letter = _letter_at_start(response, letters)
-    if letter:
-        return letter
+    letters = "".join(x for x in letters if "A" <= x <= "Z")
     bold = [m.group(1) for m in re.finditer(r"\*\*\s*\(?([A-Z])\)?[.:]?\s*\*\*", response) if m.group(1) in letters]
+    text = _normalize(response)
+    mentions = [(pos, letter) for pos, letter in _mentions(text, letters) if letter is None or letter in letters]
+    if mentions:
+        return max(mentions, key=lambda m: m[0])[1]
+    for candidate in (text, _last_line(text)):
+        letter = _letter_at_start(candidate, letters)
+        if letter and (candidate is text or re.fullmatch(r"\s*[(\[]?\s*[A-Za-z]\s*[)\].]?\s*", candidate)):
+            return letter
     if bold:
         return bold[-1]
-    parenthesised = {m.group(1) for m in re.finditer(r"\(([A-Z])\)", response) if m.group(1) in letters}
-    if len(parenthesised) == 1:
-        return parenthesised.pop()
-    return None
+    parenthesised = {m.group(1) for m in re.finditer(r"\(([A-Z])\)", text) if m.group(1) in letters}
+    negated = {m.group(1) for m in re.finditer(r"\(([A-Z])\)\s*(?:is|seems|would be)\s+(?:wrong|incorrect|false)", text)}
+    chosen = parenthesised - negated
+    return chosen.pop() if len(chosen) == 1 and len(parenthesised) <= 2 else None
+
+
+def _last_line(text: str) -> str:
+    lines = [ln for ln in text.strip().split("\n") if ln.strip()]
+    return lines[-1] if lines else ""
 
 
 def last_boxed(text: str) -> tuple[int, str] | None:
@@ -87,71 +159,15 @@ def last_boxed(text: str) -> tuple[int, str] | None:
     return None
 
 
-# A number as models write it: optional sign and currency, thousands commas, decimals, fractions.
-NUMBER = re.compile(r"-?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?|-?\.\d+")
-
-
-def parse_number(text: str) -> Fraction | None:
-    """A number written with commas, currency, units or a trailing period, exactly, or None."""
-    text = _strip_markup(text).strip().rstrip(".")
-    m = NUMBER.search(text)
-    if m is None:
-        return None
-    raw = m.group(0).replace("$", "").replace(",", "").replace(" ", "")
-    try:
-        if "/" in raw:
-            num, den = raw.split("/")
-            return Fraction(Decimal(num)) / Fraction(Decimal(den)) if Decimal(den) != 0 else None
-        return Fraction(Decimal(raw))
-    except (InvalidOperation, ValueError, ZeroDivisionError):
-        return None
-
-
-def extract_number(response: str) -> str | None:
-    """The final numeric answer of a worked solution, as a plain string, or None.
-
-    Marked answers win, the last one in the text: ``#### 42``, ``\\boxed{42}``, "The answer is 42",
-    "Answer: $42". Without a marker, a number in the last non-empty line counts (chat models
-    often end with "So Janet makes $18 every day."), but a response whose last line has no
-    number is unmatched rather than guessed from earlier working.
-    """
-    candidates: list[tuple[int, str]] = []
-    candidates += [(m.start(), m.group(1)) for m in re.finditer(r"####\s*([^\n]+)", response)]
-    boxed = last_boxed(response)
-    if boxed:
-        candidates.append(boxed)
-    candidates += answer_phrases(response)
-    for _, text in sorted(candidates, reverse=True):
-        if parse_number(text) is not None:
-            return _format_number(parse_number(text))
-    lines = [ln for ln in response.strip().split("\n") if ln.strip()]
-    if lines:
-        numbers = [m.group(0) for m in NUMBER.finditer(_strip_markup(lines[-1]))]
-        numbers = [n for n in numbers if parse_number(n) is not None]
-        if numbers:
-            return _format_number(parse_number(numbers[-1]))
-    return None
-
-
-def _format_number(value: Fraction) -> str:
-    if value.denominator == 1:
-        return str(value.numerator)
-    decimal = Decimal(value.numerator) / Decimal(value.denominator)
-    return format(decimal.normalize(), "f") if Fraction(decimal) == value else f"{value.numerator}/{value.denominator}"
-
-
-def numbers_equal(a: str | None, b: str | None) -> bool:
-    if a is None or b is None:
-        return False
-    x, y = parse_number(a), parse_number(b)
-    return x is not None and y is not None and x == y
-
-
 def extract_phrase(response: str) -> str | None:
-    """The free-form answer after the last answer phrase ("So the answer is No."), or None."""
-    phrases = answer_phrases(response)
-    for _, rest in reversed(phrases):
-        text = _strip_markup(rest).strip().strip("\"'“”").strip()
+    """The free-form answer after the last answer phrase ("So the answer is No."), or None.
+
+    A reason after the answer ("Yes, because ...") is not part of it.
+    """
+    for _, rest in reversed(answer_phrases(response)):
+        text = _normalize(rest).strip()
+        text = re.split(r",?\s+(?:because|since|as|given that)\b|\s+\(|[.!]\s+[A-Z]", text, maxsplit=1)[0]
+        text = text.strip().strip("\"'“”").strip()
         text = re.sub(r"[.!]\s*$", "", text).strip().strip("\"'“”").strip()
         if text:
             return text

@@ -15,7 +15,7 @@ from ocx.benchmarks.openchat_match import zs_gpqa_match_answer
 
 SUITE = ChoiceSuite(
     name="gpqa",
-    version="1.0",
+    version="1.1",
     source="GPQA Diamond (Rein et al., 2023), zero-shot; OpenChat eval_data zs/gpqa",
     folder="zs/gpqa",
     openchat_matcher=zs_gpqa_match_answer,

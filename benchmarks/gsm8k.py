@@ -17,7 +17,7 @@ from ocx.benchmarks.openchat_match import fs_cothub_gsm8k_match_answer, openchat
 
 class GSM8K:
     name = "gsm8k"
-    version = "1.0"
+    version = "1.1"
     source = "GSM8K test (Cobbe et al., 2021), 8-shot CoT prompt from Chain-of-Thought Hub; OpenChat eval_data fs_cothub/gsm8k"
     generation = dict(CHAIN_OF_THOUGHT)
 

@@ -44,7 +44,7 @@ def extract_math_answer(response: str) -> str | None:
 
 class MATH:
     name = "math"
-    version = "1.0"
+    version = "1.1"
     source = "MATH test (Hendrycks et al., 2021), 4-shot CoT (Minerva prompt); OpenChat eval_data fs_cothub/math"
     generation = dict(CHAIN_OF_THOUGHT)
 

@@ -18,7 +18,7 @@ from ocx.benchmarks.openchat_match import fs_cothub_mmlu_match_answer, openchat_
 
 class MMLU:
     name = "mmlu"
-    version = "1.0"
+    version = "1.1"
     source = "MMLU (Hendrycks et al., 2020), 5-shot CoT prompts from Chain-of-Thought Hub; OpenChat eval_data fs_cothub/mmlu"
     generation = dict(CHAIN_OF_THOUGHT)
 

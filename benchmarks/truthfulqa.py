@@ -13,7 +13,7 @@ from ocx.benchmarks.openchat_match import zs_bbh_mc_orca_truthfulqa_orca_match_a
 
 SUITE = ChoiceSuite(
     name="truthfulqa",
-    version="1.0",
+    version="1.1",
     source="TruthfulQA MC (Lin et al., 2021), zero-shot as Orca; OpenChat eval_data zs/truthfulqa_orca",
     folder="zs/truthfulqa_orca",
     openchat_matcher=zs_bbh_mc_orca_truthfulqa_orca_match_answer,
