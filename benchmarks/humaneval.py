@@ -7,9 +7,11 @@ Really Correct?" (EvalPlus, NeurIPS 2023), https://arxiv.org/abs/2305.01210. Dat
 completion to the following code snippet." plus the EvalPlus record with base and plus inputs).
 
 The model answers in chat; the code is taken from its fenced blocks (or the whole answer),
-either as a complete function or as a body completing the prompt's signature, and run against
-the base inputs (HumanEval) and then the plus inputs (HumanEval+) in a fresh sandboxed process
-(:mod:`ocx.harness.sandbox`). ``score`` is the HumanEval+ verdict (base and plus pass), the
+either as a complete function or as a body completing the prompt's signature (``--matcher
+openchat``: OpenChat's match, run as EvalPlus runs it, prompt + completion). The program runs on
+the base inputs (HumanEval) and the plus inputs (HumanEval+) in a fresh sandbox that only
+produces outputs; ocx compares them with the canonical solution's outputs outside the sandbox
+(:mod:`ocx.benchmarks.humaneval_exec`, :mod:`ocx.harness.sandbox`). ``score`` is the HumanEval+ verdict (base and plus pass), the
 number OpenChat reports; ``check`` / ``score_many`` return a ``CheckResult`` with both
 verdicts and the first failing input. With several completions per problem
 (``ocx eval --samples N``), ``scores_for_completions`` gives the unbiased pass@k for k in
@@ -100,14 +102,18 @@ def openchat_extract(response: str, prompt: str, entry_point: str) -> tuple[bool
 
 class HumanEval:
     name = "humaneval"
-    version = "1.0"
+    version = "2.0"
     source = ("HumanEval (Chen et al., 2021) with HumanEval+ inputs (EvalPlus, Liu et al., 2023), chat prompt; "
               "OpenChat eval_data coding/humaneval")
     generation = {"max_tokens": 1024, "temperature": 0.0}
 
-    def __init__(self, workers: int = 2, isolation: str = "auto"):
+    def __init__(self, workers: int = 2, isolation: str = "namespace"):
         self.workers = workers
         self.isolation = isolation
+
+    def with_sandbox(self, isolation: str) -> "HumanEval":
+        """The same suite with another sandbox mode (``ocx eval --sandbox``)."""
+        return self if isolation == self.isolation else HumanEval(workers=self.workers, isolation=isolation)
 
     def _build(self, record: dict, index: int) -> Sample:
         meta = record.get("_metadata")
@@ -140,8 +146,10 @@ class HumanEval:
         check_matcher(matcher)
         prompt, entry = sample.meta["prompt"], sample.meta["entry_point"]
         if matcher == "openchat":
-            matched, program = openchat_extract(response, prompt, entry)
-            return Extraction(program, matched, "openchat")
+            # OpenChat writes {"completion": ...} for EvalPlus, which runs prompt + completion: the
+            # prompt's helpers (HumanEval/10, 32, 38, 50) stay defined even when the answer leaves them out.
+            matched, completion = openchat_extract(response, prompt, entry)
+            return Extraction(prompt + completion, matched, "openchat")
         program = extract_program(response, prompt, entry)
         return Extraction(program, program is not None, "ocx")
 
@@ -149,7 +157,8 @@ class HumanEval:
         """Run the extracted program (an unmatched one is still run with the openchat matcher,
         as OpenChat hands the raw response to EvalPlus)."""
         if extraction.answer is None:
-            return CheckResult("fail", "fail", {"part": "extract", "input": None, "error": "no code found"}, "not run")
+            return CheckResult("fail", "fail", {"part": "extract", "input": None, "error": "no code found"}, "not run",
+                               isolation=self.isolation)
         return check_program(extraction.answer, sample.meta, isolation=self.isolation)
 
     def score(self, extraction: Extraction, sample: Sample) -> bool:

@@ -1,36 +1,49 @@
-"""The HumanEval+ checker: runs inside the sandbox (``run_in_sandbox``), never imported by ocx.
+"""HumanEval+ output producer: runs inside the sandbox (``run_sandboxed``), never imported by ocx.
 
-``PAYLOAD`` is JSON: the candidate program, the reference program (prompt + canonical solution),
-the entry point, the base and plus inputs and the tolerance. For each input it calls the
-reference (timing it) and the candidate on separate deep copies and compares as EvalPlus does
-(``evalplus/eval/__init__.py``, v0.3.1): exact ``==``, or, for floats or a non-zero ``atol``, same
-type and length and ``|out - exp| <= atol + 1e-7 * |exp|``; ``find_zero`` is checked through its
-polynomial. Each candidate call has EvalPlus's time limit: max(1 s, 4 x the reference's time).
+It *produces outputs only*; it knows no expected output and decides no verdict. ``PAYLOAD`` is
+JSON: ``code``, ``entry_point``, ``parts`` (each ``{"name", "inputs", "limits", "budget"}``),
+``mode`` ("candidate" or "reference"). For each part a forked child installs the guard, loads
+the code with output swallowed (EvalPlus's ``swallow_io``), calls the entry point on each input
+(with EvalPlus's per-input ``time_limit`` alarm when ``limits`` is given) and writes one JSON
+line per input to stdout: ``["out", i, value, seconds]`` or ``["err", i, reason]``. This
+process waits for the child at most ``budget`` seconds (EvalPlus's per-run timeout), kills
+it and its descendants, and writes ``["end", part, how]``.
 
-Expected outputs are computed here rather than shipped in: for HumanEval+ they total ~290 MB
-pickled (string_sequence's largest inputs alone ~150 MB), too much to cache or pass around.
-The first failure ends the check (EvalPlus's ``fast_check``). ``report()`` is called after the
-base inputs and again at the end, so a run killed during the plus inputs still has its base result.
+Values are written in a restricted form that the trusted parent decodes: exact ``int`` (hex
+past 2**53), ``float`` (non-finite ones tagged), ``str``, ``bool``, ``None``, ``list``,
+``tuple`` and ``dict``; anything else (a subclass, an object with its own ``__eq__``, a set, a
+cycle, nesting past 100) is ``["err", i, "unserialisable output: ..."]``. The untrusted code can
+write anything to stdout too: the parent parses it strictly and compares every value with its
+own expected outputs, so all that can reach a verdict are output values.
 """
 
 import copy
 import json
 import math
+import os
+import select
 import signal
 import sys
 import time
 
+MAX_DEPTH = 100
+_channel = [1]  # the fd frames go to; the code's own fds 1 and 2 point at /dev/null
+
+
+class Unserialisable(Exception):
+    pass
+
+
 class _Timeout(BaseException):
-    """Raised by the per-input alarm; a BaseException so that `except Exception` in a sample
-    does not swallow it."""
+    """A BaseException, so that `except Exception` in a sample does not swallow it."""
 
 
 def _on_alarm(signum, frame):
     raise _Timeout()
 
 
-class _Discard:
-    """Where a sample's prints go: nowhere (EvalPlus's swallow_io)."""
+class _Swallow:
+    """Where a sample's prints go: nowhere; reading raises (EvalPlus's WriteOnlyStringIO)."""
 
     def write(self, text):
         return len(text)
@@ -38,100 +51,139 @@ class _Discard:
     def flush(self):
         pass
 
+    def read(self, *args):
+        raise IOError
 
-def _load(code, entry_point):
-    namespace = {"__name__": "__candidate__"}
-    exec(compile(code, "<program>", "exec"), namespace)
-    return namespace[entry_point]
+    readline = readlines = read
 
-
-def _is_floats(x):
-    if isinstance(x, float):
-        return True
-    return isinstance(x, (list, tuple)) and bool(x) and all(isinstance(i, float) for i in x)
-
-
-def _flat(x):
-    return [v for item in x for v in _flat(item)] if isinstance(x, (list, tuple)) else [x]
-
-
-def _close(out, exp, atol):
-    a, b = _flat(out), _flat(exp)
-    return len(a) == len(b) and all(abs(x - y) <= atol + 1e-07 * abs(y) for x, y in zip(a, b))
-
-
-def _poly(xs, x):
-    return sum(coeff * math.pow(x, i) for i, coeff in enumerate(xs))
-
-
-def _matches(out, exp, inp, atol, entry_point):
-    if entry_point == "find_zero":  # any root will do: check it, as EvalPlus's special oracle
-        return abs(_poly(*inp, out)) <= atol
-    if out == exp:
-        return True
-    if atol == 0 and _is_floats(exp):
-        atol = 1e-6
-    if atol == 0 or type(out) is not type(exp):
+    def readable(self):
         return False
-    if isinstance(exp, (list, tuple)) and len(out) != len(exp):
-        return False
-    return _close(out, exp, atol)
 
 
-def _call(fn, inp, limit):
-    signal.setitimer(signal.ITIMER_REAL, limit)
+def encode(x, depth=0):
+    t = type(x)
+    if x is None or t is str or t is bool:
+        return x
+    if t is int:
+        return x if -(1 << 53) < x < (1 << 53) else {"i": format(x, "x")}
+    if t is float:
+        return x if math.isfinite(x) else {"f": repr(x)}
+    if depth >= MAX_DEPTH:
+        raise Unserialisable(f"nested deeper than {MAX_DEPTH}")
+    if t is list:
+        return [encode(v, depth + 1) for v in x]
+    if t is tuple:
+        return {"t": [encode(v, depth + 1) for v in x]}
+    if t is dict:
+        return {"d": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in x.items()]}
+    raise Unserialisable(f"type {t.__name__}")
+
+
+def _emit(frame):
+    data = (json.dumps(frame, allow_nan=False, separators=(",", ":")) + "\n").encode()
+    view = memoryview(data)
+    while view:
+        view = view[os.write(_channel[0], view):]
+
+
+def _short(exc):
     try:
-        return fn(*copy.deepcopy(inp))
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        text = f"{type(exc).__name__}: {exc}"
+    except BaseException:
+        text = type(exc).__name__
+    return text[:200]
 
 
-def _check(part, inputs, reference, candidate, result):
-    for index, inp in enumerate(inputs):
-        start = time.perf_counter()
-        expected = reference(*copy.deepcopy(inp))
-        limit = max(_cfg["min_time_limit"], _cfg["time_factor"] * (time.perf_counter() - start))
+def _run_inputs(fn, part):
+    limits = part.get("limits")
+    for index, inp in enumerate(part["inputs"]):
         try:
-            out = _call(candidate, inp, limit)
-            ok = _matches(out, expected, inp, _cfg["atol"], _cfg["entry_point"])
+            if part.get("copy_inputs"):  # the reference, as EvalPlus's trusted_exec (untimed)
+                inp = copy.deepcopy(inp)
+            if limits:
+                signal.setitimer(signal.ITIMER_REAL, limits[index])
+            start = time.time()
+            out = fn(*inp)
+            elapsed = time.time() - start
+            signal.setitimer(signal.ITIMER_REAL, 0)
         except _Timeout:
-            result[part] = "timeout"
-            result["failure"] = {"part": part, "input": index, "error": f"over {limit:.2f} s"}
-            return False
+            _emit(["err", index, f"timeout: over {limits[index]:.2f} s"])
+            return
         except BaseException as exc:  # anything the sample raises (SystemExit included) fails it
-            result[part] = "fail"
-            result["failure"] = {"part": part, "input": index, "error": f"{type(exc).__name__}: {exc}"[:300]}
-            return False
-        if not ok:
-            result[part] = "fail"
-            result["failure"] = {"part": part, "input": index, "error": "wrong output"}
-            return False
-        result["passed"][part] += 1
-    result[part] = "pass"
-    return True
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            _emit(["err", index, _short(exc)])
+            return
+        try:
+            value = encode(out)
+        except (Unserialisable, RecursionError) as exc:
+            _emit(["err", index, f"unserialisable output: {exc}"[:200]])
+            return
+        _emit(["out", index, value, round(elapsed, 6)])
 
 
-def _main():
+def _child(cfg, part):
+    """The forked process that runs the code (untrusted in candidate mode)."""
+    os.setpgid(0, 0)
+    _channel[0] = os.dup(1)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    os.close(null)
     signal.signal(signal.SIGALRM, _on_alarm)
-    result = {"base": "not run", "plus": "not run", "passed": {"base": 0, "plus": 0}, "failure": None}
-    reference = _load(_cfg["reference"], _cfg["entry_point"])
-    sys.stdout = sys.stderr = _Discard()
+    if cfg["mode"] == "candidate":
+        install_guard()  # noqa: F821 (given by the sandbox bootstrap)
+    sys.stdout = sys.stderr = sys.stdin = _Swallow()
     try:
-        candidate = _load(_cfg["code"], _cfg["entry_point"])
+        namespace = {"__name__": "__candidate__"}
+        exec(compile(cfg["code"], "<program>", "exec"), namespace)
+        fn = namespace[cfg["entry_point"]]
     except BaseException as exc:
-        result["base"] = result["plus"] = "fail"
-        result["failure"] = {"part": "load", "input": None, "error": f"{type(exc).__name__}: {exc}"[:300]}
-        report(result)  # noqa: F821
+        _emit(["err", 0, f"load: {_short(exc)}"])
+        os._exit(0)
+    _run_inputs(fn, part)
+    os._exit(0)
+
+
+def _wait(pid, budget):
+    """Wait for ``pid`` at most ``budget`` seconds; returns how it ended."""
+    fd = os.pidfd_open(pid)
+    ready, _, _ = select.select([fd], [], [], budget)
+    os.close(fd)
+    if not ready:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        return "timeout"
+    _, status = os.waitpid(pid, 0)
+    return "exit" if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 else f"died ({status})"
+
+
+def _kill_leftovers(pgid, own_pid_namespace):
+    """Anything the code left running must not write later: its process group, and in a PID
+    namespace of our own every process but us and the namespace's init (all the sample's)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+    if not own_pid_namespace:
         return
-    base_ok = _check("base", _cfg["base_input"], reference, candidate, result)
-    report(result)  # noqa: F821
-    if base_ok:
-        _check("plus", _cfg["plus_input"], reference, candidate, result)
-    else:
-        result["plus"] = "fail"
-    report(result)  # noqa: F821
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) not in (1, os.getpid()):
+            try:
+                os.kill(int(name), signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def _main(cfg):
+    for part in cfg["parts"]:
+        _emit(["part", part["name"]])
+        pid = os.fork()
+        if pid == 0:
+            _child(cfg, part)
+        how = _wait(pid, part["budget"])
+        _kill_leftovers(pid, cfg.get("own_pid_namespace", False))
+        _emit(["end", part["name"], how])
 
 
 if __name__ == "__sandbox__":  # run by the sandbox; importing this module does nothing
-    _cfg = json.loads(PAYLOAD)  # noqa: F821 (PAYLOAD and report() are given by the sandbox)
-    _main()
+    _main(json.loads(PAYLOAD))  # noqa: F821 (PAYLOAD is given by the sandbox bootstrap)

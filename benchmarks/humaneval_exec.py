@@ -1,40 +1,50 @@
-"""Running HumanEval(+) programs: one sandboxed process per program, several at once.
+"""Running HumanEval(+) programs: outputs made in sandboxes, verdicts reached here.
 
-``check_program`` runs ``humaneval_check.py`` in :func:`ocx.harness.sandbox.run_in_sandbox`
-and turns how the process ended into a :class:`CheckResult`. ``check_many`` runs a list of
-them on a small thread pool (each thread just waits on its own child process).
+For each problem the canonical solution runs once, in a sandbox of its own, to give the
+expected outputs and their times (EvalPlus's ``get_groundtruth``). Each candidate then runs
+in a fresh sandbox that sees only its code and the inputs (never the expected outputs); it
+writes its outputs and this process compares them (:mod:`ocx.benchmarks.humaneval_compare`).
+As in EvalPlus 0.3.1, the base and the plus inputs are two runs (two forked processes), each
+with per-input limits max(1 s, 4 x the reference's time) and a budget of
+min(60 s, sum of those limits) + 2 s, separate from the reference's own time.
+
+``check_many`` scores many programs on a small thread pool (each thread waits on its own
+sandbox), computing each problem's expected outputs once and dropping them after its last
+program.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from importlib import resources
 
-from ocx.harness.sandbox import SandboxLimits, run_in_sandbox
+from ocx.benchmarks.humaneval_compare import Malformed, PartOutputs, judge_part, parse_stream
+from ocx.harness.sandbox import SandboxLimits, run_sandboxed
 
 MIN_TIME_LIMIT = 1.0  # EvalPlus DEFAULT_MIN_TIME_LIMIT
 TIME_FACTOR = 4.0  # EvalPlus DEFAULT_GT_TIME_LIMIT_FACTOR
-DEFAULT_LIMITS = SandboxLimits(
-    # EvalPlus allows 60 s per task; the reference runs in the same process here, so twice that.
-    timeout_s=120.0, cpu_seconds=120, memory_bytes=4 << 30,  # EvalPlus's 4 GiB
-    max_processes=32, file_bytes=16 << 20, disk_bytes=64 << 20,
-)
+RUN_TIMEOUT = 60.0  # EvalPlus EVALPLUS_TIMEOUT_PER_TASK (default)
+REFERENCE_LIMITS = SandboxLimits(timeout_s=900.0, cpu_seconds=900, memory_bytes=8 << 30, output_bytes=2 << 30)
+CANDIDATE_MEMORY = 4 << 30  # EvalPlus's 4 GiB
+PARTS = ("base", "plus")
 
 
 @dataclass(frozen=True)
 class CheckResult:
-    """``base``/``plus``: "pass", "fail", "timeout" (per input or whole run), "error" (the checker
-    itself died, e.g. killed for memory) or "not run"."""
+    """``base``/``plus``: EvalPlus's statuses "pass", "fail", "timeout", or "error" (the sandbox
+    or the reference failed: nothing was compared)."""
 
     base: str
     plus: str
     failure: dict | None = None
     sandbox: str = "ok"
     wall_s: float = 0.0
+    isolation: str = "namespace"
 
     @property
     def passed_base(self) -> bool:
@@ -47,62 +57,154 @@ class CheckResult:
 
     @property
     def correct(self) -> bool:
-        """What the eval runner counts (``score_many``): the HumanEval+ verdict, as OpenChat reports."""
+        """What the eval runner counts: the HumanEval+ verdict, as OpenChat reports."""
         return self.passed_plus
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def _checker_source() -> str:
+@dataclass(frozen=True)
+class Reference:
+    """A problem's expected outputs and the reference's time per input, per part."""
+
+    outputs: dict
+    times: dict
+    stream_bytes: int
+    error: str | None = None
+
+
+def _producer_source() -> str:
     return resources.files("ocx.benchmarks").joinpath("humaneval_check.py").read_text(encoding="utf-8")
 
 
-def check_program(code: str, problem: dict, *, limits: SandboxLimits = DEFAULT_LIMITS,
-                  isolation: str = "auto", checker: str | None = None) -> CheckResult:
-    """Run ``code`` against one problem's base and plus inputs in a fresh sandbox.
+def _inputs(problem: dict) -> dict:
+    return {"base": problem["base_input"], "plus": problem.get("plus_input", [])}
+
+
+def _produce(program: str, code: str, problem: dict, parts: list[dict], mode: str, limits: SandboxLimits,
+             isolation: str):
+    payload = {"code": code, "entry_point": problem["entry_point"], "mode": mode, "parts": parts,
+               "own_pid_namespace": isolation == "namespace"}
+    return run_sandboxed(program, json.dumps(payload).encode("utf-8"), limits=limits, isolation=isolation)
+
+
+def compute_reference(problem: dict, *, isolation: str = "namespace", program: str | None = None) -> Reference:
+    """Run the canonical solution on every input (no per-input limit, as EvalPlus)."""
+    inputs = _inputs(problem)
+    parts = [{"name": p, "inputs": inputs[p], "limits": None, "budget": REFERENCE_LIMITS.timeout_s,
+              "copy_inputs": True} for p in PARTS]
+    run = _produce(program or _producer_source(), problem["prompt"] + problem["canonical_solution"], problem,
+                   parts, "reference", REFERENCE_LIMITS, isolation)
+    try:
+        found = parse_stream(run.stdout, list(PARTS))
+    except Malformed as exc:
+        return Reference({}, {}, 0, f"reference output unreadable: {exc}")
+    got = {p.name: p for p in found}
+    for part in PARTS:
+        if part not in got or got[part].error or len(got[part].outputs) != len(inputs[part]):
+            why = got[part].error if part in got and got[part].error else f"sandbox {run.status}: {run.stderr[-300:]}"
+            return Reference({}, {}, 0, f"reference failed on {part}: {why}")
+    return Reference({p: got[p].outputs for p in PARTS}, {p: got[p].times for p in PARTS}, len(run.stdout))
+
+
+def time_limits(reference_times: list[float]) -> tuple[list[float], float]:
+    """EvalPlus's per-input limits and the run's budget: ``join(min(60, sum) + 1 + 1)``."""
+    limits = [max(MIN_TIME_LIMIT, TIME_FACTOR * t) for t in reference_times]
+    return limits, min(RUN_TIMEOUT, sum(limits)) + 2.0
+
+
+def check_with_reference(code: str, problem: dict, reference: Reference, *, isolation: str = "namespace",
+                         program: str | None = None) -> CheckResult:
+    """Run ``code`` on the base and plus inputs in one fresh sandbox and judge its outputs here."""
+    if reference.error:
+        return CheckResult("error", "error", {"part": "reference", "input": None, "error": reference.error},
+                           "not run", 0.0, isolation)
+    inputs, parts, total = _inputs(problem), [], 5.0
+    for part in PARTS:
+        limits, budget = time_limits(reference.times[part])
+        parts.append({"name": part, "inputs": inputs[part], "limits": limits, "budget": budget})
+        total += budget
+    sandbox_limits = SandboxLimits(timeout_s=total, cpu_seconds=math.ceil(total) + 1, memory_bytes=CANDIDATE_MEMORY,
+                                   output_bytes=2 * reference.stream_bytes + (8 << 20))
+    run = _produce(program or _producer_source(), code, problem, parts, "candidate", sandbox_limits, isolation)
+    try:
+        found = {p.name: p for p in parse_stream(run.stdout, list(PARTS))}
+    except Malformed as exc:  # stray or forged bytes on the channel: the sample fails
+        failure = {"part": "stream", "input": None, "error": f"malformed output: {exc}"[:300]}
+        return CheckResult("fail", "fail", failure, run.status, run.wall_s, isolation)
+    statuses, failure = {}, None
+    for part in PARTS:
+        got = found.get(part, PartOutputs(part))
+        statuses[part], why = judge_part(got, reference.outputs[part], inputs[part], problem.get("atol", 0) or 0,
+                                         problem["entry_point"])
+        if why is not None and failure is None:
+            failure = {"part": part, **why}
+    if failure is not None and run.status == "output_limit":
+        failure["error"] = f"output over {sandbox_limits.output_bytes} bytes"
+    return CheckResult(statuses["base"], statuses["plus"], failure, run.status, run.wall_s, isolation)
+
+
+def check_program(code: str, problem: dict, *, isolation: str = "namespace") -> CheckResult:
+    """Expected outputs for ``problem``, then ``code`` checked against them (two sandboxes).
 
     ``problem`` holds ``prompt``, ``canonical_solution``, ``entry_point``, ``base_input``,
     ``plus_input`` and ``atol`` (the fields of EvalPlus's HumanEval+ records).
     """
-    payload = {
-        "code": code, "reference": problem["prompt"] + problem["canonical_solution"],
-        "entry_point": problem["entry_point"], "base_input": problem["base_input"],
-        "plus_input": problem.get("plus_input", []), "atol": problem.get("atol", 0) or 0,
-        "min_time_limit": MIN_TIME_LIMIT, "time_factor": TIME_FACTOR,
-    }
-    run = run_in_sandbox(checker or _checker_source(), json.dumps(payload).encode("utf-8"), limits=limits,
-                         isolation=isolation)
-    reported = run.result if isinstance(run.result, dict) else {}
-    base, plus = reported.get("base", "not run"), reported.get("plus", "not run")
-    failure = reported.get("failure")
-    if run.status != "ok" or base == "not run":
-        # The process ended early: the part it was in did not pass (a killed base run is a
-        # timeout or an error, never a pass).
-        ended = {"timeout": "timeout", "killed": "error", "error": "error", "ok": "error"}[run.status]
-        if base in ("not run",):
-            base = ended
-        if plus in ("not run",):
-            plus = ended if base == "pass" else "fail"
-        failure = failure or {"part": "process", "input": None,
-                              "error": f"sandbox {run.status} (exit {run.returncode}) {run.stderr[-300:]}".strip()}
-    return CheckResult(base, plus, failure, run.status, run.wall_s)
+    return check_with_reference(code, problem, compute_reference(problem, isolation=isolation), isolation=isolation)
 
 
-def check_many(jobs: Sequence[tuple[str, dict]], *, workers: int = 2, limits: SandboxLimits = DEFAULT_LIMITS,
-               isolation: str = "auto", on_done: Callable[[int, CheckResult], None] | None = None) -> list[CheckResult]:
-    """``check_program`` for every ``(code, problem)``, ``workers`` at a time, in input order."""
-    checker = _checker_source()
+class _References:
+    """Each problem's expected outputs, computed once, dropped after the last program needing them."""
+
+    def __init__(self, keys: list[str], isolation: str, program: str) -> None:
+        self._isolation, self._program = isolation, program
+        self._left = {k: keys.count(k) for k in set(keys)}
+        self._locks = {k: threading.Lock() for k in self._left}
+        self._values: dict[str, Reference] = {}
+        self._guard = threading.Lock()
+
+    def get(self, key: str, problem: dict) -> Reference:
+        with self._locks[key]:
+            if key not in self._values:
+                self._values[key] = compute_reference(problem, isolation=self._isolation, program=self._program)
+            return self._values[key]
+
+    def done(self, key: str) -> None:
+        with self._guard:
+            self._left[key] -= 1
+            if self._left[key] == 0:
+                self._values.pop(key, None)
+
+
+def _problem_key(problem: dict) -> str:
+    return f"{problem.get('task_id')}\0{problem['entry_point']}\0{problem['prompt']}{problem['canonical_solution']}"
+
+
+def check_many(jobs: Sequence[tuple[str, dict]], *, workers: int = 2, isolation: str = "namespace",
+               on_done: Callable[[int, CheckResult], None] | None = None) -> list[CheckResult]:
+    """``check_program`` for every ``(code, problem)``, ``workers`` sandboxes at a time, in input order."""
+    program = _producer_source()
+    keys = [_problem_key(problem) for _, problem in jobs]
+    references = _References(keys, isolation, program)
+    first = {}
+    for index, key in enumerate(keys):
+        first.setdefault(key, index)
+    order = sorted(range(len(jobs)), key=lambda i: (first[keys[i]], i))  # one problem's programs together
     results: list[CheckResult | None] = [None] * len(jobs)
 
     def one(index: int) -> None:
         code, problem = jobs[index]
-        results[index] = check_program(code, problem, limits=limits, isolation=isolation, checker=checker)
+        try:
+            reference = references.get(keys[index], problem)
+            results[index] = check_with_reference(code, problem, reference, isolation=isolation, program=program)
+        finally:
+            references.done(keys[index])
         if on_done is not None:
             on_done(index, results[index])
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        list(pool.map(one, range(len(jobs))))
+        list(pool.map(one, order))
     return results  # type: ignore[return-value]
 
 

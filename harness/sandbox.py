@@ -1,28 +1,30 @@
-"""Run untrusted code (model-generated programs) in a confined, throwaway child process.
+"""Run untrusted code (model-generated programs) in a throwaway, confined process.
 
-    >>> result = run_in_sandbox("report(sum(range(10)))")
-    >>> result.status, result.result
-    ('ok', 45)
+    >>> run = run_sandboxed("import os; os.write(1, b'%d' % sum(range(10)))")
+    >>> run.status, run.stdout
+    ('ok', b'45')
 
-Every call starts a fresh ``python -I -B`` process (``sandbox_child.py``) in its own session,
-with a throwaway working directory that is deleted afterwards. What confines it:
+The sandbox has no verdict channel: a program writes *data* to its stdout, which the parent
+reads (capped in size and time) and judges itself, in trusted code. What confines it:
 
-* ``isolation="namespace"`` (used when the kernel allows it; root in CI, or unprivileged user
-  namespaces): private mount, network, PID, IPC and UTS namespaces. Every mount is read-only,
-  the working directory is a private size-limited tmpfs, there is no network device but a
-  down loopback, and the sample holds no capabilities (in its own user namespace, so
-  RLIMIT_NPROC counts only its own processes). When its PID 1 dies the kernel kills everything
-  the sample started.
-* ``isolation="process"`` (the fallback): capabilities are still dropped, but the sample keeps
-  the caller's uid, so writes, deletes, sockets and forks are refused only by the audit-hook
-  guard below, and only the process group is killed on timeout.
-* Always: rlimits on address space, CPU seconds, processes, file size and core dumps; a
-  wall-clock timeout after which the whole process group is SIGKILLed; stdout/stderr go to
-  size-limited files, never into the parent's memory; ``guard=True`` adds an audit hook that
-  refuses sockets, process creation, ctypes and filesystem changes outside the working dir.
+* ``isolation="namespace"`` (the default): bubblewrap (``bwrap``) gives it new PID, network,
+  IPC, UTS and mount namespaces. Its root is a fresh tmpfs holding read-only binds of the
+  Python installation (the interpreter and its stdlib, site-packages hidden) and the system
+  libraries; no /root, /home, /etc, project or other samples. /proc is a new one showing only
+  the sandbox's processes (/proc/sys read-only); /dev is a minimal one; the working folder is a
+  private size-limited tmpfs; the environment is empty; the only network is the sandbox's
+  own loopback. As root, the sample runs under an unprivileged uid (one per concurrent run,
+  from ``UID_BASE``) with no capabilities; otherwise bubblewrap's user namespace maps it to
+  the caller's uid, and nested user namespaces are disabled.
+* ``isolation="process"`` (only when asked for by name): the same bootstrap in a plain
+  process: empty environment, rlimits, seccomp and the audit-hook guard, but the caller's
+  uid and view of the filesystem. Not safe against hostile code.
+* Always (``sandbox_child.py``): no_new_privs, rlimits, a seccomp filter (no exec, no new
+  namespaces, mounts, ptrace, or sockets other than AF_UNIX), a wall-clock timeout after which
+  the whole process group is SIGKILLed, and at most ``output_bytes`` of stdout kept.
 
-The child talks back only through JSON lines on a private file descriptor; the parent never
-unpickles anything a sandboxed process wrote.
+bubblewrap is Debian's/Fedora's ``bubblewrap`` package (``apt-get install -y bubblewrap``);
+``OCX_BWRAP`` names another binary.
 """
 
 from __future__ import annotations
@@ -30,19 +32,25 @@ from __future__ import annotations
 import functools
 import json
 import os
+import selectors
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 CHILD = Path(__file__).with_name("sandbox_child.py")
 SETUP_FAILED = 70  # must equal sandbox_child.SETUP_FAILED
-ISOLATIONS = ("auto", "namespace", "process")
-_OUTPUT_KEEP = 16_384  # bytes of stdout/stderr kept for the record
+ISOLATIONS = ("namespace", "process")
+INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: apt-get install -y bubblewrap; Fedora: dnf install bubblewrap), "
+                "or set OCX_BWRAP to its path")
+UID_BASE, UID_SLOTS = 61000, 256  # unprivileged uids for samples when ocx runs as root
+WORKDIR = "/work"  # the sample's folder inside the namespace sandbox
+_STDERR_KEEP = 4096
 
 
 @dataclass(frozen=True)
@@ -53,136 +61,222 @@ class SandboxLimits:
     """Wall-clock seconds before the whole process group is killed."""
     cpu_seconds: int = 10
     """RLIMIT_CPU: CPU seconds (SIGXCPU, then SIGKILL one second later)."""
-    memory_bytes: int = 2 << 30
-    """RLIMIT_AS: address space, so allocating without bound raises MemoryError."""
+    memory_bytes: int = 4 << 30
+    """RLIMIT_AS, RLIMIT_DATA and RLIMIT_STACK (EvalPlus's 4 GiB)."""
     max_processes: int = 32
-    """RLIMIT_NPROC (the kernel ignores it for uid 0). In namespace isolation the PID
-    namespace's pid_max is also set to max(301, this + 1), a bound that holds for root too
-    (Linux >= 6.14)."""
+    """RLIMIT_NPROC, counted per uid (each concurrent run has its own uid when ocx runs as root)."""
     file_bytes: int = 16 << 20
-    """RLIMIT_FSIZE: largest file the sample may write (stdout and stderr included)."""
+    """RLIMIT_FSIZE: largest file the sample may write."""
     disk_bytes: int = 64 << 20
-    """Size of the private tmpfs working directory (namespace isolation)."""
+    """Size of the private tmpfs working folder (namespace isolation)."""
+    output_bytes: int = 64 << 20
+    """Stdout kept; a program writing more is killed (status "output_limit")."""
 
 
 @dataclass(frozen=True)
-class SandboxResult:
-    """How a sandboxed run ended.
-
-    ``status``: ``"ok"`` (exit 0), ``"error"`` (non-zero exit), ``"timeout"`` (wall clock),
-    ``"killed"`` (a signal: CPU limit, memory, file size).
-    """
+class SandboxRun:
+    """How a sandboxed run ended. ``status``: "ok" (exit 0), "error" (non-zero exit), "timeout"
+    (wall clock), "killed" (a signal: CPU, memory), "output_limit" (wrote over ``output_bytes``)."""
 
     status: str
-    result: object = None
-    """The last object the program passed to ``report()`` (JSON), or None."""
-    returncode: int | None = None
-    stdout: str = ""
-    stderr: str = ""
-    wall_s: float = 0.0
-    isolation: str = "process"
-    setup_warnings: list[str] = field(default_factory=list)
+    stdout: bytes
+    stderr: str
+    returncode: int | None
+    wall_s: float
+    isolation: str
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        record = asdict(self)
+        record["stdout"] = self.stdout[:_STDERR_KEEP].decode("utf-8", errors="replace")
+        return record
 
 
-class SandboxSetupError(RuntimeError):
-    """The requested isolation could not be set up on this machine."""
+class SandboxUnavailableError(RuntimeError):
+    """The requested isolation cannot be set up on this machine (the message says how to fix it)."""
 
 
-def run_in_sandbox(program: str, payload: bytes = b"", *, limits: SandboxLimits | None = None,
-                   isolation: str = "auto", guard: bool = True) -> SandboxResult:
-    """Run ``program`` (Python source) confined; it sees ``PAYLOAD`` (bytes) and ``report(obj)``.
+def bwrap_path() -> str | None:
+    """The bubblewrap binary: ``$OCX_BWRAP`` or ``bwrap`` on PATH (None if neither exists)."""
+    named = os.environ.get("OCX_BWRAP")
+    if named:
+        return named if os.path.isfile(named) and os.access(named, os.X_OK) else None
+    return shutil.which("bwrap")
 
-    The program itself is trusted harness code (e.g. a checker); whatever untrusted code it
-    ``exec``s runs under the same confinement.
-    """
+
+def check_isolation(isolation: str) -> None:
+    """Raise ``SandboxUnavailableError`` (or ValueError for an unknown mode) unless ``isolation`` works here."""
     if isolation not in ISOLATIONS:
         raise ValueError(f"unknown isolation {isolation!r}; choose one of {', '.join(ISOLATIONS)}")
-    limits = limits or SandboxLimits()
-    mode = best_isolation() if isolation == "auto" else isolation
-    result = _run_once(program, payload, limits, mode, guard)
-    if result is None:
-        raise SandboxSetupError(f"{mode} isolation could not be set up on this machine")
-    return result
+    if sys.platform != "linux":
+        raise SandboxUnavailableError(f"the sandbox needs Linux (this is {sys.platform})")
+    if isolation == "namespace":
+        if bwrap_path() is None:
+            raise SandboxUnavailableError(f"namespace sandbox: bubblewrap (bwrap) not found; {INSTALL_HINT}")
+        _probe_namespace()
+
+
+@functools.lru_cache(maxsize=4)
+def _probe_namespace_cached(bwrap: str) -> str | None:
+    run = _run(bwrap, "import os; os.write(1, b'ok')", b"", SandboxLimits(timeout_s=60), "namespace")
+    return None if run.stdout == b"ok" else f"exit {run.returncode}: {run.stderr.strip()[-500:]}"
+
+
+def _probe_namespace() -> None:
+    error = _probe_namespace_cached(bwrap_path())
+    if error:
+        raise SandboxUnavailableError(f"namespace sandbox: bubblewrap could not start a sandbox here ({error})")
+
+
+def run_sandboxed(program: str, payload: bytes = b"", *, limits: SandboxLimits | None = None,
+                  isolation: str = "namespace") -> SandboxRun:
+    """Run ``program`` (Python source, trusted harness code) confined; it sees ``PAYLOAD`` (bytes)
+    and ``install_guard()``, and whatever untrusted code it ``exec``s runs under the same confinement."""
+    check_isolation(isolation)
+    return _run(bwrap_path(), program, payload, limits or SandboxLimits(), isolation)
+
+
+class _UidPool:
+    """One unprivileged uid per concurrent run, so RLIMIT_NPROC and signals stay per run."""
+
+    def __init__(self) -> None:
+        self._free = list(range(UID_BASE + UID_SLOTS - 1, UID_BASE - 1, -1))
+        self._cond = threading.Condition()
+
+    def take(self) -> int:
+        with self._cond:
+            self._cond.wait_for(lambda: self._free)
+            return self._free.pop()
+
+    def give(self, uid: int) -> None:
+        with self._cond:
+            self._free.append(uid)
+            self._cond.notify()
+
+
+_UIDS = _UidPool()
+
+
+def _run(bwrap, program, payload, limits, isolation) -> SandboxRun:
+    as_root = os.geteuid() == 0
+    uid = _UIDS.take() if as_root else None
+    scratch = Path(tempfile.mkdtemp(prefix="ocx-sandbox-"))
+    try:
+        workdir = WORKDIR if isolation == "namespace" else str(scratch / "work")
+        if isolation == "process":
+            os.mkdir(workdir, 0o700)
+        config = {"workdir": workdir, "limits": asdict(limits), "program": program, "payload_len": len(payload),
+                  "uid": uid if isolation == "namespace" else None, "gid": uid}
+        argv = _python_argv()
+        if isolation == "namespace":
+            argv = _bwrap_argv(bwrap, limits, as_root) + argv
+        return _execute(argv, json.dumps(config).encode() + b"\n" + payload, limits, isolation, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if uid is not None:
+            _UIDS.give(uid)
+
+
+def _python_argv() -> list[str]:
+    source = CHILD.read_text(encoding="utf-8")
+    return [os.path.realpath(sys.executable), "-I", "-S", "-B", "-c", source]
+
+
+def _bwrap_argv(bwrap: str, limits: SandboxLimits, as_root: bool) -> list[str]:
+    argv = [bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+            "--die-with-parent", "--new-session", "--clearenv"]
+    if as_root:  # no user namespace: the bootstrap changes to an unprivileged uid, which clears these two
+        argv += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    else:
+        argv += ["--unshare-user", "--disable-userns", "--cap-drop", "ALL"]
+    return argv + _filesystem_args(limits)
 
 
 @functools.lru_cache(maxsize=1)
-def best_isolation() -> str:
-    """``"namespace"`` when this machine lets us build one (probed once per process), else ``"process"``."""
-    if sys.platform != "linux":
-        return "process"
-    try:
-        probe = _run_once("report(1)", b"", SandboxLimits(timeout_s=30), "namespace", True)
-    except OSError:
-        return "process"
-    return "namespace" if probe is not None and probe.result == 1 else "process"
+def _runtime_binds() -> tuple[str, ...]:
+    """Read-only binds: the Python installation (site-packages hidden) and system libraries."""
+    args: list[str] = []
+    for path in ("/lib", "/lib64", "/lib32", "/usr/lib", "/usr/lib64", "/usr/lib32"):
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    prefix = os.path.realpath(sys.base_prefix)
+    # bwrap copies the modes of the parents it creates (/root is 0700): open them up.
+    for parent in reversed(Path(prefix).parents[:-1]):
+        args += ["--perms", "0755", "--dir", str(parent)]
+    args += ["--ro-bind", prefix, prefix]
+    exe_dir = os.path.dirname(os.path.realpath(sys.executable))
+    if not exe_dir.startswith(prefix + "/"):
+        args += ["--ro-bind", exe_dir, exe_dir]
+    stdlib = Path(prefix) / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    for hidden in ("site-packages", "dist-packages"):
+        if (stdlib / hidden).is_dir():
+            args += ["--tmpfs", str(stdlib / hidden)]
+    return tuple(args)
 
 
-def _run_once(program: str, payload: bytes, limits: SandboxLimits, isolation: str,
-              guard: bool) -> SandboxResult | None:
-    """One confined run; None when the isolation could not be set up."""
-    base = Path(tempfile.mkdtemp(prefix="ocx-sandbox-"))
-    try:
-        work, io_dir = base / "work", base / "io"
-        work.mkdir()
-        io_dir.mkdir(mode=0o700)
-        os.chmod(work, 0o700)
-        return _launch(program, payload, limits, isolation, guard, work, io_dir)
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+def _filesystem_args(limits: SandboxLimits) -> list[str]:
+    return [*_runtime_binds(), "--proc", "/proc", "--dev", "/dev",
+            "--size", str(limits.disk_bytes), "--perms", "0777", "--tmpfs", WORKDIR,
+            "--remount-ro", "/", "--chdir", "/"]
 
 
-def _launch(program, payload, limits, isolation, guard, work, io_dir) -> SandboxResult | None:
-    report_r = os.open(io_dir / "report", os.O_RDWR | os.O_CREAT, 0o600)
-    config = {"isolation": isolation, "guard": guard, "workdir": str(work), "report_fd": report_r,
-              "payload_len": len(payload), "limits": asdict(limits), "program": program}
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "TMPDIR": str(work), "LANG": "C.UTF-8",
-           "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+def _execute(argv, stdin_data, limits, isolation, scratch) -> SandboxRun:
     start = time.monotonic()
-    with open(io_dir / "stdout", "wb") as out, open(io_dir / "stderr", "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-I", "-B", str(CHILD)], stdin=subprocess.PIPE, stdout=out,
-                                stderr=err, cwd=work, env=env, pass_fds=(report_r,), start_new_session=True)
-        os.close(report_r)
-        timed_out = _feed_and_wait(proc, json.dumps(config).encode() + b"\n" + payload, limits.timeout_s)
-    wall = time.monotonic() - start
-    lines = _report_lines(io_dir / "report")
-    if proc.returncode == SETUP_FAILED and any("setup_error" in line for line in lines):
-        return None
-    setup = next((line["setup"] for line in lines if "setup" in line), {})
-    results = [line["result"] for line in lines if "result" in line]
-    if timed_out:
-        status = "timeout"
-    elif proc.returncode == 0:
-        status = "ok"
-    else:
-        status = "killed" if proc.returncode < 0 else "error"
-    return SandboxResult(
-        status=status, result=results[-1] if results else None, returncode=proc.returncode,
-        stdout=_head(io_dir / "stdout"), stderr=_head(io_dir / "stderr"), wall_s=round(wall, 4),
-        isolation=isolation, setup_warnings=list(setup.get("read_only_failures", [])),
-    )
+    with open(scratch / "stderr", "w+b") as err:
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env={},
+                                cwd=scratch, start_new_session=True, close_fds=True)
+        feeder = threading.Thread(target=_feed, args=(proc, stdin_data), daemon=True)
+        feeder.start()
+        try:
+            stdout, over = _read_capped(proc, start + limits.timeout_s, limits.output_bytes)
+            timed_out = over == "timeout"
+            if not over:
+                try:
+                    proc.wait(timeout=max(0.1, start + limits.timeout_s - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    timed_out = True
+        finally:
+            _kill_group(proc.pid)
+            proc.wait()
+            feeder.join(timeout=5)
+        err.seek(0)
+        stderr = err.read(_STDERR_KEEP).decode("utf-8", errors="replace")
+    status = "timeout" if timed_out else "output_limit" if over == "output" else _exit_status(proc.returncode)
+    return SandboxRun(status, stdout, stderr, proc.returncode, round(time.monotonic() - start, 4), isolation)
 
 
-def _feed_and_wait(proc: subprocess.Popen, data: bytes, timeout_s: float) -> bool:
-    """Send the config, wait for exit; on timeout SIGKILL the whole group. True if timed out."""
+def _exit_status(code: int) -> str:
+    return "ok" if code == 0 else "killed" if code < 0 or code > 128 else "error"
+
+
+def _feed(proc: subprocess.Popen, data: bytes) -> None:
     try:
         proc.stdin.write(data)
         proc.stdin.close()
-    except BrokenPipeError:
+    except (BrokenPipeError, ValueError, OSError):
         pass  # the child died before reading everything; its exit status tells why
-    try:
-        proc.wait(timeout=timeout_s)
-        return False
-    except subprocess.TimeoutExpired:
-        _kill_group(proc.pid)
-        proc.wait()
-        return True
-    finally:
-        # Anything the sample left in its group dies with it (namespace isolation needs no
-        # help: PID 1 exiting takes the whole PID namespace along).
-        _kill_group(proc.pid)
+
+
+def _read_capped(proc: subprocess.Popen, deadline: float, cap: int) -> tuple[bytes, str | None]:
+    """Stdout until EOF; stops early at the deadline ("timeout") or past ``cap`` bytes ("output")."""
+    chunks, size = [], 0
+    fd = proc.stdout.fileno()
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return b"".join(chunks), "timeout"
+            if not selector.select(timeout=left):
+                continue
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return b"".join(chunks), None
+            size += len(chunk)
+            if size > cap:
+                return b"".join(chunks), "output"
+            chunks.append(chunk)
 
 
 def _kill_group(pgid: int) -> None:
@@ -190,21 +284,3 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def _report_lines(path: Path) -> list[dict]:
-    lines = []
-    with open(path, "rb") as f:
-        for raw in f.read(_OUTPUT_KEEP * 64).splitlines():
-            try:
-                obj = json.loads(raw)
-            except ValueError:
-                continue  # a line the sample scribbled or cut short: not a report
-            if isinstance(obj, dict):
-                lines.append(obj)
-    return lines
-
-
-def _head(path: Path) -> str:
-    with open(path, "rb") as f:
-        return f.read(_OUTPUT_KEEP).decode("utf-8", errors="replace")

