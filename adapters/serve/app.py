@@ -2,29 +2,32 @@
 
 Routes: POST /v1/chat/completions, GET /v1/models, GET /health, GET / (the chat page).
 Every error, including FastAPI's own validation and routing errors, is answered in OpenAI's
-`{"error": {...}}` shape; bad input is a 4xx, never a 500.
+`{"error": {...}}` shape; bad input is a 4xx, never a 500. `guard.RequestGuard` checks the key
+and size on the headers before any body is read; parsing and tokenizing run in a thread pool,
+so a huge prompt never stalls the event loop (and with it every other client).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ocx.adapters.serve import chat
 from ocx.adapters.serve.engine import Engine
+from ocx.adapters.serve.guard import RequestGuard, check_api_keys
 from ocx.adapters.serve.model import ServedModel
-from ocx.adapters.serve.protocol import ApiError, ChatCompletionRequest, validation_error
+from ocx.adapters.serve.protocol import ApiError, parse_request, validation_error
 
 log = logging.getLogger("ocx.serve")
 
@@ -40,6 +43,17 @@ class ServeSettings:
     """One summary line per request on the `ocx.serve` logger."""
     request_log: logging.Logger | None = None
     """Where full request/response records go as JSON lines (--log-file)."""
+    max_request_bytes: int = 8 * 2**20
+    """Largest request body; larger ones get 413 (by Content-Length, or once that many bytes came)."""
+    read_timeout: float = 10.0
+    """Seconds a client may take to send its headers, or pause while sending its body."""
+    prepare_threads: int = 4
+    """Threads that parse and tokenize requests, off the event loop."""
+
+    def __post_init__(self) -> None:
+        check_api_keys(self.api_keys)
+        if self.max_request_bytes < 1 or self.read_timeout <= 0 or self.prepare_threads < 1:
+            raise ValueError("max_request_bytes, read_timeout and prepare_threads must be positive")
 
 
 @dataclass
@@ -47,7 +61,9 @@ class _State:
     engine: Engine
     settings: ServeSettings
     pending: int = 0
+    """Sequences reserved by requests in flight; every path out of a request gives them back."""
     started: float = field(default_factory=time.time)
+    pool: ThreadPoolExecutor | None = None
 
 
 def _error_response(error: ApiError) -> JSONResponse:
@@ -70,28 +86,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def server_fault(_: Request, exc: Exception):
-        log.exception("unhandled server error")
-        return _error_response(ApiError(500, f"internal server error: {exc}", type="server_error"))
-
-
-def _auth_dependency(keys: tuple[str, ...]):
-    encoded = [k.encode() for k in keys]
-
-    async def check(request: Request) -> None:
-        if not encoded:
-            return
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
-        given_bytes = given.strip().encode()
-        # Compare against every key, always, so timing says nothing about which one is close.
-        ok = False
-        for key in encoded:
-            ok |= hmac.compare_digest(given_bytes, key)
-        if scheme.lower() != "bearer" or not ok:
-            raise ApiError(401, "Incorrect or missing API key. Send `Authorization: Bearer <key>`.",
-                           code="invalid_api_key")
-
-    return check
+        log.exception("unhandled server error")  # the detail goes to the log, not to the client
+        return _error_response(ApiError(500, "internal server error (see the server log)", type="server_error"))
 
 
 def create_app(engine: Engine, settings: ServeSettings) -> FastAPI:
@@ -100,16 +96,19 @@ def create_app(engine: Engine, settings: ServeSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        await engine.start()
+        state.pool = ThreadPoolExecutor(settings.prepare_threads, thread_name_prefix="ocx-serve-prepare")
         try:
+            await engine.start()
             yield
         finally:
             await engine.shutdown()
+            state.pool.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title="ocx serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.ocx = state
     _install_error_handlers(app)
-    auth = Depends(_auth_dependency(settings.api_keys))
+    app.add_middleware(RequestGuard, api_keys=settings.api_keys, max_request_bytes=settings.max_request_bytes,
+                       read_timeout=settings.read_timeout)
     page = (resources.files("ocx.adapters.serve") / "static" / "index.html").read_text(encoding="utf-8")
 
     @app.get("/", include_in_schema=False)
@@ -120,22 +119,27 @@ def create_app(engine: Engine, settings: ServeSettings) -> FastAPI:
     async def health() -> dict:
         return {"status": "ok", "engine": engine.name, "model": settings.model.names[0], "pending": state.pending}
 
-    @app.get("/v1/models", dependencies=[auth])
+    @app.get("/v1/models")
     async def models() -> dict:
         return {"object": "list", "data": [_model_card(settings.model, name, state.started, engine.name)
                                            for name in settings.model.names]}
 
-    @app.post("/v1/chat/completions", dependencies=[auth])
-    async def chat_completions(body: ChatCompletionRequest, request: Request):
-        prep = chat.prepare(body, settings.model)
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request):
+        _check_capacity(state, 1)  # before the costly part; checked again once `n` is known
+        body = await request.body()  # already read (and capped) by RequestGuard
+        prep = await asyncio.get_running_loop().run_in_executor(state.pool, _prepare, body, settings.model)
         n = len(prep.settings)
-        if state.pending + n > settings.max_pending:
-            raise ApiError(503, "The server is overloaded; retry later.", type="server_error", code="overloaded")
-        state.pending += n
-        if body.stream:
+        _check_capacity(state, n)
+        state.pending += n  # no await since the check: no other request can slip in between
+        if prep.request.stream:
             return _EventStream(_logged_stream(state, prep), on_close=lambda: _release(state, n))
         try:
             result = await _until_disconnect(request, chat.complete(engine, settings.model, prep))
+        except ApiError:
+            raise
+        except Exception as exc:
+            raise chat.generation_error(prep.id, exc) from exc
         finally:
             state.pending -= n
         _log(state, prep, result["usage"], [c["message"]["content"] for c in result["choices"]])
@@ -148,6 +152,16 @@ def _model_card(model: ServedModel, name: str, created: float, engine: str) -> d
     return {"id": name, "object": "model", "created": int(created), "owned_by": "ocx", "root": model.names[0],
             "model_type": model.model_type, "default_condition": model.template.default_condition,
             "context_length": model.context_length, "engine": engine}
+
+
+def _prepare(body: bytes, model: ServedModel) -> chat.Prepared:
+    """Parse, validate and tokenize (in a worker thread: all three grow with the body)."""
+    return chat.prepare(parse_request(body), model)
+
+
+def _check_capacity(state: _State, n: int) -> None:
+    if state.pending + n > state.settings.max_pending:
+        raise ApiError(503, "The server is overloaded; retry later.", type="server_error", code="overloaded")
 
 
 def _release(state: _State, n: int) -> None:

@@ -141,11 +141,16 @@ def sample(logits: torch.Tensor, seq: Sequence) -> int:
         logits[ids] -= counts * s.frequency_penalty + s.presence_penalty
     if s.temperature == 0:
         return int(logits.argmax())
-    probs = torch.softmax(logits / s.temperature, dim=-1)
+    # In float64 with the maximum subtracted first, every logit over any positive temperature
+    # (even 1e-300) is finite or -inf, so softmax never sees inf - inf (NaN).
+    logits = logits.double()
+    probs = torch.softmax((logits - logits.max()) / s.temperature, dim=-1)
     if s.top_p < 1.0:
         sorted_probs, order = probs.sort(descending=True)
-        # Keep the smallest prefix whose mass reaches top_p (always at least the top token).
+        # Keep the smallest prefix whose mass reaches top_p. The top token is kept explicitly:
+        # a top_p that underflows (1e-300 is 0 in float32) must not drop every token.
         drop = sorted_probs.cumsum(0) - sorted_probs >= s.top_p
+        drop[0] = False
         sorted_probs[drop] = 0.0
         probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
     return int(torch.multinomial(probs, 1, generator=seq.generator))

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
 
-from ocx.adapters.serve.engine import Engine, SamplingSettings
+from ocx.adapters.serve.engine import Engine, SamplingSettings, SequenceFailed
 from ocx.adapters.serve.generation import ChoiceState, run_choice
 from ocx.adapters.serve.model import ServedModel
-from ocx.adapters.serve.protocol import ApiError, ChatCompletionRequest
+from ocx.adapters.serve.protocol import SEED_MIN, ApiError, ChatCompletionRequest
 from ocx.harness.templates.encode import encode_prompt
+
+log = logging.getLogger("ocx.serve")
 
 
 @dataclass
@@ -41,8 +44,9 @@ def prepare(request: ChatCompletionRequest, model: ServedModel) -> Prepared:
     request.check_supported()
     name = model.resolve(request.model)
     if name is None:
-        raise ApiError(404, f"The model `{request.model}` does not exist. Served: {', '.join(model.names[:3])}",
+        raise ApiError(404, f"The model `{_clip(request.model)}` does not exist. Served: {', '.join(model.names[:3])}",
                        param="model", code="model_not_found")
+    _check_condition(request.condition, model)
     messages = [{"role": m.role, "content": m.text()} for m in request.messages]
     try:
         prompt_ids = encode_prompt(model.template, model.tokenizer, messages, condition=request.condition)
@@ -51,6 +55,29 @@ def prepare(request: ChatCompletionRequest, model: ServedModel) -> Prepared:
     return Prepared(id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()), model_name=name,
                     prompt_ids=prompt_ids, settings=_sampling(request, model, len(prompt_ids)),
                     stops=request.stops(), request=request)
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    """A client's string as echoed in an error: never the whole of a huge one."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _check_condition(condition: str | None, model: ServedModel) -> None:
+    # The condition goes into the role headers, which are tokenized with control tokens: a
+    # condition holding `<|end_of_turn|>` would forge turns instead of naming a mode.
+    for token in model.tokenizer.specials if condition else ():
+        if token in condition:
+            raise ApiError(400, f"condition must not contain the special token {token!r}", param="condition")
+
+
+def generation_error(request_id: str, exc: BaseException) -> ApiError:
+    """What a client is told when its generation fails in the engine (the cause is logged, not sent)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if not isinstance(exc, SequenceFailed):  # the transformers engine logs its own failures
+        log.error("request %s: generation failed", request_id, exc_info=exc)
+    return ApiError(500, f"generation failed for request {request_id}; other requests are unaffected "
+                         "(the cause is in the server log)", type="server_error", code="generation_failed")
 
 
 def _sampling(request: ChatCompletionRequest, model: ServedModel, prompt_tokens: int) -> list[SamplingSettings]:
@@ -64,12 +91,17 @@ def _sampling(request: ChatCompletionRequest, model: ServedModel, prompt_tokens:
     return [
         SamplingSettings(max_tokens=wanted or room, stop_token_ids=model.stop_token_ids,
                          temperature=float(request.temperature), top_p=float(request.top_p),
-                         seed=None if request.seed is None else request.seed + i,
+                         seed=None if request.seed is None else _choice_seed(request.seed, i),
                          presence_penalty=float(request.presence_penalty),
                          frequency_penalty=float(request.frequency_penalty),
                          incremental=request.stream or bool(request.stop))
         for i in range(request.n)
     ]
+
+
+def _choice_seed(seed: int, index: int) -> int:
+    """`seed + index`, wrapped into the signed 64-bit range every engine's generator accepts."""
+    return (seed + index - SEED_MIN) % 2**64 + SEED_MIN
 
 
 def _usage(prep: Prepared, states: list[ChoiceState]) -> dict:
@@ -128,8 +160,7 @@ async def stream(engine: Engine, model: ServedModel, prep: Prepared) -> AsyncIte
                 choice = {"index": index, "delta": {}, "logprobs": None, "finish_reason": states[index].finish_reason}
             yield _chunk(prep, [choice], with_usage=include_usage)
     except Exception as exc:  # headers are sent: report in-band, as OpenAI does
-        error = ApiError(500, f"generation failed: {exc}", type="server_error")
-        yield f"data: {json.dumps(error.body())}\n\n"
+        yield f"data: {json.dumps(generation_error(prep.id, exc).body())}\n\n"
         yield "data: [DONE]\n\n"
         return
     if include_usage:

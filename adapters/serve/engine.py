@@ -49,6 +49,14 @@ class EngineOverloaded(RuntimeError):
     """The engine's queue is full; the server answers 503."""
 
 
+class SequenceFailed(RuntimeError):
+    """One sequence failed inside the engine (its sampling or its forward pass raised).
+
+    Only that sequence's request fails; the cause is logged by the engine, and the message
+    holds no internal detail, so the HTTP layer may show it to the client.
+    """
+
+
 class Engine(Protocol):
     """A generation backend (transformers or vLLM)."""
 

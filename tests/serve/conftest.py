@@ -50,11 +50,13 @@ def running_server(engine, model, **settings):
     import uvicorn
 
     from ocx.adapters.serve.app import ServeSettings, create_app
+    from ocx.adapters.serve.server import server_config
 
-    app = create_app(engine, ServeSettings(model=model, log_requests=False, **settings))
+    settings = ServeSettings(model=model, log_requests=False, **settings)
+    app = create_app(engine, settings)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           timeout_keep_alive=5))
+    server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port, read_timeout=settings.read_timeout,
+                                          log_level="warning"))
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + 120

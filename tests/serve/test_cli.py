@@ -38,3 +38,18 @@ def test_a_checkpoint_without_model_type_asks_for_model_type(tmp_path):
     r = subprocess.run([sys.executable, "-c", "from ocx.cli import main; main()", "serve", "--model", str(tmp_path)],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "--model-type" in r.stderr, r.stderr
+
+
+def test_empty_or_whitespace_api_keys_are_refused_at_start_up_with_exit_code_2(tmp_path):
+    for keys in ([""], ["good", "   "], ["has space"]):
+        r = subprocess.run([sys.executable, "-c", "from ocx.cli import main; main()", "serve", "--model",
+                            str(tmp_path), "--api-keys", *keys], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2, r.stderr
+        assert "--api-keys" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_request_limits_have_options_with_safe_defaults():
+    params = _params(["--model", "m", "--max-request-bytes", "4096", "--read-timeout", "2.5"])
+    assert params["max_request_bytes"] == 4096 and params["read_timeout"] == 2.5
+    defaults = _params(["--model", "m"])
+    assert defaults["max_request_bytes"] == 8 * 2**20 and defaults["read_timeout"] == 10.0
