@@ -1,13 +1,17 @@
-"""Benchmark: `ocx data tokenize` vs OpenChat's `ochat.data.generate_dataset`, same input and vocabulary.
+"""`ocx data tokenize` against OpenChat's `ochat.data.generate_dataset`, same input and vocabulary.
 
-Run: OCHAT_PYTHON=/tmp/ochat-venv/bin/python pytest tests/perf/bench_tokenize.py -m perf -s
+Both get the same ShareGPT-like JSONL (`sharegpt_like(n, seed=3, special_text=False)`) and the
+Mistral v1 vocabulary (OpenChat reads the HF folder OpenChat 3.5 publishes), both with as many
+workers as the machine has cores, and both are timed end to end as a user runs them
+(process start, workers, writing Parquet). OpenChat runs in its own venv (tests/perf/peers.py:
+ochat 3.6.1 with transformers 4.44 and ray). Each round, every row OpenChat wrote is compared
+with ocx's: tokens, labels, weights.
 
-OCHAT_PYTHON is a separate virtualenv with `ochat` installed `--no-deps` plus what
-generate_dataset imports (ray, pyarrow, orjson, pydantic, transformers 4.44, torch,
-sentencepiece, protobuf); see docs/data.md. Both tools get the same ShareGPT-like JSONL and
-the same Mistral v1 vocabulary (OpenChat reads the HF folder `ocx templates export` writes).
-Both are timed end to end as a user runs them (process start, workers, writing Parquet), best
-of `ROUNDS`. Every row of OpenChat's output is compared with ocx's: tokens, labels, weights.
+Physical limit: raw sentencepiece encoding every message text of the input in one call with
+as many threads (`SentencePieceProcessor.encode(texts, num_threads=cores)`), in a process that
+has already started and read the input: no tool that produces these tokens can be faster.
+Text that spells special tokens is left out: ocx keeps it plain text; OpenChat with
+transformers 4.44 turns a typed `<|end_of_turn|>` into the control token (docs/data.md).
 """
 
 from __future__ import annotations
@@ -21,21 +25,23 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import pytest
+from tests.perf.core import Context, Ratio, shared_file
 
-N_CONVERSATIONS = int(os.environ.get("OCX_BENCH_CONVERSATIONS", "4000"))
-ROUNDS = 2
+NAME = "tokenize"
+TITLE = "Tokenization: ocx data tokenize vs OpenChat generate_dataset"
+LABELS = {"wall_s": "wall time (s)", "conversations_per_s": "conversations/s",
+          "rows_differing": "rows differing from OpenChat's"}
+RATIOS = [
+    Ratio("OpenChat time / ocx time", "openchat.wall_s", "ocx.wall_s", target=2.0,
+          limit=("openchat.wall_s", "sentencepiece.wall_s"),
+          limit_note="OpenChat time / raw sentencepiece encode time of the same texts"),
+    Ratio("ocx time / raw sentencepiece encode time", "ocx.wall_s", "sentencepiece.wall_s", better="lower",
+          limit=1.0, limit_note="1: nothing but the encoding"),
+]
 OCHAT_SEED = 42
 
 
-def _run(cmd: list[str], **kwargs) -> float:
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True, timeout=900, **kwargs)
-    return time.perf_counter() - start
-
-
-def _openchat_tokenizer_folder(folder: Path, tokenizer_model: Path) -> Path:
+def openchat_tokenizer_folder(folder: Path, tokenizer_model: Path) -> Path:
     """The HF folder OpenChat 3.5 publishes, for transformers 4.44: slow config, converted to fast.
 
     Not `ocx templates export`: its `"add_prefix_space": null` makes transformers 4.x convert
@@ -54,14 +60,13 @@ def _openchat_tokenizer_folder(folder: Path, tokenizer_model: Path) -> Path:
     return folder
 
 
-def _ochat_rows(parquet_file: Path, n_lines: int) -> list[tuple]:
+def openchat_rows(parquet_file: Path, n_lines: int) -> list[tuple]:
     """OpenChat's rows back in input order: it shuffles lines with random.seed(seed)."""
     import pyarrow.parquet as pq
 
     table = pq.read_table(parquet_file).to_pydict()
     order = list(range(n_lines))
-    random.seed(OCHAT_SEED)
-    random.shuffle(order)  # the same permutation generate_epoch applies to its lines
+    random.Random(OCHAT_SEED).shuffle(order)  # the permutation generate_epoch applies (random.seed + shuffle)
     rows = [None] * n_lines
     for k, line in enumerate(order):
         rows[line] = (table["nz_input_ids"][k], table["nz_shifted_label_ids"][k],
@@ -69,7 +74,9 @@ def _ochat_rows(parquet_file: Path, n_lines: int) -> list[tuple]:
     return rows
 
 
-def _ocx_rows(out_dir: Path) -> list[tuple]:
+def ocx_rows(out_dir: Path) -> list[tuple]:
+    import numpy as np
+
     from ocx.harness.data import load_tokenized
 
     ds = load_tokenized(out_dir)
@@ -77,36 +84,59 @@ def _ocx_rows(out_dir: Path) -> list[tuple]:
             for r in (ds[i] for i in range(len(ds)))]
 
 
-@pytest.mark.perf
-def test_ocx_tokenize_is_faster_than_openchat_with_identical_output(tmp_path, mistral_tokenizer_file):
-    ochat_python = os.environ.get("OCHAT_PYTHON", "/tmp/ochat-venv/bin/python")
-    if not Path(ochat_python).exists():
-        pytest.skip(f"no OpenChat virtualenv at {ochat_python} (set OCHAT_PYTHON)")
+def timed(cmd: list[str], **kwargs) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, **kwargs)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])} ... exited {done.returncode}: {done.stderr[-1500:]}")
+    return time.perf_counter() - start
+
+
+def variants(ctx: Context):
     from ocx.harness.data.synthetic import sharegpt_like, write_jsonl
 
-    source = write_jsonl(sharegpt_like(N_CONVERSATIONS, seed=3, special_text=False), tmp_path / "in.0.jsonl")
-    hf = _openchat_tokenizer_folder(tmp_path / "hf", mistral_tokenizer_file)
-    ocx = [sys.executable, "-c", "from ocx.cli import main; main()"]
-    ocx_times, ochat_times = [], []
-    for r in range(ROUNDS):
-        ocx_times.append(_run([*ocx, "data", "tokenize", "-m", "openchat_3.5", "-t", str(mistral_tokenizer_file),
-                               str(source), "-o", str(tmp_path / f"ocx{r}"), "--workers", str(os.cpu_count())]))
-        ochat_times.append(_run([ochat_python, "-m", "ochat.data.generate_dataset", "--model-type",
-                                 "openchat_v3.2_mistral", "--model-path", str(hf), "--in-prefix",
-                                 str(tmp_path / "in"), "--out-prefix", str(tmp_path / f"ochat{r}"),
-                                 "--seed", str(OCHAT_SEED)], cwd=tmp_path))
-    ours, theirs = _ocx_rows(tmp_path / "ocx0"), _ochat_rows(tmp_path / "ochat0.0.parquet", N_CONVERSATIONS)
-    differing = [i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b]
-    tokens = sum(len(r[0]) for r in ours)
-    result = {
-        "conversations": N_CONVERSATIONS, "tokens": tokens, "cpus": os.cpu_count(),
-        "ocx_s": round(min(ocx_times), 2), "openchat_s": round(min(ochat_times), 2),
-        "ocx_conv_per_s": round(N_CONVERSATIONS / min(ocx_times)),
-        "openchat_conv_per_s": round(N_CONVERSATIONS / min(ochat_times)),
-        "speedup": round(min(ochat_times) / min(ocx_times), 2),
-        "rows_differing": len(differing),
-    }
-    print("\nBENCH tokenize", json.dumps(result))
-    assert len(ours) == len(theirs) == N_CONVERSATIONS
-    assert not differing, f"{len(differing)} rows differ from OpenChat's, e.g. line {differing[0] + 1}"
-    assert result["speedup"] >= 2.0, f"ocx is only {result['speedup']}x faster than OpenChat"
+    n, workers = (200 if ctx.quick else 4000), os.cpu_count()
+    conversations = sharegpt_like(n, seed=3, special_text=False)
+    source = write_jsonl(conversations, ctx.work / "in.0.jsonl")
+    tokenizer = shared_file("tokenizers/mistral-v1/tokenizer.model")
+    ctx.settings.update(conversations=n, workers=workers, template="openchat_3.5", vocabulary="Mistral v1")
+    texts = [t for c in conversations for t in [c["system"]] + [m["content"] for m in c["items"]] if t]
+    fns = {"ocx": lambda: run_ocx(ctx.work, source, tokenizer, workers, n),
+           "sentencepiece": lambda: run_sentencepiece(tokenizer, texts, workers, n)}
+    ochat = ctx.peer_python("ochat", "openchat")
+    if ochat is not None:
+        hf = openchat_tokenizer_folder(ctx.work / "hf", tokenizer)
+        fns["openchat"] = lambda: run_openchat(ctx.work, ochat, hf, n)
+    yield fns
+
+
+def run_ocx(work: Path, source: Path, tokenizer: Path, workers: int, n: int) -> dict:
+    out = work / "ocx-out"
+    shutil.rmtree(out, ignore_errors=True)
+    seconds = timed([sys.executable, "-m", "ocx.cli", "data", "tokenize", "-m", "openchat_3.5", "-t", str(tokenizer),
+                     str(source), "-o", str(out), "--workers", str(workers)])
+    return {"wall_s": seconds, "conversations_per_s": n / seconds}
+
+
+def run_openchat(work: Path, python: Path, hf: Path, n: int) -> dict:
+    seconds = timed([str(python), "-m", "ochat.data.generate_dataset", "--model-type", "openchat_v3.2_mistral",
+                     "--model-path", str(hf), "--in-prefix", str(work / "in"), "--out-prefix",
+                     str(work / "ochat"), "--seed", str(OCHAT_SEED)], cwd=work)
+    ours, theirs = ocx_rows(work / "ocx-out"), openchat_rows(work / "ochat.0.parquet", n)
+    differing = sum(a != b for a, b in zip(ours, theirs)) + abs(len(ours) - len(theirs))
+    return {"wall_s": seconds, "conversations_per_s": n / seconds, "rows_differing": differing}
+
+
+def run_sentencepiece(tokenizer: Path, texts: list[str], workers: int, n: int) -> dict:
+    import sentencepiece
+
+    sp = sentencepiece.SentencePieceProcessor(model_file=str(tokenizer))
+    start = time.perf_counter()
+    sp.encode(texts, num_threads=workers)
+    seconds = time.perf_counter() - start
+    return {"wall_s": seconds, "conversations_per_s": n / seconds}
+
+
+def check(figures: dict, quick: bool) -> None:
+    differing = figures.get("openchat.rows_differing", 0)
+    assert differing == 0, f"{differing:.0f} rows of ocx's output differ from OpenChat's (tokens, labels or weights)"
