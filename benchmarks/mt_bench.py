@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from ocx.benchmarks.mt_bench_data import JUDGES, MTBenchData, Question
 from ocx.harness.backends import Request, Sampling
 from ocx.harness.cache import request_key
-from ocx.harness.judge import JUDGE_SAMPLING, parse_rating
+from ocx.harness.judge import JUDGE_SAMPLING, MAX_RATING, MIN_RATING, parse_rating
 
 CATEGORIES = ("writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities")
 # FastChat gen_model_answer.py temperature_config; max_new_token 1024.
@@ -67,6 +67,8 @@ class MTBenchSummary:
     sent: int = 0
     """Requests sent to the model and the judge in this run (the rest came from the cache)."""
     cached: int = 0
+    per_question: dict[int, list[float]] = field(default_factory=dict)
+    """Each question's parsed ratings (both turns): the units the score's bootstrap resamples."""
 
     def cell(self, category: str | None, turn: int | None) -> float | None:
         """Mean rating of a category (None: all) and turn (None: both turns)."""
@@ -96,10 +98,24 @@ class MTBenchSummary:
         return {c: {"turn1": self.cell(c, 1), "turn2": self.cell(c, 2), "average": self.cell(c, None)}
                 for c in self.ratings}
 
+    def intervals(self) -> dict:
+        """Bootstrap over questions (a question's two turns share its answers and its judge):
+        `score_stderr`/`score_ci95` on the 1-10 scale, `stderr`/`ci95` for score / 10."""
+        from ocx.harness.stats import bootstrap_ratio
+
+        if not any(self.per_question.values()):
+            return {}
+        interval = bootstrap_ratio(list(self.per_question.values()), lo=MIN_RATING, hi=MAX_RATING)
+        scaled = (None if interval.stderr is None else interval.stderr / 10,
+                  None if interval.ci95 is None else [interval.ci95[0] / 10, interval.ci95[1] / 10])
+        return {"stderr": scaled[0], "ci95": scaled[1], "ci_method": "bootstrap",
+                **interval.as_dict("score_"), "questions": len(self.per_question)}
+
     def scores(self) -> dict:
         return {"accuracy": self.accuracy, "score": self.score, "turn1": self.cell(None, 1),
                 "turn2": self.cell(None, 2), "n": self.n, "unmatched": self.unparseable,
-                "unmatched_rate": self.unmatched_rate, "categories": self.categories(), "judge": self.judge}
+                "unmatched_rate": self.unmatched_rate, **self.intervals(), "categories": self.categories(),
+                "judge": self.judge}
 
 
 class MTBench:
@@ -168,11 +184,15 @@ def summarize(records: Sequence[TurnRecord], data: MTBenchData, suite: MTBench, 
     order += sorted({r.category for r in records} - set(order))
     for category in order:
         ratings[category] = {1: [], 2: []}
+    per_question: dict[int, list[float]] = {}
     for r in records:
+        per_question.setdefault(r.question_id, [])
         if r.rating is not None:
             ratings[r.category][r.turn].append(r.rating)
+            per_question[r.question_id].append(r.rating)
     return MTBenchSummary(suite.name, suite.version, suite.source, data.sha256, sampling, ratings,
-                          unparseable=sum(r.rating is None for r in records), n=len(records), judge=judge)
+                          unparseable=sum(r.rating is None for r in records), n=len(records), judge=judge,
+                          per_question=per_question)
 
 
 class _Tracker:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import html
 import math
 
+from ocx.harness.stats import Z95
+
 _PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948")
 
 
@@ -27,6 +29,10 @@ def mt_bench_table(scores: dict, title: str | None = None):
     from rich.table import Table
 
     caption = f"{scores['n']} judged turns, {scores['unmatched']} unparseable judgments (not scored)"
+    if scores.get("score_ci95"):
+        low, high = scores["score_ci95"]
+        caption += (f"; overall {_fmt(scores['score'])} ± {Z95 * scores['score_stderr']:.2f}, 95% interval "
+                    f"[{low:.2f}, {high:.2f}] (bootstrap over {scores.get('questions', '?')} questions)")
     table = Table(title=title or "MT-Bench (1-10)", title_justify="left", caption=caption, caption_justify="left")
     for column, justify in (("category", "left"), ("turn 1", "right"), ("turn 2", "right"), ("average", "right")):
         table.add_column(column, justify=justify)

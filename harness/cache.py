@@ -1,11 +1,16 @@
 """On-disk cache of completed generation requests: what makes an interrupted eval resumable.
 
 One sqlite row per answered request, keyed by the sha256 of everything that determines the
-answer (model identity, prompt, condition, sampling settings, which of N completions). Each
-row is committed on its own, so a run killed at any point (even SIGKILL) keeps every answer
-it had received, and a rerun sends only what is missing. WAL mode lets a reader (a test, `ocx report`) look at the
-cache while a run writes it; `synchronous=NORMAL` is durable across a killed process (only a
-power cut can drop the last commits), and is what keeps a commit per answer cheap.
+answer (model identity, prompt, condition, sampling settings, which of N completions). Answers
+are committed in batches: one transaction every `batch_size` answers or every `flush_seconds`,
+whichever comes first (a commit per answer cost more than the rest of a fast run's
+bookkeeping). A run killed at any point (even SIGKILL) loses at most the one batch not yet
+committed, and a rerun sends only what is missing. WAL mode lets a reader (a test, `ocx report`)
+look at the cache while a run writes it; `synchronous=NORMAL` is durable across a killed
+process (only a power cut can drop the last commits).
+
+A file that is not an ocx cache (corrupt, truncated, something else) is reported as an
+InputError naming it and the way out, never as a traceback.
 """
 
 from __future__ import annotations
@@ -13,9 +18,12 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+
+from ocx.harness.errors import InputError, InputProblem
 
 SCHEMA_VERSION = 1
 
@@ -43,53 +51,115 @@ def request_key(model: Mapping, prompt: object, condition: str | None, sampling:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-class ResponseCache:
-    """A sqlite file of answered requests. Not thread-safe: use it from one thread."""
+def _corrupt(path: Path, exc: BaseException) -> InputError:
+    return InputError(InputProblem(str(path), None, "--cache",
+                                   f"not a readable ocx response cache ({exc}); delete it (answers in it will be "
+                                   "asked again), pass another --cache, or run with --no-cache"))
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: autocommit, so every put is its own committed transaction.
-        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        self._check_schema()
+
+class ResponseCache:
+    """A sqlite file of answered requests (None: in memory only). Not thread-safe: use it from one thread."""
+
+    def __init__(self, path: str | Path | None, *, batch_size: int = 256, flush_seconds: float = 0.5):
+        self.path = Path(path) if path is not None else None
+        self.batch_size = batch_size
+        self.flush_seconds = flush_seconds
+        self._pending: list[tuple[str, str, str, float]] = []
+        self._lock = threading.Lock()  # the caller's thread and the flusher thread share the connection
+        self._closed = threading.Event()
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # isolation_level=None: autocommit; a batch is one explicit transaction (see flush).
+            self._db = sqlite3.connect(":memory:" if self.path is None else self.path, isolation_level=None,
+                                       timeout=30, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            self._check_schema()
+        except sqlite3.DatabaseError as exc:
+            raise _corrupt(self.path, exc) from None
+        # Commits a batch that stopped growing (the last answers of a run, or answers before a
+        # long wait), so no answer stays uncommitted for much more than flush_seconds.
+        self._flusher = threading.Thread(target=self._flush_periodically, name="ocx-cache-flush", daemon=True)
+        self._flusher.start()
+
+    def _flush_periodically(self) -> None:
+        while not self._closed.wait(self.flush_seconds):
+            try:
+                self.flush()
+            except InputError:
+                return  # reported by the caller's next put/get/close
 
     def _check_schema(self) -> None:
         row = self._db.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
         if row is None:
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) != SCHEMA_VERSION:
-            raise ValueError(f"{self.path}: cache schema {row[0]}, this ocx reads {SCHEMA_VERSION}; use a new --cache")
+        elif row[0] != str(SCHEMA_VERSION):
+            raise InputError(InputProblem(str(self.path), None, "--cache",
+                                          f"cache schema {row[0]!r}, this ocx reads {SCHEMA_VERSION}; "
+                                          "pass a new --cache (or delete this one)"))
 
     def get_many(self, keys: Iterable[str]) -> dict[str, str]:
         """Cached responses for the keys that have one."""
+        self.flush()
         keys = list(keys)
         found: dict[str, str] = {}
         # sqlite limits bound parameters per statement (32766 by default); stay well under.
-        for start in range(0, len(keys), 900):
-            chunk = keys[start:start + 900]
-            marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(f"SELECT key, response FROM responses WHERE key IN ({marks})", chunk)
-            found.update(rows.fetchall())
+        with self._lock:
+            self._select(keys, found)
         return found
+
+    def _select(self, keys: list[str], found: dict[str, str]) -> None:
+        try:
+            for start in range(0, len(keys), 900):
+                chunk = keys[start:start + 900]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(f"SELECT key, response FROM responses WHERE key IN ({marks})", chunk)
+                found.update(rows.fetchall())
+        except sqlite3.DatabaseError as exc:  # a file damaged past its header shows only on reading
+            raise _corrupt(self.path, exc) from None
 
     def get(self, key: str) -> str | None:
         return self.get_many([key]).get(key)
 
     def put(self, key: str, response: str, request: Mapping | None = None) -> None:
-        """Store one answer, committed before this returns."""
-        self._db.execute(
-            "INSERT OR REPLACE INTO responses (key, response, request, created) VALUES (?, ?, ?, ?)",
-            (key, response, json.dumps(request or {}, ensure_ascii=False), time.time()),
-        )
+        """Store one answer; committed with its batch (at the latest `flush_seconds` after the
+        batch's first answer, when a later answer arrives, or on flush/close)."""
+        row = (key, response, json.dumps(request or {}, ensure_ascii=False), time.time())
+        with self._lock:
+            self._pending.append(row)
+            full = len(self._pending) >= self.batch_size
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit every pending answer in one transaction."""
+        with self._lock:
+            if not self._pending:
+                return
+            pending, self._pending = self._pending, []
+            try:
+                with self._db:  # BEGIN ... COMMIT (rolled back on error)
+                    self._db.execute("BEGIN")
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO responses (key, response, request, created) VALUES (?, ?, ?, ?)",
+                        pending)
+            except sqlite3.DatabaseError as exc:
+                raise _corrupt(self.path, exc) from None
 
     def __len__(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+        self.flush()
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
 
     def close(self) -> None:
-        self._db.close()
+        self._closed.set()
+        self._flusher.join()
+        try:
+            self.flush()
+        finally:
+            self._db.close()
 
     def __enter__(self) -> ResponseCache:
         return self

@@ -28,7 +28,8 @@ class EvalOptions:
     concurrency: int
     batch_size: int
     output: Path
-    cache: Path
+    cache: Path | None
+    """The response cache; None keeps answers in memory only (--no-cache)."""
     matcher: str
     data: str | None
     api_key: str | None = None
@@ -48,6 +49,12 @@ class EvalOptions:
     """mt_bench: a folder in FastChat's llm_judge/data layout or hf:owner/name (--mt-bench-data)."""
     samples: int = 1
     """Completions per sample of the single-prompt suites (--samples); mt_bench asks once."""
+    sandbox: str = "namespace"
+    """Isolation for suites that run generated code (--sandbox): namespace (bubblewrap) or process (unsafe)."""
+    timeout: float = 600.0
+    """Seconds to wait for one answer from --endpoint before retrying it (--timeout)."""
+    system_prompt: str | None = None
+    """A system message put before every single-prompt suite's prompt (--system-prompt)."""
 
 
 def _resolve_model_type(opts: EvalOptions, problems: list[InputProblem]) -> str | None:
@@ -86,7 +93,7 @@ def build_backend(opts: EvalOptions, model_type: str | None):
         from ocx.harness.backends.openai_http import OpenAIBackend
 
         return OpenAIBackend(opts.endpoint, opts.model_name, api_key=opts.api_key, concurrency=opts.concurrency,
-                             http_client=opts.http_client)
+                             http_client=opts.http_client, timeout=opts.timeout)
     if opts.backend == "vllm":
         from ocx.harness.backends.vllm import VLLMBackend
 
@@ -106,6 +113,8 @@ def _settings(opts: EvalOptions, model_type: str | None, data) -> dict:
                 "limit": opts.limit, "sets": opts.sets, "sampling_overrides": opts.overrides}
     if opts.mt_bench_data:
         settings["mt_bench_data"] = opts.mt_bench_data
+    if opts.system_prompt is not None:
+        settings["system_prompt"] = opts.system_prompt
     if model_type:
         template = get_template(model_type)
         settings["template"] = {"name": template.name, "sha256": template.sha256}
@@ -140,16 +149,29 @@ def _open_data(opts: EvalOptions, problems: list[InputProblem]):
     return None
 
 
+def _with_sandbox(opts: EvalOptions, suites: list, problems: list[InputProblem]) -> list:
+    """Suites that run generated code get --sandbox; namespace mode must work here (never a silent fallback)."""
+    if not any(hasattr(s, "with_sandbox") for s in suites):
+        return suites
+    from ocx.harness.sandbox import SandboxUnavailableError, check_isolation
+
+    try:
+        check_isolation(opts.sandbox)
+    except SandboxUnavailableError as exc:
+        hint = " (or pass --sandbox process to run generated code without isolation, unsafe)" \
+            if opts.sandbox == "namespace" else ""
+        problems.append(InputProblem("command line", None, "--sandbox", f"{exc}{hint}"))
+    return [s.with_sandbox(opts.sandbox) if hasattr(s, "with_sandbox") else s for s in suites]
+
+
 def run_eval_session(opts: EvalOptions, console) -> Path:
     """Run the evaluation `opts` describes; returns the results.json path.
 
     Multi-turn suites (mt_bench) have their own driver: they run after the single-prompt suites,
     with the same backend, cache and progress, and merge into the same results.
     """
-    from ocx.benchmarks.mt_bench_session import check_options, run_for_eval, wants_mt_bench
-    from ocx.harness.cache import ResponseCache
-    from ocx.harness.results import scores_table, write_results
-    from ocx.harness.runner import Runner, make_progress
+    from ocx.benchmarks.mt_bench_session import check_options, wants_mt_bench
+    from ocx.harness.output_lock import output_lock
 
     problems: list[InputProblem] = []
     model_type = _resolve_model_type(opts, problems)
@@ -160,13 +182,25 @@ def run_eval_session(opts: EvalOptions, console) -> Path:
     data = _open_data(opts, problems) if reads_data or not suites else None
     if wants_mt_bench(suites):
         problems += check_options(opts.judge_endpoint, opts.judge_model, opts.mt_bench_data)
+    single = _with_sandbox(opts, single, problems)
     if problems:
         raise InputError(problems)
     warn_identical_completions(opts, single)
+    with output_lock(opts.output, opts.cache):
+        return _run_locked(opts, console, model_type, suites, single, data)
+
+
+def _run_locked(opts: EvalOptions, console, model_type, suites: list, single: list, data) -> Path:
+    """The run itself, while this process holds the output folder (and the cache)."""
+    from ocx.benchmarks.mt_bench_session import run_for_eval, wants_mt_bench
+    from ocx.harness.cache import ResponseCache
+    from ocx.harness.results import scores_table, write_results
+    from ocx.harness.runner import Runner, make_progress
+
     backend = build_backend(opts, model_type)
     with ResponseCache(opts.cache) as cache, make_progress(console, opts.progress) as progress:
         runner = Runner(backend, cache, condition=opts.condition, matcher=opts.matcher, overrides=opts.overrides,
-                        progress=progress, completions=opts.samples)
+                        progress=progress, completions=opts.samples, system_prompt=opts.system_prompt)
         run = runner.run(single, data, limit=opts.limit)
         mt = None
         if wants_mt_bench(suites):
@@ -181,7 +215,10 @@ def run_eval_session(opts: EvalOptions, console) -> Path:
             run.cached += mt.cached
             run.elapsed_s += time.perf_counter() - started
     backend.close()
-    path = write_results(opts.output, run, _settings(opts, model_type, data))
+    settings = _settings(opts, model_type, data)
+    if any(hasattr(s, "with_sandbox") for s in single):
+        settings["sandbox"] = opts.sandbox  # how generated code was isolated, for every run that ran any
+    path = write_results(opts.output, run, settings)
     console.print(scores_table(run, title=f"{opts.model_name} ({opts.matcher} matcher)"))
     if mt is not None:
         from ocx.benchmarks.mt_bench_report import mt_bench_table

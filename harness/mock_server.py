@@ -52,8 +52,18 @@ def _http_response(status: int, payload: dict, chunked: bool = False) -> bytes:
     return (head + f"content-length: {len(body)}\r\nconnection: keep-alive\r\n\r\n").encode("ascii") + body
 
 
-def _error(status: int, message: str, kind: str) -> bytes:
-    return _http_response(status, {"error": {"message": message, "type": kind, "param": None, "code": None}})
+def _error(status: int, message: str, kind: str, retry_after: str | None = None) -> bytes:
+    response = _http_response(status, {"error": {"message": message, "type": kind, "param": None, "code": None}})
+    if retry_after is None:
+        return response
+    return response.replace(b"\r\n", f"\r\nretry-after: {retry_after}\r\n".encode("latin-1"), 1)
+
+
+# What a broken proxy or an overloaded server sends with a 200: garbage, then a truncated body.
+_MALFORMED = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 21\r\n"
+              b"connection: keep-alive\r\n\r\n<html>oops</html>\n\n\n\n",
+              b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 400\r\n"
+              b"connection: close\r\n\r\n{\"choices\": [{\"message\": {\"content\": \"trunc")
 
 
 class MockOpenAIServer:
@@ -62,14 +72,16 @@ class MockOpenAIServer:
     responder(body) -> assistant text; latency: seconds before each answer;
     fail_first: answer the first N requests with `fail_status` (to exercise client retries);
     hold_after: answer only this many requests, hold every later one until `release()`;
-    chunked: send bodies with chunked transfer encoding; record: keep every request body and
-    count requests per prompt (off for benchmarks: memory). `max_in_flight` records the most
-    requests the server held at once (how concurrent the client really was).
+    chunked: send bodies with chunked transfer encoding; record: keep every request body (and
+    its headers, in `headers`) and count requests per prompt (off for benchmarks: memory).
+    `max_in_flight` records the most requests the server held at once (how concurrent the
+    client really was). retry_after: a Retry-After header sent with the `fail_first` errors;
+    malformed_first: answer the next N requests with a 200 whose body is garbage or truncated.
     """
 
     def __init__(self, responder: Responder, *, latency: float = 0.0, port: int = 0,
                  fail_first: int = 0, fail_status: int = 500, hold_after: int | None = None, chunked: bool = False,
-                 record: bool = True):
+                 record: bool = True, retry_after: str | None = None, malformed_first: int = 0):
         self.responder = responder
         self.latency = latency
         self.port = port
@@ -77,6 +89,9 @@ class MockOpenAIServer:
         self.fail_status = fail_status
         self.chunked = chunked
         self.record = record
+        self.retry_after = retry_after
+        self.malformed_first = malformed_first
+        self.headers: list[dict[str, str]] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self.hold_after = hold_after
@@ -114,7 +129,9 @@ class MockOpenAIServer:
         if self.record:
             self.bodies.append(body)
         if number <= self.fail_first:
-            return _error(self.fail_status, "mock failure", "server_error")
+            return _error(self.fail_status, "mock failure", "server_error", self.retry_after)
+        if number <= self.fail_first + self.malformed_first:
+            return _MALFORMED[number % 2]
         if self.hold_after is not None and number > self.hold_after:
             await self._release.wait()
         if self.latency:
@@ -145,8 +162,13 @@ class MockOpenAIServer:
                 method, path, _ = lines[0].split(" ", 2)
                 headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
                 raw = await reader.readexactly(int(headers.get("content-length", "0")))
-                writer.write(await self._route(method, path, raw))
+                if self.record:
+                    self.headers.append(headers)
+                response = await self._route(method, path, raw)
+                writer.write(response)
                 await writer.drain()
+                if b"connection: close" in response[:300]:
+                    break
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass
         finally:

@@ -28,6 +28,8 @@ class RunColumn:
     unmatched: dict[str, float]
     document: dict = field(default_factory=dict, repr=False, compare=False)
     """The whole results.json, for charts that need more than accuracies (the MT-Bench radar)."""
+    stderr: dict[str, float | None] = field(default_factory=dict)
+    """Standard error per suite (results from before ocx recorded them have none)."""
 
     def average(self, suites: list[str]) -> float | None:
         values = [self.scores[s] for s in suites if s in self.scores]
@@ -50,7 +52,8 @@ def load_runs(paths: list[str | Path]) -> list[RunColumn]:
         label = name if names.count(name) == 1 else f"{name} ({Path(document['_path']).parent.name})"
         summary = document["summary"]
         runs.append(RunColumn(label, document["_path"], {s: float(v["accuracy"]) for s, v in summary.items()},
-                              {s: float(v.get("unmatched_rate", 0.0)) for s, v in summary.items()}, document))
+                              {s: float(v.get("unmatched_rate", 0.0)) for s, v in summary.items()}, document,
+                              {s: v.get("stderr") for s, v in summary.items()}))
     return runs
 
 
@@ -62,8 +65,10 @@ def suite_order(runs: list[RunColumn]) -> list[str]:
 
 
 def comparison_table(runs: list[RunColumn]):
-    """Rows are runs, columns are suites then the average (in percent)."""
+    """Rows are runs, columns are suites then the average (in percent, ± the 95% half-width)."""
     from rich.table import Table
+
+    from ocx.harness.results import plus_minus
 
     suites = suite_order(runs)
     table = Table(title="accuracy (%)", title_justify="left")
@@ -76,10 +81,64 @@ def comparison_table(runs: list[RunColumn]):
         cells = []
         for suite in suites:
             value = run.scores.get(suite)
-            text = "–" if value is None else f"{100 * value:.2f}"
+            text = "–" if value is None else plus_minus(value, run.stderr.get(suite))
             cells.append(f"[green]{text}" if value is not None and len(runs) > 1 and value == best[suite] else text)
         average = run.average(suites)
         table.add_row(run.label, *cells, "–" if average is None else f"{100 * average:.2f}")
+    return table
+
+
+def paired_comparisons(runs: list[RunColumn]) -> list[tuple[RunColumn, list, object]]:
+    """Each run after the first against the first, on shared items: (run, per-suite comparisons,
+    average comparison); (run, None, None) when either run has no readable samples.jsonl."""
+    from ocx.harness.compare import compare_average, compare_runs, read_item_scores, samples_path
+
+    def items(run: RunColumn):
+        try:
+            return read_item_scores(samples_path(run.document))
+        except InputError:
+            return None
+
+    base = items(runs[0])
+    out = []
+    for run in runs[1:]:
+        other = items(run) if base is not None else None
+        if other is None:
+            out.append((run, None, None))
+            continue
+        suites = [s for s in suite_order([runs[0], run]) if s in runs[0].scores and s in run.scores]
+        out.append((run, compare_runs(base, other), compare_average(base, other, suites)))
+    return out
+
+
+def paired_table(runs: list[RunColumn]):
+    """Every later run against the first: difference in points, its 95% interval, p, and a mark
+    for significant differences (p < 0.05), per suite and for the average."""
+    from rich.table import Table
+
+    table = Table(title=f"paired tests against {runs[0].label} (shared items)", title_justify="left",
+                  caption="* p < 0.05: the difference is unlikely to be noise. McNemar exact for 0/1 verdicts, "
+                          "else paired bootstrap (clusters resampled whole)", caption_justify="left")
+    for column, justify in (("run", "left"), ("suite", "left"), ("Δ points", "right"), ("95% interval", "right"),
+                            ("p", "right"), ("test", "left"), ("items", "right")):
+        table.add_column(column, justify=justify)
+    for run, comparisons, average in paired_comparisons(runs):
+        if comparisons is None:
+            table.add_row(run.label, "–", "–", "–", "–", "no samples.jsonl to pair", "–")
+            continue
+        rows = [(c.suite, c.test, c.only_a + c.only_b) for c in comparisons]
+        rows.append(("average", average, 0))
+        for suite, test, unshared in rows:
+            if test is None:
+                table.add_row(run.label, suite, "–", "–", "–", "no shared items", "0")
+                continue
+            mark = " *" if test.significant else ""
+            interval = f"[{100 * test.ci95[0]:+.2f}, {100 * test.ci95[1]:+.2f}]" if test.ci95 else "–"
+            items = f"{test.n}" + (f" (+{unshared} unshared)" if unshared else "")
+            style = "bold" if test.significant else None
+            table.add_row(run.label, suite, f"{100 * test.difference:+.2f}{mark}", interval, f"{test.p_value:.3g}",
+                          test.test, items, style=style)
+        table.add_section()
     return table
 
 

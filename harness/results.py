@@ -10,6 +10,7 @@ sibling and renamed, samples first: a results.json on disk always belongs to a c
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -37,10 +38,24 @@ def results_document(run: EvalRun, extra: dict) -> dict:
                           "sampling": s.sampling} for name, s in run.summaries.items()},
         "summary": summary,
         "average": sum(accuracies) / len(accuracies) if accuracies else None,
+        **average_interval(list(summary.values())),
         "requests": {"sent": run.sent, "cached": run.cached},
         "elapsed_s": round(run.elapsed_s, 3),
         "samples_file": SAMPLES_FILE,
     }
+
+
+def average_interval(scores: list[dict]) -> dict:
+    """stderr and ci95 of the mean over suites: the suites are independent samples, so the
+    variance of their mean is the sum of their variances over k^2 (normal interval)."""
+    from ocx.harness.stats import normal_interval
+
+    errors = [s.get("stderr") for s in scores]
+    if not scores or any(e is None for e in errors):
+        return {"average_stderr": None, "average_ci95": None}
+    average = sum(s["accuracy"] for s in scores) / len(scores)
+    stderr = sum(e * e for e in errors) ** 0.5 / len(scores)
+    return {"average_stderr": stderr, "average_ci95": list(normal_interval(average, stderr))}
 
 
 def write_results(output: str | Path, run: EvalRun, extra: dict) -> Path:
@@ -89,23 +104,40 @@ def _mt_bench_problems(path: str, mt_bench: object) -> list[InputProblem]:
             if not isinstance(value, dict) or not isinstance(value.get("average"), (int, float))]
 
 
+def plus_minus(value: float, stderr: float | None, scale: float = 100.0, digits: int = 2) -> str:
+    """"57.10 ± 1.23": the score with its 95% half-width (1.96 standard errors)."""
+    from ocx.harness.stats import Z95
+
+    text = f"{scale * value:.{digits}f}"
+    return text if stderr is None else f"{text} ± {scale * Z95 * stderr:.{digits}f}"
+
+
+def _pass_at(scores: dict) -> dict[str, float]:
+    """pass@k, and a suite's base_/plus_ pass@k (HumanEval's EvalPlus summaries; its pass@k is plus_pass@k)."""
+    found = {k: v for k, v in scores.items() if re.fullmatch(r"(base_|plus_)?pass@\d+", k)}
+    return {k: v for k, v in found.items() if f"plus_{k}" not in found}
+
+
 def scores_table(run: EvalRun, title: str | None = None):
-    """A rich table: one row per suite with accuracy, n and the unmatched rate (and pass@k when
-    a suite has several completions per sample)."""
+    """A rich table: one row per suite with accuracy ± its 95% half-width, n and the unmatched
+    rate (and pass@k when a suite has several completions per sample)."""
     from rich.table import Table
 
-    pass_at = {name: {k: v for k, v in s.scores().items() if k.startswith("pass@")}
-               for name, s in run.summaries.items()}
-    table = Table(title=title, title_justify="left")
+    all_scores = {name: s.scores() for name, s in run.summaries.items()}
+    pass_at = {name: _pass_at(scores) for name, scores in all_scores.items()}
+    table = Table(title=title, title_justify="left", caption="± is the 95% interval's half-width (1.96 SE)",
+                  caption_justify="left")
     columns = [("suite", "left"), ("accuracy", "right"), ("n", "right"), ("unmatched", "right")]
     if any(pass_at.values()):
         columns.append(("pass@k", "right"))
     for column, justify in (*columns, ("version", "left")):
         table.add_column(column, justify=justify)
     for name, s in run.summaries.items():
-        row = [name, f"{100 * s.accuracy:.2f}", str(s.n), f"{s.unmatched} ({100 * s.unmatched_rate:.1f}%)"]
+        scores = all_scores[name]
+        row = [name, plus_minus(s.accuracy, scores.get("stderr")), str(s.n),
+               f"{s.unmatched} ({100 * s.unmatched_rate:.1f}%)"]
         if len(columns) > 4:
-            row.append("  ".join(f"{k} {100 * v:.2f}" for k, v in pass_at[name].items()))
+            row.append("  ".join(f"{k} {plus_minus(v, scores.get(f'{k}_stderr'))}" for k, v in pass_at[name].items()))
         table.add_row(*row, s.version)
     if len(run.summaries) > 1:
         average = sum(s.accuracy for s in run.summaries.values()) / len(run.summaries)

@@ -3,7 +3,8 @@
 For every sample of every suite: the suite's messages, the condition and the sampling settings
 make a request whose cache key says everything that determines the answer. Cached answers are
 reused; the rest go to the backend in one stream (all suites together, so a fast endpoint is
-never idle between suites), and each answer is committed to the cache the moment it arrives.
+never idle between suites), and answers are committed to the cache in small batches as they
+arrive (see harness/cache.py: a killed run loses at most one batch).
 Then each suite extracts and scores its answers. Accuracy is the mean of `score` over the
 suite's samples; an unmatched answer counts as wrong and is reported as unmatched.
 
@@ -27,9 +28,10 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 
-from ocx.benchmarks.base import DataSource, Sample, Suite, suite_data_sha256
+from ocx.benchmarks.base import DataSource, Sample, Suite
 from ocx.harness.backends import Backend, Request, Sampling
 from ocx.harness.cache import ResponseCache, request_key
+from ocx.harness.idle_work import IdleWork
 
 
 class RequestsFailedError(RuntimeError):
@@ -53,6 +55,9 @@ class SampleRecord:
     completions: list[dict] | None = None
     """With N > 1 completions per sample: every completion's response, answer, matched, correct,
     cached (and check); the fields above are then the first completion's."""
+    cluster: str | None = None
+    """The passage (or other group) this question shares with others, from the suite's
+    `cluster_key`; what clustered standard errors and `ocx report`'s paired test group by."""
 
     def to_dict(self) -> dict:
         record = {"suite": self.suite, "id": self.id, "messages": self.messages, "response": self.response,
@@ -62,6 +67,8 @@ class SampleRecord:
             record["check"] = self.check
         if self.completions is not None:
             record["completions"] = self.completions
+        if self.cluster is not None:
+            record["cluster"] = self.cluster
         return record
 
 
@@ -80,6 +87,9 @@ class SuiteSummary:
     completions: int = 1
     extra: dict = field(default_factory=dict)
     """The suite's own scores over several completions per sample, e.g. {"pass@1": ..., "pass@10": ...}."""
+    intervals: dict = field(default_factory=dict)
+    """Standard errors and 95% intervals: `stderr`, `ci95`, `ci_method` (and `clusters`) for
+    accuracy, `pass@k_stderr`, `pass@k_ci95` for each pass@k (see harness/stats.py)."""
 
     @property
     def answers(self) -> int:
@@ -98,7 +108,7 @@ class SuiteSummary:
                   "unmatched_rate": self.unmatched_rate}
         if self.completions > 1:  # a single-completion summary stays exactly as it always was
             scores["completions"] = self.completions
-        return {**scores, **self.extra}
+        return {**scores, **self.intervals, **self.extra}
 
 
 @dataclass
@@ -121,6 +131,8 @@ class _Planned:
     """One per completion index: the suite's settings, the seed (if any) moved on by the index."""
     keys: list[list[str]]
     """keys[sample][completion]."""
+    prompts: list[list[dict]]
+    """What is sent for each sample: the suite's prompt, after the system prompt if any."""
 
     @property
     def sampling(self) -> Sampling:
@@ -139,19 +151,21 @@ def completion_sampling(sampling: Sampling, completion: int) -> Sampling:
 
 
 def plan_suites(suites: Sequence[Suite], data: DataSource, *, limit: int | None, condition: str | None,
-                overrides: dict, identity: dict, completions: int = 1) -> list[_Planned]:
-    """Load every suite and compute each sample's cache keys, one per completion (no model work yet)."""
+                overrides: dict, identity: dict, completions: int = 1,
+                system_prompt: str | None = None) -> list[_Planned]:
+    """Load every suite and compute each sample's prompt and cache keys, one per completion (no
+    model work yet). Each prompt is built once here and reused for the request and the record."""
     planned = []
+    system = [{"role": "system", "content": system_prompt}] if system_prompt is not None else []
     for suite in suites:
         samples = suite.load(data, limit=limit)
         base = Sampling.for_suite(suite.generation, overrides)
         samplings = [completion_sampling(base, i) for i in range(completions)]
-        keys = []
-        for sample in samples:
-            prompt = suite.prompt(sample)
-            keys.append([request_key(identity, prompt, condition, samplings[i].as_dict(), completion=i)
-                         for i in range(completions)])
-        planned.append(_Planned(suite, samples, samplings, keys))
+        sampling_dicts = [s.as_dict() for s in samplings]
+        prompts = [[*system, *suite.prompt(sample)] for sample in samples]
+        keys = [[request_key(identity, prompt, condition, sampling_dicts[i], completion=i) for i in range(completions)]
+                for prompt in prompts]
+        planned.append(_Planned(suite, samples, samplings, keys, prompts))
     return planned
 
 
@@ -159,7 +173,8 @@ class Runner:
     """Runs suites against a backend with a response cache; `progress` is a rich Progress or None."""
 
     def __init__(self, backend: Backend, cache: ResponseCache, *, condition: str | None = None,
-                 matcher: str = "ocx", overrides: dict | None = None, progress=None, completions: int = 1):
+                 matcher: str = "ocx", overrides: dict | None = None, progress=None, completions: int = 1,
+                 system_prompt: str | None = None):
         if completions < 1:
             raise ValueError(f"completions must be at least 1, got {completions}")
         self.completions = completions
@@ -169,18 +184,23 @@ class Runner:
         self.matcher = matcher
         self.overrides = dict(overrides or {})
         self.progress = progress
+        self.system_prompt = system_prompt
 
     def run(self, suites: Sequence[Suite], data: DataSource, *, limit: int | None = None) -> EvalRun:
         start = time.perf_counter()
         identity = self.backend.identity()
         planned = plan_suites(suites, data, limit=limit, condition=self.condition, overrides=self.overrides,
-                              identity=identity, completions=self.completions)
+                              identity=identity, completions=self.completions, system_prompt=self.system_prompt)
         answers = self.cache.get_many(k for p in planned for k in p.all_keys())
         cached_keys = set(answers)
-        sent = self._generate(planned, answers)
+        idle = IdleWork(planned, self.matcher)
+        try:
+            sent = self._generate(planned, answers, idle)
+        finally:
+            self.cache.flush()  # every answer received is on disk before scoring (which may fail)
         summaries, records = {}, []
-        for p in planned:
-            summary, suite_records = self._score(p, answers, cached_keys)
+        for index, p in enumerate(planned):
+            summary, suite_records = self._score(index, p, answers, cached_keys, idle)
             summaries[p.suite.name] = summary
             records += suite_records
         settings = {"model": identity, "condition": self.condition, "matcher": self.matcher}
@@ -189,36 +209,42 @@ class Runner:
         return EvalRun(summaries, records, sent=sent, cached=len(cached_keys), elapsed_s=time.perf_counter() - start,
                        settings=settings)
 
-    def _generate(self, planned: list[_Planned], answers: dict[str, str]) -> int:
-        """Send every uncached request; returns how many were sent."""
+    def _generate(self, planned: list[_Planned], answers: dict[str, str], idle: IdleWork) -> int:
+        """Send every uncached request; returns how many were sent. Each answer is cached and
+        extracted as it arrives (`idle`: work done while the other requests are in flight)."""
         tasks = self._progress_tasks(planned, answers)
         requests: list[Request] = []
-        owners: list[tuple[str, int, list[int]]] = []  # request index -> (key, completion, progress tasks)
+        # request index -> (key, completion, progress tasks, (suite index, sample index, completion) per owner)
+        owners: list[tuple[str, int, list[int], list[tuple[int, int, int]]]] = []
         seen: dict[str, int] = {}
-        for p, task in zip(planned, tasks):
-            for sample, sample_keys in zip(p.samples, p.keys):
+        for suite_index, (p, task) in enumerate(zip(planned, tasks)):
+            for sample_index, (prompt, sample_keys) in enumerate(zip(p.prompts, p.keys)):
                 for completion, key in enumerate(sample_keys):
                     if key in answers:
                         continue
+                    owner = (suite_index, sample_index, completion)
                     if key in seen:  # the same prompt twice (duplicates in the data): ask once
                         owners[seen[key]][2].append(task)
+                        owners[seen[key]][3].append(owner)
                         continue
                     seen[key] = len(requests)
-                    owners.append((key, completion, [task]))
-                    requests.append(Request(len(requests), tuple(p.suite.prompt(sample)), self.condition,
-                                            p.samplings[completion]))
+                    owners.append((key, completion, [task], [owner]))
+                    requests.append(Request(len(requests), tuple(prompt), self.condition, p.samplings[completion]))
         errors: list[tuple[int, BaseException]] = []
+        as_dicts = {id(s): s.as_dict() for p in planned for s in p.samplings}  # asdict once per setting, not per answer
+        sampling_rows = [as_dicts[id(r.sampling)] for r in requests]
 
         def on_result(index: int, text: str) -> None:
-            key, completion, owner_tasks = owners[index]
-            # The prompt itself is in samples.jsonl; a small row keeps each commit cheap (~0.1 ms).
-            row = {"condition": self.condition, "sampling": requests[index].sampling.as_dict()}
+            key, completion, owner_tasks, answer_owners = owners[index]
+            # The prompt itself is in samples.jsonl; a small row keeps each commit cheap.
+            row = {"condition": self.condition, "sampling": sampling_rows[index]}
             if completion:
                 row["completion"] = completion
             self.cache.put(key, text, row)
             answers[key] = text
             for task in owner_tasks:
                 self._advance(task)
+            idle.on_answer(answer_owners, text)
 
         if requests:
             self.backend.generate(requests, on_result, lambda index, exc: errors.append((index, exc)))
@@ -242,12 +268,12 @@ class Runner:
         if task is not None:
             self.progress.advance(task)
 
-    def _score(self, p: _Planned, answers: dict[str, str], cached_keys: set[str]):
+    def _score(self, index: int, p: _Planned, answers: dict[str, str], cached_keys: set[str], idle: IdleWork):
         """Extract and score every completion; one record per sample holds its N completions."""
         n = self.completions
         keys = p.all_keys()
         samples = [sample for sample in p.samples for _ in range(n)]  # one per answer, in key order
-        extractions = [p.suite.extract(answers[key], sample, self.matcher) for key, sample in zip(keys, samples)]
+        extractions = [idle.extraction(index, i // n, i % n, answers[key]) for i, key in enumerate(keys)]
         verdicts = self._verdicts(p, extractions, samples)
         scored = []
         for key, extraction, (correct, check) in zip(keys, extractions, verdicts):
@@ -255,21 +281,28 @@ class Runner:
                    "correct": correct, "cached": key in cached_keys}
             scored.append(one if check is None else {**one, "check": check})
         per_sample = [scored[j * n:(j + 1) * n] for j in range(len(p.samples))]
-        records = [self._record(p, sample, completions) for sample, completions in zip(p.samples, per_sample)]
+        clusters = cluster_keys(p.suite, p.samples)
+        records = [self._record(p, j, completions, cluster)
+                   for j, (completions, cluster) in enumerate(zip(per_sample, clusters or [None] * len(p.samples)))]
         extra = {}
         scores_for_completions = getattr(p.suite, "scores_for_completions", None)
+        verdicts_per_sample = [[c["correct"] for c in completions] for completions in per_sample]
         if n > 1 and scores_for_completions is not None:
-            extra = scores_for_completions([[c["correct"] for c in completions] for completions in per_sample])
-        summary = SuiteSummary(p.suite.name, p.suite.version, p.suite.source, suite_data_sha256(p.samples),
+            extra = scores_for_completions(verdicts_per_sample)
+        scores_for_checks = getattr(p.suite, "scores_for_checks", None)  # e.g. IFBench's strict/loose levels
+        if scores_for_checks is not None:
+            extra = {**extra, **scores_for_checks([c.get("check") for c in scored])}
+        summary = SuiteSummary(p.suite.name, p.suite.version, p.suite.source, idle.hashers[index].hexdigest(),
                                p.sampling.as_dict(), len(p.samples), sum(c for c, _ in verdicts),
-                               sum(not e.matched for e in extractions), n, extra)
+                               sum(not e.matched for e in extractions), n, extra,
+                               suite_intervals(verdicts_per_sample, clusters, extra))
         return summary, records
 
-    def _record(self, p: _Planned, sample: Sample, completions: list[dict]) -> SampleRecord:
-        first = completions[0]
-        return SampleRecord(p.suite.name, sample.id, p.suite.prompt(sample), first["response"], first["answer"],
+    def _record(self, p: _Planned, j: int, completions: list[dict], cluster: str | None) -> SampleRecord:
+        first, sample = completions[0], p.samples[j]
+        return SampleRecord(p.suite.name, sample.id, p.prompts[j], first["response"], first["answer"],
                             first["matched"], first["correct"], sample.gold, first["cached"], first.get("check"),
-                            completions if len(completions) > 1 else None)
+                            completions if len(completions) > 1 else None, cluster)
 
     def _verdicts(self, p: _Planned, extractions: list, samples: list[Sample]) -> list[tuple[bool, dict | None]]:
         """(correct, check details) per answer: `score_many` when the suite has it, else `score`."""
@@ -282,6 +315,37 @@ class Runner:
             task = self.progress.add_task(f"{p.suite.name} checks", total=len(samples))
             results = score_many(extractions, samples, on_done=lambda index, result: self._advance(task))
         return [(bool(r), None) if isinstance(r, bool) else (bool(r.correct), r.to_dict()) for r in results]
+
+
+def cluster_keys(suite: Suite, samples: list[Sample]) -> list[str] | None:
+    """Each sample's cluster (the passage it shares with other questions), from the suite's
+    optional `cluster_key(sample) -> str | None`; None when the suite has no such hook."""
+    key = getattr(suite, "cluster_key", None)
+    if key is None:
+        return None
+    return [key(sample) or sample.id for sample in samples]
+
+
+def suite_intervals(verdicts_per_sample: list[list[bool]], clusters: list[str] | None, extra: dict) -> dict:
+    """stderr and ci95 for accuracy (clustered by passage, and by sample when it has several
+    completions) and for each pass@k (bootstrap over problems)."""
+    from ocx.harness.stats import accuracy_interval, bootstrap_ratio
+
+    if not verdicts_per_sample:
+        return {}
+    groups = clusters or [str(j) for j in range(len(verdicts_per_sample))]
+    values = [float(v) for verdicts in verdicts_per_sample for v in verdicts]
+    answer_groups = [g for g, verdicts in zip(groups, verdicts_per_sample) for _ in verdicts]
+    several = any(len(v) > 1 for v in verdicts_per_sample)
+    intervals = accuracy_interval(values, answer_groups if clusters or several else None).as_dict()
+    for name in extra:
+        if name.startswith("pass@"):
+            from ocx.benchmarks.humaneval_exec import pass_at_k
+
+            k = int(name.removeprefix("pass@"))
+            estimates = [pass_at_k(len(v), sum(v), k) for v in verdicts_per_sample]
+            intervals.update(bootstrap_ratio([[e] for e in estimates], lo=0.0, hi=1.0).as_dict(f"{name}_"))
+    return intervals
 
 
 def make_progress(console=None, enabled: bool = True):

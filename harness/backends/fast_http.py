@@ -18,12 +18,19 @@ from urllib.parse import urlsplit
 
 
 class HTTPStatusError(Exception):
-    """A non-2xx answer; `retryable` for 429 and 5xx (the server may succeed later)."""
+    """A non-2xx answer; `retryable` for 429 and 5xx (the server may succeed later);
+    `retry_after` is the server's Retry-After header, as sent (or None)."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, retry_after: str | None = None):
         super().__init__(f"HTTP {status}: {message}")
         self.status = status
         self.retryable = status == 429 or status >= 500
+        self.retry_after = retry_after
+
+
+class MalformedResponseError(ValueError):
+    """A 2xx answer whose body is not the JSON it should be (garbage, truncated): worth a retry,
+    since a proxy or an overloaded server hiccuping is the usual cause."""
 
 
 def _error_message(status: int, raw: bytes) -> str:
@@ -69,8 +76,8 @@ class FastHTTPClient:
         async with self._slots:
             connection = self._idle.pop() if self._idle else await self._connect()
             try:
-                status, raw, keep = await _with_timeout(self._exchange(connection, head.encode() + body),
-                                                        self.timeout)
+                status, raw, keep, headers = await _with_timeout(
+                    self._exchange(connection, head.encode() + body), self.timeout)
             except BaseException:
                 connection[1].close()  # state unknown (timeout, reset, cancel): never reuse it
                 raise
@@ -79,13 +86,16 @@ class FastHTTPClient:
             else:
                 connection[1].close()
         if not 200 <= status < 300:
-            raise HTTPStatusError(status, _error_message(status, raw))
-        return json.loads(raw)
+            raise HTTPStatusError(status, _error_message(status, raw), headers.get("retry-after"))
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise MalformedResponseError(f"HTTP {status} with a body that is not JSON: {raw[:200]!r}") from None
 
     async def _connect(self):
         return await asyncio.wait_for(asyncio.open_connection(self.host, self.port, ssl=self.ssl), self.timeout)
 
-    async def _exchange(self, connection, request: bytes) -> tuple[int, bytes, bool]:
+    async def _exchange(self, connection, request: bytes) -> tuple[int, bytes, bool, dict[str, str]]:
         reader, writer = connection
         writer.write(request)
         await writer.drain()
@@ -98,9 +108,9 @@ class FastHTTPClient:
         elif "content-length" in headers:
             raw = await reader.readexactly(int(headers["content-length"]))
         else:  # HTTP/1.0 style: the body runs to the end of the connection
-            return status, await reader.read(), False
+            return status, await reader.read(), False, headers
         keep = headers.get("connection") != "close" and not lines[0].startswith("HTTP/1.0")
-        return status, raw, keep
+        return status, raw, keep, headers
 
     async def close(self) -> None:
         while self._idle:

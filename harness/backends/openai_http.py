@@ -8,17 +8,23 @@ Two HTTP clients behind the same retry and concurrency policy:
   servers), where the SDK's ~1 ms of CPU per request would make the client the bottleneck.
 
 At most `concurrency` requests are in flight (that many workers; each sends one request at a
-time). 429, 5xx, timeouts and dropped connections are retried with exponential backoff and full
-jitter; other errors (400, 401, 404) are not, since the same request cannot succeed. The SDK's
-own retries are off so that one policy governs. ocx's `condition` travels as an extra body field
-(``extra_body`` in the SDK), and only when set: hosted APIs reject fields they do not know.
+time). 429, 5xx, timeouts, dropped connections and malformed bodies (garbage or truncated JSON,
+JSON that is not a chat completion) are retried with exponential backoff and full jitter, or
+after the server's ``Retry-After`` (seconds or an HTTP date, capped at `max_retry_after`) when
+it sends one; other errors (400, 401, 404) are not, since the same request cannot succeed. The
+SDK's own retries are off so that one policy governs. ocx's `condition` travels as an extra body
+field (``extra_body`` in the SDK) whenever one is given, the empty string included (it asks for
+no condition, which is not the same as the server's default); None sends none, since hosted
+APIs reject fields they do not know. The API key is the one passed in, never an environment
+variable: the judge's ``OPENAI_API_KEY`` must not reach the evaluated endpoint.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import email.utils
 import random
+import time
 from collections.abc import Sequence
 
 from ocx.harness.backends import ErrorCallback, Request, ResultCallback
@@ -27,12 +33,35 @@ HTTP_CLIENTS = ("auto", "openai", "fast")
 _PER_SDK_CLIENT = 8  # connections per AsyncOpenAI (see _SDKSender)
 
 
+class MalformedResponseError(ValueError):
+    """A 2xx body that is not a chat completion (garbage, truncated, another shape): retried."""
+
+
 def _content(answer: dict) -> str:
     """The assistant text of a chat completion response body."""
     try:
         return answer["choices"][0]["message"].get("content") or ""
     except (KeyError, IndexError, TypeError, AttributeError):
-        raise ValueError(f"not a chat completion: {str(answer)[:300]}") from None
+        raise MalformedResponseError(f"not a chat completion: {str(answer)[:300]}") from None
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """A Retry-After header in seconds: "120" or an HTTP date ("Wed, 21 Oct 2026 07:28:00 GMT");
+    None when absent or unreadable (then the usual backoff applies)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 class _SDKSender:
@@ -62,11 +91,20 @@ class _SDKSender:
         # pydantic parsing, which cost more CPU than the rest of the request together.
         client = self.clients[worker // _PER_SDK_CLIENT]
         response = await client.post("/chat/completions", body={**body, **(extra or {})}, cast_to=self._httpx.Response)
-        return _content(response.json())
+        try:
+            answer = response.json()
+        except ValueError:
+            raise MalformedResponseError(f"a body that is not JSON: {response.text[:200]!r}") from None
+        return _content(answer)
 
     def retryable(self, exc: BaseException) -> bool:
         o = self._openai
-        return isinstance(exc, (o.RateLimitError, o.InternalServerError, o.APITimeoutError, o.APIConnectionError))
+        return isinstance(exc, (o.RateLimitError, o.InternalServerError, o.APITimeoutError, o.APIConnectionError,
+                                MalformedResponseError))
+
+    def retry_after(self, exc: BaseException) -> str | None:
+        response = getattr(exc, "response", None)
+        return response.headers.get("retry-after") if response is not None else None
 
     async def close(self) -> None:
         for client in self.clients:
@@ -85,10 +123,15 @@ class _FastSender:
 
     def retryable(self, exc: BaseException) -> bool:
         from ocx.harness.backends.fast_http import HTTPStatusError
+        from ocx.harness.backends.fast_http import MalformedResponseError as MalformedBody
 
         if isinstance(exc, HTTPStatusError):
             return exc.retryable
-        return isinstance(exc, (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError))
+        return isinstance(exc, (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
+                                MalformedBody, MalformedResponseError))
+
+    def retry_after(self, exc: BaseException) -> str | None:
+        return getattr(exc, "retry_after", None)
 
     async def close(self) -> None:
         await self.client.close()
@@ -97,20 +140,22 @@ class _FastSender:
 class OpenAIBackend:
     def __init__(self, base_url: str, model_name: str, *, api_key: str | None = None, concurrency: int = 64,
                  timeout: float = 600.0, max_retries: int = 8, backoff: float = 0.5, max_backoff: float = 30.0,
-                 http_client: str = "auto"):
+                 http_client: str = "auto", max_retry_after: float = 120.0):
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         if http_client not in HTTP_CLIENTS:
             raise ValueError(f"http_client must be one of {', '.join(HTTP_CLIENTS)}, got {http_client!r}")
         self.base_url = base_url.rstrip("/")
         self.model_name = model_name
-        # Local servers need no key, but clients insist on sending one.
-        self.api_key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        # Local servers need no key, but clients insist on sending one. Never taken from the
+        # environment here: OPENAI_API_KEY is usually the judge's, not the evaluated endpoint's.
+        self.api_key = api_key or "EMPTY"
         self.concurrency = concurrency
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self.max_retry_after = max_retry_after
         if http_client == "auto":
             http_client = "openai" if self.base_url.startswith("https://") else "fast"
         self.http_client = http_client
@@ -153,7 +198,7 @@ class OpenAIBackend:
         return body
 
     async def _complete(self, sender, worker: int, request: Request) -> str:
-        extra = {"condition": request.condition} if request.condition else None
+        extra = {"condition": request.condition} if request.condition is not None else None
         body = self._body(request)
         for attempt in range(self.max_retries + 1):
             try:
@@ -161,9 +206,14 @@ class OpenAIBackend:
             except Exception as exc:
                 if attempt == self.max_retries or not sender.retryable(exc):
                     raise
-            await asyncio.sleep(self._delay(attempt))
+                delay = self._delay(attempt, retry_after_seconds(sender.retry_after(exc)))
+            await asyncio.sleep(delay)
         raise AssertionError("unreachable: the loop returns or raises")
 
-    def _delay(self, attempt: int) -> float:
-        # Full jitter: many workers hitting a 429 together must not retry in lockstep.
+    def _delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """The server's Retry-After when it sent one (capped: a hostile or confused server must
+        not park the run for a day), else full jitter, so many workers hitting a 429 together
+        do not retry in lockstep."""
+        if retry_after is not None:
+            return min(retry_after, self.max_retry_after)
         return random.uniform(0, min(self.max_backoff, self.backoff * 2 ** attempt))

