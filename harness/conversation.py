@@ -122,6 +122,8 @@ def parse_conversation(
         value = obj.get(name, "")
         if value is not None and not isinstance(value, str):
             check.fail(name, f"must be a string, got {type(value).__name__}")
+    if isinstance(obj.get("condition"), str) and ("\ue000" in obj["condition"] or "\ue001" in obj["condition"]):
+        check.fail("condition", "contains a reserved character (U+E000/U+E001, used to mark contents in templates)")
     items = _parse_items(check, obj.get("items"), require_weights)
     if check.problems:
         raise InputError(check.problems)
@@ -137,9 +139,13 @@ def parse_jsonl_line(text: str, *, file: str, line: int, require_weights: bool) 
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, str]]:
-    """Yield (1-based line number, text) for every non-blank line."""
-    with open(path, encoding="utf-8") as f:
-        for number, text in enumerate(f, start=1):
+    """Yield (1-based line number, text) for every non-blank line; InputError on a line that is not UTF-8."""
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(InputProblem(str(path), number, None, f"not valid UTF-8 (byte {exc.start})")) from None
             if text.strip():
                 yield number, text
 

@@ -38,6 +38,7 @@ def locate(name_or_file: str) -> tuple[Path, Path]:
 def load_recipe(name_or_file: str, overrides: list[str] = ()):
     """Find and validate a recipe (no torch is imported)."""
     from ocx.recipes.schema import parse_recipe
+    from ocx.recipes.yaml_lines import read_recipe_text
 
     file, base_dir = locate(name_or_file)
-    return parse_recipe(file.read_text(encoding="utf-8"), str(file), base_dir, list(overrides))
+    return parse_recipe(read_recipe_text(file), str(file), base_dir, list(overrides))

@@ -15,7 +15,8 @@ import numpy as np
 from ocx.harness.conversation import parse_jsonl_line
 from ocx.harness.errors import InputError, InputProblem
 
-Line = tuple[str, int, bytes]
+Line = tuple[str, int, "bytes | InputProblem"]
+"""(file, line number, the line's bytes), or the problem the reader found with the line (too long)."""
 
 # Label of positions that carry no loss (OpenChat's PAD_TOKEN_ID): their weight is 0.
 PAD_LABEL = 0
@@ -52,6 +53,9 @@ def init_worker(model_type: str, tokenizer_path: str) -> None:
 def _parse(lines: list[Line]):
     convs, problems = [], []
     for file, number, raw in lines:
+        if isinstance(raw, InputProblem):
+            problems.append(raw)
+            continue
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -68,8 +72,9 @@ def process_chunk(lines: list[Line], validate_only: bool) -> ChunkResult:
     convs, problems = _parse(lines)
     if validate_only:
         return _empty(problems)
-    encoded = _WORKER["encoder"].encode(convs)
     context = _WORKER["context_length"]
+    # One token more than the context: a conversation cut there still counts as truncated.
+    encoded = _WORKER["encoder"].encode(convs, max_tokens=context + 1)
     ids, weights, conditions = [], [], []
     no_supervised = truncated = 0
     for conv, enc in zip(convs, encoded):

@@ -56,17 +56,50 @@ def _flat(column) -> tuple[np.ndarray, np.ndarray]:
     return values, offsets - offsets[0]
 
 
-def load_tokenized(directory: str | Path) -> TokenizedDataset:
-    """Load what `ocx data tokenize` wrote; InputError names the file if it is not one."""
+COLUMNS = ("input_ids", "labels", "weights", "condition")
+REBUILD = "delete its folder and tokenize again (a recipe run does that by itself once the folder is gone)"
+
+
+def _read_manifest(path: Path) -> dict:
+    from ocx.harness.data.writer import FORMAT, FORMAT_VERSION
+
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        line = getattr(exc, "lineno", None)
+        raise InputError(InputProblem(str(path), line, None, f"corrupt manifest ({type(exc).__name__}); {REBUILD}")) from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise InputError(InputProblem(str(path), None, "format", f"not an {FORMAT} manifest; {REBUILD}"))
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise InputError(InputProblem(str(path), None, "format_version", f"is {manifest.get('format_version')!r}, this "
+                                      f"ocx reads {FORMAT_VERSION}; {REBUILD}"))
+    return manifest
+
+
+def _read_table(path: Path):
+    import pyarrow as pa
     from pyarrow import parquet
 
+    try:
+        table = parquet.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        detail = " ".join(str(exc).split())[:200]
+        raise InputError(InputProblem(str(path), None, None, f"corrupt Parquet file ({detail}); {REBUILD}")) from None
+    missing = [c for c in COLUMNS if c not in table.column_names]
+    if missing:
+        raise InputError(InputProblem(str(path), None, missing[0], f"column missing; {REBUILD}"))
+    return table
+
+
+def load_tokenized(directory: str | Path) -> TokenizedDataset:
+    """Load what `ocx data tokenize` wrote; InputError names the file if it is not one or is corrupt."""
     directory = Path(directory)
     manifest_file, data_file = directory / "manifest.json", directory / "data.parquet"
     for f in (manifest_file, data_file):
         if not f.is_file():
             raise InputError(InputProblem(str(f), None, None, "not found; is this a directory written by `ocx data tokenize`?"))
-    manifest = json.loads(manifest_file.read_text())
-    table = parquet.read_table(data_file)
+    manifest = _read_manifest(manifest_file)
+    table = _read_table(data_file)
     if len(table) == 0:
         empty = np.zeros(0, np.int32)
         return TokenizedDataset(empty, empty, np.zeros(0, np.float32), np.zeros(1, np.int64), [], manifest)

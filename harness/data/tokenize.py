@@ -21,6 +21,41 @@ from ocx.harness.templates.encode import _SENTINEL_RE, Encoded, _encode_structur
 from ocx.harness.tokenizers import Tokenizer
 
 
+LONG_TEXT_CHARS_PER_TOKEN = 16
+"""A text longer than this many characters per allowed token is encoded by `encode_prefix`."""
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def encode_prefix(tokenizer: Tokenizer, text: str, limit: int) -> list[int]:
+    """The first `limit` token IDs of `tokenizer.encode_text(text)`, without encoding all of it.
+
+    A 100 MB message truncated to an 8k context needs only its first few kilobytes. Encoding
+    a prefix is not enough on its own: the tokens just before the cut may merge differently
+    with what follows (a word or a run of spaces split in two). So two prefixes are encoded,
+    the second half as long again as the first, and only the tokens they agree on are kept;
+    a token both cuts agree on lies before any boundary effect. The prefix doubles until that
+    agreed part holds `limit` tokens, or the whole text is encoded.
+    """
+    chars = 4 * limit + 64
+    while chars < len(text):
+        short = tokenizer.encode_text(text[:chars])
+        if len(short) > limit:
+            longer = tokenizer.encode_text(text[:chars + chars // 2])
+            agreed = _common_prefix(short, longer)
+            if agreed >= limit:
+                return short[:limit]
+        chars *= 2
+    return tokenizer.encode_text(text)[:limit]
+
+
 @dataclass
 class BatchEncoder:
     """Encodes many conversations of one template and tokenizer (training mode)."""
@@ -51,7 +86,9 @@ class BatchEncoder:
             ids = self._structure[text] = _encode_structure(text, self.tokenizer)
         return ids
 
-    def encode(self, conversations: Sequence[Conversation]) -> list[Encoded]:
+    def encode(self, conversations: Sequence[Conversation], max_tokens: int | None = None) -> list[Encoded]:
+        """Encode; with `max_tokens`, a content may be cut to its first `max_tokens` tokens
+        (the caller truncates each conversation to at most that many, so nothing changes)."""
         shapes = [self._shape_parts(conv) for conv in conversations]
         texts, weights = [], []
         for conv in conversations:
@@ -62,14 +99,23 @@ class BatchEncoder:
             for m in conv.items:
                 texts.append(m.content)
                 weights.append(m.weight or 0.0)
-        encode_batch = getattr(self.tokenizer, "encode_batch", None)
-        content_ids = encode_batch(texts) if encode_batch else [self.tokenizer.encode_text(t) for t in texts]
+        content_ids = self._encode_contents(texts, max_tokens)
         out, offset = [], 0
         for conv, parts in zip(conversations, shapes):
             out.append(self._assemble(parts, content_ids, weights, offset))
             # Offsets follow the conversation, not the render: a template may omit a content.
             offset += bool(conv.system) + len(conv.items)
         return out
+
+    def _encode_contents(self, texts: list[str], max_tokens: int | None) -> list[list[int]]:
+        long = set()
+        if max_tokens is not None:
+            long = {i for i, t in enumerate(texts) if len(t) > LONG_TEXT_CHARS_PER_TOKEN * max_tokens}
+        short = [t for i, t in enumerate(texts) if i not in long]
+        encode_batch = getattr(self.tokenizer, "encode_batch", None)
+        short_ids = iter(encode_batch(short) if encode_batch else [self.tokenizer.encode_text(t) for t in short])
+        return [encode_prefix(self.tokenizer, t, max_tokens) if i in long else next(short_ids)
+                for i, t in enumerate(texts)]
 
     def _assemble(self, parts: list[str], content_ids: list[list[int]], content_weights: list[float],
                   offset: int) -> Encoded:

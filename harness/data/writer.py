@@ -1,10 +1,13 @@
 """`ocx data tokenize`: stream JSONL files through worker processes into a tokenized dataset.
 
-Memory stays bounded: lines are read in chunks of `chunk_size` and at most `2 * workers`
-chunks are in flight; results are written in input order, one Parquet row group per chunk,
-so the output bytes depend only on the input (not on the number of workers or timing).
-Everything is written into a temporary sibling directory that is renamed at the end; on any
-error it is removed, so a failed run leaves nothing behind.
+Memory stays bounded: lines are read in chunks of `chunk_size` lines (and at most
+`CHUNK_MAX_BYTES`), at most `2 * workers` chunks are in flight, a line longer than
+`max_line_bytes` is refused (named by file:line) without being read whole, and a long message
+is tokenized only as far as the context length reaches (`encode_prefix`). Results are written
+in input order, one Parquet row group per chunk, so the output bytes depend only on the input
+(not on the number of workers or timing). Everything is written into a temporary sibling
+directory that is renamed at the end; on any error (bad input, a full disk) it is removed, so
+a failed run leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -25,6 +28,11 @@ from ocx.harness.errors import InputError, InputProblem
 FORMAT = "ocx-tokenized"
 FORMAT_VERSION = 1
 DEFAULT_CHUNK_SIZE = 1000
+CHUNK_MAX_BYTES = 16 << 20
+"""A chunk also ends once its lines hold this many bytes (long lines make short chunks)."""
+MAX_LINE_BYTES = 16 << 20
+"""Longest line accepted by default (`--max-line-bytes`): 16 MiB is ~4M tokens, 500 times an 8k
+context, of which everything past the context would be cut anyway."""
 SMALL_INPUT_BYTES = 1 << 20
 
 
@@ -59,21 +67,42 @@ class _Input:
     lines: int = 0
 
 
-def _read_chunks(inputs: list[_Input], chunk_size: int, on_bytes: Callable[[int], None]) -> Iterator[list[Line]]:
+def _lines(item: _Input, max_line_bytes: int, on_bytes: Callable[[int], None]) -> Iterator[Line]:
+    """(file, number, bytes) per non-blank line; an over-long line becomes an InputProblem,
+    read in 1 MiB pieces (for the file's sha256) and never held whole."""
+    digest = hashlib.sha256()
+    with open(item.path, "rb") as f:
+        number = 0
+        while raw := f.readline(max_line_bytes + 1):
+            number += 1
+            digest.update(raw)
+            on_bytes(len(raw))
+            size = len(raw)
+            if size > max_line_bytes:
+                while not raw.endswith(b"\n") and (raw := f.readline(1 << 20)):
+                    digest.update(raw)
+                    on_bytes(len(raw))
+                    size += len(raw)
+                yield str(item.path), number, InputProblem(
+                    str(item.path), number, None, f"line of {size:,} bytes is longer than the {max_line_bytes:,}-byte "
+                    "limit (--max-line-bytes); split or shorten the conversation")
+            elif raw.strip():
+                yield str(item.path), number, raw
+        item.lines = number
+    item.sha256 = digest.hexdigest()
+
+
+def _read_chunks(inputs: list[_Input], chunk_size: int, on_bytes: Callable[[int], None],
+                 max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[list[Line]]:
     chunk: list[Line] = []
+    nbytes = 0
     for item in inputs:
-        digest = hashlib.sha256()
-        with open(item.path, "rb") as f:
-            for number, raw in enumerate(f, start=1):
-                digest.update(raw)
-                on_bytes(len(raw))
-                item.lines = number
-                if raw.strip():
-                    chunk.append((str(item.path), number, raw))
-                if len(chunk) >= chunk_size:
-                    yield chunk
-                    chunk = []
-        item.sha256 = digest.hexdigest()
+        for line in _lines(item, max_line_bytes, on_bytes):
+            chunk.append(line)
+            nbytes += len(line[2]) if isinstance(line[2], bytes) else 0
+            if len(chunk) >= chunk_size or nbytes >= CHUNK_MAX_BYTES:
+                yield chunk
+                chunk, nbytes = [], 0
     if chunk:
         yield chunk
 
@@ -174,23 +203,43 @@ class TokenizeJob:
     workers: int = 1
     chunk_size: int = DEFAULT_CHUNK_SIZE
     overwrite: bool = False
+    max_line_bytes: int = MAX_LINE_BYTES
 
 
-def tokenize_files(job: TokenizeJob, progress: Callable[[int, int], None] = lambda nbytes, convs: None) -> dict:
-    """Write the dataset and return its manifest; raise InputError (nothing written) on bad input."""
+def check_job(job: TokenizeJob) -> None:
+    """Everything checkable before reading a line: inputs exist, the tokenizer fits the model
+    type, the output is free (or `overwrite`). Raises InputError."""
+    from ocx.harness.templates import get_template
+    from ocx.harness.tokenizer_check import load_checked_tokenizer
+
     missing = [InputProblem(str(p), None, None, "input file not found") for p in job.inputs if not Path(p).is_file()]
     if missing:
         raise InputError(missing)
+    load_checked_tokenizer(job.tokenizer, get_template(job.model_type))
+    if Path(job.out).exists() and not job.overwrite:
+        raise InputError(InputProblem(str(job.out), None, None, "output already exists (pass --overwrite to replace it)"))
+
+
+def tokenize_files(job: TokenizeJob, progress: Callable[[int, int], None] = lambda nbytes, convs: None, *,
+                   checked: bool = False) -> dict:
+    """Write the dataset and return its manifest; raise InputError (nothing written) on bad input.
+
+    `check_job` runs first (unless the caller already ran it: `checked`). A full disk or an
+    unwritable output folder is an InputError naming the output, with the temporary folder removed.
+    """
+    if not checked:
+        check_job(job)
     out = Path(job.out)
-    if out.exists() and not job.overwrite:
-        raise InputError(InputProblem(str(out), None, None, "output already exists (pass --overwrite to replace it)"))
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
         manifest = _write(job, tmp, progress)
         _replace(tmp, out)
         return manifest
+    except OSError as exc:  # ENOSPC, EDQUOT, EACCES, EROFS: say where, not a traceback
+        reason = exc.strerror or " ".join(str(exc).split())
+        raise InputError(InputProblem(str(out), None, None, f"cannot write the dataset: {reason}")) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -200,7 +249,7 @@ def _write(job: TokenizeJob, tmp: Path, progress: Callable[[int, int], None]) ->
 
     inputs = [_Input(Path(p)) for p in job.inputs]
     totals, problems, schema = _Totals(), [], _schema()
-    chunks = _read_chunks(inputs, job.chunk_size, lambda n: progress(n, 0))
+    chunks = _read_chunks(inputs, job.chunk_size, lambda n: progress(n, 0), job.max_line_bytes)
     # Starting worker processes costs about a second; small inputs are faster in-process
     # (the output does not depend on the number of workers).
     small = sum(i.path.stat().st_size for i in inputs) < SMALL_INPUT_BYTES

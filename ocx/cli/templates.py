@@ -49,6 +49,11 @@ def list_templates() -> None:
     _console().print(table)
 
 
+def _check_condition_option(condition: str | None) -> None:
+    if condition and ("\ue000" in condition or "\ue001" in condition):
+        raise click.BadParameter("contains a reserved character (U+E000/U+E001)", param_hint="--condition")
+
+
 def _read_one(path: str, require_weights: bool):
     from ocx.harness.conversation import read_conversations
 
@@ -69,11 +74,12 @@ def render(model_type: str, tokenizer: str | None, inference: bool, condition: s
     from rich.text import Text
 
     from ocx.harness.templates.encode import encode_conversation, resolve_condition
-    from ocx.harness.tokenizers import load_tokenizer
+    from ocx.harness.tokenizer_check import load_checked_tokenizer
 
+    _check_condition_option(condition)
     template = _template(model_type)
     console = _console()
-    tok = load_tokenizer(tokenizer, template.added_tokens) if tokenizer else None
+    tok = load_checked_tokenizer(tokenizer, template) if tokenizer else None
     for conv in _read_one(conversations, require_weights=False):
         if tok is None:
             cond = resolve_condition(template, conv, condition, inference)
@@ -112,10 +118,11 @@ def _plain_messages(conv) -> list[dict]:
 def tokenize(model_type: str, tokenizer: str, inference: bool, condition: str | None, conversations: str) -> None:
     """Write one JSON line per conversation with `input_ids` and `weights` to stdout."""
     from ocx.harness.templates.encode import encode_conversation
-    from ocx.harness.tokenizers import load_tokenizer
+    from ocx.harness.tokenizer_check import load_checked_tokenizer
 
+    _check_condition_option(condition)
     template = _template(model_type)
-    tok = load_tokenizer(tokenizer, template.added_tokens)
+    tok = load_checked_tokenizer(tokenizer, template)
     # Validate the whole file first, so bad input writes nothing.
     for conv in _read_one(conversations, require_weights=not inference):
         enc = encode_conversation(template, tok, conv, inference=inference, condition=condition)
@@ -162,9 +169,12 @@ def check(shared: str | None, fixtures: tuple[str, ...], require_all: bool) -> N
 def export(model_type: str, tokenizer: str, out: str, overwrite: bool) -> None:
     """Write an HF tokenizer folder with the chat template (for vLLM or transformers)."""
     from ocx.harness.templates.export import export_tokenizer
+    from ocx.harness.tokenizer_check import load_checked_tokenizer
 
+    template = _template(model_type)
+    load_checked_tokenizer(tokenizer, template)
     try:
-        metadata = export_tokenizer(_template(model_type), tokenizer, out, overwrite=overwrite)
+        metadata = export_tokenizer(template, tokenizer, out, overwrite=overwrite)
     except FileExistsError as exc:
         raise click.UsageError(f"{exc}; pass --overwrite to replace it") from None
     _console().print(f"wrote {out} (template sha256 {metadata['template_sha256'][:12]}, EOT id {metadata['eot_token_id']})")
