@@ -16,7 +16,8 @@ number OpenChat reports; ``check`` / ``score_many`` return a ``CheckResult`` wit
 verdicts and the first failing input. With several completions per problem
 (``ocx eval --samples N``), ``scores_for_completions`` gives the unbiased pass@k for k in
 (1, 10, 100), k <= N, averaged over problems
-(:func:`ocx.benchmarks.humaneval_exec.pass_at_k_summary`).
+(:func:`ocx.benchmarks.humaneval_exec.pass_at_k_summary`); ``scores_for_checks`` adds EvalPlus's
+two summaries, ``base_pass@k`` (HumanEval's tests) and ``plus_pass@k`` (base + HumanEval+ tests).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import ast
 import re
 
 from ocx.benchmarks.base import Extraction, Sample, check_matcher, select_limit
-from ocx.benchmarks.humaneval_exec import CheckResult, check_many, check_program, pass_at_k_summary
+from ocx.benchmarks.humaneval_exec import (CheckResult, base_plus_scores, check_many, check_program,
+                                           pass_at_k_summary)
 
 DATA_FILE = "coding/humaneval/humaneval.jsonl"
 _REQUIRED = ("task_id", "prompt", "entry_point", "canonical_solution", "base_input", "plus_input", "atol")
@@ -158,7 +160,7 @@ class HumanEval:
         as OpenChat hands the raw response to EvalPlus)."""
         if extraction.answer is None:
             return CheckResult("fail", "fail", {"part": "extract", "input": None, "error": "no code found"}, "not run",
-                               isolation=self.isolation)
+                               isolation=self.isolation, task_id=sample.meta.get("task_id"))
         return check_program(extraction.answer, sample.meta, isolation=self.isolation)
 
     def score(self, extraction: Extraction, sample: Sample) -> bool:
@@ -189,6 +191,11 @@ class HumanEval:
     def scores_for_completions(self, correct_per_sample: list[list[bool]]) -> dict[str, float]:
         """Unbiased pass@k (HumanEval+ verdicts) from each problem's N completions, k in (1, 10, 100), k <= N."""
         return pass_at_k_summary({str(index): verdicts for index, verdicts in enumerate(correct_per_sample)})
+
+    def scores_for_checks(self, checks: list[dict | None]) -> dict:
+        """``base_pass@k`` (HumanEval) and ``plus_pass@k`` (HumanEval+) with their intervals, as
+        EvalPlus reports both; k in (1, 10, 100), k <= completions per problem."""
+        return base_plus_scores([c for c in checks if c])
 
 
 SUITE = HumanEval()

@@ -166,8 +166,9 @@ def _kill_leftovers(pgid, own_pid_namespace):
         pass
     if not own_pid_namespace:
         return
+    spared = (1, os.getpid(), os.getppid())  # init, us, and a reused sandbox's zygote (or init again)
     for name in os.listdir("/proc"):
-        if name.isdigit() and int(name) not in (1, os.getpid()):
+        if name.isdigit() and int(name) not in spared:
             try:
                 os.kill(int(name), signal.SIGKILL)
             except OSError:

@@ -8,23 +8,32 @@ As in EvalPlus 0.3.1, the base and the plus inputs are two runs (two forked proc
 with per-input limits max(1 s, 4 x the reference's time) and a budget of
 min(60 s, sum of those limits) + 2 s, separate from the reference's own time.
 
-``check_many`` scores many programs on a small thread pool (each thread waits on its own
-sandbox), computing each problem's expected outputs once and dropping them after its last
-program.
+``check_many`` scores many programs on a small thread pool, each thread running its programs
+one after another in a reused sandbox of its own (:class:`ocx.harness.sandbox_worker.SandboxWorker`:
+a fresh process, uid and folder per program, without paying a sandbox start each time). Each
+problem's expected outputs are computed once per run, and kept on disk under
+``$OCX_CACHE_DIR/humaneval-references`` keyed by the sha256 of everything that determines them
+(the producer's source, the Python version, the code and the inputs), as EvalPlus keeps its
+ground truth; ``OCX_HUMANEVAL_REFERENCE_CACHE=0`` turns that off.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from importlib import resources
+from pathlib import Path
 
 from ocx.benchmarks.humaneval_compare import Malformed, PartOutputs, judge_part, parse_stream
-from ocx.harness.sandbox import SandboxLimits, run_sandboxed
+from ocx.harness.sandbox import SandboxLimits, SandboxRun, run_sandboxed
+from ocx.harness.sandbox_worker import SandboxWorker
 
 MIN_TIME_LIMIT = 1.0  # EvalPlus DEFAULT_MIN_TIME_LIMIT
 TIME_FACTOR = 4.0  # EvalPlus DEFAULT_GT_TIME_LIMIT_FACTOR
@@ -45,6 +54,8 @@ class CheckResult:
     sandbox: str = "ok"
     wall_s: float = 0.0
     isolation: str = "namespace"
+    task_id: str | None = None
+    """The problem checked (groups a problem's completions for pass@k over the records' checks)."""
 
     @property
     def passed_base(self) -> bool:
@@ -83,29 +94,63 @@ def _inputs(problem: dict) -> dict:
 
 
 def _produce(program: str, code: str, problem: dict, parts: list[dict], mode: str, limits: SandboxLimits,
-             isolation: str):
-    payload = {"code": code, "entry_point": problem["entry_point"], "mode": mode, "parts": parts,
-               "own_pid_namespace": isolation == "namespace"}
-    return run_sandboxed(program, json.dumps(payload).encode("utf-8"), limits=limits, isolation=isolation)
+             isolation: str, worker=None) -> SandboxRun:
+    payload = json.dumps({"code": code, "entry_point": problem["entry_point"], "mode": mode, "parts": parts,
+                          "own_pid_namespace": isolation == "namespace"}).encode("utf-8")
+    if worker is not None:
+        return worker.run(program, payload, limits)
+    return run_sandboxed(program, payload, limits=limits, isolation=isolation)
 
 
-def compute_reference(problem: dict, *, isolation: str = "namespace", program: str | None = None) -> Reference:
-    """Run the canonical solution on every input (no per-input limit, as EvalPlus)."""
+def _reference_cache(program: str, code: str, inputs: dict) -> Path | None:
+    """Where this reference's output stream is kept (None when the cache is turned off)."""
+    if os.environ.get("OCX_HUMANEVAL_REFERENCE_CACHE", "1") == "0":
+        return None
+    from ocx.benchmarks.data import cache_dir
+
+    key = json.dumps([program, sys.version, code, inputs], sort_keys=True).encode("utf-8")
+    return cache_dir() / "humaneval-references" / f"{hashlib.sha256(key).hexdigest()}.jsonl"
+
+
+def _store(path: Path, stream: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.partial")
+    partial.write_bytes(stream)
+    os.replace(partial, path)  # never a half-written entry
+
+
+def compute_reference(problem: dict, *, isolation: str = "namespace", program: str | None = None,
+                      worker=None) -> Reference:
+    """Run the canonical solution on every input (no per-input limit, as EvalPlus), or read
+    its output stream from the disk cache."""
     inputs = _inputs(problem)
+    program = program or _producer_source()
+    code = problem["prompt"] + problem["canonical_solution"]
+    cached = _reference_cache(program, code, inputs)
+    if cached is not None and cached.is_file():
+        reference = _parse_reference(cached.read_bytes(), inputs, "ok", "")
+        if reference.error is None:
+            return reference
     parts = [{"name": p, "inputs": inputs[p], "limits": None, "budget": REFERENCE_LIMITS.timeout_s,
               "copy_inputs": True} for p in PARTS]
-    run = _produce(program or _producer_source(), problem["prompt"] + problem["canonical_solution"], problem,
-                   parts, "reference", REFERENCE_LIMITS, isolation)
+    run = _produce(program, code, problem, parts, "reference", REFERENCE_LIMITS, isolation, worker)
+    reference = _parse_reference(run.stdout, inputs, run.status, run.stderr)
+    if reference.error is None and cached is not None:
+        _store(cached, run.stdout)
+    return reference
+
+
+def _parse_reference(stdout: bytes, inputs: dict, status: str, stderr: str) -> Reference:
     try:
-        found = parse_stream(run.stdout, list(PARTS))
+        found = parse_stream(stdout, list(PARTS))
     except Malformed as exc:
         return Reference({}, {}, 0, f"reference output unreadable: {exc}")
     got = {p.name: p for p in found}
     for part in PARTS:
         if part not in got or got[part].error or len(got[part].outputs) != len(inputs[part]):
-            why = got[part].error if part in got and got[part].error else f"sandbox {run.status}: {run.stderr[-300:]}"
+            why = got[part].error if part in got and got[part].error else f"sandbox {status}: {stderr[-300:]}"
             return Reference({}, {}, 0, f"reference failed on {part}: {why}")
-    return Reference({p: got[p].outputs for p in PARTS}, {p: got[p].times for p in PARTS}, len(run.stdout))
+    return Reference({p: got[p].outputs for p in PARTS}, {p: got[p].times for p in PARTS}, len(stdout))
 
 
 def time_limits(reference_times: list[float]) -> tuple[list[float], float]:
@@ -115,11 +160,11 @@ def time_limits(reference_times: list[float]) -> tuple[list[float], float]:
 
 
 def check_with_reference(code: str, problem: dict, reference: Reference, *, isolation: str = "namespace",
-                         program: str | None = None) -> CheckResult:
+                         program: str | None = None, worker=None) -> CheckResult:
     """Run ``code`` on the base and plus inputs in one fresh sandbox and judge its outputs here."""
     if reference.error:
         return CheckResult("error", "error", {"part": "reference", "input": None, "error": reference.error},
-                           "not run", 0.0, isolation)
+                           "not run", 0.0, isolation, problem.get("task_id"))
     inputs, parts, total = _inputs(problem), [], 5.0
     for part in PARTS:
         limits, budget = time_limits(reference.times[part])
@@ -127,12 +172,13 @@ def check_with_reference(code: str, problem: dict, reference: Reference, *, isol
         total += budget
     sandbox_limits = SandboxLimits(timeout_s=total, cpu_seconds=math.ceil(total) + 1, memory_bytes=CANDIDATE_MEMORY,
                                    output_bytes=2 * reference.stream_bytes + (8 << 20))
-    run = _produce(program or _producer_source(), code, problem, parts, "candidate", sandbox_limits, isolation)
+    run = _produce(program or _producer_source(), code, problem, parts, "candidate", sandbox_limits, isolation,
+                   worker)
     try:
         found = {p.name: p for p in parse_stream(run.stdout, list(PARTS))}
     except Malformed as exc:  # stray or forged bytes on the channel: the sample fails
         failure = {"part": "stream", "input": None, "error": f"malformed output: {exc}"[:300]}
-        return CheckResult("fail", "fail", failure, run.status, run.wall_s, isolation)
+        return CheckResult("fail", "fail", failure, run.status, run.wall_s, isolation, problem.get("task_id"))
     statuses, failure = {}, None
     for part in PARTS:
         got = found.get(part, PartOutputs(part))
@@ -142,7 +188,8 @@ def check_with_reference(code: str, problem: dict, reference: Reference, *, isol
             failure = {"part": part, **why}
     if failure is not None and run.status == "output_limit":
         failure["error"] = f"output over {sandbox_limits.output_bytes} bytes"
-    return CheckResult(statuses["base"], statuses["plus"], failure, run.status, run.wall_s, isolation)
+    return CheckResult(statuses["base"], statuses["plus"], failure, run.status, run.wall_s, isolation,
+                       problem.get("task_id"))
 
 
 def check_program(code: str, problem: dict, *, isolation: str = "namespace") -> CheckResult:
@@ -164,10 +211,11 @@ class _References:
         self._values: dict[str, Reference] = {}
         self._guard = threading.Lock()
 
-    def get(self, key: str, problem: dict) -> Reference:
+    def get(self, key: str, problem: dict, worker=None) -> Reference:
         with self._locks[key]:
             if key not in self._values:
-                self._values[key] = compute_reference(problem, isolation=self._isolation, program=self._program)
+                self._values[key] = compute_reference(problem, isolation=self._isolation, program=self._program,
+                                                      worker=worker)
             return self._values[key]
 
     def done(self, key: str) -> None:
@@ -192,19 +240,34 @@ def check_many(jobs: Sequence[tuple[str, dict]], *, workers: int = 2, isolation:
         first.setdefault(key, index)
     order = sorted(range(len(jobs)), key=lambda i: (first[keys[i]], i))  # one problem's programs together
     results: list[CheckResult | None] = [None] * len(jobs)
+    local, started, lock = threading.local(), [], threading.Lock()
+
+    def worker() -> SandboxWorker | None:
+        if isolation != "namespace":
+            return None  # process mode: one plain process per program, no zygote
+        if not hasattr(local, "worker"):
+            local.worker = SandboxWorker(isolation)
+            with lock:
+                started.append(local.worker)
+        return local.worker
 
     def one(index: int) -> None:
         code, problem = jobs[index]
         try:
-            reference = references.get(keys[index], problem)
-            results[index] = check_with_reference(code, problem, reference, isolation=isolation, program=program)
+            reference = references.get(keys[index], problem, worker())
+            results[index] = check_with_reference(code, problem, reference, isolation=isolation, program=program,
+                                                  worker=worker())
         finally:
             references.done(keys[index])
         if on_done is not None:
             on_done(index, results[index])
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        list(pool.map(one, order))
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            list(pool.map(one, order))
+    finally:
+        for started_worker in started:
+            started_worker.close()
     return results  # type: ignore[return-value]
 
 
@@ -227,3 +290,24 @@ def pass_at_k_summary(correct_by_task: dict[str, list[bool]], ks: Sequence[int] 
     counts = [(len(v), sum(v)) for v in correct_by_task.values()]
     n_min = min(n for n, _ in counts)
     return {f"pass@{k}": sum(pass_at_k(n, c, k) for n, c in counts) / len(counts) for k in ks if k <= n_min}
+
+
+def base_plus_scores(checks: Sequence[dict], ks: Sequence[int] = (1, 10, 100)) -> dict:
+    """EvalPlus's two summaries from check records (``CheckResult.to_dict()``): pass@k on the
+    base inputs (HumanEval) and on base + plus (HumanEval+), each with its bootstrap interval
+    over problems. A problem's completions are grouped by ``task_id``."""
+    from ocx.harness.stats import bootstrap_ratio
+
+    by_task: dict[str, list[dict]] = {}
+    for check in checks:
+        by_task.setdefault(str(check.get("task_id")), []).append(check)
+    scores: dict = {}
+    for name, passed in (("base", lambda c: c["base"] == "pass"),
+                         ("plus", lambda c: c["base"] == "pass" and c["plus"] == "pass")):
+        verdicts = {task: [passed(c) for c in group] for task, group in by_task.items()}
+        for key, value in pass_at_k_summary(verdicts, ks).items():
+            k = int(key.removeprefix("pass@"))
+            estimates = [[pass_at_k(len(v), sum(v), k)] for v in verdicts.values()]
+            scores[f"{name}_{key}"] = value
+            scores.update(bootstrap_ratio(estimates, lo=0.0, hi=1.0).as_dict(f"{name}_{key}_"))
+    return scores

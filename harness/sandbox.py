@@ -23,6 +23,9 @@ reads (capped in size and time) and judges itself, in trusted code. What confine
   namespaces, mounts, ptrace, or sockets other than AF_UNIX), a wall-clock timeout after which
   the whole process group is SIGKILLed, and at most ``output_bytes`` of stdout kept.
 
+Many programs in a row: :class:`ocx.harness.sandbox_worker.SandboxWorker` keeps one sandbox and
+runs each program in it as a job with the same confinement, without a sandbox start per program.
+
 bubblewrap is Debian's/Fedora's ``bubblewrap`` package (``apt-get install -y bubblewrap``);
 ``OCX_BWRAP`` names another binary.
 """
@@ -181,11 +184,13 @@ def _python_argv() -> list[str]:
     return [os.path.realpath(sys.executable), "-I", "-S", "-B", "-c", source]
 
 
-def _bwrap_argv(bwrap: str, limits: SandboxLimits, as_root: bool) -> list[str]:
+def _bwrap_argv(bwrap: str, limits: SandboxLimits, as_root: bool, keep_kill: bool = False) -> list[str]:
     argv = [bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
             "--die-with-parent", "--new-session", "--clearenv"]
-    if as_root:  # no user namespace: the bootstrap changes to an unprivileged uid, which clears these two
+    if as_root:  # no user namespace: the bootstrap changes to an unprivileged uid, which clears these
         argv += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        if keep_kill:  # a reused sandbox's zygote kills each job's leftovers (sandbox_worker.py)
+            argv += ["--cap-add", "CAP_KILL"]
     else:
         argv += ["--unshare-user", "--disable-userns", "--cap-drop", "ALL"]
     return argv + _filesystem_args(limits)
@@ -218,7 +223,7 @@ def _runtime_binds() -> tuple[str, ...]:
 def _filesystem_args(limits: SandboxLimits) -> list[str]:
     return [*_runtime_binds(), "--proc", "/proc", "--dev", "/dev",
             "--size", str(limits.disk_bytes), "--perms", "0777", "--tmpfs", WORKDIR,
-            "--remount-ro", "/", "--chdir", "/"]
+            "--remount-ro", "/", "--remount-ro", "/dev", "--chdir", "/"]  # /dev's tmpfs would be writable
 
 
 def _execute(argv, stdin_data, limits, isolation, scratch) -> SandboxRun:

@@ -9,7 +9,17 @@ with a JSON config line and a payload on stdin. Before the harness *program* run
 3. sets rlimits: address space, data and stack (EvalPlus's memory cap), CPU seconds,
    processes, file size, open files, no core dumps;
 4. installs a seccomp filter (x86_64 and aarch64): no execve/execveat, no new namespaces,
-   mounts, ptrace, bpf, keyrings, userfaultfd or perf events, and sockets only of AF_UNIX.
+   mounts, ptrace (nor reading or writing other processes' memory), bpf, keyrings,
+   userfaultfd, perf events, System V or POSIX message-queue IPC (they would outlive a sample
+   in a reused sandbox), and sockets only of AF_UNIX.
+
+With ``"serve": true`` in the config it is instead a *zygote* (:class:`ocx.harness.sandbox_worker.SandboxWorker`):
+confined once (no_new_privs, not dumpable, seccomp), it reads job headers from stdin and forks
+a fresh process per job, which reads its program and payload itself (so the zygote never holds
+any sample's data), takes the job's uid, rlimits and a fresh working folder, and runs the
+program. After each job the zygote kills every process but itself and the namespace's init,
+empties the working folder as the job's uid, and reports the exit status on a separate
+descriptor that no job process holds.
 
 The program gets ``PAYLOAD`` (bytes) and ``install_guard()`` (an audit hook refusing sockets,
 process creation, signals, ctypes and writes outside the working folder: a second line
@@ -28,6 +38,8 @@ import traceback
 
 SETUP_FAILED = 70  # exit code: confinement could not be set up (must equal sandbox.SETUP_FAILED)
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 1, 38, 22, 2
+PR_SET_DUMPABLE = 4
+PRELOAD = ("copy", "math", "select", "shutil", "time", "encodings.idna")  # stdlib the harness programs use
 RET_ALLOW, RET_KILL, RET_ERRNO = 0x7FFF0000, 0x80000000, 0x00050000
 EPERM, EACCES = 1, 13
 NAMESPACE_FLAGS = 0x7E020000  # CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET
@@ -37,12 +49,16 @@ SYSCALLS = {
         "execve": 59, "execveat": 322, "unshare": 272, "setns": 308, "mount": 165, "umount2": 166,
         "pivot_root": 155, "ptrace": 101, "bpf": 321, "keyctl": 250, "add_key": 248, "request_key": 249,
         "userfaultfd": 323, "perf_event_open": 298, "socket": 41, "clone": 56, "clone3": 435,
-        "mount_setattr": 442, "open_tree": 428, "move_mount": 429, "fsopen": 430}),
+        "mount_setattr": 442, "open_tree": 428, "move_mount": 429, "fsopen": 430,
+        "process_vm_readv": 310, "process_vm_writev": 311, "pidfd_getfd": 438, "shmget": 29, "semget": 64,
+        "msgget": 68, "mq_open": 240}),
     "aarch64": (0xC00000B7, None, {
         "execve": 221, "execveat": 281, "unshare": 97, "setns": 268, "mount": 40, "umount2": 39,
         "pivot_root": 41, "ptrace": 117, "bpf": 280, "keyctl": 219, "add_key": 217, "request_key": 218,
         "userfaultfd": 282, "perf_event_open": 241, "socket": 198, "clone": 220, "clone3": 435,
-        "mount_setattr": 442, "open_tree": 428, "move_mount": 429, "fsopen": 430}),
+        "mount_setattr": 442, "open_tree": 428, "move_mount": 429, "fsopen": 430,
+        "process_vm_readv": 270, "process_vm_writev": 271, "pidfd_getfd": 438, "shmget": 194, "semget": 190,
+        "msgget": 186, "mq_open": 180}),
 }
 
 
@@ -171,7 +187,147 @@ def _confine(config):
     return _install_seccomp(libc)
 
 
+def _run_program(program, payload, workdir):
+    """Run the harness program; never returns (skips interpreter teardown: atexit handlers
+    untrusted code registered)."""
+    namespace = {"__name__": "__sandbox__", "PAYLOAD": payload, "install_guard": lambda: _install_guard(workdir)}
+    code = 0
+    try:
+        exec(compile(program, "<sandbox-program>", "exec"), namespace)
+    except BaseException:  # the program's own failure: shown on stderr, exit code 1
+        traceback.print_exc()
+        code = 1
+    os._exit(code)
+
+
+def _read_exact(fd, size):
+    chunks, left = [], size
+    while left:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_header(fd):
+    """A job header: 8-byte big-endian length, then JSON. None at end of input."""
+    size = _read_exact(fd, 8)
+    if size is None:
+        return None
+    return json.loads(_read_exact(fd, int.from_bytes(size, "big")))
+
+
+def _job(header, status_fd, root):
+    """The forked job process: read program and payload, take the job's uid and limits, run."""
+    try:
+        os.close(status_fd)
+        program = _read_exact(0, header["program_len"]).decode("utf-8")
+        payload = _read_exact(0, header["payload_len"])
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        os.closerange(3, 4096)
+        if header.get("uid") is not None:
+            _drop_user(header["uid"], header["gid"])
+        _set_limits(header["limits"])
+        workdir = os.path.join(root, "job")
+        os.mkdir(workdir, 0o700)
+        os.chdir(workdir)
+    except BaseException as exc:
+        os.write(2, f"sandbox job setup failed: {exc}\n".encode())
+        os._exit(SETUP_FAILED)
+    _run_program(program, payload, workdir)
+
+
+def _kill_all_but_me():
+    """SIGKILL every process in the PID namespace but its init and this one, until none is left."""
+    me = os.getpid()
+    while True:
+        alive = []
+        for name in os.listdir("/proc"):
+            if name.isdigit() and int(name) not in (1, me):
+                try:
+                    with open(f"/proc/{name}/stat", "rb") as f:
+                        if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                            continue  # a zombie writes nothing; init or we reap it
+                    os.kill(int(name), signal.SIGKILL)
+                    alive.append(name)
+                except OSError:
+                    pass
+        if not alive:
+            return
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass
+        except ChildProcessError:
+            pass
+
+
+def _empty_folder(root, uid, gid):
+    """Remove everything in ``root`` as the job's uid (the zygote may not enter its folders)."""
+    try:
+        if os.listdir(root) == ["job"]:
+            os.rmdir(os.path.join(root, "job"))  # the usual case: the job left its folder empty
+            return True
+    except OSError:
+        pass
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if uid is not None:
+                _drop_user(uid, gid)
+            import shutil  # preloaded
+
+            for name in os.listdir(root):
+                path = os.path.join(root, name)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    os.unlink(path)
+        except BaseException:
+            os._exit(1)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    return os.listdir(root) == []
+
+
+def serve(config):
+    """The zygote loop (see the module docstring). Exits at end of input, or if it cannot clean up."""
+    root, status_fd = config["workdir"], config["status_fd"]
+    try:
+        libc = _libc()
+        _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(no_new_privs)")
+        _check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(pdeathsig)")
+        _check(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(dumpable)")  # jobs cannot read or write our memory
+        warning = _install_seccomp(libc)
+    except (SetupError, OSError) as exc:
+        os.write(2, f"sandbox setup failed: {exc}\n".encode())
+        os._exit(SETUP_FAILED)
+    if warning:
+        os.write(2, f"sandbox: {warning}\n".encode())
+    for name in PRELOAD:  # imported once here, not once per job
+        __import__(name)
+    os.chdir(root)
+    while True:
+        header = _read_header(0)
+        if header is None:
+            os._exit(0)
+        pid = os.fork()
+        if pid == 0:
+            _job(header, status_fd, root)
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        _kill_all_but_me()
+        if not _empty_folder(root, header.get("uid"), header.get("gid")):
+            os._exit(SETUP_FAILED)  # never hand a dirty folder to the next job
+        os.write(status_fd, f"done {header['job']} {code}\n".encode())
+
+
 def main():
+    if sys.argv[1:] == ["serve"]:
+        serve(_read_header(0))
     config = json.loads(sys.stdin.buffer.readline())
     payload = sys.stdin.buffer.read(config["payload_len"])
     null = os.open(os.devnull, os.O_RDONLY)
@@ -185,15 +341,7 @@ def main():
         os._exit(SETUP_FAILED)
     if warning:
         os.write(2, f"sandbox: {warning}\n".encode())
-    namespace = {"__name__": "__sandbox__", "PAYLOAD": payload,
-                 "install_guard": lambda: _install_guard(config["workdir"])}
-    code = 0
-    try:
-        exec(compile(config["program"], "<sandbox-program>", "exec"), namespace)
-    except BaseException:  # the program's own failure: shown on stderr, exit code 1
-        traceback.print_exc()
-        code = 1
-    os._exit(code)  # skip interpreter teardown: atexit handlers untrusted code registered
+    _run_program(config["program"], payload, config["workdir"])
 
 
 if __name__ == "__main__":

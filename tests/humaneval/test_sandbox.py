@@ -77,11 +77,13 @@ def probed(tmp_path_factory):
                                    "project", "write_outside", "write_host_dir", "loopback", "inet_socket",
                                    "signal_parent", "signal_init", "exec_shell", "exec_python",
                                    "new_user_namespace"])
+@pytest.mark.bwrap
 def test_a_capability_probe_is_denied_by_the_kernel_without_the_guard(probed, probe):
     found, _ = probed
     assert found[probe].startswith("denied"), found[probe]
 
 
+@pytest.mark.bwrap
 def test_the_sample_sees_an_empty_environment_an_unprivileged_uid_and_only_its_own_processes(probed):
     found, host = probed
     assert "OPENAI_API_KEY" not in found["env"] and len(found["env"]) <= 2, found["env"]
@@ -91,6 +93,7 @@ def test_the_sample_sees_an_empty_environment_an_unprivileged_uid_and_only_its_o
     assert not (host / "planted.txt").exists() and (host / "secret.txt").read_text() == "host secret"
 
 
+@pytest.mark.bwrap
 def test_one_sample_cannot_read_what_another_wrote_even_while_it_runs():
     writer = "import os, time\nopen('/work/answer.txt', 'w').write('sample A')\nos.write(1, b'written')\ntime.sleep(3)"
     reader = ("import os, time\ntime.sleep(1)\n"
@@ -107,6 +110,7 @@ def test_one_sample_cannot_read_what_another_wrote_even_while_it_runs():
     assert b"answer" not in runs["reader"].stdout and runs["reader"].status == "ok", runs["reader"]
 
 
+@pytest.mark.bwrap
 def test_a_sleeping_program_is_killed_at_the_wall_clock_and_an_endless_loop_by_the_cpu_limit():
     start = time.monotonic()
     run = run_sandboxed("import time\ntime.sleep(60)", limits=SandboxLimits(timeout_s=1.5))
@@ -115,6 +119,7 @@ def test_a_sleeping_program_is_killed_at_the_wall_clock_and_an_endless_loop_by_t
     assert run.status == "killed" and run.wall_s < 10, run
 
 
+@pytest.mark.bwrap
 def test_unbounded_memory_fails_with_memory_error_and_a_fork_bomb_is_bounded():
     run = run_sandboxed("try:\n    x = bytearray(8 << 30)\nexcept MemoryError:\n    import os; os.write(1, b'refused')",
                         limits=FAST)
@@ -125,6 +130,7 @@ def test_unbounded_memory_fails_with_memory_error_and_a_fork_bomb_is_bounded():
     assert run.status == "ok" and int(run.stdout) < 16, run
 
 
+@pytest.mark.bwrap
 def test_output_floods_are_capped_in_the_parent():
     run = run_sandboxed("import os\nwhile True:\n    os.write(1, b'x' * 65536)",
                         limits=SandboxLimits(timeout_s=20, output_bytes=1 << 20))
