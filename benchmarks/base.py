@@ -121,17 +121,41 @@ def suite_data_sha256(samples: list[Sample]) -> str:
     """
     digest = hashlib.sha256()
     for sample in samples:
-        digest.update(sample_hash_line(sample))
+        hash_sample(digest, sample)
     return digest.hexdigest()
 
 
-def sample_hash_line(sample: Sample) -> bytes:
-    """One sample's part of `suite_data_sha256` (the runner hashes incrementally while it waits)."""
-    # A shallow dict serializes exactly as to_dict() (asdict), without its deep copy (the copy
-    # cost more than the hashing for few-shot suites).
-    fields = {"id": sample.id, "question": sample.question, "messages": sample.messages, "gold": sample.gold,
-              "meta": sample.meta}
-    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"
+def canonical_json(value: object) -> bytes:
+    """The canonical UTF-8 JSON that every ocx hash is taken over: sorted keys, no whitespace,
+    non-ASCII characters as themselves."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+# How canonical_json writes [{"role": "user", "content": X}]: the text of X sits between these.
+_USER_HEAD, _USER_TAIL = b'[{"content":', b',"role":"user"}]'
+
+
+def hash_sample(digest, sample: Sample, messages_json: bytes | None = None) -> None:
+    """Add one sample's line to a `suite_data_sha256` digest: the canonical JSON of its fields
+    (exactly `canonical_json(sample.to_dict()) + b"\\n"`), written piece by piece.
+
+    `messages_json` (`canonical_json(sample.messages)`, which the runner has already made for the
+    request key) saves serializing the prompt again; and since the question is almost always the
+    one user message, its JSON is cut out of the messages' JSON instead of made a second time
+    (few-shot prompts are kilobytes; serializing them dominated the runner's own work).
+    """
+    if messages_json is None:
+        messages_json = canonical_json(sample.messages)
+    question_json = None
+    if (messages_json.startswith(_USER_HEAD) and messages_json.endswith(_USER_TAIL)
+            and sample.messages == [{"role": "user", "content": sample.question}]):
+        question_json = memoryview(messages_json)[len(_USER_HEAD):-len(_USER_TAIL)]  # no copy
+    # Keys in sorted order, as canonical_json(sample.to_dict()) writes them (JSON nests, so the
+    # pieces serialized apart give the same bytes as the whole).
+    for piece in (b'{"gold":', canonical_json(sample.gold), b',"id":', canonical_json(sample.id),
+                  b',"messages":', messages_json, b',"meta":', canonical_json(sample.meta),
+                  b',"question":', canonical_json(sample.question) if question_json is None else question_json, b"}\n"):
+        digest.update(piece)
 
 
 def select_limit(groups: list[list[Sample]], limit: int | None) -> list[Sample]:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from ocx.benchmarks.base import canonical_json
 from ocx.harness.errors import InputError, InputProblem
 
 SCHEMA_VERSION = 1
@@ -47,8 +48,28 @@ def request_key(model: Mapping, prompt: object, condition: str | None, sampling:
     payload = {"model": model, "prompt": prompt, "condition": condition, "sampling": sampling}
     if completion:
         payload["completion"] = completion
-    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical_json(payload)).hexdigest()
+
+
+class RequestKeys:
+    """`request_key` for many prompts that share the model, condition, sampling and completion
+    index, from each prompt's canonical JSON (which the runner makes once per prompt and also
+    hashes into the suite's data hash). The same keys, without serializing the shared fields
+    and re-hashing their bytes for every prompt."""
+
+    def __init__(self, model: Mapping, condition: str | None, sampling: Mapping, completion: int = 0):
+        # canonical_json writes the payload's keys sorted: completion, condition, model, prompt, sampling.
+        head = b'{"completion":' + canonical_json(completion) + b"," if completion else b"{"
+        self._head = hashlib.sha256(head + b'"condition":' + canonical_json(condition)
+                                    + b',"model":' + canonical_json(model) + b',"prompt":')
+        self._tail = b',"sampling":' + canonical_json(sampling) + b"}"
+
+    def key(self, prompt_json: bytes) -> str:
+        """The key of the prompt whose `canonical_json` is `prompt_json`."""
+        digest = self._head.copy()
+        digest.update(prompt_json)
+        digest.update(self._tail)
+        return digest.hexdigest()
 
 
 def _corrupt(path: Path, exc: BaseException) -> InputError:
@@ -123,10 +144,13 @@ class ResponseCache:
     def get(self, key: str) -> str | None:
         return self.get_many([key]).get(key)
 
-    def put(self, key: str, response: str, request: Mapping | None = None) -> None:
-        """Store one answer; committed with its batch (at the latest `flush_seconds` after the
-        batch's first answer, when a later answer arrives, or on flush/close)."""
-        row = (key, response, json.dumps(request or {}, ensure_ascii=False), time.time())
+    def put(self, key: str, response: str, request: Mapping | None = None, *, request_json: str | None = None) -> None:
+        """Store one answer with what was asked (`request`, or `request_json` already serialized);
+        committed with its batch (at the latest `flush_seconds` after the batch's first answer,
+        when a later answer arrives, or on flush/close)."""
+        if request_json is None:
+            request_json = json.dumps(request or {}, ensure_ascii=False)
+        row = (key, response, request_json, time.time())
         with self._lock:
             self._pending.append(row)
             full = len(self._pending) >= self.batch_size

@@ -23,14 +23,16 @@ HumanEval+ verdict) and `to_dict()` (the details kept in the sample's record as 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 
-from ocx.benchmarks.base import DataSource, Sample, Suite
+from ocx.benchmarks.base import DataSource, Sample, Suite, canonical_json, hash_sample
 from ocx.harness.backends import Backend, Request, Sampling
-from ocx.harness.cache import ResponseCache, request_key
+from ocx.harness.cache import RequestKeys, ResponseCache
 from ocx.harness.idle_work import IdleWork
 
 
@@ -133,6 +135,8 @@ class _Planned:
     """keys[sample][completion]."""
     prompts: list[list[dict]]
     """What is sent for each sample: the suite's prompt, after the system prompt if any."""
+    data_sha256: str
+    """`suite_data_sha256(samples)`: the samples used, as results.json records them."""
 
     @property
     def sampling(self) -> Sampling:
@@ -153,19 +157,27 @@ def completion_sampling(sampling: Sampling, completion: int) -> Sampling:
 def plan_suites(suites: Sequence[Suite], data: DataSource, *, limit: int | None, condition: str | None,
                 overrides: dict, identity: dict, completions: int = 1,
                 system_prompt: str | None = None) -> list[_Planned]:
-    """Load every suite and compute each sample's prompt and cache keys, one per completion (no
-    model work yet). Each prompt is built once here and reused for the request and the record."""
+    """Load every suite and compute each sample's prompt, cache keys (one per completion) and the
+    suite's data hash (no model work yet). Each prompt is built and serialized once here: the
+    one canonical JSON serves the cache keys and the data hash."""
     planned = []
     system = [{"role": "system", "content": system_prompt}] if system_prompt is not None else []
     for suite in suites:
         samples = suite.load(data, limit=limit)
         base = Sampling.for_suite(suite.generation, overrides)
         samplings = [completion_sampling(base, i) for i in range(completions)]
-        sampling_dicts = [s.as_dict() for s in samplings]
-        prompts = [[*system, *suite.prompt(sample)] for sample in samples]
-        keys = [[request_key(identity, prompt, condition, sampling_dicts[i], completion=i) for i in range(completions)]
-                for prompt in prompts]
-        planned.append(_Planned(suite, samples, samplings, keys, prompts))
+        keyers = [RequestKeys(identity, condition, s.as_dict(), completion=i) for i, s in enumerate(samplings)]
+        digest = hashlib.sha256()
+        prompts, keys = [], []
+        for sample in samples:
+            prompt = [*system, *suite.prompt(sample)]
+            messages_json = canonical_json(sample.messages)
+            # Few-shot prompts are kilobytes: serialize the prompt again only if it differs.
+            prompt_json = messages_json if prompt == sample.messages else canonical_json(prompt)
+            hash_sample(digest, sample, messages_json)
+            prompts.append(prompt)
+            keys.append([keyer.key(prompt_json) for keyer in keyers])
+        planned.append(_Planned(suite, samples, samplings, keys, prompts, digest.hexdigest()))
     return planned
 
 
@@ -231,16 +243,20 @@ class Runner:
                     owners.append((key, completion, [task], [owner]))
                     requests.append(Request(len(requests), tuple(prompt), self.condition, p.samplings[completion]))
         errors: list[tuple[int, BaseException]] = []
-        as_dicts = {id(s): s.as_dict() for p in planned for s in p.samplings}  # asdict once per setting, not per answer
-        sampling_rows = [as_dicts[id(r.sampling)] for r in requests]
+        # The cache's `request` column, serialized once per setting rather than per answer (the
+        # prompt itself is in samples.jsonl; a small row keeps each commit cheap).
+        rows: dict[tuple[int, int], str] = {}
+        for p in planned:
+            for completion, sampling in enumerate(p.samplings):
+                row = {"condition": self.condition, "sampling": sampling.as_dict()}
+                if completion:
+                    row["completion"] = completion
+                rows[id(sampling), completion] = json.dumps(row, ensure_ascii=False)
+        request_rows = [rows[id(r.sampling), owner[1]] for r, owner in zip(requests, owners)]
 
         def on_result(index: int, text: str) -> None:
             key, completion, owner_tasks, answer_owners = owners[index]
-            # The prompt itself is in samples.jsonl; a small row keeps each commit cheap.
-            row = {"condition": self.condition, "sampling": sampling_rows[index]}
-            if completion:
-                row["completion"] = completion
-            self.cache.put(key, text, row)
+            self.cache.put(key, text, request_json=request_rows[index])
             answers[key] = text
             for task in owner_tasks:
                 self._advance(task)
@@ -292,7 +308,7 @@ class Runner:
         scores_for_checks = getattr(p.suite, "scores_for_checks", None)  # e.g. IFBench's strict/loose levels
         if scores_for_checks is not None:
             extra = {**extra, **scores_for_checks([c.get("check") for c in scored])}
-        summary = SuiteSummary(p.suite.name, p.suite.version, p.suite.source, idle.hashers[index].hexdigest(),
+        summary = SuiteSummary(p.suite.name, p.suite.version, p.suite.source, p.data_sha256,
                                p.sampling.as_dict(), len(p.samples), sum(c for c, _ in verdicts),
                                sum(not e.matched for e in extractions), n, extra,
                                suite_intervals(verdicts_per_sample, clusters, extra))
