@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ocx.harness.atomic import atomic_write_text
-from ocx.recipes.schema import Recipe, resolve_tokenizer
+from ocx.recipes.schema import Recipe
 
 
 @dataclass
@@ -87,23 +87,27 @@ def base_model(recipe: Recipe) -> tuple[str, Path]:
     if recipe.base_model == "tiny":
         from ocx.adapters.hf.tiny import build_tiny_checkpoint
 
-        tokenizer = resolve_tokenizer(recipe.tokenizer, Path.cwd())
+        tokenizer = Path(recipe.tokenizer)  # resolved against the recipe's folder by the schema
         folder = recipe.output / "base-model"
         if not (folder / "config.json").is_file():
             build_tiny_checkpoint(folder, tokenizer, recipe.model_type, seed=int(recipe.train.get("seed", 0)),
                                   **recipe.tiny)
         return str(folder), folder
     if recipe.tokenizer:
-        return recipe.base_model, resolve_tokenizer(recipe.tokenizer, Path.cwd())
+        return recipe.base_model, Path(recipe.tokenizer)
     local = Path(recipe.base_model)
     return recipe.base_model, local if local.is_dir() else _hub_tokenizer(recipe.base_model)
 
 
 def _hub_tokenizer(repo_id: str) -> Path:
-    """The tokenizer files of a hub model (real hub code; not reachable offline)."""
-    from huggingface_hub import snapshot_download
+    """The tokenizer folder of a hub model: from the HF cache offline, else downloaded (tokenizer files only)."""
+    from ocx.adapters.hf.checkpoint import local_model_dir
+    from ocx.harness.errors import InputError, InputProblem
 
-    return Path(snapshot_download(repo_id, allow_patterns=["tokenizer*", "special_tokens_map.json"]))
+    try:
+        return local_model_dir(repo_id, tokenizer_only=True)
+    except ValueError as exc:
+        raise InputError(InputProblem("recipe", None, "model.base", str(exc))) from None
 
 
 # --- evaluation -------------------------------------------------------------------------------
@@ -183,6 +187,32 @@ def best_epoch(rows: list[EpochRow]) -> EpochRow | None:
     return max(scored, key=lambda r: (r.average, -r.epoch)) if scored else None
 
 
+def tied_with_best(recipe: Recipe, rows: list[EpochRow], best: EpochRow | None) -> dict[int, float]:
+    """Epochs whose first-condition average is not significantly below the best's: epoch -> p
+    (paired bootstrap over the items both answered, each suite weighing the same; p >= 0.05)."""
+    from ocx.harness.compare import compare_average, read_item_scores
+    from ocx.harness.errors import InputError
+
+    def items(row: EpochRow):
+        return read_item_scores(recipe.output / "eval" / f"epoch_{row.epoch - 1}" / "condition_0" / "samples.jsonl")
+
+    if best is None:
+        return {}
+    first = recipe.eval.conditions[0]
+    suites = [k.rpartition(" [")[0] for k in best.scores if k.endswith(f"[{first or 'no condition'}]")]
+    tied = {}
+    try:
+        best_items = items(best)
+        for row in rows:
+            if row is not best and row.average is not None:
+                test = compare_average(best_items, items(row), suites)
+                if test is not None and not test.significant:
+                    tied[row.epoch] = test.p_value
+    except InputError:  # an evaluation without samples.jsonl: nothing to pair
+        return {}
+    return tied
+
+
 def write_report(recipe: Recipe, rows: list[EpochRow]) -> Path:
     """report.json (every number of the table) and report.html (a bar chart per column)."""
     from ocx.harness.report import RunColumn, html_report
@@ -191,6 +221,7 @@ def write_report(recipe: Recipe, rows: list[EpochRow]) -> Path:
     document = {"recipe": recipe.name, "file": recipe.file, "model_type": recipe.model_type,
                 "conditions": recipe.eval.conditions, "suites": recipe.eval.suites,
                 "best_epoch": best.epoch if best else None,
+                "indistinguishable_from_best": tied_with_best(recipe, rows, best),
                 "epochs": [{"epoch": r.epoch, "train_loss": r.loss, "scores": r.scores, "average": r.average} for r in rows]}
     atomic_write_text(recipe.output / "report.json", json.dumps(document, indent=2) + "\n")
     runs = [RunColumn(f"epoch {r.epoch}", str(recipe.output / "eval" / f"epoch_{r.epoch - 1}"), r.scores,
@@ -211,7 +242,7 @@ def run_recipe(recipe: Recipe) -> list[EpochRow]:
     model, tokenizer = base_model(recipe)
     data = prepare_data(recipe, tokenizer, console)
     train_dir = recipe.output / "train"
-    cfg = TrainConfig(data=data, model=model, out=train_dir, resume=train_dir.exists(),
+    cfg = TrainConfig(data=data, model=model, out=train_dir, tokenizer=str(tokenizer), resume=train_dir.exists(),
                       extra_metadata={"recipe": recipe.name}, **recipe.train)
     rows: list[EpochRow] = []
 
@@ -229,4 +260,8 @@ def run_recipe(recipe: Recipe) -> list[EpochRow]:
     if best:
         console.print(f"[bold]best epoch: {best.epoch}[/] (average {100 * best.average:.1f} under condition "
                       f"{recipe.eval.conditions[0]!r}); checkpoints in {train_dir}, report in {recipe.output / 'report.html'}")
+        tied = tied_with_best(recipe, rows, best)
+        if tied:
+            console.print("epochs " + ", ".join(f"{e} (p={p:.2f})" for e, p in tied.items()) + f" are statistically "
+                          f"indistinguishable from epoch {best.epoch} (paired bootstrap, p >= 0.05): any of them will do")
     return rows

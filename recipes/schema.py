@@ -4,18 +4,27 @@ A recipe is plain YAML with five sections (see `tiny-crlft.yaml` for a commented
 `model` (base model, model type, tokenizer), `data` (files or generators, each with the C-RLFT
 condition and weight of its assistant messages), `train` (any `ocx train` setting), `eval`
 (suites and conditions evaluated after every epoch) and `output`.
+
+Every value is checked here, before any work: types, ranges (finite numbers inside stated
+bounds), enums and unknown keys with "did you mean", files that must exist, and that the
+tokenizer belongs to the model type. Relative paths (`model.base` when it is a folder,
+`model.tokenizer`, `data[].path`, `train.deepspeed_config`) are resolved here, against the
+recipe's folder, and stored resolved, so `validate` and `run` read the same files from any
+working directory. `output` stays relative to the working directory, like any output flag.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ocx.harness.errors import InputError, InputProblem
-from ocx.recipes.yaml_lines import dotted, load_with_lines
+from ocx.recipes.checks import Choice, Num, Problems, suggest
+from ocx.recipes.yaml_lines import load_with_lines
 
 TOP_LEVEL = ("name", "description", "model", "data", "train", "eval", "output")
 MODEL_KEYS = ("base", "model_type", "tokenizer", "tiny")
@@ -24,7 +33,31 @@ EVAL_KEYS = ("suites", "conditions", "limit", "backend", "max_tokens", "batch_si
 GENERATORS = ("arithmetic",)
 BACKENDS = ("auto", "transformers", "vllm")
 # TrainConfig fields a recipe may not set: the recipe runner fills them in.
-TRAIN_MANAGED = ("data", "model", "out", "resume", "extra_metadata")
+TRAIN_MANAGED = ("data", "model", "out", "tokenizer", "resume", "extra_metadata")
+
+MAX_GENERATED = 100_000
+"""Conversations one generator source may make (the arithmetic generator has 100 distinct questions)."""
+SEED = Num(int, 0, 2**32 - 1)
+# Ranges of the `train` settings; the dataclass's own `validate` runs too (see _check_train).
+TRAIN_RULES: dict[str, Num | Choice] = {
+    "epochs": Num(int, 1, 1000),
+    "batch_max_len": Num(int, 1, 1 << 24),
+    "lr": Num(float, 0, 1, low_open=True),
+    "lr_min_ratio": Num(float, 0, 1),
+    "lr_warmup_ratio": Num(float, 0, 1, high_open=True),
+    "weight_decay": Num(float, 0),
+    "beta1": Num(float, 0, 1, high_open=True),
+    "beta2": Num(float, 0, 1, high_open=True),
+    "eps": Num(float, 0, 1, low_open=True),
+    "grad_clip": Num(float, 0),
+    "seed": SEED,
+    "zero_stage": Choice((2, 3)),
+    "save_every_steps": Num(int, 0),
+    "max_steps": Num(int, 1),
+    "loss_chunk_size": Num(int, 1, 1 << 20),
+    "too_long": Choice(("refuse", "truncate")),
+}
+EVAL_RULES = {"limit": Num(int, 1), "max_tokens": Num(int, 1, 1 << 20), "batch_size": Num(int, 1, 4096)}
 
 
 @dataclass
@@ -36,6 +69,7 @@ class DataSpec:
     weight: float
     """Loss weight of its assistant messages (user messages get 0), e.g. 1.0 for GPT-4, 0.1 for GPT-3.5."""
     path: Path | None = None
+    """The JSONL file, resolved against the recipe's folder."""
     generator: str | None = None
     quality: str = "correct"
     count: int = 1000
@@ -59,9 +93,11 @@ class Recipe:
     description: str
     file: str
     base_model: str
-    """A Hugging Face folder or hub id, or "tiny" for a tiny random Llama built from `tiny`."""
+    """A Hugging Face folder (resolved against the recipe's folder) or hub id, or "tiny" for a
+    tiny random Llama built from `tiny`."""
     model_type: str
     tokenizer: str | None
+    """The tokenizer's path, resolved against the recipe's folder (None: the base model's own)."""
     tiny: dict
     data: list[DataSpec]
     train: dict
@@ -70,39 +106,7 @@ class Recipe:
     raw: dict = field(repr=False, default_factory=dict)
 
 
-class _Problems:
-    def __init__(self, file: str, lines: dict):
-        self.file, self.lines, self.items = file, lines, []
-
-    def add(self, path: tuple, message: str) -> None:
-        line = None
-        for n in range(len(path), -1, -1):  # the nearest enclosing key that has a line
-            if path[:n] in self.lines:
-                line = self.lines[path[:n]]
-                break
-        self.items.append(InputProblem(self.file, line, dotted(path) or None, message))
-
-    def unknown_keys(self, mapping: dict, allowed: tuple, path: tuple) -> None:
-        for key in mapping:
-            if key not in allowed:
-                close = difflib.get_close_matches(str(key), allowed, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else f"; expected one of {', '.join(allowed)}"
-                self.add((*path, key), f"unknown key {key!r}{hint}")
-
-    def typed(self, mapping: dict, key: str, types: tuple, path: tuple, *, required: bool = False) -> Any:
-        if key not in mapping or mapping[key] is None:
-            if required:
-                self.add((*path, key), "is required")
-            return None
-        value = mapping[key]
-        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
-            names = " or ".join(t.__name__ for t in types)
-            self.add((*path, key), f"must be {names}, got {type(value).__name__} {value!r}")
-            return None
-        return value
-
-
-def _section(p: _Problems, raw: dict, key: str) -> dict:
+def _section(p: Problems, raw: dict, key: str) -> dict:
     value = raw.get(key)
     if value is None:
         p.add((key,), "section is required")
@@ -113,100 +117,177 @@ def _section(p: _Problems, raw: dict, key: str) -> dict:
     return value
 
 
-def _check_model(p: _Problems, model: dict, base_dir: Path) -> tuple[str, str, str | None, dict]:
-    from ocx.harness.templates import UnknownTemplateError, resolve_model_type
+def _looks_like_path(spec: str) -> bool:
+    """A hub id is `name` or `org/name`; anything else with a slash or a dot prefix is a folder."""
+    return spec.startswith((".", "/", "~")) or spec.count("/") > 1 or spec.endswith("/")
+
+
+def _check_base(p: Problems, model: dict, base_dir: Path) -> str:
+    base = p.typed(model, "base", (str,), ("model",), required=True)
+    if base is None or base == "tiny":
+        return base or ""
+    if not base.strip():
+        p.add(("model", "base"), "is empty: give a model folder, a hub id (org/name) or tiny")
+        return ""
+    local = base_dir / Path(base).expanduser()
+    if local.is_dir():
+        return str(local.resolve())
+    if _looks_like_path(base):
+        p.add(("model", "base"), f"model folder not found: {local}")
+    return base
+
+
+def _check_model(p: Problems, model: dict, base_dir: Path) -> tuple[str, str, str | None, dict]:
+    from ocx.harness.templates import UnknownTemplateError, get_template
 
     p.unknown_keys(model, MODEL_KEYS, ("model",))
-    base = p.typed(model, "base", (str,), ("model",), required=True)
+    base = _check_base(p, model, base_dir)
     model_type = p.typed(model, "model_type", (str,), ("model",), required=True)
+    template = None
     if model_type:
         try:
-            resolve_model_type(model_type)
+            template = get_template(model_type)
         except UnknownTemplateError as exc:
             p.add(("model", "model_type"), str(exc))
     tokenizer = p.typed(model, "tokenizer", (str,), ("model",), required=base == "tiny")
-    if tokenizer and resolve_tokenizer(tokenizer, base_dir) is None:
-        p.add(("model", "tokenizer"), f"tokenizer not found: {tokenizer}")
+    resolved = None
+    if tokenizer is not None:
+        resolved = resolve_tokenizer(tokenizer, base_dir)
+        if resolved is None:
+            p.add(("model", "tokenizer"), f"tokenizer not found: {base_dir / tokenizer if tokenizer else repr('')}")
+        elif template is not None:
+            from ocx.harness.tokenizer_check import tokenizer_problem
+
+            problem = tokenizer_problem(resolved, template)[1]
+            if problem:
+                p.add(("model", "tokenizer"), f"{resolved}: {problem}")
     tiny = p.typed(model, "tiny", (dict,), ("model",)) or {}
-    for key, value in tiny.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            p.add(("model", "tiny", key), f"must be a number, got {value!r}")
-    return base or "", model_type or "", tokenizer, tiny
+    for key in tiny:
+        sizes = str(key).startswith("num_") or str(key).endswith(("_size", "_layers", "_heads", "_embeddings"))
+        p.number(tiny, key, Num(int, 1) if sizes else Num(float, 0, low_open=True), ("model", "tiny"))
+    return base, model_type or "", str(resolved) if resolved else tokenizer, tiny
 
 
-def _check_data(p: _Problems, raw: Any, base_dir: Path) -> list[DataSpec]:
+def _check_source(p: Problems, item: dict, path: tuple, base_dir: Path) -> DataSpec:
+    p.unknown_keys(item, DATA_KEYS, path)
+    condition = p.typed(item, "condition", (str,), path, required=True)
+    if "weight" not in item or item["weight"] is None:
+        p.add((*path, "weight"), "is required (the loss weight of this source's assistant messages)")
+    weight = p.number(item, "weight", Num(float, 0), path, default=0.0)
+    file, generator = item.get("path"), item.get("generator")
+    if (file is None) == (generator is None):
+        p.add(path, "needs exactly one of `path` (a JSONL file) or `generator`")
+    elif file is not None:
+        file = p.typed(item, "path", (str,), path)
+        if file is not None and not (base_dir / file).is_file():
+            p.add((*path, "path"), f"data file not found: {base_dir / file}")
+    else:
+        generator = p.choice(item, "generator", Choice(GENERATORS), path)
+    quality = p.choice(item, "quality", Choice(("correct", "wrong")), path, default="correct")
+    count = p.number(item, "count", Num(int, 1, MAX_GENERATED), path, default=1000)
+    seed = p.number(item, "seed", SEED, path, default=0)
+    resolved = (base_dir / file).resolve() if isinstance(file, str) else None
+    return DataSpec(condition or "", float(weight), resolved, generator, quality, count, seed)
+
+
+def _check_data(p: Problems, raw: Any, base_dir: Path) -> list[DataSpec]:
     if not isinstance(raw, list) or not raw:
         p.add(("data",), "must be a non-empty list of data sources")
         return []
     specs = []
     for i, item in enumerate(raw):
-        path = ("data", i)
         if not isinstance(item, dict):
-            p.add(path, "must be a mapping with `path` or `generator`")
+            p.add(("data", i), "must be a mapping with `path` or `generator`")
             continue
-        p.unknown_keys(item, DATA_KEYS, path)
-        condition = p.typed(item, "condition", (str,), path, required=True)
-        weight = p.typed(item, "weight", (int, float), path, required=True)
-        if weight is not None and weight < 0:
-            p.add((*path, "weight"), f"must be >= 0, got {weight}")
-        file, generator = item.get("path"), item.get("generator")
-        if (file is None) == (generator is None):
-            p.add(path, "needs exactly one of `path` (a JSONL file) or `generator`")
-        elif file is not None:
-            file = p.typed(item, "path", (str,), path)
-            if file and not (base_dir / file).is_file():
-                p.add((*path, "path"), f"data file not found: {base_dir / file}")
-        elif generator not in GENERATORS:
-            p.add((*path, "generator"), f"unknown generator {generator!r}; expected one of {', '.join(GENERATORS)}")
-        quality = item.get("quality", "correct")
-        if quality not in ("correct", "wrong"):
-            p.add((*path, "quality"), f"must be 'correct' or 'wrong', got {quality!r}")
-        count = p.typed(item, "count", (int,), path) or 1000
-        if count < 1:
-            p.add((*path, "count"), f"must be positive, got {count}")
-        specs.append(DataSpec(condition or "", float(weight or 0), base_dir / file if isinstance(file, str) else None,
-                              generator, quality, count, item.get("seed", 0)))
+        specs.append(_check_source(p, item, ("data", i), base_dir))
     return specs
 
 
-def _check_train(p: _Problems, train: dict) -> dict:
+def _expected_types(annotation: Any) -> tuple[tuple, bool]:
+    """(accepted YAML types, None allowed) for a TrainConfig field's annotation."""
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    args = typing.get_args(annotation) if union else (annotation,)
+    accepted: set = set()
+    for a in (typing.get_origin(a) or a for a in args):
+        accepted |= {float: {int, float}, Path: {str}}.get(a, {a} if a is not type(None) else set())
+    return tuple(accepted), type(None) in args
+
+
+def _check_train(p: Problems, train: dict, base_dir: Path) -> dict:
     from ocx.adapters.train.config import TrainConfig
 
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig) if f.name not in TRAIN_MANAGED}
-    p.unknown_keys(train, tuple(fields), ("train",))
-    for key, value in train.items():
-        if key not in fields or value is None:
+    hints = typing.get_type_hints(TrainConfig)
+    fields = {f.name for f in dataclasses.fields(TrainConfig) if f.name not in TRAIN_MANAGED}
+    p.unknown_keys(train, tuple(sorted(fields)), ("train",))
+    valid: dict = {}
+    for key in train:
+        if key not in fields:
             continue
-        default = fields[key].default
-        expected = (int, float) if isinstance(default, float) or key == "lr" else type(default)
-        if default is None and key != "lr":
+        rule = TRAIN_RULES.get(key)
+        types, nullable = _expected_types(hints[key])
+        if train[key] is None:
+            if nullable:
+                valid[key] = None
+            else:
+                p.add(("train", key), "is empty (null); remove the key to use the default")
             continue
-        if isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
-            p.add(("train", key), f"must be {getattr(expected, '__name__', 'a number')}, got {type(value).__name__} {value!r}")
-    return dict(train)
+        if isinstance(rule, Num):
+            value = p.number(train, key, rule, ("train",), default=...)
+        elif isinstance(rule, Choice):
+            value = p.choice(train, key, rule, ("train",), default=...)
+        else:
+            value = p.typed(train, key, types, ("train",), required=True) if types else train[key]
+            value = ... if value is None else value
+        if value is not ...:
+            valid[key] = value
+    if isinstance(valid.get("deepspeed_config"), str):
+        path = base_dir / valid["deepspeed_config"]
+        if not path.is_file():
+            p.add(("train", "deepspeed_config"), f"DeepSpeed config not found: {path}")
+        valid["deepspeed_config"] = str(path.resolve())
+    _train_config_rules(p, valid)
+    return {**train, **valid}
 
 
-def _check_eval(p: _Problems, raw: dict, default_condition: str) -> EvalSpec:
+def _train_config_rules(p: Problems, valid: dict) -> None:
+    """TrainConfig's own checks (the ones `ocx train` applies), for settings not already refused."""
+    from ocx.adapters.train.config import TrainConfig
+
+    reported = {prob.field for prob in p.items}
+    try:
+        TrainConfig(data=Path("."), model="", out=Path("."), **valid).validate()
+    except InputError as exc:
+        for problem in exc.problems:
+            key = (problem.field or "").lstrip("-").replace("-", "_")
+            if key in valid and f"train.{key}" not in reported:
+                p.add(("train", key), problem.message)
+            elif problem.file != "ocx train":  # it names its own file, e.g. the DeepSpeed JSON
+                p.items.append(problem)
+    except (TypeError, ValueError) as exc:  # a check that assumed a type the recipe did not give
+        p.add(("train",), f"invalid settings: {exc}")
+
+
+def _check_eval(p: Problems, raw: dict, default_condition: str) -> EvalSpec:
     from ocx.benchmarks import GROUPS, suite_names
 
     p.unknown_keys(raw, EVAL_KEYS, ("eval",))
     suites = p.typed(raw, "suites", (list,), ("eval",), required=True) or []
+    if "suites" in raw and isinstance(raw["suites"], list) and not suites:
+        p.add(("eval", "suites"), "must name at least one suite")
     known = [*suite_names(), *GROUPS]
     for i, name in enumerate(suites):
         if name not in known:
-            close = difflib.get_close_matches(str(name), known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            p.add(("eval", "suites", i), f"unknown suite {name!r}{hint}")
+            p.add(("eval", "suites", i), f"unknown suite {name!r}{suggest(name, known)} (`ocx eval --list` lists them)")
+    suites = [s for s in suites if s in known]
     conditions = p.typed(raw, "conditions", (list,), ("eval",)) or [default_condition]
     for i, c in enumerate(conditions):
         if not isinstance(c, str):
             p.add(("eval", "conditions", i), f"must be a string, got {c!r}")
-    limit = p.typed(raw, "limit", (int,), ("eval",))
-    backend = raw.get("backend", "auto")
-    if backend not in BACKENDS:
-        p.add(("eval", "backend"), f"must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    return EvalSpec(list(suites), [str(c) for c in conditions], limit, backend,
-                    p.typed(raw, "max_tokens", (int,), ("eval",)), p.typed(raw, "batch_size", (int,), ("eval",)) or 32)
+    return EvalSpec(suites, [str(c) for c in conditions],
+                    p.number(raw, "limit", EVAL_RULES["limit"], ("eval",)),
+                    p.choice(raw, "backend", Choice(BACKENDS), ("eval",), default="auto"),
+                    p.number(raw, "max_tokens", EVAL_RULES["max_tokens"], ("eval",)),
+                    p.number(raw, "batch_size", EVAL_RULES["batch_size"], ("eval",), default=32))
 
 
 def resolve_tokenizer(spec: str, base_dir: Path) -> Path | None:
@@ -219,28 +300,30 @@ def resolve_tokenizer(spec: str, base_dir: Path) -> Path | None:
         except ModuleNotFoundError:
             return None
         return path if path.is_file() else None
-    path = base_dir / spec
-    return path if path.exists() else None
+    if not spec.strip():
+        return None
+    path = base_dir / Path(spec).expanduser()
+    return path.resolve() if path.exists() else None
 
 
 def parse_recipe(text: str, file: str, base_dir: Path, overrides: list[str] = ()) -> Recipe:
     """Validate a recipe's text; raise InputError listing every problem with its line."""
     raw, lines = load_with_lines(text, file)
-    p = _Problems(file, lines)
     if not isinstance(raw, dict):
         raise InputError(InputProblem(file, 1, None, "a recipe must be a YAML mapping"))
-    apply_overrides(raw, overrides, p)
+    p = Problems(file, lines, apply_overrides(raw, overrides))
     p.unknown_keys(raw, TOP_LEVEL, ())
     base, model_type, tokenizer, tiny = _check_model(p, _section(p, raw, "model"), base_dir)
     data = _check_data(p, raw.get("data"), base_dir)
-    train = _check_train(p, _section(p, raw, "train"))
+    train = _check_train(p, _section(p, raw, "train"), base_dir)
     default_condition = _default_condition(model_type)
     evaluation = _check_eval(p, _section(p, raw, "eval"), default_condition)
     output = p.typed(raw, "output", (str,), (), required=True) or "runs/recipe"
     name = p.typed(raw, "name", (str,), (), required=True) or Path(file).stem
+    description = p.typed(raw, "description", (str,), ()) or ""
     if p.items:
         raise InputError(p.items)
-    return Recipe(name, raw.get("description", ""), file, base, model_type, tokenizer, tiny, data, train, evaluation,
+    return Recipe(name, description, file, base, model_type, tokenizer, tiny, data, train, evaluation,
                   Path(output), raw)
 
 
@@ -253,20 +336,32 @@ def _default_condition(model_type: str) -> str:
         return ""
 
 
-def apply_overrides(raw: dict, overrides: list[str], p: _Problems) -> None:
-    """`train.epochs=3` or `data.0.weight=0.2` on the command line; values parse as YAML."""
-    import yaml
+def apply_overrides(raw: dict, overrides: list[str]) -> set[tuple]:
+    """Apply `train.epochs=3` or `data.0.weight=0.2` (values parse as YAML); return the paths set.
 
+    A malformed override raises InputError naming the command line.
+    """
+    problems, paths = [], set()
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            p.items.append(InputProblem("command line", None, item, "overrides look like section.key=value"))
+            problems.append(InputProblem("command line", None, item, "overrides look like section.key=value"))
             continue
         parts = [int(k) if k.isdigit() else k for k in key.split(".")]
+        try:
+            parsed = load_with_lines(value, "command line")[0] if value.strip() else None
+        except InputError as exc:
+            problems += [dataclasses.replace(prob, field=key) for prob in exc.problems]
+            continue
         node = raw
         try:
             for part in parts[:-1]:
                 node = node.setdefault(part, {}) if isinstance(node, dict) else node[part]
-            node[parts[-1]] = yaml.safe_load(value)
+            node[parts[-1]] = parsed
         except (IndexError, KeyError, TypeError, AttributeError):
-            p.items.append(InputProblem("command line", None, key, f"no such place in the recipe: {item!r}"))
+            problems.append(InputProblem("command line", None, key, f"no such place in the recipe: {item!r}"))
+            continue
+        paths.add(tuple(parts))
+    if problems:
+        raise InputError(problems)
+    return paths

@@ -34,3 +34,30 @@ def infer_model_type(path: str | Path, explicit: str | None = None) -> str:
     if not model_type:
         raise ValueError(f"{path}: no ocx.json with a model_type; pass --model-type")
     return model_type
+
+
+# What a model's tokenizer is made of; the weights are not needed to read it.
+TOKENIZER_PATTERNS = ["tokenizer*", "special_tokens_map.json", "config.json", "generation_config.json",
+                      "ocx.json", "chat_template*"]
+
+
+def local_model_dir(model: str | Path, *, tokenizer_only: bool = False) -> Path:
+    """A local folder for a model given as a folder or a hub id ("org/name").
+
+    A hub id resolves through huggingface_hub: from the local cache (`$HF_HOME/hub`) with
+    HF_HUB_OFFLINE=1, downloading otherwise (only the tokenizer files with `tokenizer_only`).
+    Raises ValueError naming the model when it is neither.
+    """
+    path = Path(model)
+    if path.is_dir():
+        return path
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(str(model), allow_patterns=TOKENIZER_PATTERNS if tokenizer_only else None))
+    except HFValidationError:
+        raise ValueError(f"{model}: no such folder, and not a Hugging Face hub id") from None
+    except LocalEntryNotFoundError:
+        raise ValueError(f"{model}: no such folder, and not in the Hugging Face cache {constants.HF_HUB_CACHE} "
+                         "(offline: download it there first, or pass a local folder)") from None

@@ -1,7 +1,7 @@
 """Checkpoints: an HF model folder per epoch (atomic), and DeepSpeed state to resume from.
 
 Layout under the output folder:
-    epoch_<n>/   config.json, model.safetensors, tokenizer files + chat template, ocx.json
+    epoch_<n>/   config.json, model.safetensors, the data's tokenizer + chat template, ocx.json
     state/       DeepSpeed checkpoint (weights, optimizer, client state = loop position);
                  its `latest` file is written last, so it always names a complete save
 """
@@ -11,14 +11,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ocx.adapters.hf.checkpoint import read_ocx_metadata, write_ocx_metadata
+from ocx.adapters.hf.checkpoint import write_ocx_metadata
 from ocx.harness.atomic import atomic_dir
+from ocx.harness.errors import InputError, InputProblem
 from ocx.harness.templates import get_template
 from ocx.harness.templates.export import write_tokenizer_files
 
 STATE_DIR = "state"
-TOKENIZER_FILES = ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                   "chat_template.jinja", "generation_config.json")
 
 
 def epoch_dir(out: Path, epoch: int) -> Path:
@@ -41,31 +40,45 @@ def _strip_wrapper(state: dict) -> dict:
     return {k.removeprefix("lm."): v for k, v in state.items()}
 
 
-def write_hf_checkpoint(target: Path, lm, state: dict, *, model_src: str, manifest: dict, metadata: dict) -> Path:
-    """Write the model, the tokenizer with the data's chat template, and ocx.json; atomic."""
+def write_hf_checkpoint(target: Path, lm, state: dict, *, tokenizer: Path, manifest: dict, metadata: dict) -> Path:
+    """Write the model, the data's tokenizer with its chat template, and ocx.json; atomic.
+
+    `tokenizer` is the local tokenizer the data was tokenized with (see `data_tokenizer`), so
+    the folder is a complete model whatever the base was: a folder, a hub id or `tiny`.
+    """
     with atomic_dir(target, overwrite=True) as tmp:
         lm.save_pretrained(tmp, state_dict=_strip_wrapper(state), safe_serialization=True)
-        tokenizer_meta = _write_tokenizer(tmp, model_src, manifest)
+        tokenizer_meta = write_tokenizer_files(get_template(manifest["model_type"]), tokenizer, tmp)
         write_ocx_metadata(tmp, {**tokenizer_meta, "training": metadata})
     return target
 
 
-def _write_tokenizer(tmp: Path, model_src: str, manifest: dict) -> dict:
-    """The tokenizer of the base model with the chat template the data was tokenized with."""
-    src = Path(model_src)
-    model_type = manifest.get("model_type") or read_ocx_metadata(src).get("model_type")
-    if model_type and src.is_dir():
-        meta = write_tokenizer_files(get_template(model_type), src, tmp)
-        expected = manifest.get("tokenizer_sha256")
-        if expected and expected != meta["tokenizer_sha256"]:
-            raise ValueError(f"{src}: tokenizer sha256 {meta['tokenizer_sha256']} differs from the one the data "
-                             f"was tokenized with ({expected}); train with the data's tokenizer")
-        return meta
-    # A hub id or a folder without a known model type: copy what the base model has.
-    for name in TOKENIZER_FILES:
-        if (src / name).is_file():
-            shutil.copy2(src / name, tmp / name)
-    return {k: manifest[k] for k in ("model_type", "template_sha256", "tokenizer_sha256") if k in manifest}
+def data_tokenizer(model: str, tokenizer: str | None, manifest: dict, *, data: Path) -> Path:
+    """The local tokenizer the data was tokenized with: `tokenizer`, else the base model's.
+
+    Checked before any training: its sha256 (with the template's added tokens) must equal the
+    dataset manifest's, or the checkpoints would ship a tokenizer other than the one trained.
+    """
+    from ocx.adapters.hf.checkpoint import local_model_dir
+    from ocx.harness.tokenizers import load_tokenizer
+
+    flag = "--tokenizer" if tokenizer else "--model"
+    model_type = manifest.get("model_type")
+    if not model_type:
+        raise InputError(InputProblem(str(Path(data) / "manifest.json"), None, "model_type",
+                                      "missing; re-tokenize with `ocx data tokenize`"))
+    try:
+        source = Path(tokenizer) if tokenizer else local_model_dir(model, tokenizer_only=True)
+        tok = load_tokenizer(source, get_template(model_type).added_tokens)
+    except (ValueError, OSError) as exc:
+        raise InputError(InputProblem("ocx train", None, flag, f"cannot load the tokenizer: {exc}")) from None
+    expected = manifest.get("tokenizer_sha256")
+    if expected and tok.sha256 != expected:
+        raise InputError(InputProblem("ocx train", None, flag,
+                                      f"{source}: tokenizer sha256 {tok.sha256[:12]}… differs from the one "
+                                      f"{data} was tokenized with ({expected[:12]}…); train with the data's "
+                                      "tokenizer (--tokenizer) or re-tokenize the data with this one"))
+    return source
 
 
 def save_state(engine, out: Path, global_step: int, client_state: dict) -> None:

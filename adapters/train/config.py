@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,7 @@ class TrainConfig:
     data: Path
     """Tokenized dataset folder written by `ocx data tokenize` (manifest.json + data.parquet)."""
     model: str
-    """Base model: a Hugging Face folder (or hub id) loadable by AutoModelForCausalLM."""
+    """Base model: a Hugging Face folder or hub id ("org/name"; offline from the HF cache)."""
     out: Path
     """Output folder: epoch_<n>/ checkpoints, state/ (resume), metrics.jsonl, train.json."""
     epochs: int = 5
@@ -41,9 +42,15 @@ class TrainConfig:
     zero_stage: int = 2
     """DeepSpeed ZeRO stage of the shipped config (2 or 3)."""
     deepspeed_config: Path | None = None
-    """A DeepSpeed JSON config replacing the shipped one (batch sizes are still set by ocx)."""
+    """A DeepSpeed JSON config merged over the shipped zero2/zero3.json (batch sizes, optimizer
+    and schedule stay ocx's)."""
+    tokenizer: str | None = None
+    """The tokenizer the data was tokenized with (file or folder); default: the base model's.
+    Its sha256 must equal the dataset's; every checkpoint exports it with the chat template."""
     resume: bool = False
     """Continue from the last complete state in `out/state` (after a crash or a kill)."""
+    force_resume: bool = False
+    """Resume although the world size, dataset or a training setting differs from the saved run."""
     save_every_steps: int = 0
     """Also save resumable state every N steps inside an epoch (0: only at epoch ends)."""
     max_steps: int | None = None
@@ -72,8 +79,13 @@ class TrainConfig:
             bad("--epochs", f"must be at least 1, got {self.epochs}")
         if self.batch_max_len < 1:
             bad("--batch-max-len", f"must be positive, got {self.batch_max_len}")
-        if self.lr is not None and self.lr <= 0:
-            bad("--lr", f"must be positive, got {self.lr}")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            bad("--lr", f"must be a positive finite number, got {self.lr}")
+        for flag, value, low, high in (("--weight-decay", self.weight_decay, 0, math.inf),
+                                       ("--grad-clip", self.grad_clip, 0, math.inf),
+                                       ("--eps", self.eps, 0, 1)):
+            if not (math.isfinite(value) and low <= value <= high):
+                bad(flag, f"must be a finite number in [{low}, {high}], got {value}")
         if not 0 <= self.lr_min_ratio <= 1:
             bad("--lr-min-ratio", f"must be in [0, 1], got {self.lr_min_ratio}")
         if not 0 <= self.lr_warmup_ratio < 1:
@@ -82,6 +94,8 @@ class TrainConfig:
             bad("--zero-stage", f"must be 2 or 3, got {self.zero_stage}")
         if self.deepspeed_config is not None and not Path(self.deepspeed_config).is_file():
             bad("--deepspeed-config", f"{self.deepspeed_config} does not exist")
+        elif self.zero_stage in (2, 3):
+            problems += _ds_config_problems(self)
         if self.loss_chunk_size < 1:
             bad("--loss-chunk-size", f"must be positive, got {self.loss_chunk_size}")
         if self.too_long not in ("refuse", "truncate"):
@@ -93,6 +107,16 @@ class TrainConfig:
 
     def to_json(self) -> dict:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+
+def _ds_config_problems(cfg: TrainConfig) -> list[InputProblem]:
+    from ocx.adapters.train.ds_config import build_ds_config
+
+    try:
+        build_ds_config(cfg.zero_stage, cfg.deepspeed_config, grad_clip=cfg.grad_clip, bf16=False)
+    except InputError as exc:
+        return exc.problems
+    return []
 
 
 @dataclass

@@ -7,10 +7,8 @@ op, so the same code runs on a laptop CPU and on GPUs (fused=True on CUDA).
 
 from __future__ import annotations
 
-import json
 import os
 import socket
-from importlib import resources
 from pathlib import Path
 
 import torch
@@ -43,23 +41,10 @@ def init_distributed() -> tuple[int, int]:
 
 
 def load_ds_config(zero_stage: int, user_config: Path | None, *, grad_clip: float, bf16: bool) -> dict:
-    """The shipped ZeRO-2/3 config (or the user's), with what ocx's loop relies on forced.
+    """See ocx.adapters.train.ds_config.build_ds_config."""
+    from ocx.adapters.train.ds_config import build_ds_config
 
-    One packed row per rank and step, so micro batch 1 and no accumulation; precision follows
-    the device (bf16 on GPU, fp32 on CPU) unless the user's file says otherwise.
-    """
-    if user_config is not None:
-        config = json.loads(Path(user_config).read_text())
-    else:
-        config = json.loads(resources.files("ocx.adapters.train").joinpath(f"zero{zero_stage}.json").read_text())
-    config["train_micro_batch_size_per_gpu"] = 1
-    config["gradient_accumulation_steps"] = 1
-    config.pop("train_batch_size", None)
-    config.setdefault("gradient_clipping", grad_clip)
-    config.setdefault("zero_allow_untested_optimizer", True)
-    if user_config is None or "bf16" not in config:
-        config["bf16"] = {"enabled": bf16}
-    return config
+    return build_ds_config(zero_stage, user_config, grad_clip=grad_clip, bf16=bf16)
 
 
 def make_optimizer(module: torch.nn.Module, *, lr: float, betas: tuple[float, float], eps: float,
@@ -79,6 +64,7 @@ def make_engine(module: torch.nn.Module, optimizer: torch.optim.Optimizer, ds_co
 def register_head_for_zero3(module: torch.nn.Module, lm) -> None:
     """ZeRO-3 gathers a weight only inside its own module's forward; the LM head is used
     outside it (see CRLFTModel), so it is registered as an external parameter of the wrapper."""
-    from deepspeed.zero import register_external_parameter
+    # deepspeed.zero is an attribute alias, not an importable module (ModuleNotFoundError).
+    from deepspeed.runtime.zero import register_external_parameter
 
     register_external_parameter(module, lm.get_output_embeddings().weight)

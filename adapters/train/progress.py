@@ -11,8 +11,8 @@ METRICS_FILE = "metrics.jsonl"
 
 
 class MetricsLog:
-    """Appends one JSON object per step to out/metrics.jsonl; flushed line by line so a
-    killed run keeps every finished step."""
+    """Appends one JSON object per step (and per finished epoch) to out/metrics.jsonl; flushed
+    line by line so a killed run keeps every finished step."""
 
     def __init__(self, out: Path, resume_step: int | None):
         self.path = Path(out) / METRICS_FILE
@@ -36,9 +36,12 @@ class MetricsLog:
         self._file.close()
 
 
-def read_metrics(out: Path) -> list[dict]:
+def read_metrics(out: Path, kind: str = "step") -> list[dict]:
+    """The lines of one kind: "step" (one per optimizer step) or "epoch" (one per finished
+    epoch: sequences, tokens, supervised_tokens and truncated trained, dataset_sequences)."""
     path = Path(out) / METRICS_FILE
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [r for r in records if r.get("kind", "step") == kind]
 
 
 class TrainProgress:
@@ -67,6 +70,15 @@ class TrainProgress:
     def __exit__(self, *exc) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+    def log(self, message: str) -> None:
+        """A line on the console, above the bar when it is shown."""
+        if self._progress is not None:
+            self._progress.console.print(message, highlight=False, markup=False)
+        else:
+            from rich.console import Console
+
+            Console(highlight=False).print(message, markup=False)
 
     def update(self, record: dict, supervised_tokens_per_s: float) -> None:
         if self._progress is None:

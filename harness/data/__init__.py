@@ -14,7 +14,7 @@ Stable API (the trainer codes against it)::
                                too_long="refuse")   # or "truncate" (then cut ds[i] to sampler.lengths[i])
     sampler.batches(epoch)                     # [step][rank] -> list of dataset indices
     sampler.rank_batches(epoch, rank)          # [step] -> list of indices for one rank
-    sampler.num_steps(epoch); sampler.efficiency(epoch); sampler.leftover(epoch)
+    sampler.num_steps(epoch); sampler.efficiency(epoch); sampler.num_partial_steps(epoch)
 
 Importing this package costs nothing heavy: numpy and pyarrow load on first use.
 """

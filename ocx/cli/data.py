@@ -26,7 +26,9 @@ def data() -> None:
 @click.option("--workers", "-w", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: every CPU core).")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
-def tokenize(inputs, model_type, tokenizer, out, skip_invalid, workers, overwrite) -> None:
+@click.option("--max-line-bytes", type=click.IntRange(min=1024), default=None,
+              help="Refuse longer lines (default 16 MiB; a conversation is cut to the context length anyway).")
+def tokenize(inputs, model_type, tokenizer, out, skip_invalid, workers, overwrite, max_line_bytes) -> None:
     """Validate and tokenize JSONL conversations INPUTS into a dataset directory.
 
     Each line: {"condition": ..., "system": ..., "items": [{"role", "content", "weight"}]}.
@@ -35,7 +37,7 @@ def tokenize(inputs, model_type, tokenizer, out, skip_invalid, workers, overwrit
     """
     from rich.console import Console
 
-    from ocx.harness.data.writer import TokenizeJob, tokenize_files
+    from ocx.harness.data.writer import MAX_LINE_BYTES, TokenizeJob, check_job, tokenize_files
     from ocx.harness.templates import get_template, resolve_model_type
 
     try:
@@ -44,9 +46,11 @@ def tokenize(inputs, model_type, tokenizer, out, skip_invalid, workers, overwrit
         raise click.BadParameter(str(exc), param_hint="--model-type") from None
     get_template(model_type)
     job = TokenizeJob(model_type, str(tokenizer), list(inputs), out, skip_invalid=skip_invalid,
-                      workers=workers or os.cpu_count() or 1, overwrite=overwrite)
+                      workers=workers or os.cpu_count() or 1, overwrite=overwrite,
+                      max_line_bytes=max_line_bytes or MAX_LINE_BYTES)
+    check_job(job)  # before the progress bar: a mistake prints one line
     with _Progress(sum(p.stat().st_size for p in inputs if p.is_file())) as advance:
-        manifest = tokenize_files(job, advance)
+        manifest = tokenize_files(job, advance, checked=True)
     counts = manifest["counts"]
     Console(stderr=True).print(
         f"[green]wrote[/] {out}: {counts['conversations']} conversations, {counts['tokens']} tokens "
@@ -121,6 +125,6 @@ def _print_stats(directory: Path, result: dict) -> None:
         where = f"{packing['num_ranks']} x {packing['batch_max_len']:,}"
         table.add_row(f"packing efficiency ({where})", f"{packing['efficiency']:.2%}")
         table.add_row("steps per epoch", f"{packing['steps_per_epoch']:,}")
-        table.add_row("carried to next epoch", f"{packing['carried_to_next_epoch']:,}")
+        table.add_row("partly filled final steps", f"{packing['partial_steps_per_epoch']:,}")
         table.add_row("longer than batch-max-len", f"{packing['longer_than_batch_max_len']:,}")
     Console().print(table)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -13,11 +14,18 @@ pytest.importorskip("deepspeed")
 pytest.importorskip("mistral_common")
 
 
+def clean_env() -> dict:
+    """Without the rank/port variables an in-process training test may have left (its port is
+    still held), so the recipe's trainer makes its own process group."""
+    dist = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+    return {k: v for k, v in os.environ.items() if k not in dist}
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny-crlft")
     result = subprocess.run([sys.executable, "-m", "ocx.cli.__main__", "recipe", "run", "tiny-crlft", "--output", str(out)],
-                            capture_output=True, text=True, timeout=900)
+                            capture_output=True, text=True, timeout=900, env=clean_env())
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return out, result.stdout
 
@@ -51,7 +59,7 @@ def test_running_a_finished_recipe_again_trains_nothing_and_reports_the_same(tin
     before = json.loads((out / "report.json").read_text())
     steps_before = len((out / "train" / "metrics.jsonl").read_text().splitlines())
     again = subprocess.run([sys.executable, "-m", "ocx.cli.__main__", "recipe", "run", "tiny-crlft", "--output", str(out)],
-                           capture_output=True, text=True, timeout=600)
+                           capture_output=True, text=True, timeout=600, env=clean_env())
     assert again.returncode == 0, again.stderr[-3000:]
     assert "data: reusing" in again.stdout
     assert len((out / "train" / "metrics.jsonl").read_text().splitlines()) == steps_before

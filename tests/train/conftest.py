@@ -92,6 +92,9 @@ def write_token_dataset(out: Path, rows: list[tuple[list[int], list[float]]], mo
     parquet.write_table(pa.table(columns, schema=schema), out / "data.parquet")
     tokens = sum(columns["length"])
     supervised = sum(sum(1 for w in ws if w) for ws in columns["weights"])
+    from ocx.harness.data.writer import FORMAT, FORMAT_VERSION
+
     (out / "manifest.json").write_text(json.dumps(
-        {"model_type": model_type, "counts": {"tokens": tokens, "supervised_tokens": supervised}}))
+        {"format": FORMAT, "format_version": FORMAT_VERSION, "model_type": model_type,
+         "counts": {"tokens": tokens, "supervised_tokens": supervised}}))
     return out
