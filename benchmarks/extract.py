@@ -10,6 +10,7 @@ answer each one meant) that these rules are measured against.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -39,12 +40,19 @@ def answer_phrases(response: str) -> list[tuple[int, str]]:
     return found
 
 
+# Compiled once at import: extraction runs per answer (thousands per run), and passing pattern
+# strings to re.sub/re.finditer costs a cache lookup in `re` each call.
+_LATEX_TEXT = re.compile(r"\\(?:text|textbf|mathrm|mathbf)\s*\{([^{}]*)\}")
+_LATEX_BOXED = re.compile(r"\\boxed\s*\{([^{}]*)\}")
+_EMPHASIS = re.compile(r"[*_`$#]+")
+
+
 def _normalize(text: str) -> str:
     """Full-width forms to ASCII ("（Ｂ）" -> "(B)"), markdown emphasis and LaTeX wrappers dropped."""
     text = unicodedata.normalize("NFKC", text)
-    text = re.sub(r"\\(?:text|textbf|mathrm|mathbf)\s*\{([^{}]*)\}", r"\1", text)
-    text = re.sub(r"\\boxed\s*\{([^{}]*)\}", r"\1", text)
-    return re.sub(r"[*_`$#]+", "", text)
+    text = _LATEX_TEXT.sub(r"\1", text)
+    text = _LATEX_BOXED.sub(r"\1", text)
+    return _EMPHASIS.sub("", text)
 
 
 def _letter_token(letters: str) -> str:
@@ -90,28 +98,48 @@ _CORRECT_AFTER = (r"(?i:\s*(?:is|would\s+be|seems)\s+(?:the\s+)?(?:most\s+)?(?:c
 _MORE_LETTERS = r"(?i:\s*(?:,|/|&|\band\b|\bor\b)\s*(?:option\s+)?){token}"
 
 
+_NEGATED_BEFORE = re.compile(r"(?i:\b(?:not|if|whether)\s+(?:option\s+)?)$")
+_BRACKETED_AT_START = re.compile(r"\s*[(\[]\s*([A-Za-z])\s*[)\]]")
+
+
+@functools.lru_cache(maxsize=256)
+def _letter_patterns(letters: str) -> tuple[tuple[re.Pattern, ...], re.Pattern, re.Pattern, re.Pattern]:
+    """The letter rules compiled for one set of option letters (suites reuse a handful of sets):
+    (one pattern per lead, more letters after a hit, "(C) is correct", a letter at the start)."""
+    token = _letter_token(letters)
+    leads = tuple(re.compile(f"(?i:{lead})" + token + _AFTER[strict]) for lead, strict in _LEADS)
+    return (leads, re.compile(_MORE_LETTERS.format(token=token)),
+            re.compile(r"(?i:(?:option\s+|choice\s+)?)" + token + _CORRECT_AFTER),
+            re.compile(r"\s*(?:option\s+|choice\s+)?" + token + r"(?=\s*(?:[.):\]]|[-–—]\s|$|\n))", re.IGNORECASE))
+
+
 def _mentions(text: str, letters: str) -> list[tuple[int, str | None]]:
     """(position, letter) for every place the text says a letter is the answer; None = ambiguous."""
-    token = _letter_token(letters)
+    leads, more_letters, correct_after, _ = _letter_patterns(letters)
     found: list[tuple[int, str | None]] = []
-    for lead, strict in _LEADS:
-        for m in re.finditer(f"(?i:{lead})" + token + _AFTER[strict], text):
-            ambiguous = re.match(_MORE_LETTERS.format(token=token), text[m.end():])
+    for lead in leads:
+        for m in lead.finditer(text):
+            ambiguous = more_letters.match(text[m.end():])
             found.append((m.start(), None if ambiguous else _hit(m)))
-    for m in re.finditer(r"(?i:(?:option\s+|choice\s+)?)" + token + _CORRECT_AFTER, text):
-        if not re.search(r"(?i:\b(?:not|if|whether)\s+(?:option\s+)?)$", text[max(0, m.start() - 12):m.start()]):
+    for m in correct_after.finditer(text):
+        if not _NEGATED_BEFORE.search(text[max(0, m.start() - 12):m.start()]):
             found.append((m.start(), _hit(m)))
     return found
 
 
 def _letter_at_start(text: str, letters: str) -> str | None:
     """A response that begins with its choice: "(B) Cranial", "B", "B.", "B)", "[B]", "B: ...", "Option B"."""
-    token = _letter_token(letters)
-    m = re.match(r"\s*(?:option\s+|choice\s+)?" + token + r"(?=\s*(?:[.):\]]|[-–—]\s|$|\n))", text, re.IGNORECASE)
+    m = _letter_patterns(letters)[3].match(text)
     if m is None:
-        m = re.match(r"\s*[(\[]\s*([A-Za-z])\s*[)\]]", text)
+        m = _BRACKETED_AT_START.match(text)
         return m.group(1).upper() if m and m.group(1).upper() in letters else None
     return _hit(m) if _hit(m) in letters else None
+
+
+_BOLD_LETTER = re.compile(r"\*\*\s*\(?([A-Z])\)?[.:]?\s*\*\*")
+_ONLY_A_LETTER = re.compile(r"\s*[(\[]?\s*[A-Za-z]\s*[)\].]?\s*")
+_PARENTHESISED = re.compile(r"\(([A-Z])\)")
+_PARENTHESISED_WRONG = re.compile(r"\(([A-Z])\)\s*(?:is|seems|would be)\s+(?:wrong|incorrect|false)")
 
 
 def extract_letter(response: str, letters: str) -> str | None:
@@ -124,19 +152,19 @@ def extract_letter(response: str, letters: str) -> str | None:
     the response. Negated letters ("the answer is not A", "A is wrong") are never chosen.
     """
     letters = "".join(x for x in letters if "A" <= x <= "Z")
-    bold = [m.group(1) for m in re.finditer(r"\*\*\s*\(?([A-Z])\)?[.:]?\s*\*\*", response) if m.group(1) in letters]
+    bold = [m.group(1) for m in _BOLD_LETTER.finditer(response) if m.group(1) in letters]
     text = _normalize(response)
     mentions = [(pos, letter) for pos, letter in _mentions(text, letters) if letter is None or letter in letters]
     if mentions:
         return max(mentions, key=lambda m: m[0])[1]
     for candidate in (text, _last_line(text)):
         letter = _letter_at_start(candidate, letters)
-        if letter and (candidate is text or re.fullmatch(r"\s*[(\[]?\s*[A-Za-z]\s*[)\].]?\s*", candidate)):
+        if letter and (candidate is text or _ONLY_A_LETTER.fullmatch(candidate)):
             return letter
     if bold:
         return bold[-1]
-    parenthesised = {m.group(1) for m in re.finditer(r"\(([A-Z])\)", text) if m.group(1) in letters}
-    negated = {m.group(1) for m in re.finditer(r"\(([A-Z])\)\s*(?:is|seems|would be)\s+(?:wrong|incorrect|false)", text)}
+    parenthesised = {m.group(1) for m in _PARENTHESISED.finditer(text) if m.group(1) in letters}
+    negated = {m.group(1) for m in _PARENTHESISED_WRONG.finditer(text)}
     chosen = parenthesised - negated
     return chosen.pop() if len(chosen) == 1 and len(parenthesised) <= 2 else None
 
@@ -146,9 +174,12 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
+_BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
+
+
 def last_boxed(text: str) -> tuple[int, str] | None:
     """(position, content) of the last ``\\boxed{...}`` or ``\\fbox{...}``, braces balanced."""
-    starts = [m for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text)]
+    starts = list(_BOX_OPEN.finditer(text))
     for m in reversed(starts):
         depth, i = 1, m.end()
         while i < len(text) and depth:
@@ -159,6 +190,10 @@ def last_boxed(text: str) -> tuple[int, str] | None:
     return None
 
 
+_REASON_OR_NEXT_SENTENCE = re.compile(r",?\s+(?:because|since|as|given that)\b|\s+\(|[.!]\s+[A-Z]")
+_FINAL_STOP = re.compile(r"[.!]\s*$")
+
+
 def extract_phrase(response: str) -> str | None:
     """The free-form answer after the last answer phrase ("So the answer is No."), or None.
 
@@ -166,9 +201,9 @@ def extract_phrase(response: str) -> str | None:
     """
     for _, rest in reversed(answer_phrases(response)):
         text = _normalize(rest).strip()
-        text = re.split(r",?\s+(?:because|since|as|given that)\b|\s+\(|[.!]\s+[A-Z]", text, maxsplit=1)[0]
+        text = _REASON_OR_NEXT_SENTENCE.split(text, maxsplit=1)[0]
         text = text.strip().strip("\"'“”").strip()
-        text = re.sub(r"[.!]\s*$", "", text).strip().strip("\"'“”").strip()
+        text = _FINAL_STOP.sub("", text).strip().strip("\"'“”").strip()
         if text:
             return text
     return None

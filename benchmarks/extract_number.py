@@ -25,6 +25,12 @@ _TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "sev
 _SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9}
 _WORD = "|".join([*_UNITS, *_TENS, *_SCALES, "a dozen", "dozen", "half"])
 _WORDS = re.compile(rf"\b(?:(?:{_WORD})(?:[\s-]+(?:and\s+)?(?=(?:{_WORD})\b))?)+\b", re.IGNORECASE)
+# The rest compiled once too: these run per answer, and pattern strings cost a lookup in re's cache.
+_NOT_DIGITS = re.compile(r"[$€£,\s]")
+_WORD_BREAK = re.compile(r"[\s-]+")
+_SENTENCE_END = re.compile(r"(?<!\d)\.(?!\d)|\.\s|[;\n]")
+_HEDGE = re.compile(r"^(?:about|approximately|around|roughly|exactly|only|just|a total of|of)\s+", re.I)
+_HASHES = re.compile(r"####\s*([^\n]+)")
 
 
 def strip_markup(text: str) -> str:
@@ -33,7 +39,7 @@ def strip_markup(text: str) -> str:
 
 
 def _to_fraction(raw: str) -> Fraction | None:
-    raw = re.sub(r"[$€£,\s]", "", raw)
+    raw = _NOT_DIGITS.sub("", raw)
     try:
         if "/" in raw:
             num, den = raw.split("/")
@@ -45,7 +51,7 @@ def _to_fraction(raw: str) -> Fraction | None:
 
 def words_to_number(text: str) -> int | None:
     """"twelve" -> 12, "twenty-five" -> 25, "one hundred and five" -> 105, "a dozen" -> 12."""
-    words = re.split(r"[\s-]+", text.lower().replace(" and ", " ").strip())
+    words = _WORD_BREAK.split(text.lower().replace(" and ", " ").strip())
     if words == ["a", "dozen"] or words == ["dozen"]:
         return 12
     total, current, seen = 0, 0, False
@@ -75,10 +81,10 @@ def _number_after_marker(text: str) -> Fraction | None:
     text = strip_markup(text).strip()
     # "The answer is 25 - 0 = 18": the value is the result of the expression, after the last "="
     # of the marker's sentence.
-    sentence = re.split(r"(?<!\d)\.(?!\d)|\.\s|[;\n]", text, maxsplit=1)[0]
+    sentence = _SENTENCE_END.split(text, maxsplit=1)[0]
     if "=" in sentence:
         text = sentence.rsplit("=", 1)[1].strip()
-    text = re.sub(r"^(?:about|approximately|around|roughly|exactly|only|just|a total of|of)\s+", "", text, flags=re.I)
+    text = _HEDGE.sub("", text)
     number = NUMBER.match(text.lstrip(" :"))
     if number:
         return _to_fraction(number.group(0))
@@ -92,7 +98,7 @@ def _number_after_marker(text: str) -> Fraction | None:
 def _markers(response: str) -> list[tuple[int, str]]:
     from ocx.benchmarks.extract import answer_phrases, last_boxed  # the phrase rules live with the letters
 
-    found = [(m.start(), m.group(1)) for m in re.finditer(r"####\s*([^\n]+)", response)]
+    found = [(m.start(), m.group(1)) for m in _HASHES.finditer(response)]
     boxed = last_boxed(response)
     if boxed:
         found.append(boxed)

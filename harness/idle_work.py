@@ -5,7 +5,7 @@ server), and everything the runner does after the last answer adds straight to t
 So each answer is extracted the moment it arrives; what is left (cached answers) is extracted
 afterwards as before. Extraction is pure and fast; scoring is not moved here, since some
 scorers take seconds (MATH's sympy, HumanEval's sandbox). (The suite data hash used to advance
-here too; it now costs little enough to be made with the cache keys, see runner.plan_suites.)
+here too; it now costs little enough to be made with the cache keys, see harness/plan.py.)
 """
 
 from __future__ import annotations

@@ -23,17 +23,20 @@ HumanEval+ verdict) and `to_dict()` (the details kept in the sample's record as 
 
 from __future__ import annotations
 
-import hashlib
+import itertools
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from ocx.benchmarks.base import DataSource, Sample, Suite, canonical_json, hash_sample
-from ocx.harness.backends import Backend, Request, Sampling
-from ocx.harness.cache import RequestKeys, ResponseCache
+from ocx.benchmarks.base import DataSource, Sample, Suite
+from ocx.harness.backends import Backend, Request
+from ocx.harness.cache import ResponseCache
 from ocx.harness.idle_work import IdleWork
+from ocx.harness.plan import (  # noqa: F401 (plan_suites, completion_sampling: re-exported)
+    PlanBuilder, PlannedSuite, completion_sampling, load_suites, plan_suites,
+)
 
 
 class RequestsFailedError(RuntimeError):
@@ -125,62 +128,6 @@ class EvalRun:
     settings: dict = field(default_factory=dict)
 
 
-@dataclass
-class _Planned:
-    suite: Suite
-    samples: list[Sample]
-    samplings: list[Sampling]
-    """One per completion index: the suite's settings, the seed (if any) moved on by the index."""
-    keys: list[list[str]]
-    """keys[sample][completion]."""
-    prompts: list[list[dict]]
-    """What is sent for each sample: the suite's prompt, after the system prompt if any."""
-    data_sha256: str
-    """`suite_data_sha256(samples)`: the samples used, as results.json records them."""
-
-    @property
-    def sampling(self) -> Sampling:
-        return self.samplings[0]
-
-    def all_keys(self) -> list[str]:
-        return [key for sample_keys in self.keys for key in sample_keys]
-
-
-def completion_sampling(sampling: Sampling, completion: int) -> Sampling:
-    """The settings for completion `completion`: seed + completion when a seed is set, so the N
-    answers to one prompt are N draws rather than one draw N times."""
-    if sampling.seed is None or completion == 0:
-        return sampling
-    return replace(sampling, seed=sampling.seed + completion)
-
-
-def plan_suites(suites: Sequence[Suite], data: DataSource, *, limit: int | None, condition: str | None,
-                overrides: dict, identity: dict, completions: int = 1,
-                system_prompt: str | None = None) -> list[_Planned]:
-    """Load every suite and compute each sample's prompt, cache keys (one per completion) and the
-    suite's data hash (no model work yet). Each prompt is built and serialized once here: the
-    one canonical JSON serves the cache keys and the data hash."""
-    planned = []
-    system = [{"role": "system", "content": system_prompt}] if system_prompt is not None else []
-    for suite in suites:
-        samples = suite.load(data, limit=limit)
-        base = Sampling.for_suite(suite.generation, overrides)
-        samplings = [completion_sampling(base, i) for i in range(completions)]
-        keyers = [RequestKeys(identity, condition, s.as_dict(), completion=i) for i, s in enumerate(samplings)]
-        digest = hashlib.sha256()
-        prompts, keys = [], []
-        for sample in samples:
-            prompt = [*system, *suite.prompt(sample)]
-            messages_json = canonical_json(sample.messages)
-            # Few-shot prompts are kilobytes: serialize the prompt again only if it differs.
-            prompt_json = messages_json if prompt == sample.messages else canonical_json(prompt)
-            hash_sample(digest, sample, messages_json)
-            prompts.append(prompt)
-            keys.append([keyer.key(prompt_json) for keyer in keyers])
-        planned.append(_Planned(suite, samples, samplings, keys, prompts, digest.hexdigest()))
-    return planned
-
-
 class Runner:
     """Runs suites against a backend with a response cache; `progress` is a rich Progress or None."""
 
@@ -201,13 +148,14 @@ class Runner:
     def run(self, suites: Sequence[Suite], data: DataSource, *, limit: int | None = None) -> EvalRun:
         start = time.perf_counter()
         identity = self.backend.identity()
-        planned = plan_suites(suites, data, limit=limit, condition=self.condition, overrides=self.overrides,
-                              identity=identity, completions=self.completions, system_prompt=self.system_prompt)
-        answers = self.cache.get_many(k for p in planned for k in p.all_keys())
-        cached_keys = set(answers)
+        builders = load_suites(suites, data, limit=limit, condition=self.condition, overrides=self.overrides,
+                               identity=identity, completions=self.completions, system_prompt=self.system_prompt)
+        planned = [b.planned for b in builders]
+        answers: dict[str, str] = {}
+        cached_keys: set[str] = set()
         idle = IdleWork(planned, self.matcher)
         try:
-            sent = self._generate(planned, answers, idle)
+            sent = self._generate(builders, answers, cached_keys, idle)
         finally:
             self.cache.flush()  # every answer received is on disk before scoring (which may fail)
         summaries, records = {}, []
@@ -221,70 +169,109 @@ class Runner:
         return EvalRun(summaries, records, sent=sent, cached=len(cached_keys), elapsed_s=time.perf_counter() - start,
                        settings=settings)
 
-    def _generate(self, planned: list[_Planned], answers: dict[str, str], idle: IdleWork) -> int:
-        """Send every uncached request; returns how many were sent. Each answer is cached and
-        extracted as it arrives (`idle`: work done while the other requests are in flight)."""
-        tasks = self._progress_tasks(planned, answers)
-        requests: list[Request] = []
-        # request index -> (key, completion, progress tasks, (suite index, sample index, completion) per owner)
-        owners: list[tuple[str, int, list[int], list[tuple[int, int, int]]]] = []
+    def _generate(self, builders: list[PlanBuilder], answers: dict[str, str], cached_keys: set[str],
+                  idle: IdleWork) -> int:
+        """Plan every sample, look its keys up in the cache and send the uncached requests;
+        returns how many were sent. Each answer is cached and extracted as it arrives (`idle`:
+        work done while the other requests are in flight).
+
+        A backend that pulls its requests one at a time (`pulls_requests`, the HTTP client) gets
+        them lazily: samples are planned a span at a time as it asks, so the first requests are
+        in flight while the rest are still being keyed. Others get the whole list."""
+        planned = [b.planned for b in builders]
+        tasks = self._progress_tasks(planned)
+        # request index -> (key, progress tasks, (suite index, sample index, completion) per owner)
+        owners: list[tuple[str, list[int | None], list[tuple[int, int, int]]]] = []
+        request_rows: list[str] = []
+        rows = self._request_rows(planned)
         seen: dict[str, int] = {}
-        for suite_index, (p, task) in enumerate(zip(planned, tasks)):
-            for sample_index, (prompt, sample_keys) in enumerate(zip(p.prompts, p.keys)):
-                for completion, key in enumerate(sample_keys):
-                    if key in answers:
-                        continue
-                    owner = (suite_index, sample_index, completion)
-                    if key in seen:  # the same prompt twice (duplicates in the data): ask once
-                        owners[seen[key]][2].append(task)
-                        owners[seen[key]][3].append(owner)
-                        continue
-                    seen[key] = len(requests)
-                    owners.append((key, completion, [task], [owner]))
-                    requests.append(Request(len(requests), tuple(prompt), self.condition, p.samplings[completion]))
+        pulls = getattr(self.backend, "pulls_requests", False)
+
+        def spans(builder: PlanBuilder) -> Iterator[range]:
+            # Small spans keep the event loop free: planning one takes a few ms, less than an answer.
+            size = 64 if pulls else len(builder.planned.samples)
+            while not builder.done:
+                yield builder.extend(size)
+
+        def pending() -> Iterator[Request]:
+            for suite_index, (builder, task) in enumerate(zip(builders, tasks)):
+                p = builder.planned
+                for span in spans(builder):
+                    found = self.cache.get_many(k for j in span for k in p.keys[j])
+                    if seen:  # a key sent earlier in this run (a duplicate) is not a cached answer
+                        found = {k: v for k, v in found.items() if k not in seen}
+                    answers.update(found)
+                    cached_keys.update(found)
+                    for j in span:
+                        for completion, key in enumerate(p.keys[j]):
+                            if key in cached_keys:
+                                self._advance(task)
+                                continue
+                            owner = (suite_index, j, completion)
+                            if key in seen:  # the same prompt twice (duplicates in the data): ask once
+                                if key in answers:  # already answered: extracted when scored
+                                    self._advance(task)
+                                    continue
+                                owners[seen[key]][1].append(task)
+                                owners[seen[key]][2].append(owner)
+                                continue
+                            seen[key] = len(owners)
+                            owners.append((key, [task], [owner]))
+                            request_rows.append(rows[suite_index, completion])
+                            yield Request(len(owners) - 1, tuple(p.prompts[j]), self.condition, p.samplings[completion])
+
         errors: list[tuple[int, BaseException]] = []
-        # The cache's `request` column, serialized once per setting rather than per answer (the
-        # prompt itself is in samples.jsonl; a small row keeps each commit cheap).
-        rows: dict[tuple[int, int], str] = {}
-        for p in planned:
-            for completion, sampling in enumerate(p.samplings):
-                row = {"condition": self.condition, "sampling": sampling.as_dict()}
-                if completion:
-                    row["completion"] = completion
-                rows[id(sampling), completion] = json.dumps(row, ensure_ascii=False)
-        request_rows = [rows[id(r.sampling), owner[1]] for r, owner in zip(requests, owners)]
 
         def on_result(index: int, text: str) -> None:
-            key, completion, owner_tasks, answer_owners = owners[index]
+            key, owner_tasks, answer_owners = owners[index]
             self.cache.put(key, text, request_json=request_rows[index])
             answers[key] = text
             for task in owner_tasks:
                 self._advance(task)
             idle.on_answer(answer_owners, text)
 
-        if requests:
-            self.backend.generate(requests, on_result, lambda index, exc: errors.append((index, exc)))
-        if errors:
-            first = "; ".join(f"{type(e).__name__}: {e}" for _, e in errors[:3])
-            raise RequestsFailedError(f"{len(errors)} of {len(requests)} requests failed ({first}); "
-                                      f"the {len(requests) - len(errors)} answered are cached: run again to retry")
-        return len(requests)
+        def on_error(index: int, exc: BaseException) -> None:
+            errors.append((index, exc))
 
-    def _progress_tasks(self, planned: list[_Planned], answers: dict[str, str]) -> list[int | None]:
+        requests = pending()
+        if not pulls:
+            requests = list(requests)
+        first = next(iter(requests), None)  # nothing to send (all cached): no backend work at all
+        if first is not None:
+            self.backend.generate(itertools.chain([first], requests) if pulls else requests, on_result, on_error)
+            left = list(requests) if pulls else []  # a backend that stopped pulling early: send the rest too
+            if left:
+                self.backend.generate(left, on_result, on_error)
+        for builder in builders:  # every sample planned (keys, data hash) even if none was sent
+            builder.extend(len(builder.planned.samples))
+        if errors:
+            first_errors = "; ".join(f"{type(e).__name__}: {e}" for _, e in errors[:3])
+            raise RequestsFailedError(f"{len(errors)} of {len(owners)} requests failed ({first_errors}); "
+                                      f"the {len(owners) - len(errors)} answered are cached: run again to retry")
+        return len(owners)
+
+    def _request_rows(self, planned: list[PlannedSuite]) -> dict[tuple[int, int], str]:
+        """The cache's `request` column per (suite, completion), serialized once per setting rather
+        than per answer (the prompt itself is in samples.jsonl; a small row keeps commits cheap)."""
+        rows = {}
+        for suite_index, p in enumerate(planned):
+            for completion, sampling in enumerate(p.samplings):
+                row = {"condition": self.condition, "sampling": sampling.as_dict()}
+                if completion:
+                    row["completion"] = completion
+                rows[suite_index, completion] = json.dumps(row, ensure_ascii=False)
+        return rows
+
+    def _progress_tasks(self, planned: list[PlannedSuite]) -> list[int | None]:
         if self.progress is None:
             return [None] * len(planned)
-        tasks = []
-        for p in planned:
-            keys = p.all_keys()
-            done = sum(k in answers for k in keys)
-            tasks.append(self.progress.add_task(p.suite.name, total=len(keys), completed=done))
-        return tasks
+        return [self.progress.add_task(p.suite.name, total=len(p.samples) * len(p.samplings)) for p in planned]
 
     def _advance(self, task: int | None) -> None:
         if task is not None:
             self.progress.advance(task)
 
-    def _score(self, index: int, p: _Planned, answers: dict[str, str], cached_keys: set[str], idle: IdleWork):
+    def _score(self, index: int, p: PlannedSuite, answers: dict[str, str], cached_keys: set[str], idle: IdleWork):
         """Extract and score every completion; one record per sample holds its N completions."""
         n = self.completions
         keys = p.all_keys()
@@ -314,13 +301,13 @@ class Runner:
                                suite_intervals(verdicts_per_sample, clusters, extra))
         return summary, records
 
-    def _record(self, p: _Planned, j: int, completions: list[dict], cluster: str | None) -> SampleRecord:
+    def _record(self, p: PlannedSuite, j: int, completions: list[dict], cluster: str | None) -> SampleRecord:
         first, sample = completions[0], p.samples[j]
         return SampleRecord(p.suite.name, sample.id, p.prompts[j], first["response"], first["answer"],
                             first["matched"], first["correct"], sample.gold, first["cached"], first.get("check"),
                             completions if len(completions) > 1 else None, cluster)
 
-    def _verdicts(self, p: _Planned, extractions: list, samples: list[Sample]) -> list[tuple[bool, dict | None]]:
+    def _verdicts(self, p: PlannedSuite, extractions: list, samples: list[Sample]) -> list[tuple[bool, dict | None]]:
         """(correct, check details) per answer: `score_many` when the suite has it, else `score`."""
         score_many = getattr(p.suite, "score_many", None)
         if score_many is None:

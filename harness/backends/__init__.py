@@ -61,6 +61,10 @@ class Backend(Protocol):
         """What makes this backend's answers what they are (cache key and result record)."""
 
     def generate(self, requests: Sequence[Request], on_result: ResultCallback, on_error: ErrorCallback) -> None:
-        """Answer every request, calling on_result or on_error once for each."""
+        """Answer every request, calling on_result or on_error once for each.
+
+        A backend whose class sets `pulls_requests = True` only iterates `requests` once, taking
+        one at a time as it has room: the runner then passes a lazy iterable and plans the later
+        requests (prompts, cache keys) while the first are in flight. Others get a list."""
 
     def close(self) -> None: ...

@@ -138,6 +138,8 @@ class _FastSender:
 
 
 class OpenAIBackend:
+    pulls_requests = True  # takes requests one at a time from one iterator: the runner may plan them lazily
+
     def __init__(self, base_url: str, model_name: str, *, api_key: str | None = None, concurrency: int = 64,
                  timeout: float = 600.0, max_retries: int = 8, backoff: float = 0.5, max_backoff: float = 30.0,
                  http_client: str = "auto", max_retry_after: float = 120.0):
