@@ -132,7 +132,10 @@ def test_stats_json_reports_sizes_conditions_and_packing(tmp_path, monkeypatch, 
     assert stats["conditions"]["GPT3"]["weight_sum"] == pytest.approx(0.1 * stats["conditions"]["GPT3"]["supervised_tokens"], rel=1e-5)
     assert stats["length"]["p50"] <= stats["length"]["p90"] <= stats["length"]["max"]
     packing = stats["packing"]
-    assert packing["num_ranks"] == 2 and packing["steps_per_epoch"] > 0 and 0.9 < packing["efficiency"] <= 1.0
+    # Exactly-once epochs: the fewest steps that can hold every token, each used slot counted once.
+    slots_per_step = packing["num_ranks"] * packing["batch_max_len"]
+    assert packing["num_ranks"] == 2 and packing["steps_per_epoch"] == -(-stats["tokens"] // slots_per_step)
+    assert packing["efficiency"] == pytest.approx(stats["tokens"] / (packing["steps_per_epoch"] * slots_per_step), abs=1e-6)
     code, text, _ = run_ocx(monkeypatch, capsys, "data", "stats", str(out), "--batch-max-len", "8192")
     assert code == 0 and "packing efficiency" in text and "supervised tokens" in text
 

@@ -23,7 +23,7 @@ NAME = "loss_memory"
 TITLE = "Loss step peak memory: full-vocabulary logits vs chunked supervised-only"
 LABELS = {"peak_mib": "extra peak RSS (MiB)", "loss_per_weight": "loss per unit weight"}
 RATIOS = [
-    Ratio("full bf16 / chunked fp32 peak, large batch", "full_bf16_large.peak_mib", "chunked_fp32_large.peak_mib",
+    Ratio("full fp32 / chunked fp32 peak, large batch", "full_fp32_large.peak_mib", "chunked_fp32_large.peak_mib",
           target=2.0),
     Ratio("chunked fp32 peak, large / small batch", "chunked_fp32_large.peak_mib", "chunked_fp32_small.peak_mib",
           better="lower", target=1.5, limit=1.0, limit_note="1: no growth with the batch"),
@@ -68,8 +68,11 @@ def variants(ctx: Context):
     sizes = QUICK if ctx.quick else FULL
     ctx.settings.update(tokens_small=sizes["small"], tokens_large=sizes["large"], hidden=sizes["hidden"],
                         vocabulary=sizes["vocab"], supervised="every second token", chunk=512)
-    runs = [("full_bf16", "small"), ("full_fp32", "small"), ("chunked_fp32", "small"),
-            ("full_bf16", "large"), ("chunked_fp32", "large")]
+    # Full size measures fp32 only: a bf16 matmul of 8192 x 2048 x 128,256 takes over 10 minutes on
+    # a CPU without native bf16 (OpenChat's bf16 logits are half the fp32 size: see the docs).
+    runs = [("full_fp32", "small"), ("chunked_fp32", "small"), ("full_fp32", "large"), ("chunked_fp32", "large")]
+    if ctx.quick:
+        runs.insert(0, ("full_bf16", "small"))
     yield {f"{v}_{size}": (lambda v=v, size=size: measure(v, sizes[size], sizes["hidden"], sizes["vocab"]))
            for v, size in runs}
 
