@@ -12,20 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from ocx.cli import main
+from tests.cli import invoke_ocx
 
 GOOD = {"condition": "GPT4 Correct", "items": [{"role": "user", "content": "Hi", "weight": 0.0},
                                                {"role": "assistant", "content": "Hello!", "weight": 1.0}]}
 
 
 def run_ocx(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["ocx", *map(str, args)])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
+    code, out, err = invoke_ocx(monkeypatch, capsys, *args)
     return code, out + err
 
 

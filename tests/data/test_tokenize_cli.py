@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from ocx.cli import main
+from tests.cli import invoke_ocx
 from ocx.harness.data import load_tokenized
 from ocx.harness.data.synthetic import sharegpt_like, write_jsonl
 
@@ -17,13 +16,7 @@ GOOD = {"condition": "GPT4 Correct", "items": [{"role": "user", "content": "Hi",
 
 
 def run_ocx(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["ocx", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
+    code, out, err = invoke_ocx(monkeypatch, capsys, *args)
     return code, out, " ".join(err.split())  # rich wraps long lines on stderr
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ocx.cli import main
+from tests.cli import invoke_ocx
 
 BASE = """\
 name: table
@@ -135,13 +135,7 @@ def with_line(number: int, text: str) -> str:
 
 
 def run_ocx(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["ocx", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
+    code, out, err = invoke_ocx(monkeypatch, capsys, *args)
     return code, out + err
 
 
