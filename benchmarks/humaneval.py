@@ -104,7 +104,7 @@ def openchat_extract(response: str, prompt: str, entry_point: str) -> tuple[bool
 
 class HumanEval:
     name = "humaneval"
-    version = "2.0"
+    version = "2.1"
     source = ("HumanEval (Chen et al., 2021) with HumanEval+ inputs (EvalPlus, Liu et al., 2023), chat prompt; "
               "OpenChat eval_data coding/humaneval")
     generation = {"max_tokens": 1024, "temperature": 0.0}

@@ -71,12 +71,37 @@ def encode(x, depth=0):
     if depth >= MAX_DEPTH:
         raise Unserialisable(f"nested deeper than {MAX_DEPTH}")
     if t is list:
-        return [encode(v, depth + 1) for v in x]
+        return x if _flat(x) else [encode(v, depth + 1) for v in x]
     if t is tuple:
-        return {"t": [encode(v, depth + 1) for v in x]}
+        return {"t": list(x) if _flat(x) else [encode(v, depth + 1) for v in x]}
     if t is dict:
         return {"d": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in x.items()]}
     raise Unserialisable(f"type {t.__name__}")
+
+
+_FLAT_TYPES = {str, bool, type(None), int, float}
+_NUMBERS = {int, float}
+
+
+def _flat(x):
+    """True if every item of ``x`` is written as is (what ``encode`` would give item by item):
+    exact str, bool, None, int within 2**53 and finite float; checked with C loops, so that a
+    list of a million numbers costs no Python call per item."""
+    kinds = set(map(type, x))
+    if not kinds <= _FLAT_TYPES:
+        return False
+    if not kinds & _NUMBERS:
+        return True
+    numbers = x if kinds <= _NUMBERS else [v for v in x if type(v) is int or type(v) is float]
+    if float in kinds:
+        try:
+            if not all(map(math.isfinite, numbers)):
+                return False
+        except OverflowError:  # an int too large for a float
+            return False
+    if int in kinds:
+        return -(1 << 53) < min(numbers) and max(numbers) < (1 << 53)
+    return True
 
 
 def _emit(frame):

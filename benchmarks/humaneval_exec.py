@@ -31,7 +31,8 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
-from ocx.benchmarks.humaneval_compare import Malformed, PartOutputs, judge_part, parse_stream
+from ocx.benchmarks.humaneval_compare import (ExpectedOutputs, Malformed, PartOutputs, judge_part, parse_stream,
+                                              raw_outputs)
 from ocx.harness.sandbox import SandboxLimits, SandboxRun, run_sandboxed
 from ocx.harness.sandbox_worker import SandboxWorker
 
@@ -77,7 +78,8 @@ class CheckResult:
 
 @dataclass(frozen=True)
 class Reference:
-    """A problem's expected outputs and the reference's time per input, per part."""
+    """A problem's expected outputs (``ExpectedOutputs``: the producer's bytes, decoded on use)
+    and the reference's time per input, per part."""
 
     outputs: dict
     times: dict
@@ -128,7 +130,7 @@ def compute_reference(problem: dict, *, isolation: str = "namespace", program: s
     code = problem["prompt"] + problem["canonical_solution"]
     cached = _reference_cache(program, code, inputs)
     if cached is not None and cached.is_file():
-        reference = _parse_reference(cached.read_bytes(), inputs, "ok", "")
+        reference = _parse_reference(cached.read_bytes(), inputs, "ok", "", checked=True)
         if reference.error is None:
             return reference
     parts = [{"name": p, "inputs": inputs[p], "limits": None, "budget": REFERENCE_LIMITS.timeout_s,
@@ -140,17 +142,20 @@ def compute_reference(problem: dict, *, isolation: str = "namespace", program: s
     return reference
 
 
-def _parse_reference(stdout: bytes, inputs: dict, status: str, stderr: str) -> Reference:
+def _parse_reference(stdout: bytes, inputs: dict, status: str, stderr: str, checked: bool = False) -> Reference:
+    """A fresh stream is parsed in full (every value decoded); one from the cache (``checked``:
+    parsed in full before it was stored) is only split into each value's bytes."""
     try:
-        found = parse_stream(stdout, list(PARTS))
+        decoded = {} if checked else {p.name: p for p in parse_stream(stdout, list(PARTS))}
+        got = raw_outputs(stdout, list(PARTS))
     except Malformed as exc:
         return Reference({}, {}, 0, f"reference output unreadable: {exc}")
-    got = {p.name: p for p in found}
     for part in PARTS:
         if part not in got or got[part].error or len(got[part].outputs) != len(inputs[part]):
             why = got[part].error if part in got and got[part].error else f"sandbox {status}: {stderr[-300:]}"
             return Reference({}, {}, 0, f"reference failed on {part}: {why}")
-    return Reference({p: got[p].outputs for p in PARTS}, {p: got[p].times for p in PARTS}, len(stdout))
+    outputs = {p: ExpectedOutputs(got[p].outputs, decoded[p].outputs if p in decoded else None) for p in PARTS}
+    return Reference(outputs, {p: got[p].times for p in PARTS}, len(stdout))
 
 
 def time_limits(reference_times: list[float]) -> tuple[list[float], float]:
@@ -174,8 +179,9 @@ def check_with_reference(code: str, problem: dict, reference: Reference, *, isol
                                    output_bytes=2 * reference.stream_bytes + (8 << 20))
     run = _produce(program or _producer_source(), code, problem, parts, "candidate", sandbox_limits, isolation,
                    worker)
+    same_bytes = None if problem["entry_point"] == "find_zero" else {p: reference.outputs[p].raw for p in PARTS}
     try:
-        found = {p.name: p for p in parse_stream(run.stdout, list(PARTS))}
+        found = {p.name: p for p in parse_stream(run.stdout, list(PARTS), same_bytes)}
     except Malformed as exc:  # stray or forged bytes on the channel: the sample fails
         failure = {"part": "stream", "input": None, "error": f"malformed output: {exc}"[:300]}
         return CheckResult("fail", "fail", failure, run.status, run.wall_s, isolation, problem.get("task_id"))
