@@ -122,16 +122,20 @@ class ResponseCache:
                                           "pass a new --cache (or delete this one)"))
 
     def get_many(self, keys: Iterable[str]) -> dict[str, str]:
-        """Cached responses for the keys that have one."""
-        self.flush()
+        """Cached responses for the keys that have one, answers not yet committed included (read
+        from the pending batch rather than committed first: a run looks keys up a span at a time,
+        and a commit per lookup would undo the batching)."""
         keys = list(keys)
         found: dict[str, str] = {}
-        # sqlite limits bound parameters per statement (32766 by default); stay well under.
         with self._lock:
             self._select(keys, found)
+            if self._pending:  # later puts win, as INSERT OR REPLACE makes them on commit
+                wanted = set(keys)
+                found.update((row[0], row[1]) for row in self._pending if row[0] in wanted)
         return found
 
     def _select(self, keys: list[str], found: dict[str, str]) -> None:
+        # sqlite limits bound parameters per statement (32766 by default); stay well under.
         try:
             for start in range(0, len(keys), 900):
                 chunk = keys[start:start + 900]

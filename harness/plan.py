@@ -3,7 +3,8 @@
 Every suite is loaded (and so validated) before any model work. The per-sample planning can then
 run all at once (`plan_suites`) or a span of samples at a time (`PlanBuilder.extend`), which lets
 the runner send the first requests while later ones are still being keyed. Each prompt is built
-and serialized once: the one canonical JSON serves the cache keys and the data hash.
+and serialized once (harness/messages_json.py): the one canonical JSON serves the cache keys, the
+data hash and the HTTP body.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from ocx.benchmarks.base import DataSource, Sample, Suite, canonical_json, hash_sample
+from ocx.benchmarks.base import DataSource, Sample, Suite, hash_sample
 from ocx.harness.backends import Sampling
 from ocx.harness.cache import RequestKeys
+from ocx.harness.messages_json import messages_json as canonical_messages_json
 
 
 @dataclass
@@ -58,6 +60,9 @@ class PlanBuilder:
         self.system = [{"role": "system", "content": system_prompt}] if system_prompt is not None else []
         self.digest = hashlib.sha256()
         self.planned = PlannedSuite(suite, samples, samplings, [], [], "")
+        self.prompt_json: dict[int, bytes] = {}
+        """sample index -> `canonical_json` of its prompt, for the span `extend` planned last
+        (what the HTTP client sends: serialized once for the key, spliced into the body)."""
         if not samples:
             self.planned.data_sha256 = self.digest.hexdigest()
 
@@ -69,14 +74,16 @@ class PlanBuilder:
         """Plan the next `count` samples (fewer at the end); the sample indices planned."""
         p, suite = self.planned, self.planned.suite
         start = len(p.prompts)
-        for sample in p.samples[start:start + count]:
+        self.prompt_json = {}
+        for j, sample in enumerate(p.samples[start:start + count], start):
             prompt = [*self.system, *suite.prompt(sample)]
-            messages_json = canonical_json(sample.messages)
+            messages_json = canonical_messages_json(sample.messages)
             # Few-shot prompts are kilobytes: serialize the prompt again only if it differs.
-            prompt_json = messages_json if prompt == sample.messages else canonical_json(prompt)
+            prompt_json = messages_json if prompt == sample.messages else canonical_messages_json(prompt)
             hash_sample(self.digest, sample, messages_json)
             p.prompts.append(prompt)
             p.keys.append([keyer.key(prompt_json) for keyer in self.keyers])
+            self.prompt_json[j] = prompt_json
         if self.done:
             p.data_sha256 = self.digest.hexdigest()
         return range(start, len(p.prompts))

@@ -186,6 +186,8 @@ class Runner:
         rows = self._request_rows(planned)
         seen: dict[str, int] = {}
         pulls = getattr(self.backend, "pulls_requests", False)
+        # The prompt's JSON, made for its cache key, rides along for a backend that sends it as is.
+        with_json = getattr(self.backend, "takes_messages_json", False)
 
         def spans(builder: PlanBuilder) -> Iterator[range]:
             # Small spans keep the event loop free: planning one takes a few ms, less than an answer.
@@ -218,7 +220,8 @@ class Runner:
                             seen[key] = len(owners)
                             owners.append((key, [task], [owner]))
                             request_rows.append(rows[suite_index, completion])
-                            yield Request(len(owners) - 1, tuple(p.prompts[j]), self.condition, p.samplings[completion])
+                            yield Request(len(owners) - 1, tuple(p.prompts[j]), self.condition, p.samplings[completion],
+                                          builder.prompt_json[j] if with_json else None)
 
         errors: list[tuple[int, BaseException]] = []
 

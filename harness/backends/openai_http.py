@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import random
 import time
 from collections.abc import Sequence
@@ -85,12 +86,15 @@ class _SDKSender:
             self.clients.append(openai.AsyncOpenAI(base_url=backend.base_url, api_key=backend.api_key,
                                                    max_retries=0, timeout=backend.timeout, http_client=http))
 
-    async def complete(self, worker: int, body: dict, extra: dict | None) -> str:
+    def body(self, backend: OpenAIBackend, request: Request) -> dict:
+        return backend.body(request)
+
+    async def complete(self, worker: int, body: dict) -> str:
         # The SDK's documented raw request (`post(..., cast_to=httpx.Response)`): its auth,
         # headers and error classes, without the typed path's per-request transformation and
         # pydantic parsing, which cost more CPU than the rest of the request together.
         client = self.clients[worker // _PER_SDK_CLIENT]
-        response = await client.post("/chat/completions", body={**body, **(extra or {})}, cast_to=self._httpx.Response)
+        response = await client.post("/chat/completions", body=body, cast_to=self._httpx.Response)
         try:
             answer = response.json()
         except ValueError:
@@ -112,14 +116,34 @@ class _SDKSender:
 
 
 class _FastSender:
+    """ocx's lean client; each body is written as bytes: the model field, the messages' JSON
+    (the runner's canonical JSON, made once for the cache key, spliced in as is) and the other
+    fields, serialized once per sampling setting and condition."""
+
     def __init__(self, backend: OpenAIBackend):
         from ocx.harness.backends.fast_http import FastHTTPClient
 
         self.client = FastHTTPClient(backend.base_url, api_key=backend.api_key, timeout=backend.timeout,
                                      max_connections=backend.concurrency)
+        self._head = b'{"model": ' + json.dumps(backend.model_name).encode("ascii") + b', "messages": '
+        self._tails: dict[tuple, bytes] = {}
 
-    async def complete(self, worker: int, body: dict, extra: dict | None) -> str:
-        return _content(await self.client.post_json("/chat/completions", {**body, **(extra or {})}))
+    def body(self, backend: OpenAIBackend, request: Request) -> tuple[bytes, bytes, bytes]:
+        """The body as three pieces (joined once, with the request head, when sent): the same
+        JSON object as `backend.body(request)`, field for field."""
+        setting = (request.sampling, request.condition)
+        tail = self._tails.get(setting)
+        if tail is None:
+            fields = backend.body(request)
+            del fields["model"], fields["messages"]
+            tail = self._tails[setting] = b", " + json.dumps(fields).encode("ascii")[1:]
+        messages = request.messages_json
+        if messages is None:  # a request not made by the runner: serialize here
+            messages = json.dumps(list(request.messages)).encode("ascii")  # ASCII-escaped: the C fast path
+        return self._head, messages, tail
+
+    async def complete(self, worker: int, body: tuple[bytes, bytes, bytes]) -> str:
+        return _content(await self.client.post("/chat/completions", body))
 
     def retryable(self, exc: BaseException) -> bool:
         from ocx.harness.backends.fast_http import HTTPStatusError
@@ -139,6 +163,7 @@ class _FastSender:
 
 class OpenAIBackend:
     pulls_requests = True  # takes requests one at a time from one iterator: the runner may plan them lazily
+    takes_messages_json = True  # the lean client sends `Request.messages_json` as is when it is set
 
     def __init__(self, base_url: str, model_name: str, *, api_key: str | None = None, concurrency: int = 64,
                  timeout: float = 600.0, max_retries: int = 8, backoff: float = 0.5, max_backoff: float = 30.0,
@@ -189,7 +214,8 @@ class OpenAIBackend:
         finally:
             await sender.close()
 
-    def _body(self, request: Request) -> dict:
+    def body(self, request: Request) -> dict:
+        """The chat completions request body, ocx's `condition` included when given."""
         sampling = request.sampling
         body = {"model": self.model_name, "messages": list(request.messages), "temperature": sampling.temperature,
                 "top_p": sampling.top_p, "max_tokens": sampling.max_tokens}
@@ -197,14 +223,19 @@ class OpenAIBackend:
             body["seed"] = sampling.seed
         if sampling.stop:
             body["stop"] = list(sampling.stop)
+        for name in ("presence_penalty", "frequency_penalty"):  # OpenAI's own fields, sent only when set
+            value = getattr(sampling, name, 0.0)
+            if value:
+                body[name] = value
+        if request.condition is not None:
+            body["condition"] = request.condition
         return body
 
     async def _complete(self, sender, worker: int, request: Request) -> str:
-        extra = {"condition": request.condition} if request.condition is not None else None
-        body = self._body(request)
+        body = sender.body(self, request)
         for attempt in range(self.max_retries + 1):
             try:
-                return await sender.complete(worker, body, extra)
+                return await sender.complete(worker, body)
             except Exception as exc:
                 if attempt == self.max_retries or not sender.retryable(exc):
                     raise

@@ -108,3 +108,16 @@ def test_an_in_memory_cache_works_and_writes_no_file(tmp_path, monkeypatch):
         cache.put("k", "v")
         assert cache.get("k") == "v"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_lookup_sees_answers_still_in_the_open_batch_without_committing_them(tmp_path):
+    path = tmp_path / "c.sqlite"
+    with ResponseCache(path, flush_seconds=60) as writer, ResponseCache(path) as reader:
+        writer.put("k", "old")
+        writer.flush()
+        writer.put("k", "new")  # a later answer to the same key wins, as on commit
+        writer.put("other", "v")
+        assert writer.get_many(["k", "other", "missing"]) == {"k": "new", "other": "v"}
+        assert reader.get_many(["k", "other"]) == {"k": "old"}  # the lookup committed nothing
+        writer.flush()
+        assert reader.get_many(["k", "other"]) == {"k": "new", "other": "v"}

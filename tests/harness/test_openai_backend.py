@@ -92,6 +92,15 @@ def test_sampling_settings_are_sent_with_each_request(mock_server, client):
     body = server.bodies[0]
     assert (body["model"], body["temperature"], body["top_p"], body["max_tokens"], body["seed"], body["stop"]) == \
         ("model-x", 0.5, 0.9, 77, 3, ["Q:"])
+    assert "presence_penalty" not in body and "frequency_penalty" not in body  # unset: left to the server
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_presence_and_frequency_penalties_are_sent_when_set(mock_server, client):
+    server = mock_server(lambda body: "ok")
+    sampling = Sampling(max_tokens=8, presence_penalty=0.5, frequency_penalty=-0.25)
+    _run(OpenAIBackend(server.url, "m", http_client=client), _requests(1, sampling=sampling))
+    assert (server.bodies[0]["presence_penalty"], server.bodies[0]["frequency_penalty"]) == (0.5, -0.25)
 
 
 def test_https_endpoints_use_the_openai_sdk_and_plain_http_the_fast_client():
@@ -105,3 +114,24 @@ def test_bad_settings_are_rejected():
         OpenAIBackend("http://127.0.0.1:9/v1", "m", concurrency=0)
     with pytest.raises(ValueError, match="http_client"):
         OpenAIBackend("http://127.0.0.1:9/v1", "m", http_client="curl")
+
+
+HOSTILE_TEXT = 'Wie heißt „das“?\n\t\\ "x" 😀 \x01 \u2028 </s>'
+
+
+def test_a_body_with_the_prompts_json_spliced_in_is_the_json_the_sdk_sends(mock_server):
+    from ocx.benchmarks.base import canonical_json
+
+    server = mock_server(lambda body: "ok")
+    messages = ({"role": "system", "content": HOSTILE_TEXT}, {"role": "user", "content": HOSTILE_TEXT * 3})
+    settings = [(condition, sampling) for condition in (None, "", "GPT4 Correct", HOSTILE_TEXT)
+                for sampling in (Sampling(max_tokens=32), Sampling(temperature=0.7, seed=5, stop=("Q:", "\n\n")))]
+    spliced = [Request(i, messages, c, s, canonical_json(list(messages))) for i, (c, s) in enumerate(settings)]
+    plain = [Request(i, messages, c, s) for i, (c, s) in enumerate(settings)]
+    for client, requests in (("fast", spliced), ("fast", plain), ("openai", plain)):
+        _run(OpenAIBackend(server.url, "m-ö", concurrency=1, http_client=client), requests)
+    n = len(settings)
+    fast_spliced, fast_plain, sdk = server.bodies[:n], server.bodies[n:2 * n], server.bodies[2 * n:]
+    assert fast_spliced == fast_plain == sdk
+    assert all(body["messages"] == list(messages) for body in fast_spliced)
+    assert [body.get("condition") for body in sdk] == [c for c, _ in settings]

@@ -75,3 +75,38 @@ def test_a_fully_cached_run_asks_the_backend_nothing(tmp_path):
         backend = _Backend(True)
         run = Runner(backend, cache).run([_Suite()], None)
     assert backend.kinds == [] and run.sent == 0 and run.summaries["dups"].accuracy == 1.0
+
+
+class _JSONBackend(_Backend):
+    takes_messages_json = True
+
+    def __init__(self, pulls: bool):
+        super().__init__(pulls)
+        self.requests = []
+
+    def generate(self, requests, on_result, on_error):
+        for request in requests:
+            self.requests.append(request)
+            on_result(request.index, request.messages[-1]["content"].upper())
+
+
+def test_each_request_carries_its_prompts_canonical_json_when_the_backend_takes_it(tmp_path):
+    from ocx.benchmarks.base import canonical_json
+
+    for pulls in (True, False):
+        for system_prompt in (None, 'Be "brief".\n'):
+            backend = _JSONBackend(pulls)
+            with ResponseCache(None) as cache:
+                Runner(backend, cache, system_prompt=system_prompt).run([_Suite()], None)
+            assert len(backend.requests) == 151  # 150 distinct questions and "dup"
+            for request in backend.requests:
+                assert request.messages_json == canonical_json(list(request.messages))
+                assert (request.messages[0]["content"] == system_prompt) == (system_prompt is not None)
+    plain = _Backend(True)  # a backend that does not ask for it gets none (no bytes held for nothing)
+    original = plain.generate
+    seen = []
+    plain.generate = lambda requests, on_result, on_error: original(
+        (seen.append(r.messages_json) or r for r in requests), on_result, on_error)
+    with ResponseCache(None) as cache:
+        Runner(plain, cache).run([_Suite()], None)
+    assert seen and set(seen) == {None}
