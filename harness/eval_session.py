@@ -19,9 +19,11 @@ class EvalOptions:
 
     model_path: Path | None
     endpoint: str | None
+    """The first (or only) --endpoint; `endpoints` holds them all."""
     model_name: str
     model_type: str | None
-    backend: str
+    engine: str
+    """A name in the engine registry (`ocx.harness.engines`); "openai" with --endpoint."""
     condition: str | None
     sets: list[str]
     limit: int | None
@@ -35,6 +37,8 @@ class EvalOptions:
     api_key: str | None = None
     overrides: dict = field(default_factory=dict)
     progress: bool = True
+    print_summary: bool = True
+    """Print the scores table and the requests line at the end (recipes print one table per epoch instead)."""
     http_client: str = "auto"
     """HTTP client for endpoints: auto (openai SDK for https, ocx's lean client for http), openai, fast."""
     engine_args: dict = field(default_factory=dict)
@@ -55,6 +59,15 @@ class EvalOptions:
     """Seconds to wait for one answer from --endpoint before retrying it (--timeout)."""
     system_prompt: str | None = None
     """A system message put before every single-prompt suite's prompt (--system-prompt)."""
+    endpoints: tuple[str, ...] = ()
+    """Every --endpoint; requests are spread over them (empty: `endpoint` alone, if any)."""
+    tensor_parallel_size: int = 1
+    """vLLM: GPUs one model replica is split over (--tensor-parallel-size)."""
+    data_parallel_size: int = 1
+    """vLLM: model replicas, each answering part of the requests (--data-parallel-size)."""
+
+    def all_endpoints(self) -> tuple[str, ...]:
+        return self.endpoints or ((self.endpoint,) if self.endpoint else ())
 
 
 def _resolve_model_type(opts: EvalOptions, problems: list[InputProblem]) -> str | None:
@@ -64,7 +77,14 @@ def _resolve_model_type(opts: EvalOptions, problems: list[InputProblem]) -> str 
     if name is None and opts.model_path is not None:
         from ocx.adapters.hf.checkpoint import read_ocx_metadata
 
-        name = read_ocx_metadata(opts.model_path).get("model_type")
+        from ocx.harness.checkpoint import resolve_checkpoint_path
+
+        try:  # a folder, or a hub id resolved from the Hugging Face cache (the checkpoint spec's rule)
+            path = resolve_checkpoint_path(opts.model_path)
+        except ValueError as exc:
+            problems.append(InputProblem(str(opts.model_path), None, "--model", str(exc)))
+            return None
+        name = read_ocx_metadata(path).get("model_type")
         if not name:
             problems.append(InputProblem(str(opts.model_path), None, "--model-type",
                                          "no ocx.json with a model_type in the checkpoint; pass --model-type"))
@@ -88,33 +108,64 @@ def _resolve_suites(opts: EvalOptions, problems: list[InputProblem]) -> list:
         return []
 
 
+def engine_options(opts: EvalOptions):
+    """The registry's engine options for this run."""
+    from ocx.harness.engines import EngineOptions
+
+    return EngineOptions(batch_size=opts.batch_size, tensor_parallel_size=opts.tensor_parallel_size,
+                         data_parallel_size=opts.data_parallel_size, engine_args=dict(opts.engine_args),
+                         endpoints=opts.all_endpoints(), model_name=opts.model_name, api_key=opts.api_key,
+                         concurrency=opts.concurrency, http_client=opts.http_client, timeout=opts.timeout)
+
+
+def _check_engine(opts: EvalOptions, problems: list[InputProblem]) -> None:
+    from ocx.harness.engines import check_engine, get_engine
+
+    found = check_engine(opts.engine, engine_options(opts))
+    problems += found
+    if found:
+        return
+    remote = not get_engine(opts.engine).local
+    if remote and not opts.all_endpoints():
+        problems.append(InputProblem("command line", None, "--endpoint", f"the {opts.engine} engine needs --endpoint"))
+    if not remote and opts.model_path is None:
+        problems.append(InputProblem("command line", None, "--model", f"the {opts.engine} engine needs --model"))
+
+
 def build_backend(opts: EvalOptions, model_type: str | None):
-    if opts.endpoint:
-        from ocx.harness.backends.openai_http import OpenAIBackend
+    """The eval backend for `opts`, through the engine registry (one for eval, serve and recipes)."""
+    from ocx.harness import engines
 
-        return OpenAIBackend(opts.endpoint, opts.model_name, api_key=opts.api_key, concurrency=opts.concurrency,
-                             http_client=opts.http_client, timeout=opts.timeout)
-    if opts.backend == "vllm":
-        from ocx.harness.backends.vllm import VLLMBackend
+    if not engines.get_engine(opts.engine).local:
+        return engines.build_backend(opts.engine, None, engine_options(opts))
+    from ocx.harness.checkpoint import resolve_checkpoint_spec
 
-        return VLLMBackend(opts.model_path, model_type, engine_args=opts.engine_args)
-    from ocx.harness.backends.transformers import TransformersBackend
+    checkpoint = resolve_checkpoint_spec(opts.model_path, model_type)
+    return engines.build_backend(opts.engine, checkpoint, engine_options(opts))
 
-    return TransformersBackend(opts.model_path, model_type, batch_size=opts.batch_size)
+
+def _model_path_record(model: Path | None) -> str | None:
+    if model is None:
+        return None
+    return str(model.resolve()) if model.is_dir() else str(model)  # a hub id as given
 
 
 def _settings(opts: EvalOptions, model_type: str | None, data) -> dict:
     from ocx.harness.templates import get_template
 
     settings = {"model_name": opts.model_name, "endpoint": opts.endpoint,
-                "model_path": str(opts.model_path.resolve()) if opts.model_path else None,
-                "backend": "openai" if opts.endpoint else opts.backend,
+                "model_path": _model_path_record(opts.model_path),
+                "engine": opts.engine, "backend": opts.engine,  # "backend": the old key, for one release
                 "data": data.description if data is not None else None,
                 "limit": opts.limit, "sets": opts.sets, "sampling_overrides": opts.overrides}
     if opts.mt_bench_data:
         settings["mt_bench_data"] = opts.mt_bench_data
     if opts.system_prompt is not None:
         settings["system_prompt"] = opts.system_prompt
+    if len(opts.all_endpoints()) > 1:
+        settings["endpoints"] = list(opts.all_endpoints())
+    if opts.tensor_parallel_size > 1 or opts.data_parallel_size > 1:
+        settings["parallel"] = {"tensor": opts.tensor_parallel_size, "data": opts.data_parallel_size}
     if model_type:
         template = get_template(model_type)
         settings["template"] = {"name": template.name, "sha256": template.sha256}
@@ -174,6 +225,7 @@ def run_eval_session(opts: EvalOptions, console) -> Path:
     from ocx.harness.output_lock import output_lock
 
     problems: list[InputProblem] = []
+    _check_engine(opts, problems)
     model_type = _resolve_model_type(opts, problems)
     suites = _resolve_suites(opts, problems)
     single = [s for s in suites if not getattr(s, "multi_turn", False)]
@@ -219,6 +271,8 @@ def _run_locked(opts: EvalOptions, console, model_type, suites: list, single: li
     if any(hasattr(s, "with_sandbox") for s in single):
         settings["sandbox"] = opts.sandbox  # how generated code was isolated, for every run that ran any
     path = write_results(opts.output, run, settings)
+    if not opts.print_summary:
+        return path
     console.print(scores_table(run, title=f"{opts.model_name} ({opts.matcher} matcher)"))
     if mt is not None:
         from ocx.benchmarks.mt_bench_report import mt_bench_table

@@ -28,6 +28,7 @@ from ocx.adapters.serve.engine import Engine
 from ocx.adapters.serve.guard import RequestGuard, check_api_keys
 from ocx.adapters.serve.model import ServedModel
 from ocx.adapters.serve.protocol import ApiError, parse_request, validation_error
+from ocx.harness.sampling import honoured_fields
 
 log = logging.getLogger("ocx.serve")
 
@@ -93,6 +94,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 def create_app(engine: Engine, settings: ServeSettings) -> FastAPI:
     """The server application for one engine and model."""
     state = _State(engine, settings)
+    honoured = honoured_fields(engine)  # sampling fields the engine honours; others are refused with a 400
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -128,7 +130,7 @@ def create_app(engine: Engine, settings: ServeSettings) -> FastAPI:
     async def chat_completions(request: Request):
         _check_capacity(state, 1)  # before the costly part; checked again once `n` is known
         body = await request.body()  # already read (and capped) by RequestGuard
-        prep = await asyncio.get_running_loop().run_in_executor(state.pool, _prepare, body, settings.model)
+        prep = await asyncio.get_running_loop().run_in_executor(state.pool, _prepare, body, settings.model, honoured)
         n = len(prep.settings)
         _check_capacity(state, n)
         state.pending += n  # no await since the check: no other request can slip in between
@@ -154,9 +156,9 @@ def _model_card(model: ServedModel, name: str, created: float, engine: str) -> d
             "context_length": model.context_length, "engine": engine}
 
 
-def _prepare(body: bytes, model: ServedModel) -> chat.Prepared:
+def _prepare(body: bytes, model: ServedModel, honoured: frozenset[str]) -> chat.Prepared:
     """Parse, validate and tokenize (in a worker thread: all three grow with the body)."""
-    return chat.prepare(parse_request(body), model)
+    return chat.prepare(parse_request(body), model, honoured)
 
 
 def _check_capacity(state: _State, n: int) -> None:

@@ -11,6 +11,8 @@ shorter side on the left; finished rows are dropped with an index select.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import random
 from dataclasses import dataclass, field
 
@@ -69,8 +71,15 @@ def left_pad(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch
     return ids, mask
 
 
-def _cache_tensors(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _cache_tensors(out) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
     return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+@functools.cache
+def _cache_argument(forward) -> str:
+    """transformers 5.24 renamed `past_key_values` to `cache` (the old name goes in 5.40)."""
+    return "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
 
 
 def _make_cache(kv: list[tuple[torch.Tensor, torch.Tensor]]):
@@ -102,7 +111,7 @@ def merge(a: Batch, b: Batch) -> Batch:
 
 def select(batch: Batch, keep: list[int]) -> Batch:
     """The batch with only rows `keep`, and with columns that are padding in every row cut."""
-    index = torch.tensor(keep, dtype=torch.long)
+    index = torch.tensor(keep, dtype=torch.long, device=batch.mask.device)
     mask = batch.mask.index_select(0, index)
     # Left columns that no remaining row uses would otherwise grow with every admission.
     lead = int((mask.cumsum(1) == 0).sum(1).min())
@@ -113,44 +122,76 @@ def select(batch: Batch, keep: list[int]) -> Batch:
 @torch.inference_mode()
 def prefill(model, rows: list[Sequence], pad_id: int) -> tuple[Batch, torch.Tensor]:
     """Run the prompts of `rows` together; returns their batch and last-position logits."""
-    ids, mask = left_pad([r.prompt_ids for r in rows], pad_id)
+    ids, mask = (t.to(model.device) for t in left_pad([r.prompt_ids for r in rows], pad_id))
     positions = (mask.cumsum(1) - 1).clamp(min=0)
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
-    return Batch(_cache_tensors(out.past_key_values), mask, rows), out.logits[:, -1, :].float()
+    return Batch(_cache_tensors(out), mask, rows), _last_logits(out)
 
 
 @torch.inference_mode()
 def decode_step(model, batch: Batch) -> tuple[Batch, torch.Tensor]:
     """Feed each row's last sampled token; returns the grown batch and the next logits."""
-    ids = torch.tensor([[r.generated[-1]] for r in batch.rows], dtype=torch.long)
+    ids = torch.tensor([[r.generated[-1]] for r in batch.rows], dtype=torch.long, device=batch.mask.device)
     positions = batch.mask.sum(1, keepdim=True)
     mask = torch.cat([batch.mask, batch.mask.new_ones((len(batch), 1))], dim=1)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                past_key_values=_make_cache(batch.kv), use_cache=True)
-    return Batch(_cache_tensors(out.past_key_values), mask, batch.rows), out.logits[:, -1, :].float()
+    cache = {_cache_argument(type(model).forward): _make_cache(batch.kv)}
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **cache)
+    return Batch(_cache_tensors(out), mask, batch.rows), _last_logits(out)
 
 
-def sample(logits: torch.Tensor, seq: Sequence) -> int:
-    """The next token of one row under its own penalties, temperature, top-p and generator."""
+def _last_logits(out) -> torch.Tensor:
+    """Each row's next-token logits, in float32 on the CPU, where every row's sampler (and its
+    torch.Generator) lives; on a GPU this is the one copy per step, a few hundred kB."""
+    return out.logits[:, -1, :].float().cpu()
+
+
+def _penalized(logits: torch.Tensor, seq: Sequence) -> torch.Tensor:
     s = seq.settings
+    if s.repetition_penalty != 1.0:
+        # CTRL's penalty (transformers' processor, as vLLM): over the prompt and the answer so far.
+        from transformers import RepetitionPenaltyLogitsProcessor
+
+        seen = torch.tensor([seq.prompt_ids + seq.generated], dtype=torch.long)
+        logits = RepetitionPenaltyLogitsProcessor(s.repetition_penalty)(seen, logits[None])[0]
     if seq.counts and (s.presence_penalty or s.frequency_penalty):
         # OpenAI's definition: logit -= count * frequency_penalty + (count > 0) * presence_penalty.
         ids = torch.tensor(list(seq.counts), dtype=torch.long)
         counts = torch.tensor(list(seq.counts.values()), dtype=logits.dtype)
         logits = logits.clone()
         logits[ids] -= counts * s.frequency_penalty + s.presence_penalty
+    return logits
+
+
+def _top_p(scores: torch.Tensor, top_p: float) -> torch.Tensor:
+    probs = torch.softmax(scores, dim=-1)
+    sorted_probs, order = probs.sort(descending=True)
+    # Keep the smallest prefix whose mass reaches top_p. The top token is kept explicitly:
+    # a top_p that underflows (1e-300 is 0 in float32) must not drop every token.
+    drop = sorted_probs.cumsum(0) - sorted_probs >= top_p
+    drop[0] = False
+    return scores.masked_fill(torch.zeros_like(drop).scatter_(0, order, drop), float("-inf"))
+
+
+def sample(logits: torch.Tensor, seq: Sequence) -> int:
+    """The next token of one row under its own penalties, temperature, top-k/p, min-p and generator.
+
+    The order is transformers' and vLLM's: penalties, temperature, top-k, top-p, min-p.
+    """
+    s = seq.settings
+    logits = _penalized(logits, seq)
     if s.temperature == 0:
         return int(logits.argmax())
+    from transformers import MinPLogitsWarper, TopKLogitsWarper
+
     # In float64 with the maximum subtracted first, every logit over any positive temperature
     # (even 1e-300) is finite or -inf, so softmax never sees inf - inf (NaN).
     logits = logits.double()
-    probs = torch.softmax((logits - logits.max()) / s.temperature, dim=-1)
+    scores = (logits - logits.max()) / s.temperature
+    if s.top_k > 0:  # transformers' warpers take a batch: one row here
+        scores = TopKLogitsWarper(s.top_k)(None, scores[None])[0]
     if s.top_p < 1.0:
-        sorted_probs, order = probs.sort(descending=True)
-        # Keep the smallest prefix whose mass reaches top_p. The top token is kept explicitly:
-        # a top_p that underflows (1e-300 is 0 in float32) must not drop every token.
-        drop = sorted_probs.cumsum(0) - sorted_probs >= s.top_p
-        drop[0] = False
-        sorted_probs[drop] = 0.0
-        probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
+        scores = _top_p(scores, s.top_p)
+    if s.min_p > 0:
+        scores = MinPLogitsWarper(s.min_p)(None, scores[None])[0]
+    probs = torch.softmax(scores, dim=-1)
     return int(torch.multinomial(probs, 1, generator=seq.generator))

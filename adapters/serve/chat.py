@@ -17,10 +17,11 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
 
-from ocx.adapters.serve.engine import Engine, SamplingSettings, SequenceFailed
+from ocx.adapters.serve.engine import Engine, SequenceFailed
 from ocx.adapters.serve.generation import ChoiceState, run_choice
 from ocx.adapters.serve.model import ServedModel
 from ocx.adapters.serve.protocol import SEED_MIN, ApiError, ChatCompletionRequest
+from ocx.harness.sampling import BASIC_FIELDS, Sampling
 from ocx.harness.templates.encode import encode_prompt
 
 log = logging.getLogger("ocx.serve")
@@ -34,14 +35,16 @@ class Prepared:
     created: int
     model_name: str
     prompt_ids: list[int]
-    settings: list[SamplingSettings]
+    settings: list[Sampling]
     stops: tuple[str, ...]
     request: ChatCompletionRequest
 
 
-def prepare(request: ChatCompletionRequest, model: ServedModel) -> Prepared:
-    """Check the request against the model and encode its prompt; raises ApiError."""
+def prepare(request: ChatCompletionRequest, model: ServedModel, honoured: frozenset[str] = BASIC_FIELDS) -> Prepared:
+    """Check the request against the model and the engine's `honoured` sampling fields, and
+    encode its prompt; raises ApiError."""
     request.check_supported()
+    _check_sampling(request, honoured)
     name = model.resolve(request.model)
     if name is None:
         raise ApiError(404, f"The model `{_clip(request.model)}` does not exist. Served: {', '.join(model.names[:3])}",
@@ -62,6 +65,16 @@ def _clip(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
+def _check_sampling(request: ChatCompletionRequest, honoured: frozenset[str]) -> None:
+    # Checked on the request, before any tokenizing: a field the engine would ignore is refused.
+    probe = Sampling(top_k=request.top_k, min_p=float(request.min_p),
+                     repetition_penalty=float(request.repetition_penalty))
+    ignored = probe.unsupported(honoured)
+    if ignored:
+        raise ApiError(400, f"{ignored[0]} is not supported by this server's engine; leave it at its default "
+                            "(or serve with --engine vllm)", param=ignored[0], code="unsupported_parameter")
+
+
 def _check_condition(condition: str | None, model: ServedModel) -> None:
     # The condition goes into the role headers, which are tokenized with control tokens: a
     # condition holding `<|end_of_turn|>` would forge turns instead of naming a mode.
@@ -80,7 +93,7 @@ def generation_error(request_id: str, exc: BaseException) -> ApiError:
                          "(the cause is in the server log)", type="server_error", code="generation_failed")
 
 
-def _sampling(request: ChatCompletionRequest, model: ServedModel, prompt_tokens: int) -> list[SamplingSettings]:
+def _sampling(request: ChatCompletionRequest, model: ServedModel, prompt_tokens: int) -> list[Sampling]:
     room = model.context_length - prompt_tokens
     wanted = request.requested_max_tokens()
     if room < 1 or (wanted is not None and wanted > room):
@@ -89,12 +102,13 @@ def _sampling(request: ChatCompletionRequest, model: ServedModel, prompt_tokens:
                             f"the request needs more ({asked}). Shorten the messages or max_tokens.",
                        param="messages", code="context_length_exceeded")
     return [
-        SamplingSettings(max_tokens=wanted or room, stop_token_ids=model.stop_token_ids,
-                         temperature=float(request.temperature), top_p=float(request.top_p),
-                         seed=None if request.seed is None else _choice_seed(request.seed, i),
-                         presence_penalty=float(request.presence_penalty),
-                         frequency_penalty=float(request.frequency_penalty),
-                         incremental=request.stream or bool(request.stop))
+        Sampling(max_tokens=wanted or room, stop_token_ids=model.stop_token_ids, stop=request.stops(),
+                 temperature=float(request.temperature), top_p=float(request.top_p), top_k=request.top_k,
+                 min_p=float(request.min_p), repetition_penalty=float(request.repetition_penalty),
+                 seed=None if request.seed is None else _choice_seed(request.seed, i),
+                 presence_penalty=float(request.presence_penalty),
+                 frequency_penalty=float(request.frequency_penalty),
+                 incremental=request.stream or bool(request.stop))
         for i in range(request.n)
     ]
 

@@ -1,9 +1,10 @@
-"""The narrow interface between the HTTP layer and a generation backend.
+"""The one engine interface, for `ocx serve`, `ocx eval` and recipes alike.
 
-An engine takes prompt token IDs (the chat template's exact encoding, never text) and streams
+Engines are found by name in `ocx.harness.engines` (a lazy registry). An engine takes prompt token IDs (the chat template's exact encoding, never text) and streams
 back the token IDs it generates for one sequence. The HTTP layer owns everything textual:
 detokenization, stop strings, OpenAI's response shapes. A request with `n` choices is `n`
 engine sequences (seeds `seed`, `seed + 1`, ...), so each can stop or be cancelled on its own.
+`ocx eval` drives the same engines through `ocx.harness.backends.engine_backend.EngineBackend`.
 """
 
 from __future__ import annotations
@@ -12,25 +13,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from ocx.harness.sampling import Sampling
+
 FinishReason = Literal["stop", "length"]
 
-
-@dataclass(frozen=True)
-class SamplingSettings:
-    """How one sequence is sampled; the OpenAI request fields after validation."""
-
-    max_tokens: int
-    stop_token_ids: tuple[int, ...]
-    """Token IDs that end the turn (the template's EOT); they are counted but never shown."""
-    temperature: float = 1.0
-    """0 means greedy decoding."""
-    top_p: float = 1.0
-    seed: int | None = None
-    presence_penalty: float = 0.0
-    frequency_penalty: float = 0.0
-    incremental: bool = True
-    """False: the caller needs only the result (no streaming, no stop strings), so an engine
-    may send all tokens in one final step (vLLM's FINAL_ONLY), saving per-token work."""
+SamplingSettings = Sampling
+"""The old name of `ocx.harness.sampling.Sampling`, the one sampling type (kept for importers)."""
 
 
 @dataclass(frozen=True)
@@ -58,9 +46,16 @@ class SequenceFailed(RuntimeError):
 
 
 class Engine(Protocol):
-    """A generation backend (transformers or vLLM)."""
+    """A generation engine (transformers, vLLM, or one registered in `ocx.harness.engines`).
+
+    The server streams from it; `ocx eval` drives the same object through
+    `ocx.harness.backends.engine_backend.EngineBackend`, many sequences at once.
+    """
 
     name: str
+    sampling_fields: frozenset[str]
+    """The `Sampling` fields this engine honours (optional; default `sampling.BASIC_FIELDS`).
+    Requests setting any other field away from its default are refused, not silently ignored."""
 
     async def start(self) -> None:
         """Load weights and start background work; called once when the app starts."""
@@ -68,7 +63,7 @@ class Engine(Protocol):
     async def shutdown(self) -> None:
         """Stop background work and free resources; pending sequences end."""
 
-    def generate(self, request_id: str, prompt_ids: list[int], settings: SamplingSettings) -> AsyncIterator[Step]:
+    def generate(self, request_id: str, prompt_ids: list[int], settings: Sampling) -> AsyncIterator[Step]:
         """Stream the steps of one sequence. Cancelling the iteration aborts the sequence."""
 
     async def abort(self, request_id: str) -> None:

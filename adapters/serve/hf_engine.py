@@ -1,9 +1,11 @@
 """The transformers engine: any CPU, concurrent requests batched per decode step.
 
 A single worker thread owns the model. Requests arrive through a thread-safe queue, wait in
-`waiting` until the batch has room, are prefilled together and join the running batch; every
-loop iteration is one forward pass for all running sequences (see `batching`). Results go
-back to each request's asyncio queue with `loop.call_soon_threadsafe`. torch releases the
+`waiting` until the batch has room (and, while a batch runs, a few steps for others to
+arrive: `_admit_now`), are prefilled together and join the running batch; every loop
+iteration is one forward pass for all running sequences (see `batching`). Results go back to
+each request's asyncio queue with `loop.call_soon_threadsafe` (per token when streaming, else
+once at the end). torch releases the
 GIL inside its kernels, so the event loop keeps serving HTTP while the worker computes.
 """
 
@@ -19,10 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ocx.adapters.serve.engine import SamplingSettings, SequenceFailed, Step
+from ocx.harness.sampling import ALL_FIELDS
 
 log = logging.getLogger("ocx.serve")
 
 _IDLE_WAIT_S = 0.05
+_GATHER_STEPS = 4
+"""Decode steps that requests arriving while a batch runs may wait, to be prefilled together."""
 
 
 @dataclass
@@ -37,10 +42,15 @@ class TransformersEngine:
     """Dynamic batching over `AutoModelForCausalLM` in a worker thread."""
 
     name = "transformers"
+    sampling_fields = ALL_FIELDS
+    """Every `Sampling` field: top-k, min-p and the repetition penalty are transformers' own
+    logits processors (see `batching.sample`)."""
 
     def __init__(self, model_path: str | Path, *, pad_id: int, max_batch_size: int = 16,
-                 dtype: str = "float32", num_threads: int | None = None):
+                 dtype: str = "float32", num_threads: int | None = None, device: str = "cpu"):
         self.model_path = Path(model_path)
+        self.device = device
+        """Where the weights and KV cache live ("cpu", "cuda", "cuda:1"); sampling stays on the CPU."""
         self.pad_id = pad_id
         self.max_batch_size = max_batch_size
         self.dtype = dtype
@@ -51,6 +61,8 @@ class TransformersEngine:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._held_steps = 0
+        """Decode steps the oldest waiting request has waited while a batch ran (worker only)."""
         self.active_sequences = 0
         """Sequences admitted to the running batch (written by the worker, read for /health)."""
 
@@ -66,7 +78,7 @@ class TransformersEngine:
         if self.num_threads:
             torch.set_num_threads(self.num_threads)
         model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=getattr(torch, self.dtype))
-        return model.eval()
+        return model.to(self.device).eval()
 
     async def shutdown(self) -> None:
         self._stop.set()
@@ -112,7 +124,8 @@ class TransformersEngine:
                     cancelled, self._cancelled = self._cancelled, set()
                 self._receive(waiting, block=batch is None)
                 batch = self._drop_cancelled(batch, waiting, emitters, cancelled)
-                batch = self._admit(batch, waiting, emitters)
+                if self._admit_now(batch, waiting):
+                    batch = self._admit(batch, waiting, emitters)
                 if batch is not None:
                     batch = self._step(batch, emitters)
             except Exception:  # a bug outside any one sequence: fail what is running, keep serving
@@ -125,6 +138,29 @@ class TransformersEngine:
             emitters.setdefault(pending.request_id, pending.emit)
         for emit in emitters.values():
             emit(SequenceFailed("server is shutting down"))
+
+    def _admit_now(self, batch, waiting: deque) -> bool:
+        """Whether to prefill the waiting requests now.
+
+        Each prefill is a forward pass of its own, and on a small model its cost is mostly the
+        full lm_head weights it reads, the same as a decode step's. Requests that arrive one by
+        one while a batch runs (a client cohort's next requests) are therefore gathered for up
+        to `_GATHER_STEPS` steps, or until they fill the batch, and prefilled in one pass. An
+        idle engine admits at once, so a lone request never waits.
+        """
+        if not waiting:
+            self._held_steps = 0
+            return False
+        if batch is None:
+            self._held_steps = 0
+            return True
+        self._held_steps += 1
+        if len(batch) >= self.max_batch_size:
+            return False
+        if len(waiting) >= self.max_batch_size - len(batch) or self._held_steps > _GATHER_STEPS:
+            self._held_steps = 0
+            return True
+        return False
 
     def _receive(self, waiting: deque, block: bool) -> None:
         try:
@@ -237,8 +273,10 @@ class TransformersEngine:
                 continue
             reason = row.append(token)
             emit = emitters.get(row.request_id)
-            if emit is not None:
-                emit(Step((token,), reason))
+            # A caller that needs only the result gets all tokens in one last step: no event-loop
+            # wake-up and no incremental detokenizing per token (vLLM's FINAL_ONLY).
+            if emit is not None and (row.settings.incremental or reason is not None):
+                emit(Step((token,) if row.settings.incremental else tuple(row.generated), reason))
             if reason is not None:
                 done.add(row.request_id)
                 emitters.pop(row.request_id, None)

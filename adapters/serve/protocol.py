@@ -80,6 +80,12 @@ class ChatCompletionRequest(BaseModel):
     seed: Annotated[StrictInt, Field(ge=SEED_MIN, le=SEED_MAX)] | None = None
     presence_penalty: Annotated[Number, Field(ge=-2, le=2)] = 0.0
     frequency_penalty: Annotated[Number, Field(ge=-2, le=2)] = 0.0
+    # vLLM's extra sampling fields (not OpenAI's). Bounded so every accepted value is numerically
+    # safe; an engine that cannot honour one refuses a non-default value with a 400 (chat.prepare).
+    top_k: Annotated[StrictInt, Field(ge=-1, le=2**31 - 1)] = 0
+    """-1 or 0: every token."""
+    min_p: Annotated[Number, Field(ge=0, le=1)] = 0.0
+    repetition_penalty: Annotated[Number, Field(ge=0.01, le=10)] = 1.0
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
     user: StrictStr | None = None

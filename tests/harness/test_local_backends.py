@@ -108,7 +108,7 @@ def test_tiny_model_runs_every_suite_through_vllm_with_the_same_greedy_answers(v
     _eval(vllm_checkpoint, tmp_path / "hf")
     # `ocx eval` in its own process, as users run it: vLLM spawns engine processes and tears
     # them down at exit, which must not happen inside the test process.
-    cmd = [sys.executable, "-m", "ocx.cli", "eval", "--model", str(vllm_checkpoint), "--backend", "vllm",
+    cmd = [sys.executable, "-m", "ocx.cli", "eval", "--model", str(vllm_checkpoint), "--engine", "vllm",
            "--sets", *SUITES, "--limit", "3", "--max-tokens", "8", "--output", str(tmp_path / "vllm"), "--quiet",
            # on CPU this is the share of RAM vLLM reserves for its KV cache
            "--engine-arg", "gpu_memory_utilization=0.1",

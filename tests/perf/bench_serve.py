@@ -12,9 +12,11 @@ benchmarks (bench_serve_vllm.py, bench_serve_gpu.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tests.perf.core import Context, Ratio, Skip, shared_file
@@ -34,20 +36,23 @@ def bodies(model: str, count: int, max_tokens: int, extra: dict | None = None) -
              "max_tokens": max_tokens, "temperature": 0, **(extra or {})} for i in range(count)]
 
 
-async def _load(url: str, requests: list[dict], concurrency: int) -> dict:
+async def _load(url: str, requests: list[dict], concurrency: int, outputs: list | None) -> dict:
     import httpx
 
-    queue, latencies, tokens = list(reversed(requests)), [], 0
+    queue, latencies, tokens = list(reversed(list(enumerate(requests)))), [], 0
 
     async def worker(client: httpx.AsyncClient) -> None:
         nonlocal tokens
         while queue:
-            body = queue.pop()
+            i, body = queue.pop()
             start = time.perf_counter()
             r = await client.post("/v1/chat/completions", json=body)
             latencies.append(time.perf_counter() - start)
             r.raise_for_status()
-            tokens += r.json()["usage"]["completion_tokens"]
+            answer = r.json()
+            tokens += answer["usage"]["completion_tokens"]
+            if outputs is not None:
+                outputs[i] = (answer["choices"][0]["message"]["content"], answer["usage"]["completion_tokens"])
 
     async with httpx.AsyncClient(base_url=url, timeout=300, limits=httpx.Limits(max_connections=concurrency)) as client:
         (await client.post("/v1/chat/completions", json={**requests[0], "max_tokens": 2})).raise_for_status()
@@ -57,9 +62,13 @@ async def _load(url: str, requests: list[dict], concurrency: int) -> dict:
     return {"tokens_per_s": tokens / wall, "median_latency_ms": statistics.median(latencies) * 1000, "tokens": tokens}
 
 
-def chat_load(url: str, requests: list[dict], concurrency: int) -> dict:
-    """Send `requests` with `concurrency` clients: completion tokens/s, median latency, tokens."""
-    return asyncio.run(_load(url, requests, concurrency))
+def chat_load(url: str, requests: list[dict], concurrency: int, outputs: list | None = None) -> dict:
+    """Send `requests` with `concurrency` clients: completion tokens/s, median latency, tokens.
+
+    `outputs`, when given (a list as long as `requests`), receives each answer's
+    (text, completion tokens) at its request's index.
+    """
+    return asyncio.run(_load(url, requests, concurrency, outputs))
 
 
 def tiny_checkpoint(work: Path, **config) -> Path:
@@ -69,12 +78,36 @@ def tiny_checkpoint(work: Path, **config) -> Path:
     return build_tiny_checkpoint(work / "tiny", tokenizer, "openchat_3.5", **config)
 
 
-def server(cmd: list[str], port: int):
+def server(cmd: list[str], port: int, pids: list[int] | None = None):
     try:
         from tests.serve.conftest import server_process
     except BaseException as exc:  # pytest.importorskip raises Skipped (a BaseException) without fastapi
         raise Skip(f"the serve extra is not installed: {exc}") from None
-    return server_process(cmd, port, start_timeout=400)
+    return server_process(cmd, port, start_timeout=400, pids=pids)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far, all its threads (Linux /proc)."""
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def servers(*commands: tuple[list[str], int], pids: list[list[int]] | None = None):
+    """Start several servers at once (their start-ups overlap); yields their URLs in order.
+
+    `pids`, when given (one empty list per command), receives each server's process id.
+    """
+    pids = pids or [None] * len(commands)
+    with contextlib.ExitStack() as stack, ThreadPoolExecutor(len(commands)) as pool:
+        # Each start registers its own clean-up as soon as it is up, so a failing start
+        # still stops the servers that did start.
+        started = [pool.submit(stack.enter_context, server(cmd, port, out))
+                   for (cmd, port), out in zip(commands, pids, strict=True)]
+        urls = [future.result() for future in started]
+        yield urls
 
 
 def transformers_variants(ctx: Context, sizes: dict, model: dict):

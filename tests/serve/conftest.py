@@ -87,15 +87,18 @@ def client(server_url):
 
 
 @contextlib.contextmanager
-def server_process(cmd: list[str], port: int, start_timeout: float = 300):
+def server_process(cmd: list[str], port: int, start_timeout: float = 300, pids: list[int] | None = None):
     """Run a server command in its own process group; yield its URL once /health answers.
 
     Output goes to a file, not a pipe, so a chatty server can never block on a full pipe.
+    `pids`, when given, receives the server's process id (benchmarks read its CPU time).
     """
 
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
     with tempfile.TemporaryFile("w+") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        if pids is not None:
+            pids.append(proc.pid)
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + start_timeout
