@@ -1,8 +1,10 @@
 """Compare evaluation runs: a rich table with an average column, and a self-contained HTML report.
 
-The HTML has one inline SVG bar chart per suite (one bar per run) plus one for the average, and
-an MT-Bench radar chart (category averages, one polygon per run) when any run has MT-Bench: no
-JavaScript, no external files, no network, so it opens anywhere and can be mailed around.
+The HTML has one inline SVG bar chart per suite (one bar per run, its 95% interval as a whisker)
+plus one for the average, and an MT-Bench radar chart (category averages, one polygon per run)
+when any run has MT-Bench: no JavaScript, no external files, no network, so it opens anywhere
+and can be mailed around. A run's average is the mean over the suites it has, the same number in
+the table, the HTML and results.json; each run is one condition, so it is a per-condition average.
 """
 
 from __future__ import annotations
@@ -12,11 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ocx.harness.errors import InputError
+from ocx.harness.report_charts import STYLE
 from ocx.harness.results import load_results
-
-_PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
-            "#bab0ac")
-
 
 @dataclass(frozen=True)
 class RunColumn:
@@ -34,6 +33,19 @@ class RunColumn:
     def average(self, suites: list[str]) -> float | None:
         values = [self.scores[s] for s in suites if s in self.scores]
         return sum(values) / len(values) if values else None
+
+    def interval(self, suite: str) -> tuple[float, float] | None:
+        """The suite's 95% interval from results.json (None for results without one)."""
+        return _pair(self.document.get("summary", {}).get(suite, {}).get("ci95"))
+
+    def average_interval(self, suites: list[str]) -> tuple[float, float] | None:
+        """results.json's interval of the average, when the run's average is over the same suites."""
+        return _pair(self.document.get("average_ci95")) if set(self.scores) == set(suites) else None
+
+
+def _pair(value) -> tuple[float, float] | None:
+    ok = isinstance(value, list) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value)
+    return tuple(value) if ok else None
 
 
 def load_runs(paths: list[str | Path]) -> list[RunColumn]:
@@ -142,38 +154,6 @@ def paired_table(runs: list[RunColumn]):
     return table
 
 
-def _bar_chart(title: str, runs: list[RunColumn], values: list[float | None]) -> str:
-    """An SVG horizontal bar chart, 0-100%, one labelled bar per run."""
-    bar, gap, left, width = 22, 8, 190, 360
-    height = len(runs) * (bar + gap) + 40
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 70}" height="{height}" '
-             f'role="img" aria-label="{html.escape(title)}">',
-             f'<text x="0" y="16" font-weight="bold">{html.escape(title)}</text>']
-    for tick in (0, 25, 50, 75, 100):
-        x = left + width * tick / 100
-        parts.append(f'<line x1="{x}" y1="26" x2="{x}" y2="{height - 8}" stroke="#ddd"/>')
-    for i, (run, value) in enumerate(zip(runs, values)):
-        y = 30 + i * (bar + gap)
-        label = run.label if len(run.label) <= 28 else run.label[:27] + "…"
-        parts.append(f'<text x="{left - 6}" y="{y + bar * 0.7}" text-anchor="end">{html.escape(label)}</text>')
-        if value is None:
-            parts.append(f'<text x="{left + 4}" y="{y + bar * 0.7}" fill="#888">not run</text>')
-            continue
-        w = width * value
-        color = _PALETTE[i % len(_PALETTE)]
-        parts.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar}" fill="{color}">'
-                     f'<title>{html.escape(run.label)}: {100 * value:.2f}%</title></rect>')
-        parts.append(f'<text x="{left + w + 4:.1f}" y="{y + bar * 0.7}">{100 * value:.2f}</text>')
-    parts.append("</svg>")
-    return "\n".join(parts)
-
-
-_STYLE = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;margin-bottom:2em}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}
-td:first-child,th:first-child{text-align:left}.charts{display:flex;flex-wrap:wrap;gap:2em}
-svg text{font-size:12px}.muted{color:#777;font-size:90%}"""
-
-
 def _mt_bench_section(runs: list[RunColumn]) -> str:
     """The MT-Bench radar chart, or "" when no run has MT-Bench category scores."""
     from ocx.benchmarks.mt_bench_report import radar_from_results
@@ -186,20 +166,27 @@ def _mt_bench_section(runs: list[RunColumn]) -> str:
 
 
 def html_report(runs: list[RunColumn], title: str = "ocx evaluation report") -> str:
+    from ocx.harness.report_charts import bar_chart
+    from ocx.harness.results import plus_minus
+
     suites = suite_order(runs)
     head = "".join(f"<th>{html.escape(s)}</th>" for s in [*suites, "average"])
     rows = []
     for run in runs:
-        cells = [run.scores.get(s) for s in suites] + [run.average(suites)]
-        tds = "".join(f"<td>{'–' if v is None else f'{100 * v:.2f}'}</td>" for v in cells)
-        rows.append(f"<tr><td>{html.escape(run.label)}</td>{tds}</tr>")
-    charts = [_bar_chart("average", runs, [r.average(suites) for r in runs])]
-    charts += [_bar_chart(s, runs, [r.scores.get(s) for r in runs]) for s in suites]
+        cells = ["–" if s not in run.scores else html.escape(plus_minus(run.scores[s], run.stderr.get(s)))
+                 for s in suites]
+        average = run.average(suites)
+        cells.append("–" if average is None else f"{100 * average:.2f}")
+        rows.append(f"<tr><td>{html.escape(run.label)}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    labels = [r.label for r in runs]
+    charts = [bar_chart("average", labels, [r.average(suites) for r in runs], [r.average_interval(suites) for r in runs])]
+    charts += [bar_chart(s, labels, [r.scores.get(s) for r in runs], [r.interval(s) for r in runs]) for s in suites]
     radar = _mt_bench_section(runs)
     sources = "".join(f"<li>{html.escape(r.label)}: <code>{html.escape(r.path)}</code></li>" for r in runs)
     return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{_STYLE}</style></head><body>\n<h1>{html.escape(title)}</h1>\n"
-            f"<p class=\"muted\">Accuracy in percent; the average is the mean over the suites each run has.</p>\n"
+            f"<style>{STYLE}</style></head><body>\n<h1>{html.escape(title)}</h1>\n"
+            f"<p class=\"muted\">Accuracy in percent, ± the 95% interval's half-width (bars: the interval as a "
+            f"whisker); the average is the mean over the suites each run has.</p>\n"
             f"<table><tr><th>run</th>{head}</tr>\n" + "\n".join(rows) + "</table>\n"
             "<div class=\"charts\">\n" + "\n".join(f"<div>{c}</div>" for c in charts) + "\n</div>\n"
             + radar +

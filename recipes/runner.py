@@ -10,31 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ocx.harness.atomic import atomic_write_text
+from ocx.recipes.report import EpochRow, best_epoch, column  # noqa: F401  (also the runner's API)
 from ocx.recipes.schema import Recipe
 
 
-@dataclass
-class EpochRow:
-    epoch: int
-    loss: float | None
-    scores: dict[str, float] = field(default_factory=dict)
-    """Accuracy (0-1) per "suite [condition]" column."""
-    average: float | None = None
-    """Mean over the suites under the recipe's first condition: the number the best epoch is chosen by."""
-
-
-def column(suite: str, condition: str) -> str:
-    return f"{suite} [{condition or 'no condition'}]"
-
-
 def _console():
-    from rich.console import Console
+    """The process's one rich console: the trainer's progress bar draws on it too, so ocx's lines
+    and tables print above the live bar instead of through it."""
+    from rich import get_console
 
-    return Console(highlight=False)
+    from ocx.harness.quiet import quiet_third_party
+
+    quiet_third_party()
+    return get_console()
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -70,13 +61,14 @@ def prepare_data(recipe: Recipe, tokenizer: Path, console) -> Path:
     data_dir = recipe.output / "data"
     tokenized = data_dir / f"tokenized-{key}"
     if (tokenized / "manifest.json").is_file():
-        console.print(f"data: reusing {tokenized}")
+        console.print(f"data: reusing {tokenized}", highlight=False)
         return tokenized
     merged = data_dir / f"conversations-{key}.jsonl"
     atomic_write_text(merged, text)
     manifest = tokenize_files(TokenizeJob(model_type=recipe.model_type, tokenizer=str(tokenizer), inputs=[merged],
                                           out=tokenized, workers=2))
-    console.print(f"data: {manifest['counts']['conversations']} conversations tokenized into {tokenized}")
+    console.print(f"data: {manifest['counts']['conversations']} conversations tokenized into {tokenized}",
+                  highlight=False)
     return tokenized
 
 
@@ -113,13 +105,14 @@ def _hub_tokenizer(repo_id: str) -> Path:
 # --- evaluation -------------------------------------------------------------------------------
 
 def _backend(recipe: Recipe) -> str:
+    """The engine registry's name for the recipe's `eval.backend` ("auto": vLLM on a GPU, else transformers)."""
     if recipe.eval.backend != "auto":
         return recipe.eval.backend
-    import importlib.util
-
     import torch
 
-    return "vllm" if torch.cuda.is_available() and importlib.util.find_spec("vllm") else "transformers"
+    from ocx.harness.engines import default_local_engine
+
+    return default_local_engine() if torch.cuda.is_available() else "transformers"
 
 
 def evaluate_epoch(recipe: Recipe, checkpoint: Path, epoch: int, console) -> dict[str, float]:
@@ -133,101 +126,46 @@ def evaluate_epoch(recipe: Recipe, checkpoint: Path, epoch: int, console) -> dic
         if not (out / "results.json").is_file():
             overrides = {"max_tokens": recipe.eval.max_tokens} if recipe.eval.max_tokens else {}
             opts = EvalOptions(model_path=checkpoint, endpoint=None, model_name=f"{recipe.name} epoch {epoch}",
-                               model_type=None, backend=_backend(recipe), condition=condition, sets=recipe.eval.suites,
+                               model_type=None, engine=_backend(recipe), condition=condition, sets=recipe.eval.suites,
                                limit=recipe.eval.limit, concurrency=1, batch_size=recipe.eval.batch_size, output=out,
                                cache=recipe.output / "eval" / "cache.sqlite", matcher="ocx", data=None,
-                               overrides=overrides)
-            console.print(f"evaluating epoch {epoch} under condition {condition!r}")
+                               overrides=overrides, print_summary=False)  # one table per epoch, below
+            console.print(f"evaluating train/{checkpoint.name} under condition {condition!r}", highlight=False)
             run_eval_session(opts, console)
         summary = load_results(out / "results.json")["summary"]
         scores.update({column(suite, condition): float(v["accuracy"]) for suite, v in summary.items()})
     return scores
 
 
-def _epoch_loss(train_dir: Path, epoch: int) -> float | None:
-    """Mean training loss over the steps of an epoch, from metrics.jsonl."""
-    from ocx.adapters.train.progress import read_metrics
-
-    losses = [m["loss"] for m in read_metrics(train_dir) if m.get("epoch") == epoch]
-    return sum(losses) / len(losses) if losses else None
-
-
 def epoch_row(recipe: Recipe, checkpoint: Path, epoch: int, console) -> EpochRow:
-    scores = evaluate_epoch(recipe, checkpoint, epoch, console)
-    first = recipe.eval.conditions[0]
-    main = [v for k, v in scores.items() if k.endswith(f"[{first or 'no condition'}]")]
-    return EpochRow(epoch + 1, _epoch_loss(recipe.output / "train", epoch), scores,
-                    sum(main) / len(main) if main else None)
+    """Evaluate the checkpoint train/epoch_<epoch> (or read its evaluations back) into a table row."""
+    from ocx.recipes.report import read_epoch_row, read_metrics
+
+    evaluate_epoch(recipe, checkpoint, epoch, console)
+    return read_epoch_row(recipe.output, recipe.eval.conditions, epoch, read_metrics(recipe.output / "train"))
 
 
 # --- report -----------------------------------------------------------------------------------
 
-def results_table(recipe: Recipe, rows: list[EpochRow]):
-    from rich.table import Table
-
-    columns = [c for row in rows for c in row.scores]
-    columns = list(dict.fromkeys(columns))
-    best = best_epoch(rows)
-    table = Table(title=f"{recipe.name}: accuracy after each epoch")
-    table.add_column("epoch", justify="right")
-    table.add_column("train loss", justify="right")
-    for c in columns:
-        table.add_column(c, justify="right")
-    table.add_column(f"average [{recipe.eval.conditions[0] or 'no condition'}]", justify="right")
-    for row in rows:
-        style = "bold green" if best and row.epoch == best.epoch else None
-        table.add_row(str(row.epoch), "-" if row.loss is None else f"{row.loss:.4f}",
-                      *[f"{100 * row.scores[c]:.1f}" if c in row.scores else "-" for c in columns],
-                      "-" if row.average is None else f"{100 * row.average:.1f}", style=style)
-    return table
-
-
-def best_epoch(rows: list[EpochRow]) -> EpochRow | None:
-    scored = [r for r in rows if r.average is not None]
-    return max(scored, key=lambda r: (r.average, -r.epoch)) if scored else None
+def _recipe_info(recipe: Recipe) -> dict:
+    return {"recipe": recipe.name, "file": recipe.file, "model_type": recipe.model_type,
+            "conditions": recipe.eval.conditions, "suites": recipe.eval.suites}
 
 
 def tied_with_best(recipe: Recipe, rows: list[EpochRow], best: EpochRow | None) -> dict[int, float]:
-    """Epochs whose first-condition average is not significantly below the best's: epoch -> p
-    (paired bootstrap over the items both answered, each suite weighing the same; p >= 0.05)."""
-    from ocx.harness.compare import compare_average, read_item_scores
-    from ocx.harness.errors import InputError
+    """Epochs not significantly below the best (see ocx.recipes.report.tied_with_best)."""
+    from ocx.recipes import report
 
-    def items(row: EpochRow):
-        return read_item_scores(recipe.output / "eval" / f"epoch_{row.epoch - 1}" / "condition_0" / "samples.jsonl")
-
-    if best is None:
-        return {}
-    first = recipe.eval.conditions[0]
-    suites = [k.rpartition(" [")[0] for k in best.scores if k.endswith(f"[{first or 'no condition'}]")]
-    tied = {}
-    try:
-        best_items = items(best)
-        for row in rows:
-            if row is not best and row.average is not None:
-                test = compare_average(best_items, items(row), suites)
-                if test is not None and not test.significant:
-                    tied[row.epoch] = test.p_value
-    except InputError:  # an evaluation without samples.jsonl: nothing to pair
-        return {}
-    return tied
+    return report.tied_with_best(recipe.output, recipe.eval.conditions, rows, best)
 
 
-def write_report(recipe: Recipe, rows: list[EpochRow]) -> Path:
-    """report.json (every number of the table) and report.html (a bar chart per column)."""
-    from ocx.harness.report import RunColumn, html_report
+def write_report(recipe: Recipe, rows: list[EpochRow]) -> dict:
+    """report.json (every number of the table) and report.html (table and charts); returns the document."""
+    from ocx.recipes.report import report_document, write_recipe_report
 
-    best = best_epoch(rows)
-    document = {"recipe": recipe.name, "file": recipe.file, "model_type": recipe.model_type,
-                "conditions": recipe.eval.conditions, "suites": recipe.eval.suites,
-                "best_epoch": best.epoch if best else None,
-                "indistinguishable_from_best": tied_with_best(recipe, rows, best),
-                "epochs": [{"epoch": r.epoch, "train_loss": r.loss, "scores": r.scores, "average": r.average} for r in rows]}
-    atomic_write_text(recipe.output / "report.json", json.dumps(document, indent=2) + "\n")
-    runs = [RunColumn(f"epoch {r.epoch}", str(recipe.output / "eval" / f"epoch_{r.epoch - 1}"), r.scores,
-                      {k: 0.0 for k in r.scores}) for r in rows]
-    atomic_write_text(recipe.output / "report.html", html_report(runs, title=f"ocx recipe {recipe.name}"))
-    return recipe.output / "report.json"
+    document = report_document(recipe.output, _recipe_info(recipe), rows)
+    write_recipe_report(recipe.output, document)
+    return document
 
 
 # --- the whole run ----------------------------------------------------------------------------
@@ -245,23 +183,40 @@ def run_recipe(recipe: Recipe) -> list[EpochRow]:
     cfg = TrainConfig(data=data, model=model, out=train_dir, tokenizer=str(tokenizer), resume=train_dir.exists(),
                       extra_metadata={"recipe": recipe.name}, **recipe.train)
     rows: list[EpochRow] = []
+    document: dict = {}
 
     def after_epoch(epoch: int, checkpoint: Path) -> None:
+        from ocx.adapters.train.tracking import log_eval_scores
+        from ocx.recipes.report import recipe_table
+
         rows.append(epoch_row(recipe, checkpoint, epoch, console))
-        console.print(results_table(recipe, rows))
-        write_report(recipe, rows)
+        log_eval_scores(epoch, rows[-1].scores, train_dir)  # TensorBoard / W&B, when train.report_to names them
+        document.update(write_report(recipe, rows))
+        console.print(recipe_table(document))
 
     # Epochs finished by an earlier, killed run are evaluated (or read back) first.
     for checkpoint in completed_checkpoints(train_dir):
         after_epoch(int(checkpoint.name.removeprefix("epoch_")), checkpoint)
     if len(rows) < cfg.epochs:
         run_training(cfg, on_epoch_end=after_epoch)
-    best = best_epoch(rows)
-    if best:
-        console.print(f"[bold]best epoch: {best.epoch}[/] (average {100 * best.average:.1f} under condition "
-                      f"{recipe.eval.conditions[0]!r}); checkpoints in {train_dir}, report in {recipe.output / 'report.html'}")
-        tied = tied_with_best(recipe, rows, best)
-        if tied:
-            console.print("epochs " + ", ".join(f"{e} (p={p:.2f})" for e, p in tied.items()) + f" are statistically "
-                          f"indistinguishable from epoch {best.epoch} (paired bootstrap, p >= 0.05): any of them will do")
+    _print_verdict(console, recipe, document)
     return rows
+
+
+def _print_verdict(console, recipe: Recipe, document: dict) -> None:
+    """The best epoch, its checkpoint folder and the epochs a paired test cannot tell from it."""
+    from ocx.recipes.report import condition_label
+
+    best = document.get("best_epoch")
+    if best is None:
+        return
+    first = condition_label(recipe.eval.conditions[0])
+    average = next(e["averages"][first] for e in document["epochs"] if e["epoch"] == best)
+    console.print(f"[bold]best epoch: {best}[/] ({recipe.output / document['best_checkpoint']}), average "
+                  f"{100 * average:.1f} under condition {first!r}; report in {recipe.output / 'report.html'}",
+                  highlight=False)
+    tied = document["indistinguishable_from_best"]
+    if tied:
+        console.print("epochs " + ", ".join(f"{e} (p={p:.2f})" for e, p in tied.items()) + " are statistically "
+                      f"indistinguishable from epoch {best} (paired bootstrap, p >= 0.05): any of them will do",
+                      highlight=False)

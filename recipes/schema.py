@@ -56,7 +56,16 @@ TRAIN_RULES: dict[str, Num | Choice] = {
     "max_steps": Num(int, 1),
     "loss_chunk_size": Num(int, 1, 1 << 20),
     "too_long": Choice(("refuse", "truncate")),
+    "quantize": Choice(("4bit",)),
+    "grad_accum_steps": Num(int, 1, 65536),
+    "val_fraction": Num(float, 0, 1, high_open=True),
+    "val_every_steps": Num(int, 0),
 }
+# `train.lora: {rank, alpha, dropout, target_modules, merge}` sets these TrainConfig fields.
+LORA_FIELDS = {"rank": "lora_rank", "alpha": "lora_alpha", "dropout": "lora_dropout",
+               "target_modules": "lora_target_modules", "merge": "merge_lora"}
+LORA_RULES = {"rank": Num(int, 1, 4096), "alpha": Num(float, 0, low_open=True),
+              "dropout": Num(float, 0, 1, high_open=True)}
 EVAL_RULES = {"limit": Num(int, 1), "max_tokens": Num(int, 1, 1 << 20), "batch_size": Num(int, 1, 4096)}
 
 
@@ -217,9 +226,10 @@ def _check_train(p: Problems, train: dict, base_dir: Path) -> dict:
     from ocx.adapters.train.config import TrainConfig
 
     hints = typing.get_type_hints(TrainConfig)
-    fields = {f.name for f in dataclasses.fields(TrainConfig) if f.name not in TRAIN_MANAGED}
-    p.unknown_keys(train, tuple(sorted(fields)), ("train",))
-    valid: dict = {}
+    fields = {f.name for f in dataclasses.fields(TrainConfig)
+              if f.name not in TRAIN_MANAGED and f.name not in LORA_FIELDS.values()}
+    p.unknown_keys(train, tuple(sorted(fields | {"lora"})), ("train",))
+    valid: dict = _check_lora(p, train.get("lora"))
     for key in train:
         if key not in fields:
             continue
@@ -245,8 +255,35 @@ def _check_train(p: Problems, train: dict, base_dir: Path) -> dict:
         if not path.is_file():
             p.add(("train", "deepspeed_config"), f"DeepSpeed config not found: {path}")
         valid["deepspeed_config"] = str(path.resolve())
+    if isinstance(valid.get("val_data"), str):  # a tokenized dataset folder, like ocx train --val-data
+        valid["val_data"] = str((base_dir / valid["val_data"]).resolve())
     _train_config_rules(p, valid)
-    return {**train, **valid}
+    return {**{k: v for k, v in train.items() if k != "lora"}, **valid}
+
+
+def _check_lora(p: Problems, raw: Any) -> dict:
+    """`train.lora` as TrainConfig fields (lora_rank, ...); an absent or null section: full fine-tuning."""
+    path = ("train", "lora")
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        p.add(path, f"must be a mapping such as {{rank: 16, alpha: 32}}, got {raw!r}")
+        return {}
+    p.unknown_keys(raw, tuple(LORA_FIELDS), path)
+    if raw.get("rank") is None:
+        p.add((*path, "rank"), "is required (the adapter's rank, e.g. 16)")
+    valid = {LORA_FIELDS[key]: p.number(raw, key, rule, path) for key, rule in LORA_RULES.items()}
+    targets = p.typed(raw, "target_modules", (list, str), path)
+    targets = [targets] if isinstance(targets, str) else targets
+    for i, name in enumerate(targets or []):
+        if not isinstance(name, str) or not name.strip():
+            p.add((*path, "target_modules", i), f"must be a module name such as q_proj, got {name!r}")
+    if targets == []:
+        p.add((*path, "target_modules"), "is empty: name modules (e.g. [q_proj, v_proj]) or remove the key "
+                                         "(all-linear)")
+    valid["lora_target_modules"] = targets or None
+    valid["merge_lora"] = bool(p.typed(raw, "merge", (bool,), path))
+    return {k: v for k, v in valid.items() if v is not None} if valid["lora_rank"] else {}
 
 
 def _train_config_rules(p: Problems, valid: dict) -> None:

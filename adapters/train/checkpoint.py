@@ -2,6 +2,8 @@
 
 Layout under the output folder:
     epoch_<n>/   config.json, model.safetensors, the data's tokenizer + chat template, ocx.json
+                 LoRA: adapter_model.safetensors + adapter_config.json instead of the model;
+                 with --merge-lora the merged model, and the adapter in epoch_<n>/adapter/
     state/       DeepSpeed checkpoint (weights, optimizer, client state = loop position);
                  its `latest` file is written last, so it always names a complete save
 """
@@ -12,6 +14,7 @@ import shutil
 from pathlib import Path
 
 from ocx.adapters.hf.checkpoint import write_ocx_metadata
+from ocx.adapters.train import lora
 from ocx.harness.atomic import atomic_dir
 from ocx.harness.errors import InputError, InputProblem
 from ocx.harness.templates import get_template
@@ -25,8 +28,14 @@ def epoch_dir(out: Path, epoch: int) -> Path:
 
 
 def full_state_dict(engine, zero_stage: int) -> dict | None:
-    """The full model weights on rank 0 (a collective under ZeRO-3: every rank must call it)."""
-    if zero_stage == 3:
+    """The full model weights on rank 0 (a collective under ZeRO-3: every rank must call it).
+
+    For a LoRA run only the adapter's weights (peft's names): the base is frozen, and a merged
+    model is computed from the live modules when written (see lora.merged_state_dict).
+    """
+    if lora.is_peft(getattr(engine.module, "lm", None)):
+        state = {k: v for k, v in engine.module.state_dict().items() if ".lora_" in k}
+    elif zero_stage == 3:
         state = engine._zero3_consolidated_16bit_state_dict()
     else:
         state = engine.module.state_dict()
@@ -40,14 +49,23 @@ def _strip_wrapper(state: dict) -> dict:
     return {k.removeprefix("lm."): v for k, v in state.items()}
 
 
-def write_hf_checkpoint(target: Path, lm, state: dict, *, tokenizer: Path, manifest: dict, metadata: dict) -> Path:
+def write_hf_checkpoint(target: Path, lm, state: dict, *, tokenizer: Path, manifest: dict, metadata: dict,
+                        merge_lora: bool = False) -> Path:
     """Write the model, the data's tokenizer with its chat template, and ocx.json; atomic.
 
     `tokenizer` is the local tokenizer the data was tokenized with (see `data_tokenizer`), so
     the folder is a complete model whatever the base was: a folder, a hub id or `tiny`.
+    A LoRA run writes the adapter (loadable with its base: transformers reads the base's
+    location from adapter_config.json), or with `merge_lora` the merged model and the adapter
+    in `adapter/`.
     """
     with atomic_dir(target, overwrite=True) as tmp:
-        lm.save_pretrained(tmp, state_dict=_strip_wrapper(state), safe_serialization=True)
+        if lora.is_peft(lm):
+            if merge_lora:
+                lora.write_merged(lm, tmp)
+            lora.save_adapter(lm, tmp / lora.ADAPTER_DIR if merge_lora else tmp, _strip_wrapper(state))
+        else:
+            lm.save_pretrained(tmp, state_dict=_strip_wrapper(state), safe_serialization=True)
         tokenizer_meta = write_tokenizer_files(get_template(manifest["model_type"]), tokenizer, tmp)
         write_ocx_metadata(tmp, {**tokenizer_meta, "training": metadata})
     return target
@@ -87,7 +105,8 @@ def save_state(engine, out: Path, global_step: int, client_state: dict) -> None:
 
     state_dir = Path(out) / STATE_DIR
     tag = f"step_{global_step}"
-    engine.save_checkpoint(str(state_dir), tag=tag, client_state=client_state)
+    # Frozen weights (a LoRA run's base) are not saved: the resumed run loads them from --model.
+    engine.save_checkpoint(str(state_dir), tag=tag, client_state=client_state, exclude_frozen_parameters=True)
     dist.barrier()
     if engine.global_rank == 0:
         for old in state_dir.iterdir():
@@ -101,7 +120,8 @@ def load_state(engine, out: Path) -> dict | None:
     state_dir = Path(out) / STATE_DIR
     if not (state_dir / "latest").is_file():
         return None
-    path, client_state = engine.load_checkpoint(str(state_dir), load_module_strict=True,
+    strict = all(p.requires_grad for p in engine.module.parameters())  # else the frozen base is absent
+    path, client_state = engine.load_checkpoint(str(state_dir), load_module_strict=strict,
                                                 load_optimizer_states=True, load_lr_scheduler_states=False)
     if path is None:
         raise RuntimeError(f"{state_dir}: could not load the DeepSpeed checkpoint named by 'latest'")
@@ -109,6 +129,7 @@ def load_state(engine, out: Path) -> dict | None:
 
 
 def completed_checkpoints(out: Path) -> list[Path]:
-    found = [p for p in Path(out).glob("epoch_*") if p.is_dir() and (p / "config.json").is_file()]
+    found = [p for p in Path(out).glob("epoch_*")
+             if p.is_dir() and ((p / "config.json").is_file() or (p / "adapter_config.json").is_file())]
     return sorted(found, key=lambda p: int(p.name.split("_")[1]))
 

@@ -55,6 +55,19 @@ class TrainConfig:
     """Also save resumable state every N steps inside an epoch (0: only at epoch ends)."""
     max_steps: int | None = None
     """Stop after this many optimizer steps in total (demos, smoke tests)."""
+    grad_accum_steps: int = 1
+    """Packed rows (micro-steps) per rank accumulated into one optimizer step; the loss is
+    normalised by the weight sum of all of them (see docs/train.md)."""
+    val_fraction: float = 0.0
+    """Hold out this fraction of the conversations (deterministically, before packing) as a
+    validation set; 0: none."""
+    val_data: Path | None = None
+    """A tokenized validation dataset (same tokenizer as `data`) instead of `val_fraction`."""
+    val_every_steps: int = 0
+    """Also compute the validation loss every N optimizer steps (0: only at epoch ends)."""
+    report_to: list[str] = field(default_factory=list)
+    """Experiment trackers: "tensorboard" (out/tensorboard) and/or "wandb" (offline without
+    WANDB_API_KEY, run folder under out/)."""
     gradient_checkpointing: bool = True
     """Recompute activations in backward (as OpenChat): less memory, ~30% more compute."""
     loss_chunk_size: int = 512
@@ -63,6 +76,17 @@ class TrainConfig:
     """Sequences longer than batch_max_len: "refuse" (error) or "truncate"."""
     progress: bool = True
     """Show a rich progress bar on rank 0."""
+    lora_rank: int | None = None
+    """Train a peft LoRA adapter of this rank on the frozen base (None: full fine-tuning)."""
+    lora_alpha: float | None = None
+    """LoRA scaling numerator (the update is B @ A * alpha / rank); None: 2 * rank."""
+    lora_dropout: float = 0.0
+    lora_target_modules: list[str] | None = None
+    """Module names to adapt (e.g. q_proj, v_proj); None: every linear layer but the LM head."""
+    merge_lora: bool = False
+    """Also write each epoch's merged model (base + adapter) as a plain HF folder."""
+    quantize: str | None = None
+    """"4bit": load the frozen base in NF4 through bitsandbytes (QLoRA; CUDA only)."""
     extra_metadata: dict = field(default_factory=dict)
     """Merged into every checkpoint's ocx.json (recipes record their name and settings here)."""
 
@@ -102,11 +126,40 @@ class TrainConfig:
             bad("--too-long", f"must be 'refuse' or 'truncate', got {self.too_long!r}")
         if self.max_steps is not None and self.max_steps < 1:
             bad("--max-steps", f"must be at least 1, got {self.max_steps}")
+        from ocx.adapters.train.lora import settings_problems
+
+        problems += settings_problems(self)
+        problems += _extras_problems(self)
         if problems:
             raise InputError(problems)
 
     def to_json(self) -> dict:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+
+def _extras_problems(cfg: TrainConfig) -> list[InputProblem]:
+    """Gradient accumulation, validation and tracking settings (trainer extras)."""
+    from ocx.adapters.train.tracking import tracker_problems
+
+    problems = []
+
+    def bad(flag: str, message: str) -> None:
+        problems.append(InputProblem("ocx train", None, flag, message))
+
+    if isinstance(cfg.grad_accum_steps, bool) or not 1 <= cfg.grad_accum_steps <= 65536:
+        bad("--grad-accum-steps", f"must be an integer in [1, 65536], got {cfg.grad_accum_steps}")
+    if not (math.isfinite(cfg.val_fraction) and 0 <= cfg.val_fraction < 1):
+        bad("--val-fraction", f"must be in [0, 1), got {cfg.val_fraction}")
+    if cfg.val_data is not None:
+        if cfg.val_fraction:
+            bad("--val-data", "give either --val-data or --val-fraction, not both")
+        if not (Path(cfg.val_data) / "manifest.json").is_file():
+            bad("--val-data", f"{cfg.val_data} has no manifest.json (write it with `ocx data tokenize`)")
+    if cfg.val_every_steps < 0:
+        bad("--val-every-steps", f"must be at least 0, got {cfg.val_every_steps}")
+    elif cfg.val_every_steps and not cfg.val_fraction and cfg.val_data is None:
+        bad("--val-every-steps", "needs a validation set: add --val-fraction F or --val-data DIR")
+    return problems + tracker_problems(cfg.report_to)
 
 
 def _ds_config_problems(cfg: TrainConfig) -> list[InputProblem]:
@@ -135,3 +188,5 @@ class TrainResult:
     """The metrics JSONL file (one line per step)."""
     supervised_tokens_per_s: float
     """Global supervised tokens per second over the steps of this process's run."""
+    val_loss: float | None = None
+    """The last validation loss (None without a validation set)."""

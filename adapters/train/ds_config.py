@@ -1,8 +1,9 @@
 """The DeepSpeed config of a run: ocx's shipped ZeRO-2/3 defaults with the user's file merged over.
 
 Torch-free, so `ocx train` checks a user's file before loading anything heavy. What ocx's loop
-relies on is forced: one packed row per rank and step (micro batch 1, no accumulation), and
-ocx's own optimizer and LR schedule (a file that brings its own is refused).
+relies on is forced: one packed row per rank and micro-step (micro batch 1), accumulation as
+`--grad-accum-steps` says, and ocx's own optimizer and LR schedule (a file that brings its own
+is refused).
 """
 
 from __future__ import annotations
@@ -62,12 +63,16 @@ def _user_stage(path: Path, config: dict) -> int | None:
     return int(stage)
 
 
-def build_ds_config(zero_stage: int, user_config: Path | None, *, grad_clip: float, bf16: bool) -> dict:
+def build_ds_config(zero_stage: int, user_config: Path | None, *, grad_clip: float, bf16: bool,
+                    grad_accum_steps: int = 1) -> dict:
     """ocx's zero<stage>.json, the user's file merged over it, then what the loop needs forced.
 
     The stage comes from the user's `zero_optimization.stage` when the file sets it (its
     defaults are then that stage's), else from `zero_stage` (`--zero-stage`). Precision follows
     the device (bf16 on GPU, fp32 on CPU) unless the file sets `bf16` or `fp16`.
+    `gradient_accumulation_steps` is always `grad_accum_steps` (a file's own value is replaced):
+    the trainer marks the accumulation boundary itself and scales the loss by the global weight
+    sum, never by DeepSpeed's 1/N (see trainer._train_step).
     """
     if zero_stage not in SUPPORTED_STAGES:
         raise InputError(InputProblem("ocx train", None, "--zero-stage", f"must be 2 or 3, got {zero_stage!r}"))
@@ -81,7 +86,7 @@ def build_ds_config(zero_stage: int, user_config: Path | None, *, grad_clip: flo
         zero_stage = _user_stage(user_config, user) or zero_stage
     config = merge(shipped_config(zero_stage), user)
     config["train_micro_batch_size_per_gpu"] = 1
-    config["gradient_accumulation_steps"] = 1
+    config["gradient_accumulation_steps"] = grad_accum_steps
     config.pop("train_batch_size", None)
     if "gradient_clipping" not in user:
         config["gradient_clipping"] = grad_clip

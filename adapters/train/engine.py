@@ -40,11 +40,12 @@ def init_distributed() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def load_ds_config(zero_stage: int, user_config: Path | None, *, grad_clip: float, bf16: bool) -> dict:
+def load_ds_config(zero_stage: int, user_config: Path | None, *, grad_clip: float, bf16: bool,
+                   grad_accum_steps: int = 1) -> dict:
     """See ocx.adapters.train.ds_config.build_ds_config."""
     from ocx.adapters.train.ds_config import build_ds_config
 
-    return build_ds_config(zero_stage, user_config, grad_clip=grad_clip, bf16=bf16)
+    return build_ds_config(zero_stage, user_config, grad_clip=grad_clip, bf16=bf16, grad_accum_steps=grad_accum_steps)
 
 
 def make_optimizer(module: torch.nn.Module, *, lr: float, betas: tuple[float, float], eps: float,

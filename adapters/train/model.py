@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import torch
 
+from ocx.adapters.train import lora as lora_adapter
 from ocx.adapters.train.batching import Batch
+from ocx.adapters.train.lora import LoraSpec
 from ocx.adapters.train.loss import supervised_loss_sum
 
 
@@ -22,15 +25,33 @@ def pick_attention(device_type: str, packing: bool = True) -> str:
     return "sdpa"
 
 
-def load_causal_lm(model: str, *, dtype: torch.dtype, attention: str, gradient_checkpointing: bool):
+def load_causal_lm(model: str, *, dtype: torch.dtype, attention: str, gradient_checkpointing: bool,
+                   lora: LoraSpec | None = None):
+    """The base model to train; with `lora`, a peft model (base frozen, 4-bit with quantize)."""
     from transformers import AutoModelForCausalLM
 
-    lm = AutoModelForCausalLM.from_pretrained(model, dtype=dtype, attn_implementation=attention)
+    extra = {}
+    if lora is not None and lora.quantize:
+        extra = {"quantization_config": lora_adapter.quantization_config(dtype), "device_map": {"": _device()}}
+    lm = AutoModelForCausalLM.from_pretrained(model, dtype=dtype, attn_implementation=attention, **extra)
     # Packed rows are only split into their sequences when no KV cache is built.
     lm.config.use_cache = False
     if gradient_checkpointing:
         lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if lora is not None:
+        lm = lora_adapter.wrap(lm, lora, base=_base_location(model), gradient_checkpointing=gradient_checkpointing)
     return lm
+
+
+def _device() -> str:
+    # bitsandbytes quantizes while loading, on the GPU the rank trains on.
+    return f"cuda:{torch.cuda.current_device()}"
+
+
+def _base_location(model: str) -> str:
+    """What adapter_config.json names as the base: an absolute folder, else the hub id as given."""
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.is_dir() else model
 
 
 class CRLFTModel(torch.nn.Module):

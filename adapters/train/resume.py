@@ -20,7 +20,8 @@ from ocx.harness.errors import InputError, InputProblem
 
 RUN_INFO = "train.json"
 # Settings that do not change what is trained: where things are, how it is shown, when saved.
-NOT_COMPARED = ("data", "out", "resume", "force_resume", "progress", "save_every_steps", "deepspeed_config")
+NOT_COMPARED = ("data", "out", "resume", "force_resume", "progress", "save_every_steps", "deepspeed_config",
+                "val_data", "val_every_steps", "report_to", "merge_lora")
 
 
 def dataset_sha256(manifest: dict) -> str:

@@ -33,3 +33,9 @@ def auto_lr(*, batch_max_len: int, world_size: int, supervised_ratio: float, div
     base_lr, base_batch = 3e-4 / divisor, 4_000_000
     supervised_tokens = batch_max_len * world_size * supervised_ratio
     return base_lr * math.sqrt(supervised_tokens / base_batch)
+
+
+def optimizer_steps(micro_steps: int, grad_accum_steps: int) -> int:
+    """Optimizer steps of an epoch of `micro_steps` packed rows per rank: the last one may
+    accumulate fewer than `grad_accum_steps` rows."""
+    return -(-micro_steps // grad_accum_steps)

@@ -77,7 +77,9 @@ def cli() -> None:
 
 def main() -> None:
     from ocx.harness.errors import InputError
+    from ocx.harness.quiet import quiet_third_party
 
+    quiet_third_party()  # Hugging Face's own progress bars and advisories would break through ocx's display
     try:
         cli(standalone_mode=False)
     except click.exceptions.Exit as exc:

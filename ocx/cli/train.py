@@ -21,6 +21,7 @@ from pathlib import Path
 import click
 
 from ocx.adapters.train.config import TrainConfig
+from ocx.adapters.train.tracking import parse_report_to
 
 LAUNCH_PARAMS = {"launcher", "nnodes", "nproc_per_node", "node_rank", "hostfile", "master_addr", "master_port",
                  "print_launch_command", "local_rank"}
@@ -47,11 +48,28 @@ LAUNCH_PARAMS = {"launcher", "nnodes", "nproc_per_node", "node_rank", "hostfile"
 @click.option("--force-resume", is_flag=True, help="Resume although world size, data or settings differ.")
 @click.option("--save-every-steps", default=0, show_default=True, type=int, help="Also save resumable state every N steps.")
 @click.option("--max-steps", default=None, type=int, help="Stop after N optimizer steps in total.")
+@click.option("--grad-accum-steps", default=1, show_default=True, type=int,
+              help="Packed rows per rank accumulated into one optimizer step.")
+@click.option("--val-fraction", default=0.0, show_default=True, type=float,
+              help="Hold out this fraction of the conversations as a validation set.")
+@click.option("--val-data", default=None, type=click.Path(path_type=Path),
+              help="Tokenized validation dataset (same tokenizer as --data).")
+@click.option("--val-every-steps", default=0, show_default=True, type=int,
+              help="Also compute the validation loss every N optimizer steps (0: at epoch ends only).")
+@click.option("--report-to", default="none", show_default=True,
+              help="Experiment trackers, comma-separated: tensorboard, wandb (offline without WANDB_API_KEY).")
 @click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=True, show_default=True)
 @click.option("--loss-chunk-size", default=512, show_default=True, type=int, help="Supervised tokens per LM-head chunk.")
 @click.option("--too-long", default="refuse", show_default=True, type=click.Choice(["refuse", "truncate"]),
               help="Sequences longer than --batch-max-len.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.option("--lora-rank", default=None, type=int, help="Train a LoRA adapter of this rank (peft) on the frozen base.")
+@click.option("--lora-alpha", default=None, type=float, help="LoRA alpha (update scale alpha/rank)  [default: 2 x rank]")
+@click.option("--lora-dropout", default=0.0, show_default=True, type=float)
+@click.option("--lora-target-modules", default=None,
+              help="Modules to adapt, comma-separated (e.g. q_proj,v_proj)  [default: all-linear]")
+@click.option("--merge-lora", is_flag=True, help="Also write each epoch's merged model (base + adapter).")
+@click.option("--quantize", default=None, type=click.Choice(["4bit"]), help="QLoRA: load the base in 4-bit NF4 (CUDA).")
 @click.option("--launcher", default="torchrun", show_default=True, type=click.Choice(["torchrun", "deepspeed"]),
               help="Launcher for several processes or nodes.")
 @click.option("--nnodes", default=1, show_default=True, type=int, help="Nodes of the run.")
@@ -91,7 +109,17 @@ def _config(p: dict) -> TrainConfig:
                        deepspeed_config=p["deepspeed_config"], resume=p["resume"], force_resume=p["force_resume"],
                        save_every_steps=p["save_every_steps"], max_steps=p["max_steps"],
                        gradient_checkpointing=p["gradient_checkpointing"], loss_chunk_size=p["loss_chunk_size"],
-                       too_long=p["too_long"], progress=not p["no_progress"])
+                       too_long=p["too_long"], progress=not p["no_progress"], grad_accum_steps=p["grad_accum_steps"],
+                       val_fraction=p["val_fraction"], val_data=p["val_data"], val_every_steps=p["val_every_steps"],
+                       report_to=parse_report_to(p["report_to"]), lora_rank=p["lora_rank"],
+                       lora_alpha=p["lora_alpha"], lora_dropout=p["lora_dropout"],
+                       lora_target_modules=_names(p["lora_target_modules"]), merge_lora=p["merge_lora"],
+                       quantize=p["quantize"])
+
+
+def _names(value: str | None) -> list[str] | None:
+    """`--lora-target-modules q_proj,v_proj` as a list (None if not given; empty names kept, then refused)."""
+    return None if value is None else [n.strip() for n in value.split(",")]
 
 
 def _launch_spec(p: dict):
@@ -125,6 +153,7 @@ def _report(result) -> None:
     table.add_column("field")
     table.add_column("value")
     rows = {"steps": result.steps, "final loss": f"{result.final_loss:.4f}" if result.final_loss is not None else "-",
+            "validation loss": f"{result.val_loss:.4f}" if result.val_loss is not None else "-",
             "peak lr": f"{result.lr:.3e}", "supervised tok/s": f"{result.supervised_tokens_per_s:,.0f}",
             "checkpoints": "\n".join(str(p) for p in result.checkpoints) or "-", "metrics": str(result.metrics)}
     for key, value in rows.items():
@@ -132,5 +161,5 @@ def _report(result) -> None:
     Console().print(table)
     summary = {"steps": result.steps, "final_loss": result.final_loss, "lr": result.lr,
                "checkpoints": [str(p) for p in result.checkpoints], "metrics": str(result.metrics),
-               "supervised_tokens_per_s": result.supervised_tokens_per_s}
+               "supervised_tokens_per_s": result.supervised_tokens_per_s, "val_loss": result.val_loss}
     (Path(result.out) / "result.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -83,3 +83,18 @@ def test_a_results_file_with_malformed_mt_bench_categories_is_a_clear_input_erro
     with pytest.raises(InputError) as err:
         load_results(path)
     assert [p.field for p in err.value.problems] == ["summary.mt_bench.categories.math.average"]
+
+
+def test_bars_carry_the_95_percent_interval_and_the_html_cells_match_the_terminal(tmp_path):
+    folder = tmp_path / "a"
+    folder.mkdir()
+    summary = {"mmlu": {"accuracy": 0.5, "n": 100, "stderr": 0.05, "ci95": [0.4, 0.6]},
+               "gsm8k": {"accuracy": 0.25, "n": 100, "stderr": 0.04, "ci95": [0.18, 0.34]}}
+    (folder / "results.json").write_text(json.dumps({"model_name": "m", "summary": summary, "average_ci95": [0.3, 0.45]}))
+    runs = load_runs([folder])
+    page = html_report(runs)
+    assert page.count('class="whisker"') == 3  # mmlu, gsm8k and the average
+    assert "95% interval 40.00-60.00" in page
+    terminal = _render(comparison_table(runs))
+    assert "50.00 ± 9.80" in terminal and "<td>50.00 ± 9.80</td>" in page
+    assert "37.50" in terminal and "<td>37.50</td>" in page  # one average, defined once

@@ -30,8 +30,8 @@ output: runs/x
 """
 
 
-def test_the_builtin_recipes_are_the_four_the_docs_promise():
-    assert set(builtin_recipes()) == {"tiny-crlft", "crlft-llama3", "crlft-mistral", "sft-llama3"}
+def test_the_builtin_recipes_are_the_five_the_docs_promise():
+    assert set(builtin_recipes()) == {"tiny-crlft", "tiny-crlft-lora", "crlft-llama3", "crlft-mistral", "sft-llama3"}
 
 
 def test_tiny_crlft_validates_with_its_mixed_quality_sources():
