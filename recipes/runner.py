@@ -105,9 +105,9 @@ def _hub_tokenizer(repo_id: str) -> Path:
 # --- evaluation -------------------------------------------------------------------------------
 
 def _backend(recipe: Recipe) -> str:
-    """The engine registry's name for the recipe's `eval.backend` ("auto": vLLM on a GPU, else transformers)."""
-    if recipe.eval.backend != "auto":
-        return recipe.eval.backend
+    """The engine registry's name for the recipe's `eval.engine` ("auto": vLLM on a GPU, else transformers)."""
+    if recipe.eval.engine != "auto":
+        return recipe.eval.engine
     import torch
 
     from ocx.harness.engines import default_local_engine

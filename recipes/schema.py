@@ -29,9 +29,9 @@ from ocx.recipes.yaml_lines import load_with_lines
 TOP_LEVEL = ("name", "description", "model", "data", "train", "eval", "output")
 MODEL_KEYS = ("base", "model_type", "tokenizer", "tiny")
 DATA_KEYS = ("path", "generator", "condition", "weight", "quality", "count", "seed")
-EVAL_KEYS = ("suites", "conditions", "limit", "backend", "max_tokens", "batch_size")
+EVAL_KEYS = ("suites", "conditions", "limit", "engine", "backend", "max_tokens", "batch_size")
 GENERATORS = ("arithmetic",)
-BACKENDS = ("auto", "transformers", "vllm")
+ENGINES = ("auto", "transformers", "vllm")
 # TrainConfig fields a recipe may not set: the recipe runner fills them in.
 TRAIN_MANAGED = ("data", "model", "out", "tokenizer", "resume", "extra_metadata")
 
@@ -91,7 +91,8 @@ class EvalSpec:
     conditions: list[str]
     """Conditions to evaluate under; the first is the one the best epoch is chosen by."""
     limit: int | None = None
-    backend: str = "auto"
+    engine: str = "auto"
+    """"auto": vLLM on a GPU when installed, else transformers (`backend`: its deprecated name)."""
     max_tokens: int | None = None
     batch_size: int = 32
 
@@ -322,9 +323,17 @@ def _check_eval(p: Problems, raw: dict, default_condition: str) -> EvalSpec:
             p.add(("eval", "conditions", i), f"must be a string, got {c!r}")
     return EvalSpec(suites, [str(c) for c in conditions],
                     p.number(raw, "limit", EVAL_RULES["limit"], ("eval",)),
-                    p.choice(raw, "backend", Choice(BACKENDS), ("eval",), default="auto"),
+                    _eval_engine(p, raw),
                     p.number(raw, "max_tokens", EVAL_RULES["max_tokens"], ("eval",)),
                     p.number(raw, "batch_size", EVAL_RULES["batch_size"], ("eval",), default=32))
+
+
+def _eval_engine(p, raw: dict) -> str:
+    """`eval.engine`, or `eval.backend`, its name before the one inference layer (kept for one release)."""
+    if "engine" in raw and "backend" in raw:
+        p.add(("eval", "backend"), "give only eval.engine (eval.backend is its deprecated name)")
+    key = "backend" if "backend" in raw and "engine" not in raw else "engine"
+    return p.choice(raw, key, Choice(ENGINES), ("eval",), default="auto")
 
 
 def resolve_tokenizer(spec: str, base_dir: Path) -> Path | None:

@@ -43,7 +43,7 @@ eval:
   conditions: [GPT4]
   limit: 4
   max_tokens: 8
-  backend: transformers
+  engine: transformers
 output: out
 """
 

@@ -104,6 +104,8 @@ MISTAKES = {
     "empty suite list": (26, "  suites: []", "eval.suites", "at least one suite"),
     "misspelt suite": (26, "  suites: [arithmetik]", "eval.suites[0]", "did you mean 'arithmetic'"),
     "misspelt backend": (28, "  backend: vlm", "eval.backend", "did you mean 'vllm'"),
+    "misspelt engine": (28, "  engine: vlm", "eval.engine", "did you mean 'vllm'"),
+    "engine and its old name both": (28, "  engine: vllm\n  backend: vllm", "eval.backend", "give only eval.engine", 29),
     "zero limit": (29, "  limit: 0", "eval.limit", "got 0"),
     "zero eval batch size": (30, "  batch_size: 0", "eval.batch_size", "got 0"),
     "condition list of numbers": (27, "  conditions: [5]", "eval.conditions[0]", "must be a string"),
