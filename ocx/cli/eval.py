@@ -176,6 +176,8 @@ def _validate(o: dict):
     model, endpoints = o["model_path"], _split_endpoints(o["endpoint"])
     endpoint = endpoints[0] if endpoints else None
     engine = _engine_name(o, endpoints, problems)
+    problems += [InputProblem("command line", None, "--endpoint", f"not an http(s) URL with a host: {url!r}")
+                 for url in endpoints if not _is_http_url(url)]
     if bool(model) == bool(endpoint):
         problems.append(InputProblem("command line", None, "--model/--endpoint", "give exactly one of them"))
     if endpoint and not o["model_name"]:
@@ -210,6 +212,13 @@ def _validate(o: dict):
 def _looks_like_hub_id(text: str) -> bool:
     """"org/name": resolved from the Hugging Face cache (or downloaded) by the checkpoint spec."""
     return text.count("/") == 1 and not text.startswith((".", "/", "~")) and not Path(text).exists()
+
+
+def _is_http_url(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _split_endpoints(values: tuple[str, ...]) -> tuple[str, ...]:

@@ -66,6 +66,18 @@ def test_bad_options_are_all_reported_at_once_with_exit_code_2(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_every_endpoint_in_a_list_must_be_an_http_url_before_any_request(tmp_path, monkeypatch, capsys):
+    from tests.cli import invoke_ocx
+
+    code, _, err = invoke_ocx(monkeypatch, capsys, "eval", "--endpoint", "http://127.0.0.1:9/v1,,localhost:8000",
+                              "--endpoint", "ftp://h/v1", "--model-name", "m", "--sets", "arithmetic",
+                              "--output", tmp_path / "o")
+    assert code == 2
+    assert "--endpoint: not an http(s) URL with a host: 'localhost:8000'" in err
+    assert "--endpoint: not an http(s) URL with a host: 'ftp://h/v1'" in err
+    assert "http://127.0.0.1:9/v1'" not in err and not (tmp_path / "o").exists()
+
+
 def test_a_checkpoint_without_ocx_json_needs_model_type_and_unknown_types_get_suggestions(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     base = [sys.executable, "-m", "ocx.cli", "eval", "--model", str(tmp_path), "--sets", "gsm8k",
