@@ -48,10 +48,19 @@ def config_positions(path: Path) -> int | None:
     config_file = path / "config.json"
     if not config_file.is_file():
         return None
-    config = json.loads(config_file.read_text())
-    config = config.get("text_config", config)
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{config_file}: not a JSON config ({exc})") from None
+    config = config.get("text_config", config) if isinstance(config, dict) else None
+    if not isinstance(config, dict):
+        raise ValueError(f"{config_file}: not a JSON object")
     value = config.get("max_position_embeddings")
-    return int(value) if value else None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{config_file}: max_position_embeddings must be a positive integer, got {value!r}")
+    return value
 
 
 def context_length(template: ChatTemplate, positions: int | None) -> int:
@@ -85,6 +94,11 @@ class CheckpointSpec:
                 "tokenizer_sha256": self.tokenizer.sha256}
 
 
+def is_hub_id(text: str) -> bool:
+    """"org/name" that is not a path on this machine: resolved through the Hugging Face cache."""
+    return text.count("/") == 1 and not text.startswith((".", "/", "~")) and not Path(text).exists()
+
+
 def resolve_checkpoint_path(model: str | Path) -> Path:
     """A local folder as is; otherwise a hub id, from the cache (offline) or downloaded.
 
@@ -94,10 +108,9 @@ def resolve_checkpoint_path(model: str | Path) -> Path:
     path = Path(model).expanduser()
     if path.is_dir():
         return path.resolve()
-    text = str(model)
-    if path.exists() or text.startswith((".", "/", "~")) or text.count("/") != 1:
+    if not is_hub_id(str(model)):
         raise ValueError(f"{model}: no such checkpoint folder")
-    return local_model_dir(text).resolve()
+    return local_model_dir(str(model)).resolve()
 
 
 def resolve_checkpoint_spec(model: str | Path, model_type: str | None = None) -> CheckpointSpec:

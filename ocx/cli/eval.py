@@ -170,6 +170,7 @@ def eval_command(**options) -> None:
 
 def _validate(o: dict):
     """Check every option at once; an InputError lists all problems."""
+    from ocx.harness.checkpoint import is_hub_id
     from ocx.harness.eval_session import EvalOptions
 
     problems: list[InputProblem] = []
@@ -182,7 +183,7 @@ def _validate(o: dict):
         problems.append(InputProblem("command line", None, "--model/--endpoint", "give exactly one of them"))
     if endpoint and not o["model_name"]:
         problems.append(InputProblem("command line", None, "--model-name", "required with --endpoint"))
-    if model and not model.is_dir() and not _looks_like_hub_id(str(model)):
+    if model and not model.is_dir() and not is_hub_id(str(model)):
         problems.append(InputProblem(str(model), None, "--model", "not a checkpoint folder (nor an org/name hub id)"))
     if o["no_cache"] and o["cache_path"]:
         problems.append(InputProblem("command line", None, "--no-cache/--cache", "give at most one of them"))
@@ -207,11 +208,6 @@ def _validate(o: dict):
                        judge_endpoint=o["judge_endpoint"], judge_model=o["judge_model"],
                        judge_api_key=o["judge_api_key"], mt_bench_data=o["mt_bench_data"], samples=o["samples"],
                        sandbox=o["sandbox"])
-
-
-def _looks_like_hub_id(text: str) -> bool:
-    """"org/name": resolved from the Hugging Face cache (or downloaded) by the checkpoint spec."""
-    return text.count("/") == 1 and not text.startswith((".", "/", "~")) and not Path(text).exists()
 
 
 def _is_http_url(url: str) -> bool:

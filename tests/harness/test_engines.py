@@ -102,6 +102,25 @@ def test_the_vllm_engine_gets_the_parallel_sizes_ocx_serve_was_given(monkeypatch
     assert (args["tensor_parallel_size"], args["data_parallel_size"], args["max_model_len"]) == (2, 3, 8192)
 
 
+@pytest.mark.parametrize("config, words", [
+    ('{"max_position_embeddings": ', "not a JSON config"),
+    (b"\xff\xfe{}", "not a JSON config"),
+    ("[1, 2]", "not a JSON object"),
+    ('{"max_position_embeddings": "lots"}', "must be a positive integer, got 'lots'"),
+    ('{"max_position_embeddings": -5}', "must be a positive integer, got -5"),
+])
+@pytest.mark.parametrize("command", ["eval", "serve"])
+def test_a_corrupt_config_json_is_named_with_exit_2_before_any_output(monkeypatch, capsys, mistral_folder, tmp_path,
+                                                                       config, words, command):
+    config_file = mistral_folder / "config.json"
+    config_file.write_bytes(config if isinstance(config, bytes) else config.encode())
+    args = ["--sets", "arithmetic", "--output", tmp_path / "out"] if command == "eval" else ["--port", "0"]
+    code, _, err = invoke_ocx(monkeypatch, capsys, command, "--model", mistral_folder, *args)
+    assert code == 2, err
+    assert f"{config_file}: " in err and words in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_ocx_serve_refuses_data_parallelism_on_transformers_before_loading(monkeypatch, capsys, mistral_folder):
     code, _, err = invoke_ocx(monkeypatch, capsys, "serve", "--model", mistral_folder, "--engine", "transformers",
                               "--data-parallel-size", "2")
