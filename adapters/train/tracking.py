@@ -56,9 +56,8 @@ def tracker_problems(report_to) -> list[InputProblem]:
         if name not in TRACKERS:
             from ocx.recipes.checks import suggest
 
-            hint = suggest(name, list(TRACKERS))
-            problems.append(InputProblem("ocx train", None, "--report-to",
-                                         f"unknown tracker {name!r}{hint}; choose from {', '.join(TRACKERS)} or none"))
+            hint = suggest(name, list(TRACKERS)) or f"; choose from {', '.join(TRACKERS)} or none"
+            problems.append(InputProblem("ocx train", None, "--report-to", f"unknown tracker {name!r}{hint}"))
         elif importlib.util.find_spec(TRACKERS[name]) is None:
             problems.append(InputProblem("ocx train", None, "--report-to",
                                          f"{name} is not installed: pip install {TRACKERS[name]}"))
