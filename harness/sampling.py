@@ -50,6 +50,12 @@ class Sampling:
     incremental: bool = True
     """False: the caller needs only the result (no streaming, no stop strings), so an engine
     may send all tokens in one final step (vLLM's FINAL_ONLY), saving per-token work."""
+    logprobs: int | None = None
+    """None: no log-probabilities. N >= 0: each generated token's `TokenLogprob` (with the N
+    likeliest alternatives) rides on its `Step`, taken from the pass that sampled it."""
+    prompt_logprobs: int | None = None
+    """None: none. N >= 0: the first `Step` carries one entry per prompt token (None for the
+    first token, which has no context), with N alternatives each, from the prefill pass."""
 
     def __post_init__(self) -> None:
         if self.top_k < 0:  # vLLM spells "off" -1; one spelling here, so equal settings compare equal
@@ -60,7 +66,7 @@ class Sampling:
     @classmethod
     def for_suite(cls, generation: dict, overrides: dict) -> Sampling:
         """A suite's own settings (its `generation`) with the user's overrides on top."""
-        user_fields = {f.name for f in fields(cls)} - {"stop_token_ids", "incremental"}
+        user_fields = {f.name for f in fields(cls)} - _PLUMBING
         known = {k: v for k, v in {**generation, **overrides}.items() if k in user_fields}
         return cls(**known)
 
@@ -85,6 +91,7 @@ class Sampling:
                 if name not in honoured and name not in BASIC_FIELDS and getattr(self, name) != default]
 
 
+_PLUMBING = frozenset({"stop_token_ids", "incremental", "logprobs", "prompt_logprobs"})
 _DEFAULTS = {f.name: f.default for f in fields(Sampling)}
 ALL_FIELDS = frozenset(_DEFAULTS)
 """Every field: what an engine that honours everything (vLLM) declares."""

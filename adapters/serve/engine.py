@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from ocx.harness.logprobs import Loglikelihood, TokenLogprob
 from ocx.harness.sampling import Sampling
 
 FinishReason = Literal["stop", "length"]
@@ -31,6 +32,11 @@ class Step:
 
     token_ids: tuple[int, ...]
     finish_reason: FinishReason | None = None
+    logprobs: tuple[TokenLogprob, ...] | None = None
+    """One per token in `token_ids`, when the sequence's `Sampling.logprobs` is set."""
+    prompt_logprobs: tuple[TokenLogprob | None, ...] | None = None
+    """On the first step only, when `Sampling.prompt_logprobs` is set: one per prompt token,
+    None for the first (vLLM's shape)."""
 
 
 class EngineOverloaded(RuntimeError):
@@ -68,3 +74,8 @@ class Engine(Protocol):
 
     async def abort(self, request_id: str) -> None:
         """Stop a sequence early (client disconnect, stop string found); a no-op when done."""
+
+    async def loglikelihood(self, request_id: str, context_ids: list[int],
+                            continuation_ids: list[int]) -> Loglikelihood:
+        """Score `continuation_ids` after `context_ids` (optional: eval's `--scoring
+        loglikelihood` needs it). Engines batch concurrent calls themselves."""
