@@ -73,6 +73,32 @@ class Extraction:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class MultipleChoice:
+    """A sample posed for log-likelihood scoring (`ocx eval --scoring loglikelihood`).
+
+    The options are compared by the log-probability of each continuation after the context, as
+    lm-evaluation-harness's `multiple_choice` output type does: acc takes the likeliest option,
+    acc_norm the likeliest per character of the option (lm-eval's `len(choice)`, delimiter
+    excluded). A suite that can be scored this way offers
+    ``multiple_choice(sample, num_fewshot=0) -> MultipleChoice`` and ``max_fewshot: int`` (how
+    many demonstrations its data holds per sample; 0: zero-shot only).
+    """
+
+    context: str
+    """The plain text before the answer (description, demonstrations, question, answer cue).
+    The runner wraps it in the chat template unless `--no-chat`."""
+    choices: tuple[str, ...]
+    """Each option as lm-eval's `doc_to_choice` gives it (no delimiter), e.g. ``("A", "B")``."""
+    gold: tuple[int, ...]
+    """Indices of the accepted options (usually one)."""
+    target_delimiter: str = " "
+    """Put between context and each choice to make the continuation (lm-eval's default)."""
+
+    def continuations(self) -> tuple[str, ...]:
+        return tuple(f"{self.target_delimiter}{choice}" for choice in self.choices)
+
+
 @runtime_checkable
 class DataSource(Protocol):
     """Where suite data comes from: any store laid out like OpenChat's ``eval_data`` folder.
