@@ -49,6 +49,10 @@ BUILTIN_SUITES: dict[str, str] = {
     "ifbench": "ocx.benchmarks.ifbench:SUITE",
     # synthetic single-digit addition for the tiny-crlft recipe (not a published benchmark)
     "arithmetic": "ocx.benchmarks.arithmetic:SUITE",
+    # lm-eval's log-likelihood suites (--scoring loglikelihood only; data from --data FOLDER)
+    "arc_easy": "ocx.benchmarks.arc:ARC_EASY",
+    "arc_challenge": "ocx.benchmarks.arc:ARC_CHALLENGE",
+    "hellaswag": "ocx.benchmarks.hellaswag:SUITE",
 }
 
 GROUPS: dict[str, tuple[str, ...]] = {

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
-from ocx.benchmarks.base import DataSource, Extraction, Sample, check_matcher
+from ocx.benchmarks.base import DataSource, Extraction, MultipleChoice, Sample, check_matcher
 from ocx.benchmarks.common import ZERO_SHOT, load_subsets, option_letters, user_messages
 from ocx.benchmarks.extract import extract_letter
+from ocx.benchmarks.multiple_choice import lettered_multiple_choice
 from ocx.benchmarks.openchat_match import openchat_is_correct
 
 
@@ -25,6 +27,16 @@ class ChoiceSuite:
     """Folder of the suite's JSONL files in the eval_data layout, e.g. ``"zs/gpqa"``."""
     openchat_matcher: Callable[[dict, str], tuple[bool, str]]
     generation: dict = field(default_factory=lambda: dict(ZERO_SHOT))
+    multiple_choice_format: Callable[[str, str, list[str]], MultipleChoice] = lettered_multiple_choice
+    """How a record is posed for log-likelihood scoring (`--scoring loglikelihood`): by default its
+    own answer cue ("Among A through D, the answer is") followed by " A", " B", ..."""
+    max_fewshot: ClassVar[int] = 0  # zero-shot data: no demonstrations to take
+
+    def multiple_choice(self, sample: Sample, num_fewshot: int = 0) -> MultipleChoice:
+        if num_fewshot > self.max_fewshot:
+            raise ValueError(f"{self.name} is zero-shot: --num-fewshot {num_fewshot} is more than its "
+                             f"{self.max_fewshot}")
+        return self.multiple_choice_format(sample.question, sample.meta["options"], sample.meta["labels"])
 
     def _build(self, record: dict, subset: str, index: int) -> Sample:
         letters = option_letters(record["options"])

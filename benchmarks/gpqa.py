@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ocx.benchmarks.common import CHAIN_OF_THOUGHT
 from ocx.benchmarks.choice import ChoiceSuite
+from ocx.benchmarks.multiple_choice import gpqa_multiple_choice
 from ocx.benchmarks.openchat_match import zs_gpqa_match_answer
 
 SUITE = ChoiceSuite(
@@ -21,4 +22,7 @@ SUITE = ChoiceSuite(
     openchat_matcher=zs_gpqa_match_answer,
     # GPQA answers reason at length before "The correct answer is ...".
     generation=dict(CHAIN_OF_THOUGHT),
+    # Log-likelihood scoring: lm-eval's GPQA cue "Answer:" and options "(A)".."(D)" replace the
+    # instruction to answer in a sentence.
+    multiple_choice_format=gpqa_multiple_choice,
 )

@@ -10,9 +10,10 @@ the guess "(C)" (reported here as unmatched).
 
 from __future__ import annotations
 
-from ocx.benchmarks.base import Extraction, Sample, check_matcher
+from ocx.benchmarks.base import Extraction, MultipleChoice, Sample, check_matcher
 from ocx.benchmarks.common import CHAIN_OF_THOUGHT, load_subsets, option_letters, user_messages
 from ocx.benchmarks.extract import extract_letter
+from ocx.benchmarks.multiple_choice import mmlu_multiple_choice
 from ocx.benchmarks.openchat_match import fs_cothub_mmlu_match_answer, openchat_is_correct
 
 
@@ -21,6 +22,8 @@ class MMLU:
     version = "1.1"
     source = "MMLU (Hendrycks et al., 2020), 5-shot CoT prompts from Chain-of-Thought Hub; OpenChat eval_data fs_cothub/mmlu"
     generation = dict(CHAIN_OF_THOUGHT)
+    max_fewshot = 5
+    """Log-likelihood scoring takes its demonstrations from the CoT prompt's five (MMLU's dev split)."""
 
     def _build(self, record: dict, subset: str, index: int) -> Sample:
         letters = option_letters(record["options"])
@@ -40,6 +43,13 @@ class MMLU:
 
     def prompt(self, sample: Sample) -> list[dict]:
         return [dict(m) for m in sample.messages]
+
+    def multiple_choice(self, sample: Sample, num_fewshot: int = 0) -> MultipleChoice:
+        """lm-eval's MMLU prompt ("...\\nA. ..\\nD. ..\\nAnswer:", options " A".." D") with the first
+        `num_fewshot` demonstrations of the record's own prompt, their reasoning dropped."""
+        if not 0 <= num_fewshot <= self.max_fewshot:
+            raise ValueError(f"mmlu takes 0 to {self.max_fewshot} demonstrations, not {num_fewshot}")
+        return mmlu_multiple_choice(sample.question, sample.meta["subset"], sample.gold, num_fewshot)
 
     def extract(self, response: str, sample: Sample, matcher: str = "ocx") -> Extraction:
         check_matcher(matcher)

@@ -65,6 +65,15 @@ class EvalOptions:
     """vLLM: GPUs one model replica is split over (--tensor-parallel-size)."""
     data_parallel_size: int = 1
     """vLLM: model replicas, each answering part of the requests (--data-parallel-size)."""
+    scoring: str = "generate"
+    """generate (answers generated and matched) or loglikelihood (each option's log-probability;
+    multiple-choice suites only, see harness/loglikelihood_session.py) (--scoring)."""
+    num_fewshot: int | None = None
+    """Log-likelihood scoring: demonstrations before each question (--num-fewshot; None: 0)."""
+    chat: bool = True
+    """Log-likelihood scoring: the prompt through the chat template (False: --no-chat, plain text)."""
+    tokenizer: Path | None = None
+    """Log-likelihood scoring on an endpoint: the served model's tokenizer (--tokenizer)."""
 
     def all_endpoints(self) -> tuple[str, ...]:
         return self.endpoints or ((self.endpoint,) if self.endpoint else ())
@@ -252,6 +261,9 @@ def run_eval_session(opts: EvalOptions, console) -> Path:
     if wants_mt_bench(suites):
         problems += check_options(opts.judge_endpoint, opts.judge_model, opts.mt_bench_data)
     single = _with_sandbox(opts, single, problems)
+    from ocx.harness.loglikelihood_session import check_options as check_scoring
+
+    problems += check_scoring(opts, suites)
     if problems:
         raise InputError(problems)
     warn_identical_completions(opts, single)
@@ -268,9 +280,15 @@ def _run_locked(opts: EvalOptions, console, model_type, checkpoint, suites: list
 
     backend = build_backend(opts, model_type, checkpoint)
     with ResponseCache(opts.cache) as cache, make_progress(console, opts.progress) as progress:
-        runner = Runner(backend, cache, condition=opts.condition, matcher=opts.matcher, overrides=opts.overrides,
-                        progress=progress, completions=opts.samples, system_prompt=opts.system_prompt)
-        run = runner.run(single, data, limit=opts.limit)
+        if opts.scoring == "loglikelihood":
+            from ocx.harness.loglikelihood_session import run_loglikelihood
+
+            run = run_loglikelihood(opts, backend, cache, progress, single, data)
+        else:
+            runner = Runner(backend, cache, condition=opts.condition, matcher=opts.matcher,
+                            overrides=opts.overrides, progress=progress, completions=opts.samples,
+                            system_prompt=opts.system_prompt)
+            run = runner.run(single, data, limit=opts.limit)
         mt = None
         if wants_mt_bench(suites):
             started = time.perf_counter()
@@ -290,7 +308,9 @@ def _run_locked(opts: EvalOptions, console, model_type, checkpoint, suites: list
     path = write_results(opts.output, run, settings)
     if not opts.print_summary:
         return path
-    console.print(scores_table(run, title=f"{opts.model_name} ({opts.matcher} matcher)"))
+    how = f"{opts.matcher} matcher" if opts.scoring == "generate" else \
+        f"log-likelihood, {opts.num_fewshot or 0}-shot, {'chat' if opts.chat else 'no chat'}"
+    console.print(scores_table(run, title=f"{opts.model_name} ({how})"))
     if mt is not None:
         from ocx.benchmarks.mt_bench_report import mt_bench_table
 

@@ -130,12 +130,20 @@ def scores_table(run: EvalRun, title: str | None = None):
     columns = [("suite", "left"), ("accuracy", "right"), ("n", "right"), ("unmatched", "right")]
     if any(pass_at.values()):
         columns.append(("pass@k", "right"))
+    # Log-likelihood scoring: acc is the accuracy column, lm-eval's acc_norm takes the place of
+    # "unmatched" (nothing is generated, so nothing can go unmatched).
+    norm = any("acc_norm" in scores for scores in all_scores.values())
+    if norm:
+        columns[2:4] = [("acc_norm", "right"), ("n", "right")]
     for column, justify in (*columns, ("version", "left")):
         table.add_column(column, justify=justify)
     for name, s in run.summaries.items():
         scores = all_scores[name]
         row = [name, plus_minus(s.accuracy, scores.get("stderr")), str(s.n),
                f"{s.unmatched} ({100 * s.unmatched_rate:.1f}%)"]
+        if norm:
+            row[2:4] = [plus_minus(scores["acc_norm"], scores.get("acc_norm_stderr")) if "acc_norm" in scores else "",
+                        str(s.n)]
         if len(columns) > 4:
             row.append("  ".join(f"{k} {plus_minus(v, scores.get(f'{k}_stderr'))}" for k, v in pass_at[name].items()))
         table.add_row(*row, s.version)

@@ -1,6 +1,7 @@
 """The FastAPI application: `create_app(engine, settings)`; all state lives on the app.
 
-Routes: POST /v1/chat/completions, GET /v1/models, GET /health, GET / (the chat page).
+Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health, GET / (the chat page),
+and vLLM's tokenizer endpoints POST /tokenize, POST /detokenize, GET /tokenizer_info.
 Every error, including FastAPI's own validation and routing errors, is answered in OpenAI's
 `{"error": {...}}` shape; bad input is a 4xx, never a 500. `guard.RequestGuard` checks the key
 and size on the headers before any body is read; parsing and tokenizing run in a thread pool,
@@ -13,21 +14,25 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import resources
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ocx.adapters.serve import chat
+from ocx.adapters.serve import chat, completions
+from ocx.adapters.serve import tokenize as tokenizer_api
 from ocx.adapters.serve.engine import Engine
 from ocx.adapters.serve.guard import RequestGuard, check_api_keys
 from ocx.adapters.serve.model import ServedModel
-from ocx.adapters.serve.protocol import ApiError, parse_request, validation_error
+from ocx.adapters.serve.protocol import (ApiError, CompletionRequest, DetokenizeRequest, TokenizeRequest, parse_request,
+                                        validation_error)
 from ocx.harness.sampling import honoured_fields
 
 log = logging.getLogger("ocx.serve")
@@ -126,39 +131,86 @@ def create_app(engine: Engine, settings: ServeSettings) -> FastAPI:
         return {"object": "list", "data": [_model_card(settings.model, name, state.started, engine.name)
                                            for name in settings.model.names]}
 
+    model = settings.model
+    chat_api = _Endpoint(
+        prepare=lambda body: chat.prepare(parse_request(body), model, honoured),
+        complete=chat.complete, stream=chat.stream,
+        output=lambda choice: choice["message"]["content"],
+        delta=lambda choice: choice.get("delta", {}).get("content") or "")
+    completions_api = _Endpoint(
+        prepare=lambda body: completions.prepare(parse_request(body, CompletionRequest), model, honoured,
+                                                 settings.max_pending),
+        complete=completions.complete, stream=completions.stream,
+        output=lambda choice: choice["text"], delta=lambda choice: choice.get("text") or "")
+
+    async def in_pool(work, *args):
+        return await asyncio.get_running_loop().run_in_executor(state.pool, work, *args)
+
+    @app.post("/tokenize")
+    async def tokenize(request: Request) -> dict:
+        body = await request.body()
+        return await in_pool(lambda: tokenizer_api.tokenize(parse_request(body, TokenizeRequest), model))
+
+    @app.post("/detokenize")
+    async def detokenize(request: Request) -> dict:
+        body = await request.body()
+        return await in_pool(lambda: tokenizer_api.detokenize(parse_request(body, DetokenizeRequest), model))
+
+    @app.get("/tokenizer_info")
+    async def tokenizer_info() -> dict:
+        return tokenizer_api.tokenizer_info(model)
+
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):
-        _check_capacity(state, 1)  # before the costly part; checked again once `n` is known
-        body = await request.body()  # already read (and capped) by RequestGuard
-        prep = await asyncio.get_running_loop().run_in_executor(state.pool, _prepare, body, settings.model, honoured)
-        n = len(prep.settings)
-        _check_capacity(state, n)
-        state.pending += n  # no await since the check: no other request can slip in between
-        if prep.request.stream:
-            return _EventStream(_logged_stream(state, prep), on_close=lambda: _release(state, n))
-        try:
-            result = await _until_disconnect(request, chat.complete(engine, settings.model, prep))
-        except ApiError:
-            raise
-        except Exception as exc:
-            raise chat.generation_error(prep.id, exc) from exc
-        finally:
-            state.pending -= n
-        _log(state, prep, result["usage"], [c["message"]["content"] for c in result["choices"]])
-        return JSONResponse(result)
+        return await _serve(state, request, chat_api)
+
+    @app.post("/v1/completions")
+    async def text_completions(request: Request):
+        return await _serve(state, request, completions_api)
 
     return app
+
+
+@dataclass(frozen=True)
+class _Endpoint:
+    """What differs between the two generation routes; `_serve` does the rest for both."""
+
+    prepare: Callable[[bytes], Any]
+    """Parse, validate and tokenize a body (in a worker thread); raises ApiError."""
+    complete: Callable
+    stream: Callable
+    output: Callable[[dict], str]
+    """The text of a response choice (for the request log)."""
+    delta: Callable[[dict], str]
+    """The text of a streamed chunk's choice."""
+
+
+async def _serve(state: _State, request: Request, api: _Endpoint):
+    """Capacity, preparation off the event loop, the engine run, disconnects and the log."""
+    _check_capacity(state, 1)  # before the costly part; checked again once the sequences are known
+    body = await request.body()  # already read (and capped) by RequestGuard
+    prep = await asyncio.get_running_loop().run_in_executor(state.pool, api.prepare, body)
+    n = prep.sequences()
+    _check_capacity(state, n)
+    state.pending += n  # no await since the check: no other request can slip in between
+    if prep.request.stream:
+        return _EventStream(_logged_stream(state, prep, api), on_close=lambda: _release(state, n))
+    try:
+        result = await _until_disconnect(request, api.complete(state.engine, state.settings.model, prep))
+    except ApiError:
+        raise
+    except Exception as exc:
+        raise chat.generation_error(prep.id, exc) from exc
+    finally:
+        state.pending -= n
+    _log(state, prep, result["usage"], [api.output(c) for c in result["choices"]])
+    return JSONResponse(result)
 
 
 def _model_card(model: ServedModel, name: str, created: float, engine: str) -> dict:
     return {"id": name, "object": "model", "created": int(created), "owned_by": "ocx", "root": model.names[0],
             "model_type": model.model_type, "default_condition": model.template.default_condition,
             "context_length": model.context_length, "engine": engine}
-
-
-def _prepare(body: bytes, model: ServedModel, honoured: frozenset[str]) -> chat.Prepared:
-    """Parse, validate and tokenize (in a worker thread: all three grow with the body)."""
-    return chat.prepare(parse_request(body), model, honoured)
 
 
 def _check_capacity(state: _State, n: int) -> None:
@@ -185,30 +237,30 @@ class _EventStream(StreamingResponse):
             await self._events.aclose()  # cancels the request's sequences if still running
 
 
-async def _logged_stream(state: _State, prep: chat.Prepared):
+async def _logged_stream(state: _State, prep, api: _Endpoint):
     texts: dict[int, list[str]] = {}
     usage = None
-    async for event in chat.stream(state.engine, state.settings.model, prep):
+    async for event in api.stream(state.engine, state.settings.model, prep):
         yield event
         if state.settings.request_log is not None:  # parsing every event costs; only for --log-file
-            usage = _collect_event(event, texts) or usage
+            usage = _collect_event(event, texts, api) or usage
     _log(state, prep, usage, ["".join(texts[i]) for i in sorted(texts)])
 
 
-def _collect_event(event: str, texts: dict[int, list[str]]) -> dict | None:
+def _collect_event(event: str, texts: dict[int, list[str]], api: _Endpoint) -> dict | None:
     payload = event.removeprefix("data: ").strip()
     if payload == "[DONE]":
         return None
     body = json.loads(payload)
     for choice in body.get("choices", []):
-        texts.setdefault(choice["index"], []).append(choice.get("delta", {}).get("content") or "")
+        texts.setdefault(choice["index"], []).append(api.delta(choice))
     return body.get("usage")
 
 
-def _log(state: _State, prep: chat.Prepared, usage: dict | None, outputs: list[str]) -> None:
+def _log(state: _State, prep, usage: dict | None, outputs: list[str]) -> None:
     settings = state.settings
     if settings.log_requests:
-        log.info("%s model=%s prompt_tokens=%d usage=%s", prep.id, prep.model_name, len(prep.prompt_ids), usage)
+        log.info("%s model=%s prompt_tokens=%d usage=%s", prep.id, prep.model_name, prep.prompt_tokens, usage)
     if settings.request_log is not None:
         record = {"id": prep.id, "time": prep.created, "request": prep.request.model_dump(exclude_unset=True),
                   "outputs": outputs, "usage": usage}

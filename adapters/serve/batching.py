@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ocx.adapters.serve.engine import SamplingSettings
+from ocx.harness.logprobs import TokenLogprob
 
 
 @dataclass
@@ -31,6 +32,10 @@ class Sequence:
     generator: torch.Generator
     generated: list[int] = field(default_factory=list)
     counts: dict[int, int] = field(default_factory=dict)
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+    """Each generated token's log-probability, when `settings.logprobs` is set."""
+    prompt_logprobs: tuple[TokenLogprob | None, ...] | None = None
+    """Set by `prefill` when `settings.prompt_logprobs` is set; sent on the first step."""
 
     @classmethod
     def create(cls, request_id: str, prompt_ids: list[int], settings: SamplingSettings) -> Sequence:
@@ -121,11 +126,49 @@ def select(batch: Batch, keep: list[int]) -> Batch:
 
 @torch.inference_mode()
 def prefill(model, rows: list[Sequence], pad_id: int) -> tuple[Batch, torch.Tensor]:
-    """Run the prompts of `rows` together; returns their batch and last-position logits."""
+    """Run the prompts of `rows` together; returns their batch and last-position logits.
+
+    Only the last position goes through the lm_head, unless a row asks for its prompt's
+    log-probabilities: then every position does, in this same pass, and those rows get them.
+    """
     ids, mask = (t.to(model.device) for t in left_pad([r.prompt_ids for r in rows], pad_id))
     positions = (mask.cumsum(1) - 1).clamp(min=0)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+    every_position = any(r.settings.prompt_logprobs is not None for r in rows)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                logits_to_keep=0 if every_position else 1)
+    if every_position:
+        for i, row in enumerate(rows):
+            if row.settings.prompt_logprobs is not None:
+                row.prompt_logprobs = _prompt_logprobs(out.logits[i], row.prompt_ids, row.settings.prompt_logprobs)
     return Batch(_cache_tensors(out), mask, rows), _last_logits(out)
+
+
+def _prompt_logprobs(logits: torch.Tensor, prompt_ids: list[int], top: int) -> tuple[TokenLogprob | None, ...]:
+    """One row's prompt log-probabilities from its (left-padded) logits `[T, V]`: the logits
+    at position p predict token p + 1, so a prompt of L tokens takes the L - 1 positions
+    before the last; its first token has no context (None, as vLLM)."""
+    length = len(prompt_ids)
+    if length < 2:
+        return (None,) * length
+    logprobs = torch.log_softmax(logits[-length:-1].float(), dim=-1).cpu()
+    return (None, *token_logprobs(logprobs, prompt_ids[1:], top))
+
+
+def token_logprobs(logprobs: torch.Tensor, tokens: list[int], top: int) -> list[TokenLogprob]:
+    """`TokenLogprob`s of `tokens[i]` under the log-softmaxed rows `logprobs[i]` (`[N, V]`).
+
+    The rank is vLLM's: how many tokens are at least as likely as this one (1: the argmax).
+    """
+    index = torch.tensor(tokens, dtype=torch.long).unsqueeze(1)
+    chosen = logprobs.gather(1, index)
+    ranks = (logprobs >= chosen).sum(1).tolist()
+    chosen = chosen.squeeze(1).tolist()
+    if top > 0:
+        best, best_ids = logprobs.topk(min(top, logprobs.shape[1]), dim=1)
+        tops = [tuple(zip(i, v)) for i, v in zip(best_ids.tolist(), best.tolist())]
+    else:
+        tops = [()] * len(tokens)
+    return [TokenLogprob(t, lp, r, tp) for t, lp, r, tp in zip(tokens, chosen, ranks, tops)]
 
 
 @torch.inference_mode()

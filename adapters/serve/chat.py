@@ -3,12 +3,12 @@
 A request becomes `n` engine sequences run concurrently (seeds `seed + i`). Non-streaming
 waits for all and answers one JSON object; streaming sends OpenAI's `chat.completion.chunk`
 events as server-sent events, ending with `data: [DONE]`. Either way the client going away
-cancels every sequence of the request.
+cancels every sequence of the request. With `logprobs: true`, each choice (and each streamed
+chunk) carries its tokens' log-probabilities in OpenAI's shape (`logprobs_format`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -18,7 +18,8 @@ from contextlib import aclosing
 from dataclasses import dataclass
 
 from ocx.adapters.serve.engine import Engine, SequenceFailed
-from ocx.adapters.serve.generation import ChoiceState, run_choice
+from ocx.adapters.serve.generation import ChoiceState, merge, run_all, stream_choice
+from ocx.adapters.serve.logprobs_format import chat_logprobs, token_texts
 from ocx.adapters.serve.model import ServedModel
 from ocx.adapters.serve.protocol import SEED_MIN, ApiError, ChatCompletionRequest
 from ocx.harness.sampling import BASIC_FIELDS, Sampling
@@ -39,16 +40,22 @@ class Prepared:
     stops: tuple[str, ...]
     request: ChatCompletionRequest
 
+    @property
+    def prompt_tokens(self) -> int:
+        return len(self.prompt_ids)
+
+    def sequences(self) -> int:
+        return len(self.settings)
+
 
 def prepare(request: ChatCompletionRequest, model: ServedModel, honoured: frozenset[str] = BASIC_FIELDS) -> Prepared:
     """Check the request against the model and the engine's `honoured` sampling fields, and
     encode its prompt; raises ApiError."""
     request.check_supported()
-    _check_sampling(request, honoured)
-    name = model.resolve(request.model)
-    if name is None:
-        raise ApiError(404, f"The model `{_clip(request.model)}` does not exist. Served: {', '.join(model.names[:3])}",
-                       param="model", code="model_not_found")
+    check_sampling(Sampling(top_k=request.top_k, min_p=float(request.min_p),
+                            repetition_penalty=float(request.repetition_penalty),
+                            logprobs=request.logprob_alternatives()), honoured)
+    name = resolve_name(model, request.model)
     _check_condition(request.condition, model)
     messages = [{"role": m.role, "content": m.text()} for m in request.messages]
     try:
@@ -60,15 +67,23 @@ def prepare(request: ChatCompletionRequest, model: ServedModel, honoured: frozen
                     stops=request.stops(), request=request)
 
 
+def resolve_name(model: ServedModel, requested: str) -> str:
+    """The name responses report for a request's `model`; a 404 when it is not this model."""
+    name = model.resolve(requested)
+    if name is None:
+        raise ApiError(404, f"The model `{_clip(requested)}` does not exist. Served: {', '.join(model.names[:3])}",
+                       param="model", code="model_not_found")
+    return name
+
+
 def _clip(text: str, limit: int = 80) -> str:
     """A client's string as echoed in an error: never the whole of a huge one."""
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
-def _check_sampling(request: ChatCompletionRequest, honoured: frozenset[str]) -> None:
-    # Checked on the request, before any tokenizing: a field the engine would ignore is refused.
-    probe = Sampling(top_k=request.top_k, min_p=float(request.min_p),
-                     repetition_penalty=float(request.repetition_penalty))
+def check_sampling(probe: Sampling, honoured: frozenset[str]) -> None:
+    """Refuse a request whose `probe` (its sampling fields, before any tokenizing) sets a field
+    the engine would ignore."""
     ignored = probe.unsupported(honoured)
     if ignored:
         raise ApiError(400, f"{ignored[0]} is not supported by this server's engine; leave it at its default "
@@ -105,15 +120,16 @@ def _sampling(request: ChatCompletionRequest, model: ServedModel, prompt_tokens:
         Sampling(max_tokens=wanted or room, stop_token_ids=model.stop_token_ids, stop=request.stops(),
                  temperature=float(request.temperature), top_p=float(request.top_p), top_k=request.top_k,
                  min_p=float(request.min_p), repetition_penalty=float(request.repetition_penalty),
-                 seed=None if request.seed is None else _choice_seed(request.seed, i),
+                 seed=None if request.seed is None else choice_seed(request.seed, i),
                  presence_penalty=float(request.presence_penalty),
                  frequency_penalty=float(request.frequency_penalty),
-                 incremental=request.stream or bool(request.stop))
+                 incremental=request.stream or bool(request.stop),
+                 logprobs=request.logprob_alternatives())
         for i in range(request.n)
     ]
 
 
-def _choice_seed(seed: int, index: int) -> int:
+def choice_seed(seed: int, index: int) -> int:
     """`seed + index`, wrapped into the signed 64-bit range every engine's generator accepts."""
     return (seed + index - SEED_MIN) % 2**64 + SEED_MIN
 
@@ -124,31 +140,35 @@ def _usage(prep: Prepared, states: list[ChoiceState]) -> dict:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
+def _logprobs(prep: Prepared, model: ServedModel, tokens) -> dict | None:
+    """A choice's `logprobs` object for `tokens`, or None when the request asked for none."""
+    if not prep.request.logprobs:
+        return None
+    return chat_logprobs(token_texts(model.tokenizer), tokens, prep.request.top_logprobs or 0)
+
+
+def _choice(engine: Engine, model: ServedModel, prep: Prepared, states: list[ChoiceState]):
+    def start(i: int):
+        return stream_choice(engine, f"{prep.id}-{i}", prep.prompt_ids, prep.settings[i], model.tokenizer,
+                             prep.stops, states[i])
+    return start
+
+
 async def complete(engine: Engine, model: ServedModel, prep: Prepared) -> dict:
     """The non-streaming response object."""
     states = [ChoiceState(i) for i in range(len(prep.settings))]
+    start = _choice(engine, model, prep, states)
 
     async def drain(i: int) -> None:
-        async for _ in run_choice(engine, f"{prep.id}-{i}", prep.prompt_ids, prep.settings[i],
-                                  model.tokenizer, prep.stops, states[i]):
-            pass
+        async with aclosing(start(i)) as deltas:
+            async for _ in deltas:
+                pass
 
-    await _all_or_none([drain(i) for i in range(len(states))])
+    await run_all([drain(i) for i in range(len(states))])
     choices = [{"index": s.index, "message": {"role": "assistant", "content": s.text},
-                "logprobs": None, "finish_reason": s.finish_reason} for s in states]
+                "logprobs": _logprobs(prep, model, s.logprobs), "finish_reason": s.finish_reason} for s in states]
     return {"id": prep.id, "object": "chat.completion", "created": prep.created, "model": prep.model_name,
             "choices": choices, "usage": _usage(prep, states)}
-
-
-async def _all_or_none(coros: list) -> None:
-    """Run coroutines concurrently; if one fails or we are cancelled, cancel the rest."""
-    tasks = [asyncio.ensure_future(c) for c in coros]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _chunk(prep: Prepared, choices: list[dict], usage: dict | None = None, with_usage: bool = False) -> str:
@@ -167,9 +187,10 @@ async def stream(engine: Engine, model: ServedModel, prep: Prepared) -> AsyncIte
         yield _chunk(prep, [{"index": s.index, "delta": {"role": "assistant", "content": ""},
                              "logprobs": None, "finish_reason": None}], with_usage=include_usage)
     try:
-        async for index, delta in _merge(engine, model, prep, states):
+        async for index, delta in merge(len(states), _choice(engine, model, prep, states)):
             if delta is not None:
-                choice = {"index": index, "delta": {"content": delta}, "logprobs": None, "finish_reason": None}
+                choice = {"index": index, "delta": {"content": delta.text},
+                          "logprobs": _logprobs(prep, model, delta.logprobs), "finish_reason": None}
             else:
                 choice = {"index": index, "delta": {}, "logprobs": None, "finish_reason": states[index].finish_reason}
             yield _chunk(prep, [choice], with_usage=include_usage)
@@ -180,41 +201,3 @@ async def stream(engine: Engine, model: ServedModel, prep: Prepared) -> AsyncIte
     if include_usage:
         yield _chunk(prep, [], _usage(prep, states), with_usage=True)
     yield "data: [DONE]\n\n"
-
-
-async def _merge(engine: Engine, model: ServedModel, prep: Prepared,
-                 states: list[ChoiceState]) -> AsyncIterator[tuple[int, str | None]]:
-    """(choice index, delta) from all choices as they come; (index, None) when one finishes."""
-    def choice(i: int):
-        return run_choice(engine, f"{prep.id}-{i}", prep.prompt_ids, prep.settings[i],
-                          model.tokenizer, prep.stops, states[i])
-
-    if len(states) == 1:  # the common case, without a queue in between
-        async with aclosing(choice(0)) as deltas:
-            async for delta in deltas:
-                yield 0, delta
-        yield 0, None
-        return
-    queue: asyncio.Queue = asyncio.Queue()
-
-    async def pump(i: int) -> None:
-        try:
-            async for delta in choice(i):
-                await queue.put((i, delta))
-            await queue.put((i, None))
-        except Exception as exc:
-            await queue.put(exc)
-
-    tasks = [asyncio.ensure_future(pump(i)) for i in range(len(states))]
-    try:
-        finished = 0
-        while finished < len(states):
-            item = await queue.get()
-            if isinstance(item, Exception):
-                raise item
-            yield item
-            finished += item[1] is None
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)

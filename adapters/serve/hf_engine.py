@@ -19,9 +19,14 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ocx.adapters.serve.engine import SamplingSettings, SequenceFailed, Step
+from ocx.harness.logprobs import Loglikelihood
 from ocx.harness.sampling import ALL_FIELDS
+
+if TYPE_CHECKING:  # torch is imported by the worker, not by importing this module
+    from ocx.adapters.serve.scoring import ScoreRequest, ScoringQueue
 
 log = logging.getLogger("ocx.serve")
 
@@ -47,7 +52,8 @@ class TransformersEngine:
     logits processors (see `batching.sample`)."""
 
     def __init__(self, model_path: str | Path, *, pad_id: int, max_batch_size: int = 16,
-                 dtype: str = "float32", num_threads: int | None = None, device: str = "cpu"):
+                 dtype: str = "float32", num_threads: int | None = None, device: str = "cpu",
+                 max_positions: int | None = None, score_token_budget: int = 16384):
         self.model_path = Path(model_path)
         self.device = device
         """Where the weights and KV cache live ("cpu", "cuda", "cuda:1"); sampling stays on the CPU."""
@@ -55,8 +61,13 @@ class TransformersEngine:
         self.max_batch_size = max_batch_size
         self.dtype = dtype
         self.num_threads = num_threads
+        self.max_positions = max_positions
+        """Most tokens a scored input keeps (its last ones); default: the model config's
+        `max_position_embeddings`, as lm-eval's `hf` model."""
+        self.score_token_budget = score_token_budget
+        """Padded tokens per scoring forward pass (rows x longest row)."""
         self.model = None
-        self._inbox: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[_Pending | ScoreRequest] = queue.SimpleQueue()
         self._cancelled: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -78,6 +89,8 @@ class TransformersEngine:
         if self.num_threads:
             torch.set_num_threads(self.num_threads)
         model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=getattr(torch, self.dtype))
+        if self.max_positions is None:
+            self.max_positions = int(getattr(model.config.get_text_config(), "max_position_embeddings", None) or 2048)
         return model.to(self.device).eval()
 
     async def shutdown(self) -> None:
@@ -106,6 +119,22 @@ class TransformersEngine:
         with self._lock:
             self._cancelled.add(request_id)
 
+    async def loglikelihood(self, request_id: str, context_ids: list[int],
+                            continuation_ids: list[int]) -> Loglikelihood:
+        """Score `continuation_ids` after `context_ids` (see `scoring`); concurrent calls share
+        forward passes. Bad token IDs or an empty side raise ValueError; a failed pass, SequenceFailed."""
+        from ocx.adapters.serve.scoring import ScoreRequest
+
+        loop = asyncio.get_running_loop()
+        result: asyncio.Future[Loglikelihood] = loop.create_future()
+        self._inbox.put(ScoreRequest(request_id, list(context_ids), list(continuation_ids),
+                                     lambda item: loop.call_soon_threadsafe(_settle, result, item)))
+        try:
+            return await result
+        except asyncio.CancelledError:
+            await self.abort(request_id)
+            raise
+
     # ---- worker thread -------------------------------------------------------------------
     # Failures are isolated to the sequences that cause them: a row whose sampling raises is
     # failed alone, and a forward pass that raises is retried on each half of its rows until
@@ -113,17 +142,25 @@ class TransformersEngine:
     # Every admitted request is sure to get a last Step or an error; none can hang.
 
     def _run(self) -> None:
+        from ocx.adapters.serve.scoring import ScoringQueue
+
         waiting: deque[_Pending] = deque()
         batch = None
         emitters: dict[str, Callable] = {}
+        scoring = ScoringQueue(max_positions=self.max_positions, token_budget=self.score_token_budget,
+                               vocab_size=self.model.get_input_embeddings().num_embeddings)
         while not self._stop.is_set():
             try:
                 # Take cancellations before new requests: a request is always queued before its
                 # abort, so every abort taken here finds its request in `waiting` or the batch.
                 with self._lock:
                     cancelled, self._cancelled = self._cancelled, set()
-                self._receive(waiting, block=batch is None)
+                self._receive(waiting, scoring, block=batch is None and not scoring)
                 batch = self._drop_cancelled(batch, waiting, emitters, cancelled)
+                scoring.drop(cancelled)
+                # One scoring pass, then one generation step: neither kind of work starves the other.
+                if scoring:
+                    self._score(scoring, scoring.next_batch())
                 if self._admit_now(batch, waiting):
                     batch = self._admit(batch, waiting, emitters)
                 if batch is not None:
@@ -138,6 +175,7 @@ class TransformersEngine:
             emitters.setdefault(pending.request_id, pending.emit)
         for emit in emitters.values():
             emit(SequenceFailed("server is shutting down"))
+        scoring.fail_all(lambda _: SequenceFailed("server is shutting down"))
 
     def _admit_now(self, batch, waiting: deque) -> bool:
         """Whether to prefill the waiting requests now.
@@ -162,14 +200,38 @@ class TransformersEngine:
             return True
         return False
 
-    def _receive(self, waiting: deque, block: bool) -> None:
+    def _receive(self, waiting: deque, scoring: ScoringQueue, block: bool) -> None:
         try:
             if block and not waiting:
-                waiting.append(self._inbox.get(timeout=_IDLE_WAIT_S))
+                self._route(self._inbox.get(timeout=_IDLE_WAIT_S), waiting, scoring)
             while True:
-                waiting.append(self._inbox.get_nowait())
+                self._route(self._inbox.get_nowait(), waiting, scoring)
         except queue.Empty:
             pass
+
+    @staticmethod
+    def _route(item, waiting: deque, scoring: ScoringQueue) -> None:
+        if isinstance(item, _Pending):
+            waiting.append(item)
+        else:
+            scoring.add(item)
+
+    def _score(self, scoring: ScoringQueue, rows: list) -> None:
+        """One scoring pass over `rows`; a pass that raises is retried on each half, so only the
+        requests whose rows fail get an error."""
+        from ocx.adapters.serve.scoring import forward
+
+        try:
+            values, greedy = forward(self.model, rows, self.pad_id)
+        except Exception as exc:
+            if len(rows) > 1:
+                self._score(scoring, rows[:len(rows) // 2])
+                self._score(scoring, rows[len(rows) // 2:])
+                return
+            log.error("scoring failed; only the requests reading this input fail", exc_info=exc)
+            scoring.fail(rows, lambda request_id: SequenceFailed(f"scoring failed for request {request_id}"))
+            return
+        scoring.finish(rows, values, greedy)
 
     def _drop_cancelled(self, batch, waiting: deque, emitters: dict, cancelled: set[str]):
         if not cancelled:
@@ -220,9 +282,18 @@ class TransformersEngine:
         return fresh if batch is None else merge(batch, fresh)
 
     def _prefill(self, rows: list):
-        from ocx.adapters.serve.batching import prefill
+        """One prefill pass; two when only some rows want their prompt's log-probabilities, so
+        the others never pay for logits at every position (`[rows, length, vocab]` floats)."""
+        import torch
 
-        return prefill(self.model, rows, self.pad_id)
+        from ocx.adapters.serve.batching import merge, prefill
+
+        asking = [r for r in rows if r.settings.prompt_logprobs is not None]
+        if not asking or len(asking) == len(rows):
+            return prefill(self.model, rows, self.pad_id)
+        (a, logits_a), (b, logits_b) = (prefill(self.model, part, self.pad_id)
+                                        for part in (asking, [r for r in rows if r.settings.prompt_logprobs is None]))
+        return merge(a, b), torch.cat([logits_a, logits_b])
 
     def _decode(self, batch, rows: list):
         """One decode step for `rows`, all or some (in order) of the batch's rows."""
@@ -261,12 +332,15 @@ class TransformersEngine:
         return merge(a, b), torch.cat([logits_a, logits_b])
 
     def _sample_and_emit(self, batch, logits, emitters: dict):
-        from ocx.adapters.serve.batching import sample
+        from ocx.adapters.serve.batching import sample, token_logprobs
 
         done = set()
+        logprobs = _raw_logprobs(batch.rows, logits)
         for i, row in enumerate(batch.rows):
             try:
                 token = sample(logits[i], row)
+                if i in logprobs:
+                    row.logprobs.extend(token_logprobs(logprobs[i][None], [token], row.settings.logprobs))
             except Exception as exc:  # this row's sampling only: the others go on
                 self._fail(row.request_id, emitters, exc)
                 done.add(row.request_id)
@@ -276,8 +350,39 @@ class TransformersEngine:
             # A caller that needs only the result gets all tokens in one last step: no event-loop
             # wake-up and no incremental detokenizing per token (vLLM's FINAL_ONLY).
             if emit is not None and (row.settings.incremental or reason is not None):
-                emit(Step((token,) if row.settings.incremental else tuple(row.generated), reason))
+                emit(_step(row, reason))
             if reason is not None:
                 done.add(row.request_id)
                 emitters.pop(row.request_id, None)
         return self._keep(batch, lambda row: row.request_id not in done)
+
+
+def _settle(future: asyncio.Future, item) -> None:
+    if future.done():  # the caller was cancelled meanwhile
+        return
+    if isinstance(item, BaseException):
+        future.set_exception(item)
+    else:
+        future.set_result(item)
+
+
+def _raw_logprobs(rows: list, logits) -> dict:
+    """Row index -> log-softmax of its raw logits (before penalties and temperature, as vLLM
+    reports them), for the rows that ask only: the others pay nothing."""
+    import torch
+
+    asking = [i for i, row in enumerate(rows) if row.settings.logprobs is not None]
+    if not asking:
+        return {}
+    rows_logprobs = torch.log_softmax(logits[asking].float(), dim=-1)
+    return dict(zip(asking, rows_logprobs))
+
+
+def _step(row, reason) -> Step:
+    """The step to send `row` after its newest token: that token when streaming, else all of them;
+    with their log-probabilities, and the prompt's on the first step, when the row asked."""
+    first = len(row.generated) == 1 or not row.settings.incremental
+    count = 1 if row.settings.incremental else len(row.generated)
+    return Step(tuple(row.generated[-count:]), reason,
+                logprobs=tuple(row.logprobs[-count:]) if row.settings.logprobs is not None else None,
+                prompt_logprobs=row.prompt_logprobs if first else None)

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from ocx.adapters.serve.engine import Step
+from ocx.harness.logprobs import Loglikelihood, TokenLogprob
 from ocx.harness.sampling import ALL_FIELDS, Sampling
 
 
@@ -63,22 +64,65 @@ class VLLMEngine:
                               repetition_penalty=s.repetition_penalty, seed=s.seed,
                               presence_penalty=s.presence_penalty, frequency_penalty=s.frequency_penalty,
                               max_tokens=s.max_tokens, stop_token_ids=list(s.stop_token_ids), ignore_eos=True,
-                              detokenize=False,
+                              detokenize=False, logprobs=s.logprobs, prompt_logprobs=s.prompt_logprobs,
                               output_kind=RequestOutputKind.DELTA if s.incremental else RequestOutputKind.FINAL_ONLY)
 
     async def generate(self, request_id: str, prompt_ids: list[int], settings: Sampling) -> AsyncIterator[Step]:
         # vLLM aborts the request itself when this iteration is closed or cancelled.
         stream = self.engine.generate({"prompt_token_ids": prompt_ids}, self._params(settings), request_id)
+        prompt_sent = settings.prompt_logprobs is None
         async for output in stream:
             completion = output.outputs[0]
             reason = completion.finish_reason
             if reason is not None and reason != "length":
                 reason = "stop"
-            yield Step(tuple(completion.token_ids), reason)
+            tokens = tuple(completion.token_ids)
+            logprobs = None
+            if settings.logprobs is not None:
+                logprobs = tuple(token_logprob(t, d, settings.logprobs) for t, d in zip(tokens, completion.logprobs))
+            prompt_logprobs = None
+            if not prompt_sent and output.prompt_logprobs is not None:
+                prompt_logprobs = tuple(None if d is None else token_logprob(t, d, settings.prompt_logprobs)
+                                        for t, d in zip(prompt_ids, output.prompt_logprobs))
+                prompt_sent = True
+            yield Step(tokens, reason, logprobs=logprobs, prompt_logprobs=prompt_logprobs)
+
+    async def loglikelihood(self, request_id: str, context_ids: list[int],
+                            continuation_ids: list[int]) -> Loglikelihood:
+        """lm-eval's `vllm` model: one generated token, the prompt's log-probabilities read at the
+        continuation. Inputs longer than the context keep their last tokens (room is left for
+        the one generated token); a longer continuation is scored in windows (`scoring.windows`)."""
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        from ocx.adapters.serve.scoring import windows
+
+        params = SamplingParams(max_tokens=1, temperature=0, prompt_logprobs=1, detokenize=False, ignore_eos=True,
+                                output_kind=RequestOutputKind.FINAL_ONLY)
+        scored: list[TokenLogprob] = []
+        parts = windows(list(context_ids), list(continuation_ids), self.context_length - 2)
+        for part, window in enumerate(reversed(parts)):  # windows come from the end
+            prompt = [*window.input_ids, window.targets[-1]]
+            final = None
+            async for final in self.engine.generate({"prompt_token_ids": prompt}, params, f"{request_id}-{part}"):
+                pass
+            tail = list(final.prompt_logprobs)[-len(window.targets):]
+            scored += [token_logprob(t, d, 0) for t, d in zip(window.targets, tail)]
+        return Loglikelihood.from_tokens(scored)
 
     async def abort(self, request_id: str) -> None:
         if self.engine is not None:
             await self.engine.abort(request_id)
+
+
+def token_logprob(token_id: int, position: dict, top: int) -> TokenLogprob:
+    """A `TokenLogprob` from vLLM's `{token_id: Logprob(logprob, rank, decoded_token)}` at one
+    position (it always holds the chosen token, plus the `top` likeliest)."""
+    chosen = position[token_id]
+    best = sorted(((tid, lp) for tid, lp in position.items() if lp.rank is not None and lp.rank <= top),
+                  key=lambda item: item[1].rank)
+    return TokenLogprob(token_id, float(chosen.logprob), int(chosen.rank),
+                        tuple((tid, float(lp.logprob)) for tid, lp in best))
 
 
 def build(checkpoint, options) -> VLLMEngine:

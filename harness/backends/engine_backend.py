@@ -15,17 +15,22 @@ import asyncio
 import itertools
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import replace
 
 from ocx.harness.backends import ErrorCallback, Request, ResultCallback
 from ocx.harness.backends.local import LocalModel
+from ocx.harness.logprobs import Loglikelihood, LoglikelihoodRequest
 from ocx.harness.sampling import honoured_fields
 
 
 class UnsupportedSampling(ValueError):
     """A request sets a sampling field the engine cannot honour."""
+
+
+class ScoringUnsupported(ValueError):
+    """The engine has no `loglikelihood` method (it can only generate)."""
 
 
 class EngineBackend:
@@ -61,6 +66,29 @@ class EngineBackend:
             in_flight += 1
         while in_flight:
             in_flight -= self._deliver(finished.get(), on_result, on_error)
+
+    def loglikelihood(self, requests: Iterable[LoglikelihoodRequest],
+                      on_result: Callable[[int, Loglikelihood], None],
+                      on_error: Callable[[int, BaseException], None]) -> None:
+        """Score every request with the engine's `loglikelihood`, up to `max_in_flight` at once
+        (the engine batches them), calling `on_result(index, Loglikelihood)` or
+        `on_error(index, exception)` once each, on this thread, as each is done."""
+        if not callable(getattr(self.engine, "loglikelihood", None)):
+            raise ScoringUnsupported(f"the {self.engine.name} engine cannot score log-likelihoods "
+                                     "(it has no loglikelihood method); use --scoring generate or another engine")
+        loop = self._start()
+        finished: queue.SimpleQueue[tuple[int, Future]] = queue.SimpleQueue()
+        in_flight = 0
+        for request in requests:
+            while in_flight >= self.max_in_flight:
+                in_flight -= _deliver_score(finished.get(), on_result, on_error)
+            call = self.engine.loglikelihood(f"score-{next(self._ids)}", list(request.context_ids),
+                                             list(request.continuation_ids))
+            future = asyncio.run_coroutine_threadsafe(call, loop)
+            future.add_done_callback(lambda done, i=request.index: finished.put((i, done)))
+            in_flight += 1
+        while in_flight:
+            in_flight -= _deliver_score(finished.get(), on_result, on_error)
 
     def close(self) -> None:
         if self._loop is None:
@@ -115,3 +143,14 @@ class EngineBackend:
         else:
             on_result(request.index, self.local.answer(tokens, request.sampling))
         return 1
+
+
+def _deliver_score(item: tuple[int, Future], on_result, on_error) -> int:
+    index, future = item
+    try:
+        result = future.result()
+    except Exception as exc:
+        on_error(index, exc)
+    else:
+        on_result(index, result)
+    return 1

@@ -17,6 +17,9 @@ field (``extra_body`` in the SDK) whenever one is given, the empty string includ
 no condition, which is not the same as the server's default); None sends none, since hosted
 APIs reject fields they do not know. The API key is the one passed in, never an environment
 variable: the judge's ``OPENAI_API_KEY`` must not reach the evaluated endpoint.
+
+`OpenAIBackend.loglikelihood` scores log-likelihoods through the endpoint's ``/v1/completions``
+(lm-eval's echo + logprobs request; see `http_loglikelihood`) under the same policy.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ import email.utils
 import json
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from ocx.harness.backends import ErrorCallback, Request, ResultCallback
+from ocx.harness.logprobs import Loglikelihood, LoglikelihoodRequest
 
 HTTP_CLIENTS = ("auto", "openai", "fast")
 _PER_SDK_CLIENT = 8  # connections per AsyncOpenAI (see _SDKSender)
@@ -193,11 +197,24 @@ class OpenAIBackend:
     def generate(self, requests: Sequence[Request], on_result: ResultCallback, on_error: ErrorCallback) -> None:
         asyncio.run(self._generate(requests, on_result, on_error))
 
+    def loglikelihood(self, requests: Iterable[LoglikelihoodRequest],
+                      on_result: Callable[[int, Loglikelihood], None],
+                      on_error: Callable[[int, BaseException], None]) -> None:
+        """Score each request through the endpoint's `/v1/completions` with echo + logprobs
+        (lm-eval's request; see `http_loglikelihood`), `concurrency` at a time, retried as
+        `generate` retries; `on_result(index, Loglikelihood)` or `on_error(index, exc)` once each."""
+        from ocx.harness.backends.http_loglikelihood import completions_sender
+
+        asyncio.run(self._generate(requests, on_result, on_error, make_sender=completions_sender))
+
     def close(self) -> None:
         pass
 
-    async def _generate(self, requests, on_result, on_error) -> None:
-        sender = _SDKSender(self) if self.http_client == "openai" else _FastSender(self)
+    async def _generate(self, requests, on_result, on_error, make_sender=None) -> None:
+        if make_sender is not None:
+            sender = make_sender(self)
+        else:
+            sender = _SDKSender(self) if self.http_client == "openai" else _FastSender(self)
         pending = iter(requests)
 
         async def worker(number: int) -> None:

@@ -43,6 +43,7 @@ OPTION_GROUPS: dict[str, tuple[str, ...]] = {
     "What to evaluate": ("model_path", "endpoint", "model_name", "model_type", "engine", "engine_args",
                          "batch_size", "tensor_parallel_size", "data_parallel_size"),
     "Suites and data": ("sets", "limit", "data_spec", "matcher", "list_suites"),
+    "Scoring": ("scoring", "num_fewshot", "no_chat", "tokenizer"),
     "Prompt and sampling": ("condition", "system_prompt", "max_tokens", "temperature", "top_p", "seed", "samples"),
     "Endpoint client": ("api_key", "http_client", "concurrency", "timeout"),
     "MT-Bench judge": ("judge_endpoint", "judge_model", "judge_api_key", "mt_bench_data"),
@@ -146,6 +147,16 @@ def _slug(text: str) -> str:
               help="Isolation for generated code (humaneval): namespace needs bubblewrap (bwrap); process is "
                    "UNSAFE (the sample keeps your uid and files) and is used only when named here.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--scoring", type=click.Choice(["generate", "loglikelihood"]), default="generate", show_default=True,
+              help="generate: answers generated and matched; loglikelihood: the likeliest option by log-probability "
+                   "(acc, acc_norm as lm-eval; multiple-choice suites: mmlu, agieval, bbh_mc, truthfulqa, gpqa).")
+@click.option("--num-fewshot", type=click.IntRange(min=0), metavar="K",
+              help="loglikelihood: K demonstrations before each question (default 0; mmlu has 5, zero-shot suites 0).")
+@click.option("--no-chat", is_flag=True,
+              help="loglikelihood: plain text prompts, no chat template or condition (base models).")
+@click.option("--tokenizer", type=click.Path(path_type=Path),
+              help="loglikelihood with --endpoint: the served model's tokenizer (its checkpoint folder or "
+                   "tokenizer.model).")
 def eval_command(**options) -> None:
     """Evaluate a model or an endpoint on benchmark suites; prints scores, writes results.json."""
     from rich.console import Console
@@ -207,7 +218,8 @@ def _validate(o: dict):
                        progress=not o["quiet"], engine_args=engine_args,
                        judge_endpoint=o["judge_endpoint"], judge_model=o["judge_model"],
                        judge_api_key=o["judge_api_key"], mt_bench_data=o["mt_bench_data"], samples=o["samples"],
-                       sandbox=o["sandbox"])
+                       sandbox=o["sandbox"], scoring=o["scoring"], num_fewshot=o["num_fewshot"],
+                       chat=not o["no_chat"], tokenizer=o["tokenizer"])
 
 
 def _is_http_url(url: str) -> bool:

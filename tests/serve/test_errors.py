@@ -51,7 +51,7 @@ BAD_REQUESTS = [
     ({"model": "tiny-chat", "messages": HELLO, "stream": "yes"}, "stream"),
     ({"model": "tiny-chat", "messages": HELLO, "condition": 5}, "condition"),
     ({"model": "tiny-chat", "messages": HELLO, "condition": "bad\ue000"}, "condition"),
-    ({"model": "tiny-chat", "messages": HELLO, "logprobs": True}, "logprobs"),
+    ({"model": "tiny-chat", "messages": HELLO, "logprobs": 5}, "logprobs"),  # a boolean (served since issue 15)
     ({"model": "tiny-chat", "messages": HELLO, "presence_penalty": 9}, "presence_penalty"),
 ]
 
