@@ -4,7 +4,9 @@
 linear layer of the decoder, peft's "all-linear"; the LM head and embeddings stay frozen);
 `--quantize 4bit` loads the frozen base in 4-bit NF4 through bitsandbytes first (QLoRA, GPU
 only). The packed C-RLFT loss, DeepSpeed ZeRO-2 and resume are unchanged: the optimizer simply
-holds the adapter's parameters, and DeepSpeed's state saves only what is trained.
+holds the adapter's parameters, and DeepSpeed's state saves only what is trained. Plain LoRA
+layers train through ocx's fused forward (lora_fused.py: peft's values and gradients, fewer
+passes over the activations).
 
 Importing this module needs neither torch nor peft (the CLI checks settings with it).
 """
@@ -131,6 +133,10 @@ def wrap(lm, spec: LoraSpec, *, base: str, gradient_checkpointing: bool):
     if isinstance(model.get_output_embeddings(), LoraLayer):
         raise InputError(InputProblem("ocx train", None, "--lora-target-modules", HEAD_MESSAGE))
     model.peft_config["default"].base_model_name_or_path = base
+    # Same values and gradients as peft's forward, without its activation-sized temporaries.
+    from ocx.adapters.train import lora_fused
+
+    lora_fused.install(model)
     return model
 
 
