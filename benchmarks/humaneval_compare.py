@@ -170,34 +170,103 @@ def parse_stream(data: bytes, parts: list[str], expected: dict[str, list] | None
 
     With ``expected`` (a part's ``ExpectedOutputs.raw``), an output whose bytes are the expected
     value's is recorded as ``SAME_AS_EXPECTED`` instead of being decoded."""
-    found: list[PartOutputs] = []
-    current: PartOutputs | None = None
-    for number, raw in enumerate(_lines(data)):
+    parser = StreamParser(parts, expected)
+    parser.feed(data)
+    return parser.close()
+
+
+class StreamParser:
+    """``parse_stream`` fed piece by piece, as a sandboxed run writes its stream, judging each
+    output as it arrives (``judges``: a :class:`PartJudge` per part name).
+
+    :meth:`feed` says when the rest of the run cannot change its verdict: an output was judged
+    wrong (``wrong`` names its part; EvalPlus's ``fast_check`` stops a run there too) or the
+    stream is malformed (the whole sample fails). The caller may then stop the run; nothing is
+    sent into the sandbox but that. The final word is :func:`judge_part` on :meth:`close`'s parts,
+    which fails the part at that same output."""
+
+    def __init__(self, parts: list[str], expected: dict[str, list] | None = None,
+                 judges: dict[str, PartJudge] | None = None) -> None:
+        self.parts, self.expected, self.judges = parts, expected or {}, judges or {}
+        self.found: list[PartOutputs] = []
+        self.current: PartOutputs | None = None
+        self.wrong: str | None = None
+        self.error: Malformed | None = None
+        self._pending: list[bytes] = []  # pieces of a line whose newline has not arrived
+        self._lines = 0
+        self._newline_last = False
+
+    def feed(self, data: bytes) -> bool:
+        """Parse what ``data`` completes; True once the run may be stopped (see the class docstring)."""
+        if data and self.error is None:
+            self._newline_last = data.endswith(b"\n")
+            try:
+                self._feed(data)
+            except Malformed as exc:
+                self.error = exc
+        return self.error is not None or self.wrong is not None
+
+    def close(self) -> list[PartOutputs]:
+        """The parts (a last line without its newline counts, as in ``parse_stream``); raises ``Malformed``."""
+        if self.error is None and not self._newline_last:  # also when nothing was written: "empty"
+            line, self._pending = b"".join(self._pending), []
+            try:
+                self._line(line)
+            except Malformed as exc:
+                self.error = exc
+        if self.error is not None:
+            raise self.error
+        if self.current is not None:
+            self.found.append(self.current)  # the producer itself was killed (or stopped) mid-part
+            self.current = None
+        return self.found
+
+    def _feed(self, data: bytes) -> None:
+        start = 0
+        while (end := data.find(b"\n", start)) >= 0:
+            if self._pending:
+                self._pending.append(data[start:end])
+                line, self._pending = b"".join(self._pending), []
+            else:
+                line = data[start:end]
+            self._line(line)
+            start = end + 1
+        if start < len(data):
+            self._pending.append(data[start:])
+
+    def _line(self, raw: bytes) -> None:
+        number, self._lines = self._lines, self._lines + 1
+        current = self.current
         if current is not None and current.error is None:
-            seconds = _fast_output(raw, len(current.outputs), (expected or {}).get(current.name))
+            seconds = _fast_output(raw, len(current.outputs), self.expected.get(current.name))
             if seconds is not None:
                 current.outputs.append(SAME_AS_EXPECTED)
                 current.times.append(seconds)
-                continue
+                self._judge(current)
+                return
         frame = _frame(raw, number)
         kind = frame[0]
         if kind == "part":
-            if current is not None or len(found) >= len(parts) or frame[1:] != [parts[len(found)]]:
+            if current is not None or len(self.found) >= len(self.parts) or frame[1:] != [self.parts[len(self.found)]]:
                 raise Malformed(f"line {number + 1}: unexpected part start")
-            current = PartOutputs(parts[len(found)])
+            self.current = PartOutputs(self.parts[len(self.found)])
         elif current is None:
             raise Malformed(f"line {number + 1}: {kind!r} outside a part")
         elif kind == "end":
             if frame[1:2] != [current.name] or len(frame) != 3 or not isinstance(frame[2], str):
                 raise Malformed(f"line {number + 1}: bad end")
             current.ended = frame[2][:100]
-            found.append(current)
-            current = None
+            self.found.append(current)
+            self.current = None
         else:
             _add_output(current, frame, number)
-    if current is not None:
-        found.append(current)  # the producer itself was killed mid-part
-    return found
+            if kind == "out":
+                self._judge(current)
+
+    def _judge(self, part: PartOutputs) -> None:
+        judge = self.judges.get(part.name)
+        if judge is not None and not judge.take(part.outputs[-1]) and self.wrong is None:
+            self.wrong = part.name
 
 
 def _frame(raw: bytes, number: int) -> list:
@@ -273,27 +342,48 @@ def output_matches(out, exp, inp, atol: float, entry_point: str) -> tuple[bool, 
     return _allclose(out, exp, atol), atol
 
 
+class PartJudge:
+    """EvalPlus's loop over one part's outputs, taking them one at a time in input order: each
+    output is compared with its expected output, the sticky tolerance carried from one to the
+    next. Used by :func:`judge_part` and, while a run streams, by :class:`StreamParser`."""
+
+    def __init__(self, expected, inputs: list, atol: float, entry_point: str) -> None:
+        self.expected, self.inputs, self.atol, self.entry_point = expected, inputs, atol, entry_point
+        self.taken = 0
+        self.wrong_at: int | None = None
+        self._scanned = 0
+
+    def take(self, out) -> bool:
+        """False if ``out`` (the output for the next input) is wrong, or an earlier one was.
+
+        An output ``SAME_AS_EXPECTED`` matches; the sticky tolerance still counts the expected
+        outputs it skipped, looked at (decoded) only when a later output is not the same.
+        Outputs past the last input are not looked at (EvalPlus stops at its last input)."""
+        if self.wrong_at is not None:
+            return False
+        index, self.taken = self.taken, self.taken + 1
+        if index >= len(self.expected) or out is SAME_AS_EXPECTED:
+            return True
+        if self.atol == 0 and any(is_floats(self.expected[k]) for k in range(self._scanned, index)):
+            self.atol = 1e-6  # set by an expected output the fast path skipped
+        ok, self.atol = output_matches(out, self.expected[index], self.inputs[index], self.atol, self.entry_point)
+        self._scanned = index + 1
+        if not ok:
+            self.wrong_at = index
+        return ok
+
+
 def judge_part(got: PartOutputs, expected, inputs: list, atol: float,
                entry_point: str) -> tuple[str, dict | None]:
     """("pass" | "fail" | "timeout", failure or None), EvalPlus's statuses: a sample's own
-    error or per-input timeout is "fail"; a run that stops without one is "timeout".
-
-    An output ``SAME_AS_EXPECTED`` matches; the sticky tolerance still counts the expected
-    outputs it skipped, looked at (decoded) only when a later output is not the same."""
-    scanned = 0
+    error or per-input timeout is "fail"; a run that stops without one is "timeout"."""
+    judge = PartJudge(expected, inputs, atol, entry_point)
     for index in range(len(expected)):
         if index >= len(got.outputs):
             if got.error is not None:
                 return "fail", {"input": index, "error": got.error}
             # EvalPlus reports any run that ends without a status (killed, exited early) as a timeout.
             return "timeout", {"input": index, "error": f"no output ({got.ended or 'killed'})"}
-        out = got.outputs[index]
-        if out is SAME_AS_EXPECTED:
-            continue
-        if atol == 0 and any(is_floats(expected[k]) for k in range(scanned, index)):
-            atol = 1e-6  # set by an expected output the fast path skipped
-        ok, atol = output_matches(out, expected[index], inputs[index], atol, entry_point)
-        scanned = index + 1
-        if not ok:
+        if not judge.take(got.outputs[index]):
             return "fail", {"input": index, "error": "wrong output"}
     return "pass", None

@@ -8,6 +8,12 @@ As in EvalPlus 0.3.1, the base and the plus inputs are two runs (two forked proc
 with per-input limits max(1 s, 4 x the reference's time) and a budget of
 min(60 s, sum of those limits) + 2 s, separate from the reference's own time.
 
+As EvalPlus's ``fast_check``, a run stops at its first wrong output: this process judges each
+output as the stream arrives (:class:`~ocx.benchmarks.humaneval_compare.StreamParser`) and, at
+the first wrong one, has the sandbox kill the run; a part that had not finished by then (the
+plus part, when base went wrong) runs again in a fresh job. The sandbox only ever receives that
+"stop": the expected outputs stay here, and the part's verdict was already fixed by the wrong output.
+
 ``check_many`` scores many programs on a small thread pool, each thread running its programs
 one after another in a reused sandbox of its own (:class:`ocx.harness.sandbox_worker.SandboxWorker`:
 a fresh process, uid and folder per program, without paying a sandbox start each time). Each
@@ -31,8 +37,8 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
-from ocx.benchmarks.humaneval_compare import (ExpectedOutputs, Malformed, PartOutputs, judge_part, parse_stream,
-                                              raw_outputs)
+from ocx.benchmarks.humaneval_compare import (ExpectedOutputs, Malformed, PartJudge, PartOutputs, StreamParser,
+                                              judge_part, parse_stream, raw_outputs)
 from ocx.harness.sandbox import SandboxLimits, SandboxRun, run_sandboxed
 from ocx.harness.sandbox_worker import SandboxWorker
 
@@ -96,12 +102,12 @@ def _inputs(problem: dict) -> dict:
 
 
 def _produce(program: str, code: str, problem: dict, parts: list[dict], mode: str, limits: SandboxLimits,
-             isolation: str, worker=None) -> SandboxRun:
+             isolation: str, worker=None, watch=None) -> SandboxRun:
     payload = json.dumps({"code": code, "entry_point": problem["entry_point"], "mode": mode, "parts": parts,
                           "own_pid_namespace": isolation == "namespace"}).encode("utf-8")
     if worker is not None:
-        return worker.run(program, payload, limits)
-    return run_sandboxed(program, payload, limits=limits, isolation=isolation)
+        return worker.run(program, payload, limits, watch=watch)
+    return run_sandboxed(program, payload, limits=limits, isolation=isolation, watch=watch)
 
 
 def _reference_cache(program: str, code: str, inputs: dict) -> Path | None:
@@ -166,25 +172,21 @@ def time_limits(reference_times: list[float]) -> tuple[list[float], float]:
 
 def check_with_reference(code: str, problem: dict, reference: Reference, *, isolation: str = "namespace",
                          program: str | None = None, worker=None) -> CheckResult:
-    """Run ``code`` on the base and plus inputs in one fresh sandbox and judge its outputs here."""
+    """Run ``code`` on the base and plus inputs in a fresh sandbox and judge its outputs here."""
+    task = problem.get("task_id")
     if reference.error:
         return CheckResult("error", "error", {"part": "reference", "input": None, "error": reference.error},
-                           "not run", 0.0, isolation, problem.get("task_id"))
-    inputs, parts, total = _inputs(problem), [], 5.0
+                           "not run", 0.0, isolation, task)
+    inputs, specs = _inputs(problem), {}
     for part in PARTS:
         limits, budget = time_limits(reference.times[part])
-        parts.append({"name": part, "inputs": inputs[part], "limits": limits, "budget": budget})
-        total += budget
-    sandbox_limits = SandboxLimits(timeout_s=total, cpu_seconds=math.ceil(total) + 1, memory_bytes=CANDIDATE_MEMORY,
-                                   output_bytes=2 * reference.stream_bytes + (8 << 20))
-    run = _produce(program or _producer_source(), code, problem, parts, "candidate", sandbox_limits, isolation,
-                   worker)
-    same_bytes = None if problem["entry_point"] == "find_zero" else {p: reference.outputs[p].raw for p in PARTS}
+        specs[part] = {"name": part, "inputs": inputs[part], "limits": limits, "budget": budget}
     try:
-        found = {p.name: p for p in parse_stream(run.stdout, list(PARTS), same_bytes)}
-    except Malformed as exc:  # stray or forged bytes on the channel: the sample fails
-        failure = {"part": "stream", "input": None, "error": f"malformed output: {exc}"[:300]}
-        return CheckResult("fail", "fail", failure, run.status, run.wall_s, isolation, problem.get("task_id"))
+        found, runs = _run_candidate(code, problem, reference, specs, isolation, program or _producer_source(),
+                                     worker)
+    except _MalformedRun as exc:  # stray or forged bytes on the channel: the sample fails
+        failure = {"part": "stream", "input": None, "error": f"malformed output: {exc.error}"[:300]}
+        return CheckResult("fail", "fail", failure, exc.run.status, exc.wall_s, isolation, task)
     statuses, failure = {}, None
     for part in PARTS:
         got = found.get(part, PartOutputs(part))
@@ -192,10 +194,52 @@ def check_with_reference(code: str, problem: dict, reference: Reference, *, isol
                                          problem["entry_point"])
         if why is not None and failure is None:
             failure = {"part": part, **why}
-    if failure is not None and run.status == "output_limit":
-        failure["error"] = f"output over {sandbox_limits.output_bytes} bytes"
-    return CheckResult(statuses["base"], statuses["plus"], failure, run.status, run.wall_s, isolation,
-                       problem.get("task_id"))
+    over = [r for r in runs if r.status == "output_limit"]
+    if failure is not None and over:
+        failure["error"] = f"output over {_candidate_limits([], reference).output_bytes} bytes"
+    return CheckResult(statuses["base"], statuses["plus"], failure, runs[-1].status,
+                       round(sum(r.wall_s for r in runs), 4), isolation, task)
+
+
+class _MalformedRun(Exception):
+    def __init__(self, error: Malformed, run: SandboxRun, wall_s: float) -> None:
+        self.error, self.run, self.wall_s = error, run, wall_s
+
+
+def _candidate_limits(parts: list[dict], reference: Reference) -> SandboxLimits:
+    total = 5.0 + sum(part["budget"] for part in parts)
+    return SandboxLimits(timeout_s=total, cpu_seconds=math.ceil(total) + 1, memory_bytes=CANDIDATE_MEMORY,
+                         output_bytes=2 * reference.stream_bytes + (8 << 20))
+
+
+def _run_candidate(code: str, problem: dict, reference: Reference, specs: dict, isolation: str, program: str,
+                   worker) -> tuple[dict[str, PartOutputs], list[SandboxRun]]:
+    """Each part's outputs, judged as they stream; a run stopped at a wrong output leaves the
+    parts it had not finished to a fresh run. Raises ``_MalformedRun``."""
+    same_bytes = None if problem["entry_point"] == "find_zero" else {p: reference.outputs[p].raw for p in PARTS}
+    atol = problem.get("atol", 0) or 0
+    found: dict[str, PartOutputs] = {}
+    runs: list[SandboxRun] = []
+    todo = list(PARTS)
+    while todo:
+        judges = {p: PartJudge(reference.outputs[p], specs[p]["inputs"], atol, problem["entry_point"]) for p in todo}
+        parser = StreamParser(todo, same_bytes, judges)
+        parts = [specs[p] for p in todo]
+        runs.append(_produce(program, code, problem, parts, "candidate", _candidate_limits(parts, reference),
+                             isolation, worker, parser.feed))
+        try:
+            got = {p.name: p for p in parser.close()}
+        except Malformed as exc:
+            raise _MalformedRun(exc, runs[-1], round(sum(r.wall_s for r in runs), 4)) from None
+        settled = set(got) if runs[-1].status != "stopped" else \
+            {name for name, p in got.items() if p.ended is not None or name == parser.wrong}
+        found.update({name: got[name] for name in settled})
+        if not settled:  # cannot happen (a stop names its wrong part); never loop on it
+            break
+        todo = [p for p in todo if p not in settled]
+        if runs[-1].status != "stopped":
+            break
+    return found, runs
 
 
 def check_program(code: str, problem: dict, *, isolation: str = "namespace") -> CheckResult:
@@ -271,6 +315,8 @@ def check_many(jobs: Sequence[tuple[str, dict]], *, workers: int = 2, isolation:
     try:
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             list(pool.map(one, order))
+            for started_worker in started:  # while the threads that started them live: a sandbox dies
+                started_worker.close()  # with its thread (--die-with-parent), this lets it exit by itself
     finally:
         for started_worker in started:
             started_worker.close()

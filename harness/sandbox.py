@@ -23,6 +23,9 @@ reads (capped in size and time) and judges itself, in trusted code. What confine
   namespaces, mounts, ptrace, or sockets other than AF_UNIX), a wall-clock timeout after which
   the whole process group is SIGKILLed, and at most ``output_bytes`` of stdout kept.
 
+A caller may judge the output as it streams (``watch``, called with each piece of stdout) and
+stop the run early: once ``watch`` returns True the whole run is killed (status "stopped").
+
 Many programs in a row: :class:`ocx.harness.sandbox_worker.SandboxWorker` keeps one sandbox and
 runs each program in it as a job with the same confinement, without a sandbox start per program.
 
@@ -43,6 +46,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -79,7 +83,8 @@ class SandboxLimits:
 @dataclass(frozen=True)
 class SandboxRun:
     """How a sandboxed run ended. ``status``: "ok" (exit 0), "error" (non-zero exit), "timeout"
-    (wall clock), "killed" (a signal: CPU, memory), "output_limit" (wrote over ``output_bytes``)."""
+    (wall clock), "killed" (a signal: CPU, memory), "output_limit" (wrote over ``output_bytes``),
+    "stopped" (killed because the caller's ``watch`` asked)."""
 
     status: str
     stdout: bytes
@@ -131,11 +136,12 @@ def _probe_namespace() -> None:
 
 
 def run_sandboxed(program: str, payload: bytes = b"", *, limits: SandboxLimits | None = None,
-                  isolation: str = "namespace") -> SandboxRun:
+                  isolation: str = "namespace", watch: Callable[[bytes], bool] | None = None) -> SandboxRun:
     """Run ``program`` (Python source, trusted harness code) confined; it sees ``PAYLOAD`` (bytes)
-    and ``install_guard()``, and whatever untrusted code it ``exec``s runs under the same confinement."""
+    and ``install_guard()``, and whatever untrusted code it ``exec``s runs under the same confinement.
+    ``watch`` (optional) sees each piece of stdout as it arrives; True kills the run ("stopped")."""
     check_isolation(isolation)
-    return _run(bwrap_path(), program, payload, limits or SandboxLimits(), isolation)
+    return _run(bwrap_path(), program, payload, limits or SandboxLimits(), isolation, watch)
 
 
 class _UidPool:
@@ -159,7 +165,7 @@ class _UidPool:
 _UIDS = _UidPool()
 
 
-def _run(bwrap, program, payload, limits, isolation) -> SandboxRun:
+def _run(bwrap, program, payload, limits, isolation, watch=None) -> SandboxRun:
     as_root = os.geteuid() == 0
     uid = _UIDS.take() if as_root else None
     scratch = Path(tempfile.mkdtemp(prefix="ocx-sandbox-"))
@@ -172,7 +178,7 @@ def _run(bwrap, program, payload, limits, isolation) -> SandboxRun:
         argv = _python_argv()
         if isolation == "namespace":
             argv = _bwrap_argv(bwrap, limits, as_root) + argv
-        return _execute(argv, json.dumps(config).encode() + b"\n" + payload, limits, isolation, scratch)
+        return _execute(argv, json.dumps(config).encode() + b"\n" + payload, limits, isolation, scratch, watch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         if uid is not None:
@@ -226,7 +232,7 @@ def _filesystem_args(limits: SandboxLimits) -> list[str]:
             "--remount-ro", "/", "--remount-ro", "/dev", "--chdir", "/"]  # /dev's tmpfs would be writable
 
 
-def _execute(argv, stdin_data, limits, isolation, scratch) -> SandboxRun:
+def _execute(argv, stdin_data, limits, isolation, scratch, watch=None) -> SandboxRun:
     start = time.monotonic()
     with open(scratch / "stderr", "w+b") as err:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env={},
@@ -234,7 +240,7 @@ def _execute(argv, stdin_data, limits, isolation, scratch) -> SandboxRun:
         feeder = threading.Thread(target=_feed, args=(proc, stdin_data), daemon=True)
         feeder.start()
         try:
-            stdout, over = _read_capped(proc, start + limits.timeout_s, limits.output_bytes)
+            stdout, over = _read_capped(proc, start + limits.timeout_s, limits.output_bytes, watch)
             timed_out = over == "timeout"
             if not over:
                 try:
@@ -247,7 +253,8 @@ def _execute(argv, stdin_data, limits, isolation, scratch) -> SandboxRun:
             feeder.join(timeout=5)
         err.seek(0)
         stderr = err.read(_STDERR_KEEP).decode("utf-8", errors="replace")
-    status = "timeout" if timed_out else "output_limit" if over == "output" else _exit_status(proc.returncode)
+    status = ("timeout" if timed_out else "output_limit" if over == "output" else "stopped" if over == "stopped"
+              else _exit_status(proc.returncode))
     return SandboxRun(status, stdout, stderr, proc.returncode, round(time.monotonic() - start, 4), isolation)
 
 
@@ -263,8 +270,10 @@ def _feed(proc: subprocess.Popen, data: bytes) -> None:
         pass  # the child died before reading everything; its exit status tells why
 
 
-def _read_capped(proc: subprocess.Popen, deadline: float, cap: int) -> tuple[bytes, str | None]:
-    """Stdout until EOF; stops early at the deadline ("timeout") or past ``cap`` bytes ("output")."""
+def _read_capped(proc: subprocess.Popen, deadline: float, cap: int,
+                 watch: Callable[[bytes], bool] | None = None) -> tuple[bytes, str | None]:
+    """Stdout until EOF; stops early at the deadline ("timeout"), past ``cap`` bytes ("output"),
+    or when ``watch`` returns True ("stopped")."""
     chunks, size = [], 0
     fd = proc.stdout.fileno()
     with selectors.DefaultSelector() as selector:
@@ -282,6 +291,8 @@ def _read_capped(proc: subprocess.Popen, deadline: float, cap: int) -> tuple[byt
             if size > cap:
                 return b"".join(chunks), "output"
             chunks.append(chunk)
+            if watch is not None and watch(chunk):
+                return b"".join(chunks), "stopped"
 
 
 def _kill_group(pgid: int) -> None:

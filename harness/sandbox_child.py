@@ -19,7 +19,10 @@ a fresh process per job, which reads its program and payload itself (so the zygo
 any sample's data), takes the job's uid, rlimits and a fresh working folder, and runs the
 program. After each job the zygote kills every process but itself and the namespace's init,
 empties the working folder as the job's uid, and reports the exit status on a separate
-descriptor that no job process holds.
+descriptor that no job process holds. While a job runs, the zygote also listens on a control
+descriptor no job holds either: ``stop <job>`` from the parent kills that job at once (the
+parent has already judged the job's outputs so far and needs no more of them); a ``stop`` for
+any other job number (one that ended meanwhile) is ignored.
 
 The program gets ``PAYLOAD`` (bytes) and ``install_guard()`` (an audit hook refusing sockets,
 process creation, signals, ctypes and writes outside the working folder: a second line
@@ -31,6 +34,7 @@ import ctypes
 import json
 import os
 import resource
+import select
 import signal
 import struct
 import sys
@@ -219,10 +223,11 @@ def _read_header(fd):
     return json.loads(_read_exact(fd, int.from_bytes(size, "big")))
 
 
-def _job(header, status_fd, root):
+def _job(header, status_fd, control_fd, root):
     """The forked job process: read program and payload, take the job's uid and limits, run."""
     try:
         os.close(status_fd)
+        os.close(control_fd)
         program = _read_exact(0, header["program_len"]).decode("utf-8")
         payload = _read_exact(0, header["payload_len"])
         null = os.open(os.devnull, os.O_RDONLY)
@@ -293,9 +298,33 @@ def _empty_folder(root, uid, gid):
     return os.listdir(root) == []
 
 
+def _wait_job(pid, job, control):
+    """The job's exit status; kills it first if ``stop <job>`` arrives on the control descriptor.
+    ``control`` is ``[fd, unfinished line]`` (fd None once the parent closed its end)."""
+    child = os.pidfd_open(pid)
+    try:
+        while control[0] is not None:
+            ready, _, _ = select.select([child, control[0]], [], [])
+            if child in ready:
+                break
+            data = os.read(control[0], 4096)
+            if not data:
+                control[0] = None  # the parent closed its end: no more stops
+                break
+            *lines, control[1] = (control[1] + data).split(b"\n")
+            if f"stop {job}".encode() in lines:
+                os.kill(pid, signal.SIGKILL)  # the rest of its processes: _kill_all_but_me
+                break
+    finally:
+        os.close(child)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
 def serve(config):
     """The zygote loop (see the module docstring). Exits at end of input, or if it cannot clean up."""
     root, status_fd = config["workdir"], config["status_fd"]
+    control = [config["control_fd"], b""]
     try:
         libc = _libc()
         _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(no_new_privs)")
@@ -316,9 +345,8 @@ def serve(config):
             os._exit(0)
         pid = os.fork()
         if pid == 0:
-            _job(header, status_fd, root)
-        _, status = os.waitpid(pid, 0)
-        code = os.waitstatus_to_exitcode(status)
+            _job(header, status_fd, config["control_fd"], root)
+        code = _wait_job(pid, header["job"], control)
         _kill_all_but_me()
         if not _empty_folder(root, header.get("uid"), header.get("gid")):
             os._exit(SETUP_FAILED)  # never hand a dirty folder to the next job

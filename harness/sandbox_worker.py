@@ -18,6 +18,11 @@ thread and runs every program of that thread through it. Isolation per job is wh
 
 A job that overruns its wall clock or output cap takes the whole sandbox down (it is killed
 and started afresh on the next job), as does anything unexpected on the zygote's side.
+
+A caller that judges a job's output as it streams (``run(..., watch=...)``) can stop the job
+early: when ``watch`` returns True, the parent writes ``stop <job>`` on a control pipe that only
+the zygote holds, and the zygote kills the job (status "stopped"). Nothing else goes into the
+sandbox: the job itself never sees that pipe, and the sandbox stays up for the next job.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -52,6 +58,7 @@ class SandboxWorker:
         self.isolation, self.disk_bytes = isolation, disk_bytes
         self._proc: subprocess.Popen | None = None
         self._jobs = 0
+        self._busy = False  # a job was sent and its end not reported
 
     def __enter__(self) -> SandboxWorker:
         return self
@@ -62,16 +69,20 @@ class SandboxWorker:
     def _start(self) -> None:
         self._scratch = Path(tempfile.mkdtemp(prefix="ocx-sandbox-worker-"))
         self._status_r, status_w = os.pipe()
+        control_r, self._control_w = os.pipe()
+        os.set_blocking(self._control_w, False)  # a stop is a few bytes; never wait on the zygote
         self._stderr = open(self._scratch / "stderr", "w+b")
         limits = SandboxLimits(disk_bytes=self.disk_bytes)
         workdir = WORKDIR
         argv = _bwrap_argv(bwrap_path(), limits, os.geteuid() == 0, keep_kill=True) + _python_argv() + ["serve"]
         self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
-                                      env={}, cwd=self._scratch, start_new_session=True, pass_fds=(status_w,))
+                                      env={}, cwd=self._scratch, start_new_session=True,
+                                      pass_fds=(status_w, control_r))
         os.close(status_w)
-        self._proc.stdin.write(_header({"workdir": workdir, "status_fd": status_w}))
+        os.close(control_r)
+        self._proc.stdin.write(_header({"workdir": workdir, "status_fd": status_w, "control_fd": control_r}))
         self._proc.stdin.flush()
-        self._status = b""
+        self._status, self._busy = b"", False
 
     def close(self) -> None:
         """Stop the sandbox (a later ``run`` starts a new one)."""
@@ -79,7 +90,13 @@ class SandboxWorker:
             return
         import shutil
 
-        _kill_group(self._proc.pid)
+        if not self._busy:  # between jobs: end of input makes the zygote exit, and the sandbox with it
+            try:
+                self._proc.stdin.close()
+                self._proc.wait(timeout=5)  # a normal exit: each process is reaped by its parent
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        _kill_group(self._proc.pid)  # a job still running, or a zygote that did not exit
         self._proc.wait()
         for stream in (self._proc.stdin, self._proc.stdout):
             try:
@@ -87,11 +104,15 @@ class SandboxWorker:
             except OSError:
                 pass
         os.close(self._status_r)
+        os.close(self._control_w)
         self._stderr.close()
         shutil.rmtree(self._scratch, ignore_errors=True)
         self._proc = None
 
-    def run(self, program: str, payload: bytes = b"", limits: SandboxLimits | None = None) -> SandboxRun:
+    def run(self, program: str, payload: bytes = b"", limits: SandboxLimits | None = None,
+            watch: Callable[[bytes], bool] | None = None) -> SandboxRun:
+        """Run one job. ``watch`` gets each piece of its stdout as it arrives; once it returns
+        True the job is killed (status "stopped", unless it had already ended by itself)."""
         limits = limits or SandboxLimits()
         if limits.disk_bytes != self.disk_bytes:
             self.close()
@@ -101,13 +122,15 @@ class SandboxWorker:
         as_root = os.geteuid() == 0
         uid = _UIDS.take() if as_root else None
         try:
-            return self._run_job(program.encode("utf-8"), payload, limits, uid)
+            return self._run_job(program.encode("utf-8"), payload, limits, uid, watch)
         finally:
             if uid is not None:
                 _UIDS.give(uid)
 
-    def _run_job(self, program: bytes, payload: bytes, limits: SandboxLimits, uid: int | None) -> SandboxRun:
+    def _run_job(self, program: bytes, payload: bytes, limits: SandboxLimits, uid: int | None,
+                 watch: Callable[[bytes], bool] | None) -> SandboxRun:
         self._jobs += 1
+        self._busy = True
         job = self._jobs
         err_start = self._stderr.seek(0, os.SEEK_END)
         header = _header({"job": job, "program_len": len(program), "payload_len": len(payload),
@@ -115,7 +138,12 @@ class SandboxWorker:
         start = time.monotonic()
         feeder = threading.Thread(target=_feed_open, args=(self._proc, header + program + payload), daemon=True)
         feeder.start()
-        stdout, how = self._collect(job, start + limits.timeout_s, limits.output_bytes)
+        self._watch, self._stopped = watch, False
+        try:
+            stdout, how = self._collect(job, start + limits.timeout_s, limits.output_bytes)
+        except BaseException:  # the caller's watch failed: never leave a job running in the sandbox
+            self.close()
+            raise
         feeder.join(timeout=5 if how.startswith("done") else 0)
         self._stderr.seek(err_start)
         stderr = self._stderr.read(_STDERR_KEEP).decode("utf-8", errors="replace")
@@ -126,8 +154,10 @@ class SandboxWorker:
             return SandboxRun(status, stdout, stderr or how, None, wall, self.isolation)
         code = int(how.split()[2])
         if code == SETUP_FAILED or feeder.is_alive():  # unread input would be taken for the next job's header
+            self._busy = True  # so close() kills the sandbox at once instead of letting it read on
             self.close()
-        return SandboxRun(_exit_status(code), stdout, stderr, code, wall, self.isolation)
+        status = "stopped" if self._stopped and code != 0 else _exit_status(code)
+        return SandboxRun(status, stdout, stderr, code, wall, self.isolation)
 
     def _collect(self, job: int, deadline: float, cap: int) -> tuple[bytes, str]:
         """The job's stdout until the zygote reports it done (then what is left in the pipe)."""
@@ -146,6 +176,7 @@ class SandboxWorker:
                 if size > cap:
                     return b"".join(chunks), "output"
                 chunks.append(chunk)
+                self._look(job, chunk)
                 continue
             if self._status_r in ready:
                 line = self._read_status()
@@ -155,8 +186,20 @@ class SandboxWorker:
                     continue
                 if line.split()[:2] != ["done", str(job)]:
                     return b"".join(chunks), f"unexpected status {line[:80]!r}"
+                self._busy = False
                 rest, over = _drain(out_fd, cap - size)
+                self._look(job, rest)
                 return b"".join(chunks) + rest, "output" if over else line
+
+    def _look(self, job: int, chunk: bytes) -> None:
+        """Show ``chunk`` to the caller's watch; at its first True, ask the zygote to stop the job."""
+        if self._watch is None or not chunk or not self._watch(chunk) or self._stopped:
+            return
+        self._stopped = True
+        try:
+            os.write(self._control_w, f"stop {job}\n".encode())
+        except OSError:
+            pass  # the sandbox died (the status pipe says so) or the pipe is full of stale stops
 
     def _read_status(self) -> str | None:
         """A complete status line, "" if only part of one has arrived, None at EOF."""

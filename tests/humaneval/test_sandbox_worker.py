@@ -90,3 +90,11 @@ def test_a_job_that_kills_its_zygote_fails_alone(worker):
                b"", FAST)
     after = worker.run("import os\nos.write(1, b'still works')", b"", FAST)
     assert (after.status, after.stdout) == ("ok", b"still works"), after
+
+
+def test_closing_an_idle_sandbox_lets_it_exit_by_itself_so_every_process_is_reaped():
+    worker = SandboxWorker()
+    assert worker.run("import os\nos.write(1, b'x')", b"", FAST).stdout == b"x"
+    sandbox = worker._proc
+    worker.close()
+    assert sandbox.returncode == 0, "an idle sandbox ends at end of input, not by SIGKILL"
