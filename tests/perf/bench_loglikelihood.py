@@ -53,7 +53,7 @@ RATIOS = [Ratio("lm-eval hf time / ocx eval time, whole commands", "lmeval.wall_
                 "ocx.scoring_s")]
 TINY = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
 FULL = dict(limit=None)
-QUICK = dict(limit=300)
+QUICK = dict(limit=100)
 # A run between the two (e.g. 2000 questions), for a machine where lm-eval's full run takes hours.
 LIMIT_ENV = "OCX_BENCH_LOGLIKELIHOOD_LIMIT"
 TASK = "ocx_mmlu_loglikelihood"
