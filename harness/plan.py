@@ -1,19 +1,16 @@
 """Planning an eval: each sample's prompt, cache keys (one per completion) and each suite's data hash.
 
-Suites are loaded (and so validated) before any model work (`load_suites`), or, for a backend
-that pulls its requests, one after another on a worker thread while the first suite's requests
-are in flight (`SuiteLoader`: loading is the largest cost before the first request). The
-per-sample planning can then run all at once (`plan_suites`) or a span of samples at a time
-(`PlanBuilder.extend`), which lets the runner send the first requests while later ones are still
-being keyed. Each prompt is built and serialized once (harness/messages_json.py): the one
-canonical JSON serves the cache keys, the data hash and the HTTP body.
+Every suite is loaded (and so validated) before any model work. The per-sample planning can then
+run all at once (`plan_suites`) or a span of samples at a time (`PlanBuilder.extend`), which lets
+the runner send the first requests while later ones are still being keyed. Each prompt is built
+and serialized once (harness/messages_json.py): the one canonical JSON serves the cache keys, the
+data hash and the HTTP body.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from ocx.benchmarks.base import DataSource, Sample, Suite, hash_sample
@@ -99,40 +96,6 @@ def load_suites(suites: Sequence[Suite], data: DataSource, *, limit: int | None,
     return [PlanBuilder(suite, suite.load(data, limit=limit), condition=condition, overrides=overrides,
                          identity=identity, completions=completions, system_prompt=system_prompt)
             for suite in suites]
-
-
-class SuiteLoader:
-    """The suites' PlanBuilders, loaded in order: all at once before any model work, or (with
-    `background`) one after another on a worker thread, so the first suite's requests go out
-    while the later suites load. `builder(i)` waits for suite i and raises its load error (the
-    first failing suite's, as a plain load would); `loaded(i)` says whether it is done."""
-
-    def __init__(self, suites: Sequence[Suite], data: DataSource, *, background: bool, **options):
-        self._executor = None
-        if not background:
-            self._futures = []
-            for builder in load_suites(suites, data, **options):
-                self._futures.append(Future())
-                self._futures[-1].set_result(builder)
-            return
-        limit = options.pop("limit")
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ocx-suite-load")
-        self._futures = [self._executor.submit(lambda s=suite: PlanBuilder(s, s.load(data, limit=limit), **options))
-                         for suite in suites]
-
-    def __len__(self) -> int:
-        return len(self._futures)
-
-    def loaded(self, index: int) -> bool:
-        return self._futures[index].done()
-
-    def builder(self, index: int) -> PlanBuilder:
-        return self._futures[index].result()
-
-    def close(self) -> None:
-        """Stop loading suites not yet started (the run ended early, e.g. on an error)."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 def plan_suites(suites: Sequence[Suite], data: DataSource, *, limit: int | None, condition: str | None,

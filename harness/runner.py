@@ -34,8 +34,8 @@ from ocx.benchmarks.base import DataSource, Sample, Suite
 from ocx.harness.backends import Backend, Request
 from ocx.harness.cache import ResponseCache
 from ocx.harness.idle_work import IdleWork
-from ocx.harness.plan import (  # noqa: F401 (plan_suites, completion_sampling, load_suites: re-exported)
-    PlanBuilder, PlannedSuite, SuiteLoader, completion_sampling, load_suites, plan_suites,
+from ocx.harness.plan import (  # noqa: F401 (plan_suites, completion_sampling: re-exported)
+    PlanBuilder, PlannedSuite, completion_sampling, load_suites, plan_suites,
 )
 
 
@@ -148,20 +148,15 @@ class Runner:
     def run(self, suites: Sequence[Suite], data: DataSource, *, limit: int | None = None) -> EvalRun:
         start = time.perf_counter()
         identity = self.backend.identity()
-        # A backend that pulls its requests gets the first suite's while the later ones load (a
-        # later suite's bad data stops the run within a span; the answers so far are cached).
-        # Others get every suite loaded, and so validated, before any model work.
-        loader = SuiteLoader(suites, data, background=getattr(self.backend, "pulls_requests", False), limit=limit,
-                             condition=self.condition, overrides=self.overrides, identity=identity,
-                             completions=self.completions, system_prompt=self.system_prompt)
-        planned: list[PlannedSuite] = []  # filled in suite order as the suites load
+        builders = load_suites(suites, data, limit=limit, condition=self.condition, overrides=self.overrides,
+                               identity=identity, completions=self.completions, system_prompt=self.system_prompt)
+        planned = [b.planned for b in builders]
         answers: dict[str, str] = {}
         cached_keys: set[str] = set()
         idle = IdleWork(planned, self.matcher)
         try:
-            sent = self._generate(loader, planned, answers, cached_keys, idle)
+            sent = self._generate(builders, answers, cached_keys, idle)
         finally:
-            loader.close()
             self.cache.flush()  # every answer received is on disk before scoring (which may fail)
         summaries, records = {}, []
         for index, p in enumerate(planned):
@@ -174,22 +169,21 @@ class Runner:
         return EvalRun(summaries, records, sent=sent, cached=len(cached_keys), elapsed_s=time.perf_counter() - start,
                        settings=settings)
 
-    def _generate(self, loader: SuiteLoader, planned: list[PlannedSuite], answers: dict[str, str],
-                  cached_keys: set[str], idle: IdleWork) -> int:
+    def _generate(self, builders: list[PlanBuilder], answers: dict[str, str], cached_keys: set[str],
+                  idle: IdleWork) -> int:
         """Plan every sample, look its keys up in the cache and send the uncached requests;
         returns how many were sent. Each answer is cached and extracted as it arrives (`idle`:
         work done while the other requests are in flight).
 
         A backend that pulls its requests one at a time (`pulls_requests`, the HTTP client) gets
         them lazily: samples are planned a span at a time as it asks, so the first requests are
-        in flight while the rest are still being keyed (and the later suites loaded). Others get
-        the whole list. `planned` is filled in suite order as each suite is loaded."""
-        builders: list[PlanBuilder] = []
-        tasks: list[int | None] = []
+        in flight while the rest are still being keyed. Others get the whole list."""
+        planned = [b.planned for b in builders]
+        tasks = self._progress_tasks(planned)
         # request index -> (key, progress tasks, (suite index, sample index, completion) per owner)
         owners: list[tuple[str, list[int | None], list[tuple[int, int, int]]]] = []
         request_rows: list[str] = []
-        rows: dict[tuple[int, int], str] = {}
+        rows = self._request_rows(planned)
         seen: dict[str, int] = {}
         pulls = getattr(self.backend, "pulls_requests", False)
         # The prompt's JSON, made for its cache key, rides along for a backend that sends it as is.
@@ -201,23 +195,10 @@ class Runner:
             while not builder.done:
                 yield builder.extend(size)
 
-        def take_loaded(wait_for: int) -> None:
-            """Take in every suite loaded so far, in order, waiting for suite `wait_for`; a
-            suite that failed to load raises its error here."""
-            while len(builders) < len(loader) and (len(builders) <= wait_for or loader.loaded(len(builders))):
-                builder = loader.builder(len(builders))
-                builders.append(builder)
-                planned.append(builder.planned)
-                tasks.extend(self._progress_tasks([builder.planned]))
-                rows.update(self._request_rows(builder.planned, len(planned) - 1))
-
         def pending() -> Iterator[Request]:
-            for suite_index in range(len(loader)):
-                take_loaded(suite_index)
-                builder, task = builders[suite_index], tasks[suite_index]
+            for suite_index, (builder, task) in enumerate(zip(builders, tasks)):
                 p = builder.planned
                 for span in spans(builder):
-                    take_loaded(suite_index)  # a later suite's bad data ends the run now
                     found = self.cache.get_many(k for j in span for k in p.keys[j])
                     if seen:  # a key sent earlier in this run (a duplicate) is not a cached answer
                         found = {k: v for k, v in found.items() if k not in seen}
@@ -264,7 +245,6 @@ class Runner:
             left = list(requests) if pulls else []  # a backend that stopped pulling early: send the rest too
             if left:
                 self.backend.generate(left, on_result, on_error)
-        take_loaded(len(loader) - 1)
         for builder in builders:  # every sample planned (keys, data hash) even if none was sent
             builder.extend(len(builder.planned.samples))
         if errors:
@@ -273,15 +253,16 @@ class Runner:
                                       f"the {len(owners) - len(errors)} answered are cached: run again to retry")
         return len(owners)
 
-    def _request_rows(self, p: PlannedSuite, suite_index: int) -> dict[tuple[int, int], str]:
+    def _request_rows(self, planned: list[PlannedSuite]) -> dict[tuple[int, int], str]:
         """The cache's `request` column per (suite, completion), serialized once per setting rather
         than per answer (the prompt itself is in samples.jsonl; a small row keeps commits cheap)."""
         rows = {}
-        for completion, sampling in enumerate(p.samplings):
-            row = {"condition": self.condition, "sampling": sampling.as_dict()}
-            if completion:
-                row["completion"] = completion
-            rows[suite_index, completion] = json.dumps(row, ensure_ascii=False)
+        for suite_index, p in enumerate(planned):
+            for completion, sampling in enumerate(p.samplings):
+                row = {"condition": self.condition, "sampling": sampling.as_dict()}
+                if completion:
+                    row["completion"] = completion
+                rows[suite_index, completion] = json.dumps(row, ensure_ascii=False)
         return rows
 
     def _progress_tasks(self, planned: list[PlannedSuite]) -> list[int | None]:

@@ -8,9 +8,7 @@ share a GIL). Measured side by side in every round:
 * `ocx_fast`: ocx's HTTP backend with its lean client (the default for http:// endpoints);
 * `ocx_openai_sdk`: the same backend with the official openai SDK (the default for https://);
 * `ocx_runner`: the whole `ocx eval` path minus printing: load both suites, plan, cache
-  lookups, requests, sqlite writes, extraction and scoring (`first_request_s`: from the start of
-  the run to the first request, i.e. loading the first suite and planning its first span; the
-  later suite loads while the first one's requests are in flight);
+  lookups, requests, sqlite writes, extraction and scoring;
 * `lmeval`: lm-evaluation-harness's `local-chat-completions` (`LocalChatCompletion.generate_until`,
   `num_concurrent=C`) in its own venv (tests/perf/peers.py);
 * `floor`: the least a client can do against this server on this machine: every request's bytes
@@ -43,7 +41,7 @@ from tests.perf.core import Context, Ratio
 NAME = "eval_client"
 TITLE = "Eval HTTP client throughput against a mock server"
 LABELS = {"wall_s": "wall time (s)", "cpu_s": "CPU time, this process (s)", "requests_per_s": "requests/s",
-          "x_ideal": "x ideal time", "first_request_s": "time to the first request (s)"}
+          "x_ideal": "x ideal time"}
 RATIOS = [
     Ratio("ocx lean client time / ideal", "ocx_fast.wall_s", "ideal.wall_s", better="lower", target=1.2, limit=1.0,
           limit_note="1: no client overhead"),
@@ -169,22 +167,14 @@ def time_runner(url: str, sizes: dict) -> dict:
     from ocx.harness.cache import ResponseCache
     from ocx.harness.runner import Runner
 
-    class Backend(OpenAIBackend):
-        first_request = None
-
-        def generate(self, requests, on_result, on_error):
-            self.first_request = self.first_request or time.perf_counter()  # the first is planned by now
-            super().generate(requests, on_result, on_error)
-
     suites, data, n = [get_suite("gsm8k"), get_suite("mmlu")], OchatWheelSource(), sizes["requests"]
     with tempfile.TemporaryDirectory() as tmp, ResponseCache(Path(tmp) / "cache.sqlite") as cache:
-        backend = Backend(url, "mock", concurrency=sizes["concurrency"])
-        runner = Runner(backend, cache)
+        runner = Runner(OpenAIBackend(url, "mock", concurrency=sizes["concurrency"]), cache)
         start, cpu = time.perf_counter(), time.process_time()
         run = runner.run(suites, data, limit=n // 2)
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     assert run.sent >= 0.98 * n, f"the runner sent {run.sent} of {n} requests"  # MMLU repeats a few questions
-    return {**figures(seconds, sizes, cpu), "first_request_s": backend.first_request - start}
+    return figures(seconds, sizes, cpu)
 
 
 def time_lmeval(python: Path, url: str, conversations, sizes: dict, work: Path) -> dict:
