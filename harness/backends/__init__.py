@@ -46,7 +46,6 @@ class Backend(Protocol):
 
         A backend whose class sets `pulls_requests = True` only iterates `requests` once, taking
         one at a time as it has room: the runner then passes a lazy iterable and plans the later
-        requests (prompts, cache keys) while the first are in flight; taking the next request
-        may raise a later suite's data error, which the backend lets through. Others get a list."""
+        requests (prompts, cache keys) while the first are in flight. Others get a list."""
 
     def close(self) -> None: ...
