@@ -13,7 +13,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 
@@ -179,25 +179,41 @@ def _chunk(prep: Prepared, choices: list[dict], usage: dict | None = None, with_
     return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
 
-async def stream(engine: Engine, model: ServedModel, prep: Prepared) -> AsyncIterator[str]:
+def stream(engine: Engine, model: ServedModel, prep: Prepared) -> AsyncIterator[str]:
     """Server-sent events for a streaming request."""
     include_usage = bool(prep.request.stream_options and prep.request.stream_options.include_usage)
     states = [ChoiceState(i) for i in range(len(prep.settings))]
+    usage = (lambda: _chunk(prep, [], _usage(prep, states), with_usage=True)) if include_usage else None
+    return event_stream(prep.id, _chunks(engine, model, prep, states, include_usage), usage)
+
+
+async def _chunks(engine: Engine, model: ServedModel, prep: Prepared, states: list[ChoiceState],
+                  include_usage: bool) -> AsyncIterator[str]:
     for s in states:
         yield _chunk(prep, [{"index": s.index, "delta": {"role": "assistant", "content": ""},
                              "logprobs": None, "finish_reason": None}], with_usage=include_usage)
-    try:
-        async for index, delta in merge(len(states), _choice(engine, model, prep, states)):
-            if delta is not None:
-                choice = {"index": index, "delta": {"content": delta.text},
-                          "logprobs": _logprobs(prep, model, delta.logprobs), "finish_reason": None}
-            else:
-                choice = {"index": index, "delta": {}, "logprobs": None, "finish_reason": states[index].finish_reason}
-            yield _chunk(prep, [choice], with_usage=include_usage)
-    except Exception as exc:  # headers are sent: report in-band, as OpenAI does
-        yield f"data: {json.dumps(generation_error(prep.id, exc).body())}\n\n"
-        yield "data: [DONE]\n\n"
-        return
-    if include_usage:
-        yield _chunk(prep, [], _usage(prep, states), with_usage=True)
+    async for index, delta in merge(len(states), _choice(engine, model, prep, states)):
+        if delta is not None:
+            choice = {"index": index, "delta": {"content": delta.text},
+                      "logprobs": _logprobs(prep, model, delta.logprobs), "finish_reason": None}
+        else:
+            choice = {"index": index, "delta": {}, "logprobs": None, "finish_reason": states[index].finish_reason}
+        yield _chunk(prep, [choice], with_usage=include_usage)
+
+
+async def event_stream(request_id: str, chunks: AsyncIterator[str],
+                       usage_chunk: Callable[[], str] | None) -> AsyncIterator[str]:
+    """`chunks`, then the usage chunk (when the client asked for one), then `[DONE]`, for chat and
+    completions alike. The headers are sent by then, so a generation failure is reported
+    in-band, as OpenAI does; closing this stream closes `chunks` (cancelling its sequences)."""
+    async with aclosing(chunks) as events:
+        try:
+            async for event in events:
+                yield event
+        except Exception as exc:
+            yield f"data: {json.dumps(generation_error(request_id, exc).body())}\n\n"
+            yield "data: [DONE]\n\n"
+            return
+    if usage_chunk is not None:
+        yield usage_chunk()
     yield "data: [DONE]\n\n"

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
-from ocx.adapters.serve.chat import check_sampling, choice_seed, generation_error, resolve_name
+from ocx.adapters.serve.chat import check_sampling, choice_seed, event_stream, resolve_name
 from ocx.adapters.serve.engine import Engine
 from ocx.adapters.serve.generation import ChoiceState, Delta, IncrementalDecoder, merge, run_all, stream_choice
 from ocx.adapters.serve.logprobs_format import legacy_logprobs, token_texts
@@ -259,21 +259,18 @@ def _chunk(prep: Prepared, choices: list[dict], usage: dict | None = None, with_
     return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
 
-async def stream(engine: Engine, model: ServedModel, prep: Prepared) -> AsyncIterator[str]:
+def stream(engine: Engine, model: ServedModel, prep: Prepared) -> AsyncIterator[str]:
     """Server-sent `text_completion` chunks, then the usage chunk when asked for, then [DONE]."""
     include_usage = prep.request.include_usage()
     choices = _choices(engine, model, prep)
-    try:
-        async for index, piece in merge(len(choices), lambda i: _pieces(choices[i])):
-            if piece is not None:
-                body = {"index": index, "text": piece[0], "logprobs": piece[1], "finish_reason": None}
-            else:
-                body = {"index": index, "text": "", "logprobs": None, "finish_reason": choices[index].finish_reason()}
-            yield _chunk(prep, [body], with_usage=include_usage)
-    except Exception as exc:  # headers are sent: report in-band, as OpenAI does
-        yield f"data: {json.dumps(generation_error(prep.id, exc).body())}\n\n"
-        yield "data: [DONE]\n\n"
-        return
-    if include_usage:
-        yield _chunk(prep, [], _usage(prep, choices), with_usage=True)
-    yield "data: [DONE]\n\n"
+    usage = (lambda: _chunk(prep, [], _usage(prep, choices), with_usage=True)) if include_usage else None
+    return event_stream(prep.id, _text_chunks(prep, choices, include_usage), usage)
+
+
+async def _text_chunks(prep: Prepared, choices: list[_Choice], include_usage: bool) -> AsyncIterator[str]:
+    async for index, piece in merge(len(choices), lambda i: _pieces(choices[i])):
+        if piece is not None:
+            body = {"index": index, "text": piece[0], "logprobs": piece[1], "finish_reason": None}
+        else:
+            body = {"index": index, "text": "", "logprobs": None, "finish_reason": choices[index].finish_reason()}
+        yield _chunk(prep, [body], with_usage=include_usage)
