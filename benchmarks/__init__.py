@@ -25,8 +25,18 @@ from ocx.benchmarks.base import DataSource, Extraction, Sample, Suite, suite_dat
 from ocx.harness.errors import InputError, InputProblem
 
 __all__ = [
-    "BUILTIN_SUITES", "GROUPS", "DataSource", "Extraction", "Sample", "Suite", "SuiteUnavailableError",
-    "get_suite", "registered_suites", "resolve_sets", "suite_data_sha256", "suite_names",
+    "BUILTIN_SUITES",
+    "GROUPS",
+    "DataSource",
+    "Extraction",
+    "Sample",
+    "Suite",
+    "SuiteUnavailableError",
+    "get_suite",
+    "registered_suites",
+    "resolve_sets",
+    "suite_data_sha256",
+    "suite_names",
 ]
 
 ENTRY_POINT_GROUP = "ocx.benchmarks"
@@ -77,7 +87,9 @@ def _entry_point_suites() -> dict[str, str]:
 
 def registered_suites() -> dict[str, str]:
     """Every suite name with its ``"module:attr"`` target, built-ins first."""
-    suites = {name: target for name, target in _entry_point_suites().items() if name not in BUILTIN_SUITES}
+    suites = {
+        name: target for name, target in _entry_point_suites().items() if name not in BUILTIN_SUITES
+    }
     return {**BUILTIN_SUITES, **dict(sorted(suites.items()))}
 
 
@@ -89,7 +101,9 @@ def _unknown(name: str, known: Iterable[str]) -> InputProblem:
     known = list(known)
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    return InputProblem("--sets", None, name, f"unknown suite or group {name!r}{hint} (known: {', '.join(known)})")
+    return InputProblem(
+        "--sets", None, name, f"unknown suite or group {name!r}{hint} (known: {', '.join(known)})"
+    )
 
 
 def resolve_sets(names: Iterable[str]) -> list[str]:
@@ -127,4 +141,6 @@ def get_suite(name: str) -> Suite:
     try:
         return getattr(module, attr)
     except AttributeError as exc:
-        raise SuiteUnavailableError(f"suite {name!r}: module {module_name} has no attribute {attr!r}") from exc
+        raise SuiteUnavailableError(
+            f"suite {name!r}: module {module_name} has no attribute {attr!r}"
+        ) from exc

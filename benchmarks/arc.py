@@ -20,7 +20,9 @@ def build_arc(record: dict) -> tuple[str, list[str], int, str]:
     if not isinstance(question, str):
         raise ValueError(f"field 'question' must be a string, got {question!r}")
     if not isinstance(choices, dict):
-        raise ValueError(f"field 'choices' must be an object with 'text' and 'label', got {choices!r}")
+        raise ValueError(
+            f"field 'choices' must be an object with 'text' and 'label', got {choices!r}"
+        )
     texts = require_choices("choices.text", choices.get("text"))
     labels = choices.get("label")
     if not isinstance(labels, list) or len(labels) != len(texts):
@@ -31,19 +33,29 @@ def build_arc(record: dict) -> tuple[str, list[str], int, str]:
 
 
 def _export(config: str) -> str:
-    return (f"python -c \"import datasets; datasets.load_dataset('allenai/ai2_arc', '{config}', split='test')"
-            f".to_json('FOLDER/ai2_arc/{config}/test.jsonl')\"")
+    return (
+        f"python -c \"import datasets; datasets.load_dataset('allenai/ai2_arc', '{config}', split='test')"
+        f".to_json('FOLDER/ai2_arc/{config}/test.jsonl')\""
+    )
 
 
 ARC_EASY = LoglikelihoodOnlySuite(
-    name="arc_easy", version="1",
+    name="arc_easy",
+    version="1",
     source="ARC-Easy test (Clark et al., 2018), zero-shot log-likelihood as lm-eval 0.4 arc_easy; allenai/ai2_arc",
-    path="ai2_arc/ARC-Easy/test.jsonl", dataset="allenai/ai2_arc ARC-Easy test split",
-    export=_export("ARC-Easy"), build_record=build_arc)
+    path="ai2_arc/ARC-Easy/test.jsonl",
+    dataset="allenai/ai2_arc ARC-Easy test split",
+    export=_export("ARC-Easy"),
+    build_record=build_arc,
+)
 
 ARC_CHALLENGE = LoglikelihoodOnlySuite(
-    name="arc_challenge", version="1",
+    name="arc_challenge",
+    version="1",
     source="ARC-Challenge test (Clark et al., 2018), zero-shot log-likelihood as lm-eval 0.4 arc_challenge; "
-           "allenai/ai2_arc",
-    path="ai2_arc/ARC-Challenge/test.jsonl", dataset="allenai/ai2_arc ARC-Challenge test split",
-    export=_export("ARC-Challenge"), build_record=build_arc)
+    "allenai/ai2_arc",
+    path="ai2_arc/ARC-Challenge/test.jsonl",
+    dataset="allenai/ai2_arc ARC-Challenge test split",
+    export=_export("ARC-Challenge"),
+    build_record=build_arc,
+)

@@ -26,9 +26,15 @@ class ArithmeticSuite:
     def load(self, data: DataSource | None = None, limit: int | None = None) -> list[Sample]:
         """The questions are generated, so `data` is not read."""
         samples = [
-            Sample(id=f"arithmetic/{a}+{b}", question=question(a, b), messages=[{"role": "user", "content": question(a, b)}],
-                   gold=str(a + b), meta={"a": a, "b": b})
-            for a in range(MAX_OPERAND + 1) for b in range(MAX_OPERAND + 1)
+            Sample(
+                id=f"arithmetic/{a}+{b}",
+                question=question(a, b),
+                messages=[{"role": "user", "content": question(a, b)}],
+                gold=str(a + b),
+                meta={"a": a, "b": b},
+            )
+            for a in range(MAX_OPERAND + 1)
+            for b in range(MAX_OPERAND + 1)
         ]
         return select_limit([samples], limit)
 
@@ -42,7 +48,11 @@ class ArithmeticSuite:
         return Extraction(found.group(0) if found else None, found is not None, matcher)
 
     def score(self, extraction: Extraction, sample: Sample) -> bool:
-        return extraction.matched and extraction.answer is not None and int(extraction.answer) == int(sample.gold)
+        return (
+            extraction.matched
+            and extraction.answer is not None
+            and int(extraction.answer) == int(sample.gold)
+        )
 
 
 SUITE = ArithmeticSuite()

@@ -179,13 +179,18 @@ def hash_sample(digest, sample: Sample, messages_json: bytes | None = None) -> N
     if messages_json is None:
         messages_json = canonical_json(sample.messages)
     question_json = None
-    if (messages_json.startswith(_USER_HEAD) and messages_json.endswith(_USER_TAIL)
-            and sample.messages == [{"role": "user", "content": sample.question}]):
-        question_json = memoryview(messages_json)[len(_USER_HEAD):-len(_USER_TAIL)]  # no copy
+    if (
+        messages_json.startswith(_USER_HEAD)
+        and messages_json.endswith(_USER_TAIL)
+        and sample.messages == [{"role": "user", "content": sample.question}]
+    ):
+        question_json = memoryview(messages_json)[len(_USER_HEAD) : -len(_USER_TAIL)]  # no copy
     # Keys in sorted order, as canonical_json(sample.to_dict()) writes them (JSON nests, so the
     # pieces serialized apart give the same bytes as the whole). Short pieces are joined first:
     # one update per piece cost more than hashing them.
-    digest.update(b'{"gold":%b,"id":%b,"messages":' % (canonical_json(sample.gold), canonical_json(sample.id)))
+    digest.update(
+        b'{"gold":%b,"id":%b,"messages":' % (canonical_json(sample.gold), canonical_json(sample.id))
+    )
     digest.update(messages_json)
     digest.update(b',"meta":%b,"question":' % canonical_json(sample.meta))
     digest.update(canonical_json(sample.question) if question_json is None else question_json)

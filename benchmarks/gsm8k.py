@@ -50,7 +50,9 @@ class GSM8K:
     def score(self, extraction: Extraction, sample: Sample) -> bool:
         if extraction.matcher == "openchat":
             return openchat_is_correct(extraction.answer, sample.meta["label_raw"])
-        return extraction.matched and any(numbers_equal(extraction.answer, gold) for gold in sample.meta["labels"])
+        return extraction.matched and any(
+            numbers_equal(extraction.answer, gold) for gold in sample.meta["labels"]
+        )
 
 
 SUITE = GSM8K()

@@ -35,18 +35,27 @@ def build_hellaswag(record: dict) -> tuple[str, list[str], int, str]:
     endings = require_choices("endings", record["endings"])
     label = record["label"]
     if isinstance(label, bool) or not str(label).strip().isdigit() or int(label) >= len(endings):
-        raise ValueError(f"field 'label' holds {label!r}, not the index of one of the {len(endings)} endings "
-                         "(the test split has no labels: use the validation split)")
+        raise ValueError(
+            f"field 'label' holds {label!r}, not the index of one of the {len(endings)} endings "
+            "(the test split has no labels: use the validation split)"
+        )
     context = record["ctx_a"] + " " + record["ctx_b"].capitalize()
-    return (preprocess(record["activity_label"] + ": " + context), [preprocess(e) for e in endings],
-            int(label), str(label))
+    return (
+        preprocess(record["activity_label"] + ": " + context),
+        [preprocess(e) for e in endings],
+        int(label),
+        str(label),
+    )
 
 
 SUITE = LoglikelihoodOnlySuite(
-    name="hellaswag", version="1",
+    name="hellaswag",
+    version="1",
     source="HellaSwag validation (Zellers et al., 2019), zero-shot log-likelihood as lm-eval 0.4 hellaswag; "
-           "Rowan/hellaswag",
-    path="hellaswag/validation.jsonl", dataset="Rowan/hellaswag validation split",
+    "Rowan/hellaswag",
+    path="hellaswag/validation.jsonl",
+    dataset="Rowan/hellaswag validation split",
     export="python -c \"import datasets; datasets.load_dataset('Rowan/hellaswag', split='validation')"
-           ".to_json('FOLDER/hellaswag/validation.jsonl')\"",
-    build_record=build_hellaswag)
+    ".to_json('FOLDER/hellaswag/validation.jsonl')\"",
+    build_record=build_hellaswag,
+)

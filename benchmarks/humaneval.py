@@ -26,11 +26,24 @@ import ast
 import re
 
 from ocx.benchmarks.base import Extraction, Sample, check_matcher, select_limit
-from ocx.benchmarks.humaneval_exec import (CheckResult, base_plus_scores, check_many, check_program,
-                                           pass_at_k_summary)
+from ocx.benchmarks.humaneval_exec import (
+    CheckResult,
+    base_plus_scores,
+    check_many,
+    check_program,
+    pass_at_k_summary,
+)
 
 DATA_FILE = "coding/humaneval/humaneval.jsonl"
-_REQUIRED = ("task_id", "prompt", "entry_point", "canonical_solution", "base_input", "plus_input", "atol")
+_REQUIRED = (
+    "task_id",
+    "prompt",
+    "entry_point",
+    "canonical_solution",
+    "base_input",
+    "plus_input",
+    "atol",
+)
 # OpenChat's block pattern: an opening fence with anything after it on the line, then the body.
 _FENCE = re.compile(r"(`{3}.*?\n+)([\s\S]*?)(\n+`{3})")
 
@@ -41,7 +54,10 @@ def _defines(code: str, name: str) -> bool:
         tree = ast.parse(code)
     except (SyntaxError, ValueError):
         return False
-    return any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name for n in ast.walk(tree))
+    return any(
+        isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name
+        for n in ast.walk(tree)
+    )
 
 
 def _blocks(response: str) -> list[str]:
@@ -51,7 +67,7 @@ def _blocks(response: str) -> list[str]:
 def _prefix_before(prompt: str, entry_point: str) -> str:
     """The prompt up to the entry point's ``def``: its imports and helper functions."""
     match = re.search(rf"^def\s+{re.escape(entry_point)}\s*\(", prompt, flags=re.M)
-    return prompt[:match.start()] if match else prompt.split("def")[0]
+    return prompt[: match.start()] if match else prompt.split("def")[0]
 
 
 def extract_program(response: str, prompt: str, entry_point: str) -> str | None:
@@ -91,6 +107,7 @@ def _compiles(program: str) -> bool:
 def openchat_extract(response: str, prompt: str, entry_point: str) -> tuple[bool, str]:
     """OpenChat's ``coding_humaneval_match_answer`` exactly: the imports before the first
     ``def`` plus a block, else the whole prompt plus a block; unmatched keeps the raw response."""
+
     def try_match(prefix: str) -> str | None:
         for block in _blocks(response):
             if _defines(prefix + block, entry_point):
@@ -105,17 +122,23 @@ def openchat_extract(response: str, prompt: str, entry_point: str) -> tuple[bool
 class HumanEval:
     name = "humaneval"
     version = "2.1"
-    source = ("HumanEval (Chen et al., 2021) with HumanEval+ inputs (EvalPlus, Liu et al., 2023), chat prompt; "
-              "OpenChat eval_data coding/humaneval")
+    source = (
+        "HumanEval (Chen et al., 2021) with HumanEval+ inputs (EvalPlus, Liu et al., 2023), chat prompt; "
+        "OpenChat eval_data coding/humaneval"
+    )
     generation = {"max_tokens": 1024, "temperature": 0.0}
 
     def __init__(self, workers: int = 2, isolation: str = "namespace"):
         self.workers = workers
         self.isolation = isolation
 
-    def with_sandbox(self, isolation: str) -> "HumanEval":
+    def with_sandbox(self, isolation: str) -> HumanEval:
         """The same suite with another sandbox mode (``ocx eval --sandbox``)."""
-        return self if isolation == self.isolation else HumanEval(workers=self.workers, isolation=isolation)
+        return (
+            self
+            if isolation == self.isolation
+            else HumanEval(workers=self.workers, isolation=isolation)
+        )
 
     def _build(self, record: dict, index: int) -> Sample:
         meta = record.get("_metadata")
@@ -123,9 +146,13 @@ class HumanEval:
             missing = [k for k in _REQUIRED if not isinstance(meta, dict) or k not in meta]
             raise ValueError(f"field '_metadata' lacks {', '.join(missing)}")
         problem = {k: meta[k] for k in _REQUIRED}
-        return Sample(id=f"{self.name}/{meta['task_id']}", question=record["question"],
-                      messages=[{"role": "user", "content": record["question"]}], gold=meta["task_id"],
-                      meta={"subset": "humaneval", **problem})
+        return Sample(
+            id=f"{self.name}/{meta['task_id']}",
+            question=record["question"],
+            messages=[{"role": "user", "content": record["question"]}],
+            gold=meta["task_id"],
+            meta={"subset": "humaneval", **problem},
+        )
 
     def load(self, data, limit=None):
         from ocx.harness.errors import InputError, InputProblem
@@ -136,7 +163,11 @@ class HumanEval:
             try:
                 samples.append(self._build(record, index))
             except (ValueError, KeyError, TypeError) as exc:
-                problems.append(InputProblem(f"{data.description}:{DATA_FILE}", index + 1, "_metadata", str(exc)))
+                problems.append(
+                    InputProblem(
+                        f"{data.description}:{DATA_FILE}", index + 1, "_metadata", str(exc)
+                    )
+                )
         if problems:
             raise InputError(problems)
         return select_limit([samples], limit)
@@ -159,14 +190,22 @@ class HumanEval:
         """Run the extracted program (an unmatched one is still run with the openchat matcher,
         as OpenChat hands the raw response to EvalPlus)."""
         if extraction.answer is None:
-            return CheckResult("fail", "fail", {"part": "extract", "input": None, "error": "no code found"}, "not run",
-                               isolation=self.isolation, task_id=sample.meta.get("task_id"))
+            return CheckResult(
+                "fail",
+                "fail",
+                {"part": "extract", "input": None, "error": "no code found"},
+                "not run",
+                isolation=self.isolation,
+                task_id=sample.meta.get("task_id"),
+            )
         return check_program(extraction.answer, sample.meta, isolation=self.isolation)
 
     def score(self, extraction: Extraction, sample: Sample) -> bool:
         return self.check(extraction, sample).passed_plus
 
-    def score_many(self, extractions: list[Extraction], samples: list[Sample], on_done=None) -> list[CheckResult]:
+    def score_many(
+        self, extractions: list[Extraction], samples: list[Sample], on_done=None
+    ) -> list[CheckResult]:
         """``check`` for many samples, ``self.workers`` sandboxes at a time."""
         results: list[CheckResult | None] = [None] * len(samples)
         jobs, where = [], []
@@ -183,14 +222,17 @@ class HumanEval:
             if on_done is not None:
                 on_done(where[job_index], result)
 
-        for index, result in zip(where, check_many(jobs, workers=self.workers, isolation=self.isolation,
-                                                   on_done=done)):
+        for index, result in zip(
+            where, check_many(jobs, workers=self.workers, isolation=self.isolation, on_done=done)
+        ):
             results[index] = result
         return results  # type: ignore[return-value]
 
     def scores_for_completions(self, correct_per_sample: list[list[bool]]) -> dict[str, float]:
         """Unbiased pass@k (HumanEval+ verdicts) from each problem's N completions, k in (1, 10, 100), k <= N."""
-        return pass_at_k_summary({str(index): verdicts for index, verdicts in enumerate(correct_per_sample)})
+        return pass_at_k_summary(
+            {str(index): verdicts for index, verdicts in enumerate(correct_per_sample)}
+        )
 
     def scores_for_checks(self, checks: list[dict | None]) -> dict:
         """``base_pass@k`` (HumanEval) and ``plus_pass@k`` (HumanEval+) with their intervals, as

@@ -52,7 +52,7 @@ class _Swallow:
         pass
 
     def read(self, *args):
-        raise IOError
+        raise OSError
 
     readline = readlines = read
 
@@ -108,7 +108,7 @@ def _emit(frame):
     data = (json.dumps(frame, allow_nan=False, separators=(",", ":")) + "\n").encode()
     view = memoryview(data)
     while view:
-        view = view[os.write(_channel[0], view):]
+        view = view[os.write(_channel[0], view) :]
 
 
 def _short(exc):
@@ -191,7 +191,11 @@ def _kill_leftovers(pgid, own_pid_namespace):
         pass
     if not own_pid_namespace:
         return
-    spared = (1, os.getpid(), os.getppid())  # init, us, and a reused sandbox's zygote (or init again)
+    spared = (
+        1,
+        os.getpid(),
+        os.getppid(),
+    )  # init, us, and a reused sandbox's zygote (or init again)
     for name in os.listdir("/proc"):
         if name.isdigit() and int(name) not in spared:
             try:

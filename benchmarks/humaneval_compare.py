@@ -36,7 +36,9 @@ from dataclasses import dataclass, field
 MAX_DEPTH = 120  # the producer nests at most 100 levels (plus its frame)
 _TAGS = {"i", "f", "t", "d"}
 _OUT_HEAD = re.compile(rb'\["out",(0|[1-9][0-9]*),')
-_OUT_TAIL = re.compile(rb',(-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)\]')  # the time, then the frame's end
+_OUT_TAIL = re.compile(
+    rb",(-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)\]"
+)  # the time, then the frame's end
 _NAN = b'{"f":"nan"}'
 
 
@@ -77,7 +79,7 @@ def decode(value, depth: int = 0):
     if isinstance(value, list):
         return [decode(v, depth + 1) for v in value]
     if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in _TAGS:
-        (tag, inner), = value.items()
+        ((tag, inner),) = value.items()
         return _decode_tagged(tag, inner, depth)
     raise Malformed("unknown value form")
 
@@ -148,15 +150,25 @@ def raw_outputs(data: bytes, parts: list[str]) -> dict[str, PartOutputs]:
         if head is not None:
             cut = raw.rfind(b",")
             tail = _OUT_TAIL.fullmatch(raw, cut)
-            if current is None or tail is None or int(head[1]) != len(current.outputs) or cut < head.end():
+            if (
+                current is None
+                or tail is None
+                or int(head[1]) != len(current.outputs)
+                or cut < head.end()
+            ):
                 raise Malformed(f"line {number + 1}: bad output")
-            current.outputs.append(raw[head.end():cut])
+            current.outputs.append(raw[head.end() : cut])
             current.times.append(float(tail[1]))
             continue
         frame = _frame(raw, number)
         if frame[0] == "part" and current is None and len(frame) == 2 and frame[1] in parts:
             current = found[frame[1]] = PartOutputs(frame[1])
-        elif frame[0] == "end" and current is not None and frame[1:2] == [current.name] and len(frame) == 3:
+        elif (
+            frame[0] == "end"
+            and current is not None
+            and frame[1:2] == [current.name]
+            and len(frame) == 3
+        ):
             current.ended, current = str(frame[2])[:100], None
         elif frame[0] == "err" and current is not None:
             current.error = str(frame[2] if len(frame) > 2 else "")[:300]
@@ -165,7 +177,9 @@ def raw_outputs(data: bytes, parts: list[str]) -> dict[str, PartOutputs]:
     return found
 
 
-def parse_stream(data: bytes, parts: list[str], expected: dict[str, list] | None = None) -> list[PartOutputs]:
+def parse_stream(
+    data: bytes, parts: list[str], expected: dict[str, list] | None = None
+) -> list[PartOutputs]:
     """The parts in ``data``; raises ``Malformed`` for anything the harness would not write.
 
     With ``expected`` (a part's ``ExpectedOutputs.raw``), an output whose bytes are the expected
@@ -185,8 +199,12 @@ class StreamParser:
     sent into the sandbox but that. The final word is :func:`judge_part` on :meth:`close`'s parts,
     which fails the part at that same output."""
 
-    def __init__(self, parts: list[str], expected: dict[str, list] | None = None,
-                 judges: dict[str, PartJudge] | None = None) -> None:
+    def __init__(
+        self,
+        parts: list[str],
+        expected: dict[str, list] | None = None,
+        judges: dict[str, PartJudge] | None = None,
+    ) -> None:
         self.parts, self.expected, self.judges = parts, expected or {}, judges or {}
         self.found: list[PartOutputs] = []
         self.current: PartOutputs | None = None
@@ -247,7 +265,11 @@ class StreamParser:
         frame = _frame(raw, number)
         kind = frame[0]
         if kind == "part":
-            if current is not None or len(self.found) >= len(self.parts) or frame[1:] != [self.parts[len(self.found)]]:
+            if (
+                current is not None
+                or len(self.found) >= len(self.parts)
+                or frame[1:] != [self.parts[len(self.found)]]
+            ):
                 raise Malformed(f"line {number + 1}: unexpected part start")
             self.current = PartOutputs(self.parts[len(self.found)])
         elif current is None:
@@ -282,7 +304,12 @@ def _frame(raw: bytes, number: int) -> list:
 
 
 def _add_output(part: PartOutputs, frame: list, number: int) -> None:
-    if part.error is not None or len(frame) < 3 or frame[1] != len(part.outputs) or type(frame[1]) is not int:
+    if (
+        part.error is not None
+        or len(frame) < 3
+        or frame[1] != len(part.outputs)
+        or type(frame[1]) is not int
+    ):
         raise Malformed(f"line {number + 1}: output out of order")
     if frame[0] == "err":
         if len(frame) != 3 or not isinstance(frame[2], str):
@@ -348,7 +375,12 @@ class PartJudge:
     next. Used by :func:`judge_part` and, while a run streams, by :class:`StreamParser`."""
 
     def __init__(self, expected, inputs: list, atol: float, entry_point: str) -> None:
-        self.expected, self.inputs, self.atol, self.entry_point = expected, inputs, atol, entry_point
+        self.expected, self.inputs, self.atol, self.entry_point = (
+            expected,
+            inputs,
+            atol,
+            entry_point,
+        )
         self.taken = 0
         self.wrong_at: int | None = None
         self._scanned = 0
@@ -366,15 +398,18 @@ class PartJudge:
             return True
         if self.atol == 0 and any(is_floats(self.expected[k]) for k in range(self._scanned, index)):
             self.atol = 1e-6  # set by an expected output the fast path skipped
-        ok, self.atol = output_matches(out, self.expected[index], self.inputs[index], self.atol, self.entry_point)
+        ok, self.atol = output_matches(
+            out, self.expected[index], self.inputs[index], self.atol, self.entry_point
+        )
         self._scanned = index + 1
         if not ok:
             self.wrong_at = index
         return ok
 
 
-def judge_part(got: PartOutputs, expected, inputs: list, atol: float,
-               entry_point: str) -> tuple[str, dict | None]:
+def judge_part(
+    got: PartOutputs, expected, inputs: list, atol: float, entry_point: str
+) -> tuple[str, dict | None]:
     """("pass" | "fail" | "timeout", failure or None), EvalPlus's statuses: a sample's own
     error or per-input timeout is "fail"; a run that stops without one is "timeout"."""
     judge = PartJudge(expected, inputs, atol, entry_point)

@@ -37,15 +37,25 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
-from ocx.benchmarks.humaneval_compare import (ExpectedOutputs, Malformed, PartJudge, PartOutputs, StreamParser,
-                                              judge_part, parse_stream, raw_outputs)
+from ocx.benchmarks.humaneval_compare import (
+    ExpectedOutputs,
+    Malformed,
+    PartJudge,
+    PartOutputs,
+    StreamParser,
+    judge_part,
+    parse_stream,
+    raw_outputs,
+)
 from ocx.harness.sandbox import SandboxLimits, SandboxRun, run_sandboxed
 from ocx.harness.sandbox_worker import SandboxWorker
 
 MIN_TIME_LIMIT = 1.0  # EvalPlus DEFAULT_MIN_TIME_LIMIT
 TIME_FACTOR = 4.0  # EvalPlus DEFAULT_GT_TIME_LIMIT_FACTOR
 RUN_TIMEOUT = 60.0  # EvalPlus EVALPLUS_TIMEOUT_PER_TASK (default)
-REFERENCE_LIMITS = SandboxLimits(timeout_s=900.0, cpu_seconds=900, memory_bytes=8 << 30, output_bytes=2 << 30)
+REFERENCE_LIMITS = SandboxLimits(
+    timeout_s=900.0, cpu_seconds=900, memory_bytes=8 << 30, output_bytes=2 << 30
+)
 CANDIDATE_MEMORY = 4 << 30  # EvalPlus's 4 GiB
 PARTS = ("base", "plus")
 
@@ -94,17 +104,35 @@ class Reference:
 
 
 def _producer_source() -> str:
-    return resources.files("ocx.benchmarks").joinpath("humaneval_check.py").read_text(encoding="utf-8")
+    return (
+        resources.files("ocx.benchmarks").joinpath("humaneval_check.py").read_text(encoding="utf-8")
+    )
 
 
 def _inputs(problem: dict) -> dict:
     return {"base": problem["base_input"], "plus": problem.get("plus_input", [])}
 
 
-def _produce(program: str, code: str, problem: dict, parts: list[dict], mode: str, limits: SandboxLimits,
-             isolation: str, worker=None, watch=None) -> SandboxRun:
-    payload = json.dumps({"code": code, "entry_point": problem["entry_point"], "mode": mode, "parts": parts,
-                          "own_pid_namespace": isolation == "namespace"}).encode("utf-8")
+def _produce(
+    program: str,
+    code: str,
+    problem: dict,
+    parts: list[dict],
+    mode: str,
+    limits: SandboxLimits,
+    isolation: str,
+    worker=None,
+    watch=None,
+) -> SandboxRun:
+    payload = json.dumps(
+        {
+            "code": code,
+            "entry_point": problem["entry_point"],
+            "mode": mode,
+            "parts": parts,
+            "own_pid_namespace": isolation == "namespace",
+        }
+    ).encode("utf-8")
     if worker is not None:
         return worker.run(program, payload, limits, watch=watch)
     return run_sandboxed(program, payload, limits=limits, isolation=isolation, watch=watch)
@@ -127,8 +155,9 @@ def _store(path: Path, stream: bytes) -> None:
     os.replace(partial, path)  # never a half-written entry
 
 
-def compute_reference(problem: dict, *, isolation: str = "namespace", program: str | None = None,
-                      worker=None) -> Reference:
+def compute_reference(
+    problem: dict, *, isolation: str = "namespace", program: str | None = None, worker=None
+) -> Reference:
     """Run the canonical solution on every input (no per-input limit, as EvalPlus), or read
     its output stream from the disk cache."""
     inputs = _inputs(problem)
@@ -139,8 +168,16 @@ def compute_reference(problem: dict, *, isolation: str = "namespace", program: s
         reference = _parse_reference(cached.read_bytes(), inputs, "ok", "", checked=True)
         if reference.error is None:
             return reference
-    parts = [{"name": p, "inputs": inputs[p], "limits": None, "budget": REFERENCE_LIMITS.timeout_s,
-              "copy_inputs": True} for p in PARTS]
+    parts = [
+        {
+            "name": p,
+            "inputs": inputs[p],
+            "limits": None,
+            "budget": REFERENCE_LIMITS.timeout_s,
+            "copy_inputs": True,
+        }
+        for p in PARTS
+    ]
     run = _produce(program, code, problem, parts, "reference", REFERENCE_LIMITS, isolation, worker)
     reference = _parse_reference(run.stdout, inputs, run.status, run.stderr)
     if reference.error is None and cached is not None:
@@ -148,7 +185,9 @@ def compute_reference(problem: dict, *, isolation: str = "namespace", program: s
     return reference
 
 
-def _parse_reference(stdout: bytes, inputs: dict, status: str, stderr: str, checked: bool = False) -> Reference:
+def _parse_reference(
+    stdout: bytes, inputs: dict, status: str, stderr: str, checked: bool = False
+) -> Reference:
     """A fresh stream is parsed in full (every value decoded); one from the cache (``checked``:
     parsed in full before it was stored) is only split into each value's bytes."""
     try:
@@ -158,9 +197,16 @@ def _parse_reference(stdout: bytes, inputs: dict, status: str, stderr: str, chec
         return Reference({}, {}, 0, f"reference output unreadable: {exc}")
     for part in PARTS:
         if part not in got or got[part].error or len(got[part].outputs) != len(inputs[part]):
-            why = got[part].error if part in got and got[part].error else f"sandbox {status}: {stderr[-300:]}"
+            why = (
+                got[part].error
+                if part in got and got[part].error
+                else f"sandbox {status}: {stderr[-300:]}"
+            )
             return Reference({}, {}, 0, f"reference failed on {part}: {why}")
-    outputs = {p: ExpectedOutputs(got[p].outputs, decoded[p].outputs if p in decoded else None) for p in PARTS}
+    outputs = {
+        p: ExpectedOutputs(got[p].outputs, decoded[p].outputs if p in decoded else None)
+        for p in PARTS
+    }
     return Reference(outputs, {p: got[p].times for p in PARTS}, len(stdout))
 
 
@@ -170,35 +216,62 @@ def time_limits(reference_times: list[float]) -> tuple[list[float], float]:
     return limits, min(RUN_TIMEOUT, sum(limits)) + 2.0
 
 
-def check_with_reference(code: str, problem: dict, reference: Reference, *, isolation: str = "namespace",
-                         program: str | None = None, worker=None) -> CheckResult:
+def check_with_reference(
+    code: str,
+    problem: dict,
+    reference: Reference,
+    *,
+    isolation: str = "namespace",
+    program: str | None = None,
+    worker=None,
+) -> CheckResult:
     """Run ``code`` on the base and plus inputs in a fresh sandbox and judge its outputs here."""
     task = problem.get("task_id")
     if reference.error:
-        return CheckResult("error", "error", {"part": "reference", "input": None, "error": reference.error},
-                           "not run", 0.0, isolation, task)
+        return CheckResult(
+            "error",
+            "error",
+            {"part": "reference", "input": None, "error": reference.error},
+            "not run",
+            0.0,
+            isolation,
+            task,
+        )
     inputs, specs = _inputs(problem), {}
     for part in PARTS:
         limits, budget = time_limits(reference.times[part])
         specs[part] = {"name": part, "inputs": inputs[part], "limits": limits, "budget": budget}
     try:
-        found, runs = _run_candidate(code, problem, reference, specs, isolation, program or _producer_source(),
-                                     worker)
+        found, runs = _run_candidate(
+            code, problem, reference, specs, isolation, program or _producer_source(), worker
+        )
     except _MalformedRun as exc:  # stray or forged bytes on the channel: the sample fails
         failure = {"part": "stream", "input": None, "error": f"malformed output: {exc.error}"[:300]}
         return CheckResult("fail", "fail", failure, exc.run.status, exc.wall_s, isolation, task)
     statuses, failure = {}, None
     for part in PARTS:
         got = found.get(part, PartOutputs(part))
-        statuses[part], why = judge_part(got, reference.outputs[part], inputs[part], problem.get("atol", 0) or 0,
-                                         problem["entry_point"])
+        statuses[part], why = judge_part(
+            got,
+            reference.outputs[part],
+            inputs[part],
+            problem.get("atol", 0) or 0,
+            problem["entry_point"],
+        )
         if why is not None and failure is None:
             failure = {"part": part, **why}
     over = [r for r in runs if r.status == "output_limit"]
     if failure is not None and over:
         failure["error"] = f"output over {_candidate_limits([], reference).output_bytes} bytes"
-    return CheckResult(statuses["base"], statuses["plus"], failure, runs[-1].status,
-                       round(sum(r.wall_s for r in runs), 4), isolation, task)
+    return CheckResult(
+        statuses["base"],
+        statuses["plus"],
+        failure,
+        runs[-1].status,
+        round(sum(r.wall_s for r in runs), 4),
+        isolation,
+        task,
+    )
 
 
 class _MalformedRun(Exception):
@@ -208,31 +281,63 @@ class _MalformedRun(Exception):
 
 def _candidate_limits(parts: list[dict], reference: Reference) -> SandboxLimits:
     total = 5.0 + sum(part["budget"] for part in parts)
-    return SandboxLimits(timeout_s=total, cpu_seconds=math.ceil(total) + 1, memory_bytes=CANDIDATE_MEMORY,
-                         output_bytes=2 * reference.stream_bytes + (8 << 20))
+    return SandboxLimits(
+        timeout_s=total,
+        cpu_seconds=math.ceil(total) + 1,
+        memory_bytes=CANDIDATE_MEMORY,
+        output_bytes=2 * reference.stream_bytes + (8 << 20),
+    )
 
 
-def _run_candidate(code: str, problem: dict, reference: Reference, specs: dict, isolation: str, program: str,
-                   worker) -> tuple[dict[str, PartOutputs], list[SandboxRun]]:
+def _run_candidate(
+    code: str,
+    problem: dict,
+    reference: Reference,
+    specs: dict,
+    isolation: str,
+    program: str,
+    worker,
+) -> tuple[dict[str, PartOutputs], list[SandboxRun]]:
     """Each part's outputs, judged as they stream; a run stopped at a wrong output leaves the
     parts it had not finished to a fresh run. Raises ``_MalformedRun``."""
-    same_bytes = None if problem["entry_point"] == "find_zero" else {p: reference.outputs[p].raw for p in PARTS}
+    same_bytes = (
+        None
+        if problem["entry_point"] == "find_zero"
+        else {p: reference.outputs[p].raw for p in PARTS}
+    )
     atol = problem.get("atol", 0) or 0
     found: dict[str, PartOutputs] = {}
     runs: list[SandboxRun] = []
     todo = list(PARTS)
     while todo:
-        judges = {p: PartJudge(reference.outputs[p], specs[p]["inputs"], atol, problem["entry_point"]) for p in todo}
+        judges = {
+            p: PartJudge(reference.outputs[p], specs[p]["inputs"], atol, problem["entry_point"])
+            for p in todo
+        }
         parser = StreamParser(todo, same_bytes, judges)
         parts = [specs[p] for p in todo]
-        runs.append(_produce(program, code, problem, parts, "candidate", _candidate_limits(parts, reference),
-                             isolation, worker, parser.feed))
+        runs.append(
+            _produce(
+                program,
+                code,
+                problem,
+                parts,
+                "candidate",
+                _candidate_limits(parts, reference),
+                isolation,
+                worker,
+                parser.feed,
+            )
+        )
         try:
             got = {p.name: p for p in parser.close()}
         except Malformed as exc:
             raise _MalformedRun(exc, runs[-1], round(sum(r.wall_s for r in runs), 4)) from None
-        settled = set(got) if runs[-1].status != "stopped" else \
-            {name for name, p in got.items() if p.ended is not None or name == parser.wrong}
+        settled = (
+            set(got)
+            if runs[-1].status != "stopped"
+            else {name for name, p in got.items() if p.ended is not None or name == parser.wrong}
+        )
         found.update({name: got[name] for name in settled})
         if not settled:  # cannot happen (a stop names its wrong part); never loop on it
             break
@@ -248,7 +353,9 @@ def check_program(code: str, problem: dict, *, isolation: str = "namespace") -> 
     ``problem`` holds ``prompt``, ``canonical_solution``, ``entry_point``, ``base_input``,
     ``plus_input`` and ``atol`` (the fields of EvalPlus's HumanEval+ records).
     """
-    return check_with_reference(code, problem, compute_reference(problem, isolation=isolation), isolation=isolation)
+    return check_with_reference(
+        code, problem, compute_reference(problem, isolation=isolation), isolation=isolation
+    )
 
 
 class _References:
@@ -264,8 +371,9 @@ class _References:
     def get(self, key: str, problem: dict, worker=None) -> Reference:
         with self._locks[key]:
             if key not in self._values:
-                self._values[key] = compute_reference(problem, isolation=self._isolation, program=self._program,
-                                                      worker=worker)
+                self._values[key] = compute_reference(
+                    problem, isolation=self._isolation, program=self._program, worker=worker
+                )
             return self._values[key]
 
     def done(self, key: str) -> None:
@@ -279,8 +387,13 @@ def _problem_key(problem: dict) -> str:
     return f"{problem.get('task_id')}\0{problem['entry_point']}\0{problem['prompt']}{problem['canonical_solution']}"
 
 
-def check_many(jobs: Sequence[tuple[str, dict]], *, workers: int = 2, isolation: str = "namespace",
-               on_done: Callable[[int, CheckResult], None] | None = None) -> list[CheckResult]:
+def check_many(
+    jobs: Sequence[tuple[str, dict]],
+    *,
+    workers: int = 2,
+    isolation: str = "namespace",
+    on_done: Callable[[int, CheckResult], None] | None = None,
+) -> list[CheckResult]:
     """``check_program`` for every ``(code, problem)``, ``workers`` sandboxes at a time, in input order."""
     program = _producer_source()
     keys = [_problem_key(problem) for _, problem in jobs]
@@ -288,7 +401,9 @@ def check_many(jobs: Sequence[tuple[str, dict]], *, workers: int = 2, isolation:
     first = {}
     for index, key in enumerate(keys):
         first.setdefault(key, index)
-    order = sorted(range(len(jobs)), key=lambda i: (first[keys[i]], i))  # one problem's programs together
+    order = sorted(
+        range(len(jobs)), key=lambda i: (first[keys[i]], i)
+    )  # one problem's programs together
     results: list[CheckResult | None] = [None] * len(jobs)
     local, started, lock = threading.local(), [], threading.Lock()
 
@@ -305,8 +420,9 @@ def check_many(jobs: Sequence[tuple[str, dict]], *, workers: int = 2, isolation:
         code, problem = jobs[index]
         try:
             reference = references.get(keys[index], problem, worker())
-            results[index] = check_with_reference(code, problem, reference, isolation=isolation, program=program,
-                                                  worker=worker())
+            results[index] = check_with_reference(
+                code, problem, reference, isolation=isolation, program=program, worker=worker()
+            )
         finally:
             references.done(keys[index])
         if on_done is not None:
@@ -315,7 +431,9 @@ def check_many(jobs: Sequence[tuple[str, dict]], *, workers: int = 2, isolation:
     try:
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             list(pool.map(one, order))
-            for started_worker in started:  # while the threads that started them live: a sandbox dies
+            for (
+                started_worker
+            ) in started:  # while the threads that started them live: a sandbox dies
                 started_worker.close()  # with its thread (--die-with-parent), this lets it exit by itself
     finally:
         for started_worker in started:
@@ -335,13 +453,19 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
 
 
-def pass_at_k_summary(correct_by_task: dict[str, list[bool]], ks: Sequence[int] = (1, 10, 100)) -> dict[str, float]:
+def pass_at_k_summary(
+    correct_by_task: dict[str, list[bool]], ks: Sequence[int] = (1, 10, 100)
+) -> dict[str, float]:
     """Mean pass@k over problems for every k that every problem has enough samples for."""
     if not correct_by_task:
         return {}
     counts = [(len(v), sum(v)) for v in correct_by_task.values()]
     n_min = min(n for n, _ in counts)
-    return {f"pass@{k}": sum(pass_at_k(n, c, k) for n, c in counts) / len(counts) for k in ks if k <= n_min}
+    return {
+        f"pass@{k}": sum(pass_at_k(n, c, k) for n, c in counts) / len(counts)
+        for k in ks
+        if k <= n_min
+    }
 
 
 def base_plus_scores(checks: Sequence[dict], ks: Sequence[int] = (1, 10, 100)) -> dict:
@@ -354,8 +478,10 @@ def base_plus_scores(checks: Sequence[dict], ks: Sequence[int] = (1, 10, 100)) -
     for check in checks:
         by_task.setdefault(str(check.get("task_id")), []).append(check)
     scores: dict = {}
-    for name, passed in (("base", lambda c: c["base"] == "pass"),
-                         ("plus", lambda c: c["base"] == "pass" and c["plus"] == "pass")):
+    for name, passed in (
+        ("base", lambda c: c["base"] == "pass"),
+        ("plus", lambda c: c["base"] == "pass" and c["plus"] == "pass"),
+    ):
         verdicts = {task: [passed(c) for c in group] for task, group in by_task.items()}
         for key, value in pass_at_k_summary(verdicts, ks).items():
             k = int(key.removeprefix("pass@"))

@@ -33,7 +33,12 @@ from dataclasses import dataclass, field
 from ocx.benchmarks.base import Extraction, Sample, check_matcher, select_limit
 from ocx.benchmarks.data import parse_jsonl
 from ocx.benchmarks.ifbench_verifiers import (
-    IFBENCH_VERSION, INSTRUCTION_NEEDS, ensure_nltk_data, instruction_dict, offline_nltk, read_wheel_text,
+    IFBENCH_VERSION,
+    INSTRUCTION_NEEDS,
+    ensure_nltk_data,
+    instruction_dict,
+    offline_nltk,
+    read_wheel_text,
 )
 
 log = logging.getLogger(__name__)
@@ -47,7 +52,11 @@ def loose_variants(response: str) -> list[str]:
     remove_last = "\n".join(lines[:-1]).strip()
     remove_both = "\n".join(lines[1:-1]).strip()
     variants = [response, response.replace("*", ""), remove_first, remove_last, remove_both]
-    return variants + [remove_first.replace("*", ""), remove_last.replace("*", ""), remove_both.replace("*", "")]
+    return variants + [
+        remove_first.replace("*", ""),
+        remove_last.replace("*", ""),
+        remove_both.replace("*", ""),
+    ]
 
 
 @dataclass
@@ -65,9 +74,15 @@ class IFCheck:
         return all(self.strict)
 
     def to_dict(self) -> dict:
-        return {"instructions": self.instructions, "strict": self.strict, "loose": self.loose,
-                "prompt_strict": all(self.strict), "prompt_loose": all(self.loose),
-                "unavailable": self.unavailable, "errors": self.errors}
+        return {
+            "instructions": self.instructions,
+            "strict": self.strict,
+            "loose": self.loose,
+            "prompt_strict": all(self.strict),
+            "prompt_loose": all(self.loose),
+            "unavailable": self.unavailable,
+            "errors": self.errors,
+        }
 
 
 def _verifier(registry: dict, instruction_id: str, kwargs: dict, prompt: str):
@@ -84,7 +99,9 @@ def _follows(checker, texts: list[str]) -> bool:
     return any(text.strip() and checker.check_following(text) for text in texts)
 
 
-def _verdict(check: IFCheck, registry: dict, instruction_id: str, args: dict, prompt: str, texts: list[str]) -> bool:
+def _verdict(
+    check: IFCheck, registry: dict, instruction_id: str, args: dict, prompt: str, texts: list[str]
+) -> bool:
     try:
         return _follows(_verifier(registry, instruction_id, args, prompt), texts)
     except Exception as exc:  # noqa: BLE001 -- the package's own checker crashed: recorded in the check, not hidden
@@ -92,8 +109,13 @@ def _verdict(check: IFCheck, registry: dict, instruction_id: str, args: dict, pr
         return False
 
 
-def check_response(prompt: str, instructions: list[str], kwargs: list[dict], response: str,
-                   available: dict[str, bool] | None = None) -> IFCheck:
+def check_response(
+    prompt: str,
+    instructions: list[str],
+    kwargs: list[dict],
+    response: str,
+    available: dict[str, bool] | None = None,
+) -> IFCheck:
     """Strict and loose verdicts of every instruction of one prompt (pure, given the verifiers)."""
     registry = instruction_dict()
     available = available if available is not None else ensure_nltk_data()
@@ -139,12 +161,21 @@ class IFBench:
 
     def _build(self, record: dict, index: int) -> Sample:
         instructions, kwargs = record["instruction_id_list"], record["kwargs"]
-        if not (isinstance(instructions, list) and isinstance(kwargs, list) and len(instructions) == len(kwargs)):
-            raise ValueError("fields 'instruction_id_list' and 'kwargs' must be lists of the same length")
-        return Sample(id=f"{self.name}/test/{record['key']}", question=record["prompt"],
-                      messages=[{"role": "user", "content": record["prompt"]}],
-                      gold=json.dumps(instructions),
-                      meta={"subset": "test", "instructions": instructions, "kwargs": kwargs})
+        if not (
+            isinstance(instructions, list)
+            and isinstance(kwargs, list)
+            and len(instructions) == len(kwargs)
+        ):
+            raise ValueError(
+                "fields 'instruction_id_list' and 'kwargs' must be lists of the same length"
+            )
+        return Sample(
+            id=f"{self.name}/test/{record['key']}",
+            question=record["prompt"],
+            messages=[{"role": "user", "content": record["prompt"]}],
+            gold=json.dumps(instructions),
+            meta={"subset": "test", "instructions": instructions, "kwargs": kwargs},
+        )
 
     def load(self, data=None, limit: int | None = None) -> list[Sample]:
         from ocx.harness.errors import InputError, InputProblem
@@ -170,17 +201,36 @@ class IFBench:
         # Nothing to extract: the verifiers read the whole response (both matchers alike).
         return Extraction(response, True, matcher)
 
-    def score_many(self, extractions: list[Extraction], samples: list[Sample], on_done=None) -> list[IFCheck]:
+    def score_many(
+        self, extractions: list[Extraction], samples: list[Sample], on_done=None
+    ) -> list[IFCheck]:
         available = ensure_nltk_data()
-        missing = sorted({need for s in samples for i in s.meta["instructions"]
-                          if (need := INSTRUCTION_NEEDS.get(i)) and not available[need]})
+        missing = sorted(
+            {
+                need
+                for s in samples
+                for i in s.meta["instructions"]
+                if (need := INSTRUCTION_NEEDS.get(i)) and not available[need]
+            }
+        )
         if missing:
-            log.warning("IFBench: NLTK data %s not found; instructions needing it count as not followed "
-                        "(install with `python -m nltk.downloader %s`)", ", ".join(missing), " ".join(missing))
+            log.warning(
+                "IFBench: NLTK data %s not found; instructions needing it count as not followed "
+                "(install with `python -m nltk.downloader %s`)",
+                ", ".join(missing),
+                " ".join(missing),
+            )
         results = []
         for index, (extraction, sample) in enumerate(zip(extractions, samples)):
-            results.append(check_response(sample.question, sample.meta["instructions"], sample.meta["kwargs"],
-                                          extraction.answer or "", available))
+            results.append(
+                check_response(
+                    sample.question,
+                    sample.meta["instructions"],
+                    sample.meta["kwargs"],
+                    extraction.answer or "",
+                    available,
+                )
+            )
             if on_done is not None:
                 on_done(index, results[-1])
         return results

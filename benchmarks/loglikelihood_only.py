@@ -50,10 +50,15 @@ class LoglikelihoodOnlySuite:
     def load(self, data: DataSource, limit: int | None = None) -> list[Sample]:
         folder = self.path.rpartition("/")[0]
         if self.path not in data.list_files(folder):
-            raise InputError(InputProblem(
-                data.description, None, None,
-                f"no {self.name} data: pass --data FOLDER holding FOLDER/{self.path} ({self.dataset} as JSONL; "
-                f"ocx downloads nothing for this suite), e.g. written by: {self.export}"))
+            raise InputError(
+                InputProblem(
+                    data.description,
+                    None,
+                    None,
+                    f"no {self.name} data: pass --data FOLDER holding FOLDER/{self.path} ({self.dataset} as JSONL; "
+                    f"ocx downloads nothing for this suite), e.g. written by: {self.export}",
+                )
+            )
         return load_subsets(data, self.name, folder, self._build, limit, files=[self.path])
 
     def _build(self, record: dict, subset: str, index: int) -> Sample:
@@ -63,22 +68,40 @@ class LoglikelihoodOnlySuite:
             question=context,
             messages=user_messages(context),
             gold=gold_label,
-            meta={"subset": subset, "choices": choices, "gold_index": gold_index,
-                  "record_id": str(record.get("id", record.get("ind", index)))},
+            meta={
+                "subset": subset,
+                "choices": choices,
+                "gold_index": gold_index,
+                "record_id": str(record.get("id", record.get("ind", index))),
+            },
         )
 
     def multiple_choice(self, sample: Sample, num_fewshot: int = 0) -> MultipleChoice:
         if num_fewshot > self.max_fewshot:
-            raise InputError(InputProblem("command line", None, "--num-fewshot",
-                                          f"{self.name} is zero-shot only in ocx (got {num_fewshot})"))
-        return MultipleChoice(context=sample.question, choices=tuple(sample.meta["choices"]),
-                              gold=(sample.meta["gold_index"],))
+            raise InputError(
+                InputProblem(
+                    "command line",
+                    None,
+                    "--num-fewshot",
+                    f"{self.name} is zero-shot only in ocx (got {num_fewshot})",
+                )
+            )
+        return MultipleChoice(
+            context=sample.question,
+            choices=tuple(sample.meta["choices"]),
+            gold=(sample.meta["gold_index"],),
+        )
 
     def _refuse(self) -> GenerationRefused:
-        return GenerationRefused(InputProblem(
-            "command line", None, "--sets",
-            f"{self.name} is scored by log-likelihood only (as lm-eval defines it): "
-            f"add --scoring loglikelihood"))
+        return GenerationRefused(
+            InputProblem(
+                "command line",
+                None,
+                "--sets",
+                f"{self.name} is scored by log-likelihood only (as lm-eval defines it): "
+                f"add --scoring loglikelihood",
+            )
+        )
 
     def prompt(self, sample: Sample) -> list[dict]:
         raise self._refuse()
@@ -91,6 +114,10 @@ class LoglikelihoodOnlySuite:
 
 
 def require_choices(field: str, choices: object) -> list[str]:
-    if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) for c in choices):
+    if (
+        not isinstance(choices, list)
+        or len(choices) < 2
+        or not all(isinstance(c, str) for c in choices)
+    ):
         raise ValueError(f"field {field!r} must be a list of at least two strings, got {choices!r}")
     return choices

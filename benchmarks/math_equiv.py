@@ -19,7 +19,18 @@ from ocx.benchmarks.sympy_worker import DEFAULT_TIMEOUT_S, default_worker
 
 log = logging.getLogger(__name__)
 
-_DROP = [r"\left", r"\right", r"\!", r"\,", r"\;", r"\:", r"\displaystyle", r"\$", "$", "~"]  # "\$" before "$"
+_DROP = [
+    r"\left",
+    r"\right",
+    r"\!",
+    r"\,",
+    r"\;",
+    r"\:",
+    r"\displaystyle",
+    r"\$",
+    "$",
+    "~",
+]  # "\$" before "$"
 _UNIT_WORDS = r"(?:[a-zA-Z]+(?:\^\d)?\s*)+"
 
 
@@ -85,8 +96,14 @@ def _structure(s: str) -> tuple[str, list[str]]:
     """(kind, elements): kind is "set" (unordered), "(]"-style brackets (ordered) or "" (single)."""
     if s.startswith(r"\{") and s.endswith(r"\}"):
         return "set", _split_top(s[2:-2])
-    if len(s) > 2 and s[0] in "([" and s[-1] in ")]" and _balanced(s[1:-1].replace("(", "{").replace(")", "}")
-                                                                      .replace("[", "{").replace("]", "}")):
+    if (
+        len(s) > 2
+        and s[0] in "(["
+        and s[-1] in ")]"
+        and _balanced(
+            s[1:-1].replace("(", "{").replace(")", "}").replace("[", "{").replace("]", "}")
+        )
+    ):
         inner = _split_top(s[1:-1])
         if len(inner) > 1:
             return s[0] + s[-1], inner
@@ -114,9 +131,16 @@ def _element_equal(a: str, b: str, timeout: float) -> bool:
     if fa is not None and fb is not None:
         return fa == fb
     try:
-        return bool(default_worker().call("ocx.benchmarks.math_sympy", "sympy_equal", (a, b), timeout))
+        return bool(
+            default_worker().call("ocx.benchmarks.math_sympy", "sympy_equal", (a, b), timeout)
+        )
     except TimeoutError:
-        log.warning("sympy comparison of %r and %r timed out after %g s; counted as not equal", a, b, timeout)
+        log.warning(
+            "sympy comparison of %r and %r timed out after %g s; counted as not equal",
+            a,
+            b,
+            timeout,
+        )
         return False
     except RuntimeError as exc:
         log.debug("sympy could not compare %r and %r: %s", a, b, exc)

@@ -25,7 +25,7 @@ def _replace_braced(s: str, command: str, arity: int, build) -> str:
                 j += 1
             if depth:
                 return s
-            args.append(s[i + 1:j - 1])
+            args.append(s[i + 1 : j - 1])
             i = j
         s = s[:start] + build(*args) + s[i:]
 
@@ -35,9 +35,22 @@ def latex_to_sympy_text(s: str) -> str:
     s = _replace_braced(s, r"\frac", 2, lambda a, b: f"(({a})/({b}))")
     s = _replace_braced(s, r"\root", 2, lambda n, a: f"(({a})**(1/({n})))")
     s = _replace_braced(s, r"\sqrt", 1, lambda a: f"sqrt({a})")
-    for latex, text in [(r"\cdot", "*"), (r"\times", "*"), (r"\div", "/"), (r"\pi", "pi"), (r"\infty", "oo"),
-                        (r"\ln", "log"), (r"\log", "log"), (r"\exp", "exp"), (r"\sin", "sin"), (r"\cos", "cos"),
-                        (r"\tan", "tan"), (r"\cot", "cot"), (r"\sec", "sec"), (r"\csc", "csc")]:
+    for latex, text in [
+        (r"\cdot", "*"),
+        (r"\times", "*"),
+        (r"\div", "/"),
+        (r"\pi", "pi"),
+        (r"\infty", "oo"),
+        (r"\ln", "log"),
+        (r"\log", "log"),
+        (r"\exp", "exp"),
+        (r"\sin", "sin"),
+        (r"\cos", "cos"),
+        (r"\tan", "tan"),
+        (r"\cot", "cot"),
+        (r"\sec", "sec"),
+        (r"\csc", "csc"),
+    ]:
         s = s.replace(latex, text)
     s = s.replace("{", "(").replace("}", ")").replace("^", "**")
     return s
@@ -55,7 +68,10 @@ def _parse(s: str):
     text = latex_to_sympy_text(s)
     if not _SAFE.fullmatch(text) or _UNSAFE.search(text):
         raise ValueError(f"refusing to evaluate {text!r}")
-    transformations = sp.standard_transformations + (sp.implicit_multiplication_application, sp.convert_xor)
+    transformations = sp.standard_transformations + (
+        sp.implicit_multiplication_application,
+        sp.convert_xor,
+    )
     return sp.parse_expr(text, transformations=transformations)
 
 

@@ -29,13 +29,20 @@ class MMLU:
         letters = option_letters(record["options"])
         label = record["label"]
         if not (isinstance(label, str) and label.strip("()") in letters):
-            raise ValueError(f"field 'label' holds {label!r}, not one of the options {record['options']!r}")
+            raise ValueError(
+                f"field 'label' holds {label!r}, not one of the options {record['options']!r}"
+            )
         return Sample(
             id=f"{self.name}/{subset}/{index}",
             question=record["question"],
             messages=user_messages(record["question"]),
             gold=label.strip("()"),
-            meta={"subset": subset, "labels": [label.strip("()")], "options": list(letters), "label_raw": label},
+            meta={
+                "subset": subset,
+                "labels": [label.strip("()")],
+                "options": list(letters),
+                "label_raw": label,
+            },
         )
 
     def load(self, data, limit=None):
@@ -48,8 +55,12 @@ class MMLU:
         """lm-eval's MMLU prompt ("...\\nA. ..\\nD. ..\\nAnswer:", options " A".." D") with the first
         `num_fewshot` demonstrations of the record's own prompt, their reasoning dropped."""
         if not 0 <= num_fewshot <= self.max_fewshot:
-            raise ValueError(f"mmlu takes 0 to {self.max_fewshot} demonstrations, not {num_fewshot}")
-        return mmlu_multiple_choice(sample.question, sample.meta["subset"], sample.gold, num_fewshot)
+            raise ValueError(
+                f"mmlu takes 0 to {self.max_fewshot} demonstrations, not {num_fewshot}"
+            )
+        return mmlu_multiple_choice(
+            sample.question, sample.meta["subset"], sample.gold, num_fewshot
+        )
 
     def extract(self, response: str, sample: Sample, matcher: str = "ocx") -> Extraction:
         check_matcher(matcher)

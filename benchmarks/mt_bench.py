@@ -25,10 +25,27 @@ from ocx.harness.backends import Request, Sampling
 from ocx.harness.cache import request_key
 from ocx.harness.judge import JUDGE_SAMPLING, MAX_RATING, MIN_RATING, parse_rating
 
-CATEGORIES = ("writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities")
+CATEGORIES = (
+    "writing",
+    "roleplay",
+    "reasoning",
+    "math",
+    "coding",
+    "extraction",
+    "stem",
+    "humanities",
+)
 # FastChat gen_model_answer.py temperature_config; max_new_token 1024.
-TEMPERATURE = {"writing": 0.7, "roleplay": 0.7, "extraction": 0.0, "math": 0.0, "coding": 0.0,
-               "reasoning": 0.0, "stem": 0.1, "humanities": 0.1}
+TEMPERATURE = {
+    "writing": 0.7,
+    "roleplay": 0.7,
+    "extraction": 0.0,
+    "math": 0.0,
+    "coding": 0.0,
+    "reasoning": 0.0,
+    "stem": 0.1,
+    "humanities": 0.1,
+}
 MAX_TOKENS = 1024
 
 
@@ -47,8 +64,12 @@ class TurnRecord:
     cached: bool
 
     def to_dict(self) -> dict:
-        return {"suite": "mt_bench", "id": f"mt_bench/{self.question_id}/turn{self.turn}", **self.__dict__,
-                "parsed": self.rating is not None}
+        return {
+            "suite": "mt_bench",
+            "id": f"mt_bench/{self.question_id}/turn{self.turn}",
+            **self.__dict__,
+            "parsed": self.rating is not None,
+        }
 
 
 @dataclass
@@ -95,8 +116,10 @@ class MTBenchSummary:
         return self.unparseable / self.n if self.n else 0.0
 
     def categories(self) -> dict[str, dict[str, float | None]]:
-        return {c: {"turn1": self.cell(c, 1), "turn2": self.cell(c, 2), "average": self.cell(c, None)}
-                for c in self.ratings}
+        return {
+            c: {"turn1": self.cell(c, 1), "turn2": self.cell(c, 2), "average": self.cell(c, None)}
+            for c in self.ratings
+        }
 
     def intervals(self) -> dict:
         """Bootstrap over questions (a question's two turns share its answers and its judge):
@@ -106,16 +129,31 @@ class MTBenchSummary:
         if not any(self.per_question.values()):
             return {}
         interval = bootstrap_ratio(list(self.per_question.values()), lo=MIN_RATING, hi=MAX_RATING)
-        scaled = (None if interval.stderr is None else interval.stderr / 10,
-                  None if interval.ci95 is None else [interval.ci95[0] / 10, interval.ci95[1] / 10])
-        return {"stderr": scaled[0], "ci95": scaled[1], "ci_method": "bootstrap",
-                **interval.as_dict("score_"), "questions": len(self.per_question)}
+        scaled = (
+            None if interval.stderr is None else interval.stderr / 10,
+            None if interval.ci95 is None else [interval.ci95[0] / 10, interval.ci95[1] / 10],
+        )
+        return {
+            "stderr": scaled[0],
+            "ci95": scaled[1],
+            "ci_method": "bootstrap",
+            **interval.as_dict("score_"),
+            "questions": len(self.per_question),
+        }
 
     def scores(self) -> dict:
-        return {"accuracy": self.accuracy, "score": self.score, "turn1": self.cell(None, 1),
-                "turn2": self.cell(None, 2), "n": self.n, "unmatched": self.unparseable,
-                "unmatched_rate": self.unmatched_rate, **self.intervals(), "categories": self.categories(),
-                "judge": self.judge}
+        return {
+            "accuracy": self.accuracy,
+            "score": self.score,
+            "turn1": self.cell(None, 1),
+            "turn2": self.cell(None, 2),
+            "n": self.n,
+            "unmatched": self.unparseable,
+            "unmatched_rate": self.unmatched_rate,
+            **self.intervals(),
+            "categories": self.categories(),
+            "judge": self.judge,
+        }
 
 
 class MTBench:
@@ -128,16 +166,32 @@ class MTBench:
     generation = {"max_tokens": MAX_TOKENS}
     multi_turn = True
 
-    def run(self, data: MTBenchData, backend, judge, cache, *, condition: str | None = None,
-            overrides: dict | None = None, limit: int | None = None, progress=None) -> tuple[MTBenchSummary, list[TurnRecord]]:
+    def run(
+        self,
+        data: MTBenchData,
+        backend,
+        judge,
+        cache,
+        *,
+        condition: str | None = None,
+        overrides: dict | None = None,
+        limit: int | None = None,
+        progress=None,
+    ) -> tuple[MTBenchSummary, list[TurnRecord]]:
         """Answer both turns, judge them, and summarise; everything through ``cache``."""
         questions = data.questions[:limit] if limit is not None else list(data.questions)
         asker = _Asker(cache, _Tracker(progress))
         first_msgs = [[{"role": "user", "content": q.turns[0]}] for q in questions]
-        first = asker.ask(backend, first_msgs, condition, [_sampling(q, overrides) for q in questions], "turn 1")
-        second_msgs = [[*m, {"role": "assistant", "content": a}, {"role": "user", "content": q.turns[1]}]
-                       for q, m, (a, _) in zip(questions, first_msgs, first)]
-        second = asker.ask(backend, second_msgs, condition, [_sampling(q, overrides) for q in questions], "turn 2")
+        first = asker.ask(
+            backend, first_msgs, condition, [_sampling(q, overrides) for q in questions], "turn 1"
+        )
+        second_msgs = [
+            [*m, {"role": "assistant", "content": a}, {"role": "user", "content": q.turns[1]}]
+            for q, m, (a, _) in zip(questions, first_msgs, first)
+        ]
+        second = asker.ask(
+            backend, second_msgs, condition, [_sampling(q, overrides) for q in questions], "turn 2"
+        )
         judge_msgs, names = [], []
         for q, (a1, _), (a2, _) in zip(questions, first, second):
             for turn in (1, 2):
@@ -148,13 +202,36 @@ class MTBench:
         judgments = asker.ask(judge, judge_msgs, None, [judge_sampling] * len(judge_msgs), "judge")
         records = []
         for i, q in enumerate(questions):
-            for turn, (messages, answer) in ((1, (first_msgs[i], first[i])), (2, (second_msgs[i], second[i]))):
+            for turn, (messages, answer) in (
+                (1, (first_msgs[i], first[i])),
+                (2, (second_msgs[i], second[i])),
+            ):
                 text, cached = judgments[2 * i + turn - 1]
-                records.append(TurnRecord(q.id, q.category, turn, messages, answer[0], names[2 * i + turn - 1], text,
-                                          parse_rating(text), cached and answer[1]))
-        summary = summarize(records, data, self, judge.identity(),
-                            {"per_category_temperature": TEMPERATURE, **_sampling(questions[0], overrides).as_dict()}
-                            if questions else {})
+                records.append(
+                    TurnRecord(
+                        q.id,
+                        q.category,
+                        turn,
+                        messages,
+                        answer[0],
+                        names[2 * i + turn - 1],
+                        text,
+                        parse_rating(text),
+                        cached and answer[1],
+                    )
+                )
+        summary = summarize(
+            records,
+            data,
+            self,
+            judge.identity(),
+            {
+                "per_category_temperature": TEMPERATURE,
+                **_sampling(questions[0], overrides).as_dict(),
+            }
+            if questions
+            else {},
+        )
         summary.sent, summary.cached = asker.sent, asker.cached
         return summary, records
 
@@ -169,7 +246,12 @@ def _judge_fields(q: Question, turn: int, answer_1: str, answer_2: str) -> dict[
     if turn == 1:
         fields = {"question": q.turns[0], "answer": answer_1}
     else:
-        fields = {"question_1": q.turns[0], "question_2": q.turns[1], "answer_1": answer_1, "answer_2": answer_2}
+        fields = {
+            "question_1": q.turns[0],
+            "question_2": q.turns[1],
+            "answer_1": answer_1,
+            "answer_2": answer_2,
+        }
     if q.needs_reference:
         fields["ref_answer_1"] = q.reference[0]
         if turn == 2:
@@ -177,8 +259,9 @@ def _judge_fields(q: Question, turn: int, answer_1: str, answer_2: str) -> dict[
     return fields
 
 
-def summarize(records: Sequence[TurnRecord], data: MTBenchData, suite: MTBench, judge: dict,
-              sampling: dict) -> MTBenchSummary:
+def summarize(
+    records: Sequence[TurnRecord], data: MTBenchData, suite: MTBench, judge: dict, sampling: dict
+) -> MTBenchSummary:
     ratings: dict[str, dict[int, list[float]]] = {}
     order = [c for c in CATEGORIES if any(r.category == c for r in records)]
     order += sorted({r.category for r in records} - set(order))
@@ -190,9 +273,18 @@ def summarize(records: Sequence[TurnRecord], data: MTBenchData, suite: MTBench, 
         if r.rating is not None:
             ratings[r.category][r.turn].append(r.rating)
             per_question[r.question_id].append(r.rating)
-    return MTBenchSummary(suite.name, suite.version, suite.source, data.sha256, sampling, ratings,
-                          unparseable=sum(r.rating is None for r in records), n=len(records), judge=judge,
-                          per_question=per_question)
+    return MTBenchSummary(
+        suite.name,
+        suite.version,
+        suite.source,
+        data.sha256,
+        sampling,
+        ratings,
+        unparseable=sum(r.rating is None for r in records),
+        n=len(records),
+        judge=judge,
+        per_question=per_question,
+    )
 
 
 class _Tracker:
@@ -220,33 +312,48 @@ class _Asker:
         self.sent = 0
         self.cached = 0
 
-    def ask(self, backend, chats: list[list[dict]], condition: str | None, samplings: list[Sampling],
-            label: str) -> list[tuple[str, bool]]:
+    def ask(
+        self,
+        backend,
+        chats: list[list[dict]],
+        condition: str | None,
+        samplings: list[Sampling],
+        label: str,
+    ) -> list[tuple[str, bool]]:
         from ocx.harness.runner import RequestsFailedError
 
         identity = backend.identity()
-        keys = [request_key(identity, chat, condition, s.as_dict()) for chat, s in zip(chats, samplings)]
+        keys = [
+            request_key(identity, chat, condition, s.as_dict()) for chat, s in zip(chats, samplings)
+        ]
         answers = self.cache.get_many(keys)
         cached = set(answers)
         todo = [i for i, k in enumerate(keys) if k not in answers]
         task = self.tracker.start(label, len(keys), len(keys) - len(todo))
-        requests = [Request(n, tuple(chats[i]), condition, samplings[i]) for n, i in enumerate(todo)]
+        requests = [
+            Request(n, tuple(chats[i]), condition, samplings[i]) for n, i in enumerate(todo)
+        ]
         self.sent += len(requests)
         self.cached += len(cached)
         errors: list[BaseException] = []
 
         def on_result(n: int, text: str) -> None:
             i = todo[n]
-            self.cache.put(keys[i], text, {"messages": chats[i], "condition": condition,
-                                           "sampling": samplings[i].as_dict()})
+            self.cache.put(
+                keys[i],
+                text,
+                {"messages": chats[i], "condition": condition, "sampling": samplings[i].as_dict()},
+            )
             answers[keys[i]] = text
             self.tracker.advance(task)
 
         if requests:
             backend.generate(requests, on_result, lambda n, exc: errors.append(exc))
         if errors:
-            raise RequestsFailedError(f"mt_bench {label}: {len(errors)} of {len(requests)} requests failed "
-                                      f"({type(errors[0]).__name__}: {errors[0]}); the answered ones are cached")
+            raise RequestsFailedError(
+                f"mt_bench {label}: {len(errors)} of {len(requests)} requests failed "
+                f"({type(errors[0]).__name__}: {errors[0]}); the answered ones are cached"
+            )
         return [(answers[k], k in cached) for k in keys]
 
 

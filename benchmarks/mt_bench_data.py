@@ -24,8 +24,10 @@ from ocx.harness.judge import JudgePrompt, judge_prompts_from_records
 NEEDS_REFERENCE = ("math", "reasoning", "coding")
 REFERENCE_FILE = "reference_answer/gpt-4.jsonl"
 JUDGES = {  # (turn, needs reference) -> FastChat judge prompt name
-    (1, False): "single-v1", (2, False): "single-v1-multi-turn",
-    (1, True): "single-math-v1", (2, True): "single-math-v1-multi-turn",
+    (1, False): "single-v1",
+    (2, False): "single-v1-multi-turn",
+    (1, True): "single-math-v1",
+    (2, True): "single-math-v1-multi-turn",
 }
 
 
@@ -55,7 +57,9 @@ def _read(files: dict[str, str], name: str, where: str) -> list[dict]:
     return parse_jsonl(files[name], f"{where}/{name}")
 
 
-def _questions(records: list[dict], references: dict[int, tuple[str, str]], where: str) -> list[Question]:
+def _questions(
+    records: list[dict], references: dict[int, tuple[str, str]], where: str
+) -> list[Question]:
     questions, problems = [], []
     for line, r in enumerate(records, start=1):
         turns = r.get("turns")
@@ -63,14 +67,22 @@ def _questions(records: list[dict], references: dict[int, tuple[str, str]], wher
             problems.append(InputProblem(where, line, "question_id", "missing or not an integer"))
         elif not isinstance(r.get("category"), str):
             problems.append(InputProblem(where, line, "category", "missing or not a string"))
-        elif not (isinstance(turns, list) and len(turns) == 2 and all(isinstance(t, str) for t in turns)):
+        elif not (
+            isinstance(turns, list) and len(turns) == 2 and all(isinstance(t, str) for t in turns)
+        ):
             problems.append(InputProblem(where, line, "turns", "expected a list of two strings"))
         else:
             qid = r["question_id"]
             question = Question(qid, r["category"], (turns[0], turns[1]), references.get(qid))
             if question.needs_reference and question.reference is None:
-                problems.append(InputProblem(where, line, "question_id",
-                                             f"{r['category']} question {qid} has no answer in {REFERENCE_FILE}"))
+                problems.append(
+                    InputProblem(
+                        where,
+                        line,
+                        "question_id",
+                        f"{r['category']} question {qid} has no answer in {REFERENCE_FILE}",
+                    )
+                )
             questions.append(question)
     if problems:
         raise InputError(problems)
@@ -84,7 +96,9 @@ def _references(records: list[dict], where: str) -> dict[int, tuple[str, str]]:
             turns = r["choices"][0]["turns"]
             found[int(r["question_id"])] = (str(turns[0]), str(turns[1]))
         except (KeyError, IndexError, TypeError, ValueError):
-            problems.append(InputProblem(where, line, "choices[0].turns", "expected two reference turns"))
+            problems.append(
+                InputProblem(where, line, "choices[0].turns", "expected two reference turns")
+            )
     if problems:
         raise InputError(problems)
     return found
@@ -93,12 +107,22 @@ def _references(records: list[dict], where: str) -> dict[int, tuple[str, str]]:
 def parse_mt_bench(files: dict[str, str], where: str) -> MTBenchData:
     """Build the data from the three files' texts (keyed by their layout names)."""
     references = _references(_read(files, REFERENCE_FILE, where), f"{where}/{REFERENCE_FILE}")
-    questions = _questions(_read(files, "question.jsonl", where), references, f"{where}/question.jsonl")
-    judges = judge_prompts_from_records(_read(files, "judge_prompts.jsonl", where), f"{where}/judge_prompts.jsonl")
+    questions = _questions(
+        _read(files, "question.jsonl", where), references, f"{where}/question.jsonl"
+    )
+    judges = judge_prompts_from_records(
+        _read(files, "judge_prompts.jsonl", where), f"{where}/judge_prompts.jsonl"
+    )
     missing = sorted({name for name in JUDGES.values()} - set(judges))
     if missing:
-        raise InputError(InputProblem(f"{where}/judge_prompts.jsonl", None, "name",
-                                      f"missing judge prompts: {', '.join(missing)}"))
+        raise InputError(
+            InputProblem(
+                f"{where}/judge_prompts.jsonl",
+                None,
+                "name",
+                f"missing judge prompts: {', '.join(missing)}",
+            )
+        )
     digest = hashlib.sha256()
     for name in sorted(files):
         digest.update(name.encode() + b"\0" + files[name].encode("utf-8") + b"\0")
@@ -131,4 +155,3 @@ def _load_hub(spec: str) -> MTBenchData:
         path = hf_hub_download(repo, name, repo_type="dataset", revision=revision or None)
         files[name] = Path(path).read_text(encoding="utf-8")
     return parse_mt_bench(files, spec)
-

@@ -19,7 +19,10 @@ def table_rows(scores: dict) -> list[list[str]]:
 
     ``scores`` is ``results.json``'s ``summary["mt_bench"]`` (``MTBenchSummary.scores()``).
     """
-    rows = [[c, _fmt(v["turn1"]), _fmt(v["turn2"]), _fmt(v["average"])] for c, v in scores["categories"].items()]
+    rows = [
+        [c, _fmt(v["turn1"]), _fmt(v["turn2"]), _fmt(v["average"])]
+        for c, v in scores["categories"].items()
+    ]
     rows.append(["overall", _fmt(scores["turn1"]), _fmt(scores["turn2"]), _fmt(scores["score"])])
     return rows
 
@@ -28,13 +31,27 @@ def mt_bench_table(scores: dict, title: str | None = None):
     """A rich table of MT-Bench scores (1-10), with the unparseable-judgment count in the caption."""
     from rich.table import Table
 
-    caption = f"{scores['n']} judged turns, {scores['unmatched']} unparseable judgments (not scored)"
+    caption = (
+        f"{scores['n']} judged turns, {scores['unmatched']} unparseable judgments (not scored)"
+    )
     if scores.get("score_ci95"):
         low, high = scores["score_ci95"]
-        caption += (f"; overall {_fmt(scores['score'])} ± {Z95 * scores['score_stderr']:.2f}, 95% interval "
-                    f"[{low:.2f}, {high:.2f}] (bootstrap over {scores.get('questions', '?')} questions)")
-    table = Table(title=title or "MT-Bench (1-10)", title_justify="left", caption=caption, caption_justify="left")
-    for column, justify in (("category", "left"), ("turn 1", "right"), ("turn 2", "right"), ("average", "right")):
+        caption += (
+            f"; overall {_fmt(scores['score'])} ± {Z95 * scores['score_stderr']:.2f}, 95% interval "
+            f"[{low:.2f}, {high:.2f}] (bootstrap over {scores.get('questions', '?')} questions)"
+        )
+    table = Table(
+        title=title or "MT-Bench (1-10)",
+        title_justify="left",
+        caption=caption,
+        caption_justify="left",
+    )
+    for column, justify in (
+        ("category", "left"),
+        ("turn 1", "right"),
+        ("turn 2", "right"),
+        ("average", "right"),
+    ):
         table.add_column(column, justify=justify)
     rows = table_rows(scores)
     for row in rows[:-1]:
@@ -58,32 +75,50 @@ def radar_svg(series: list[tuple[str, dict[str, float | None]]], size: int = 360
 
     def point(i: int, value: float) -> tuple[float, float]:
         angle = -math.pi / 2 + 2 * math.pi * i / len(categories)
-        return center + radius * value / 10 * math.cos(angle), center + radius * value / 10 * math.sin(angle)
+        return center + radius * value / 10 * math.cos(
+            angle
+        ), center + radius * value / 10 * math.sin(angle)
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size + legend}" '
-             f'role="img" aria-label="MT-Bench radar chart">']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size + legend}" '
+        f'role="img" aria-label="MT-Bench radar chart">'
+    ]
     for ring in (2, 4, 6, 8, 10):
-        ring_points = " ".join(f"{x:.1f},{y:.1f}" for x, y in (point(i, ring) for i in range(len(categories))))
+        ring_points = " ".join(
+            f"{x:.1f},{y:.1f}" for x, y in (point(i, ring) for i in range(len(categories)))
+        )
         parts.append(f'<polygon points="{ring_points}" fill="none" stroke="#ddd"/>')
     for i, category in enumerate(categories):
         x, y = point(i, 10)
         lx, ly = point(i, 11.5)
         parts.append(f'<line x1="{center}" y1="{center}" x2="{x:.1f}" y2="{y:.1f}" stroke="#ccc"/>')
-        parts.append(f'<text x="{lx:.1f}" y="{ly:.1f}" text-anchor="middle">{html.escape(category)}</text>')
+        parts.append(
+            f'<text x="{lx:.1f}" y="{ly:.1f}" text-anchor="middle">{html.escape(category)}</text>'
+        )
     for k, (label, scores) in enumerate(series):
         color = _PALETTE[k % len(_PALETTE)]
-        pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in (point(i, scores.get(c) or 0.0) for i, c in enumerate(categories)))
+        pts = " ".join(
+            f"{x:.1f},{y:.1f}"
+            for x, y in (point(i, scores.get(c) or 0.0) for i, c in enumerate(categories))
+        )
         tip = ", ".join(f"{c} {_fmt(scores.get(c))}" for c in categories)
-        parts.append(f'<polygon points="{pts}" fill="{color}" fill-opacity="0.15" stroke="{color}" stroke-width="2">'
-                     f'<title>{html.escape(label)}: {html.escape(tip)}</title></polygon>')
-        parts.append(f'<rect x="10" y="{size + 18 * k}" width="12" height="12" fill="{color}"/>'
-                     f'<text x="28" y="{size + 18 * k + 11}">{html.escape(label)}</text>')
+        parts.append(
+            f'<polygon points="{pts}" fill="{color}" fill-opacity="0.15" stroke="{color}" stroke-width="2">'
+            f"<title>{html.escape(label)}: {html.escape(tip)}</title></polygon>"
+        )
+        parts.append(
+            f'<rect x="10" y="{size + 18 * k}" width="12" height="12" fill="{color}"/>'
+            f'<text x="28" y="{size + 18 * k + 11}">{html.escape(label)}</text>'
+        )
     parts.append("</svg>")
     return "\n".join(parts)
 
 
 def radar_from_results(documents: list[tuple[str, dict]]) -> str:
     """The radar for ``ocx report``: one polygon (category averages) per results document with MT-Bench."""
-    series = [(label, {c: v["average"] for c, v in doc["summary"]["mt_bench"]["categories"].items()})
-              for label, doc in documents if "categories" in doc.get("summary", {}).get("mt_bench", {})]
+    series = [
+        (label, {c: v["average"] for c, v in doc["summary"]["mt_bench"]["categories"].items()})
+        for label, doc in documents
+        if "categories" in doc.get("summary", {}).get("mt_bench", {})
+    ]
     return radar_svg(series)

@@ -14,18 +14,30 @@ def wants_mt_bench(suites) -> bool:
     return any(getattr(s, "multi_turn", False) for s in suites)
 
 
-def check_options(judge_endpoint: str | None, judge_model: str | None, mt_bench_data: str | None) -> list[InputProblem]:
+def check_options(
+    judge_endpoint: str | None, judge_model: str | None, mt_bench_data: str | None
+) -> list[InputProblem]:
     """Problems with the MT-Bench options (all at once), for a run that includes mt_bench."""
     from ocx.benchmarks.mt_bench_data import load_mt_bench
 
     problems = []
     if not judge_endpoint:
-        problems.append(InputProblem("command line", None, "--judge-endpoint", "required for mt_bench"))
+        problems.append(
+            InputProblem("command line", None, "--judge-endpoint", "required for mt_bench")
+        )
     if not judge_model:
-        problems.append(InputProblem("command line", None, "--judge-model", "required for mt_bench"))
+        problems.append(
+            InputProblem("command line", None, "--judge-model", "required for mt_bench")
+        )
     if not mt_bench_data:
-        problems.append(InputProblem("command line", None, "--mt-bench-data",
-                                     "required for mt_bench: a folder in FastChat's llm_judge/data layout or hf:owner/name"))
+        problems.append(
+            InputProblem(
+                "command line",
+                None,
+                "--mt-bench-data",
+                "required for mt_bench: a folder in FastChat's llm_judge/data layout or hf:owner/name",
+            )
+        )
     else:
         try:
             load_mt_bench(mt_bench_data)
@@ -34,18 +46,39 @@ def check_options(judge_endpoint: str | None, judge_model: str | None, mt_bench_
     return problems
 
 
-def run_for_eval(backend, cache, *, judge_endpoint: str, judge_model: str, mt_bench_data: str,
-                 judge_api_key: str | None = None, condition: str | None = None, overrides: dict | None = None,
-                 limit: int | None = None, progress=None, concurrency: int = 16):
+def run_for_eval(
+    backend,
+    cache,
+    *,
+    judge_endpoint: str,
+    judge_model: str,
+    mt_bench_data: str,
+    judge_api_key: str | None = None,
+    condition: str | None = None,
+    overrides: dict | None = None,
+    limit: int | None = None,
+    progress=None,
+    concurrency: int = 16,
+):
     """Run MT-Bench for `ocx eval`; returns (summary, records) to merge into the EvalRun."""
     from ocx.benchmarks.mt_bench import SUITE
     from ocx.benchmarks.mt_bench_data import load_mt_bench
     from ocx.harness.judge import make_judge_backend
 
     data = load_mt_bench(mt_bench_data)
-    judge = make_judge_backend(judge_endpoint, judge_model, api_key=judge_api_key, concurrency=concurrency)
+    judge = make_judge_backend(
+        judge_endpoint, judge_model, api_key=judge_api_key, concurrency=concurrency
+    )
     try:
-        return SUITE.run(data, backend, judge, cache, condition=condition, overrides=overrides, limit=limit,
-                         progress=progress)
+        return SUITE.run(
+            data,
+            backend,
+            judge,
+            cache,
+            condition=condition,
+            overrides=overrides,
+            limit=limit,
+            progress=progress,
+        )
     finally:
         judge.close()

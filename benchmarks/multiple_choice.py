@@ -29,10 +29,13 @@ LETTERS = "ABCD"
 
 
 def supports_loglikelihood(suite) -> bool:
-    return callable(getattr(suite, "multiple_choice", None)) and isinstance(getattr(suite, "max_fewshot", None), int)
+    return callable(getattr(suite, "multiple_choice", None)) and isinstance(
+        getattr(suite, "max_fewshot", None), int
+    )
 
 
 # --- scoring -------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ChoiceVerdict:
@@ -55,7 +58,9 @@ def _argmax(values: Sequence[float]) -> int:
     return best
 
 
-def score_choices(logprobs: Sequence[float], choices: Sequence[str], gold: Sequence[int]) -> ChoiceVerdict:
+def score_choices(
+    logprobs: Sequence[float], choices: Sequence[str], gold: Sequence[int]
+) -> ChoiceVerdict:
     """lm-eval's acc and acc_norm for one sample (`len(choice)` characters for acc_norm)."""
     if len(logprobs) != len(choices) or not choices:
         raise ValueError(f"{len(logprobs)} log-likelihoods for {len(choices)} options")
@@ -67,6 +72,7 @@ def score_choices(logprobs: Sequence[float], choices: Sequence[str], gold: Seque
 
 
 # --- MMLU: Chain-of-Thought Hub's prompt taken apart, lm-eval's prompt put together ---------
+
 
 @dataclass(frozen=True)
 class MMLUQuestion:
@@ -83,7 +89,9 @@ class CotHubPrompt:
     question: MMLUQuestion
 
 
-_HEADER = re.compile(r"The following are multiple choice questions \(with answers\) about (?P<subject>.+?)\.\n\n")
+_HEADER = re.compile(
+    r"The following are multiple choice questions \(with answers\) about (?P<subject>.+?)\.\n\n"
+)
 # A demonstration: "Q: ...\n(A) .. (D) ..\nA: Let's think step by step. ... The answer is (X).\n\n"
 _THINK = "\nA: Let's think step by step."
 _ANSWER = re.compile(r"The answer is \(([A-Z])\)\.\n\n")
@@ -95,12 +103,12 @@ class MMLUParseError(ValueError):
 
 
 def _split_options(body: str, letters: str = LETTERS) -> tuple[str, tuple[str, ...]]:
-    """"question\n(A) w (B) x (C) y (D) z" -> (question, (w, x, y, z)); `letters` past D are
+    """ "question\n(A) w (B) x (C) y (D) z" -> (question, (w, x, y, z)); `letters` past D are
     taken while they follow in order (one Chain-of-Thought Hub demonstration has an (E))."""
     start = body.rfind("\n(A)")
     if start < 0:
         raise MMLUParseError("no '(A)' option line")
-    question, line = body[:start], body[start + 1:]
+    question, line = body[:start], body[start + 1 :]
     cuts, at = [], 0
     for index, letter in enumerate(letters):
         found = line.find(f"({letter})", at)
@@ -110,7 +118,7 @@ def _split_options(body: str, letters: str = LETTERS) -> tuple[str, tuple[str, .
             break
         cuts.append(found)
         at = found + 3
-    options = tuple(line[a + 3:b].strip() for a, b in zip(cuts, [*cuts[1:], len(line)]))
+    options = tuple(line[a + 3 : b].strip() for a, b in zip(cuts, [*cuts[1:], len(line)]))
     return question.strip(), options
 
 
@@ -120,20 +128,26 @@ def parse_cothub_mmlu(prompt: str) -> CotHubPrompt:
     Demonstrations with other than four options are left out (lm-eval's MMLU prompt has A-D):
     Chain-of-Thought Hub's college chemistry prompt has one with an (E). Its formal logic and
     human aging prompts hold four demonstrations, not five."""
-    prompt = prompt.lstrip("\n")  # conceptual physics and electrical engineering start with a blank line
+    prompt = prompt.lstrip(
+        "\n"
+    )  # conceptual physics and electrical engineering start with a blank line
     header = _HEADER.match(prompt)
     if header is None:
-        raise MMLUParseError("no 'The following are multiple choice questions (with answers) about ...' header")
+        raise MMLUParseError(
+            "no 'The following are multiple choice questions (with answers) about ...' header"
+        )
     if not prompt.endswith(_ASK):
-        raise MMLUParseError("the prompt does not end with \"A: Let's think step by step.\"")
-    rest = prompt[header.end():-len(_ASK)]
+        raise MMLUParseError('the prompt does not end with "A: Let\'s think step by step."')
+    rest = prompt[header.end() : -len(_ASK)]
     demos, at = [], 0
-    while rest.startswith("Q: ", at):  # str.find, not one regex: 14k prompts of ~5 kB parse in a second
+    while rest.startswith(
+        "Q: ", at
+    ):  # str.find, not one regex: 14k prompts of ~5 kB parse in a second
         think = rest.find(_THINK, at)
         answer = _ANSWER.search(rest, think) if think >= 0 else None
         if answer is None:
             break
-        question, options = _split_options(rest[at + 3:think], "ABCDEFGHIJ")
+        question, options = _split_options(rest[at + 3 : think], "ABCDEFGHIJ")
         if len(options) == len(LETTERS) and answer[1] in LETTERS:
             demos.append(MMLUQuestion(question, options, answer[1]))  # type: ignore[arg-type]
         at = answer.end()
@@ -145,7 +159,11 @@ def parse_cothub_mmlu(prompt: str) -> CotHubPrompt:
 
 def mmlu_block(q: MMLUQuestion) -> str:
     """lm-eval's MMLU `doc_to_text`: "{question}\\nA. ..\\nD. ..\\nAnswer:"."""
-    lines = [q.question.strip(), *(f"{letter}. {text}" for letter, text in zip(LETTERS, q.options)), "Answer:"]
+    lines = [
+        q.question.strip(),
+        *(f"{letter}. {text}" for letter, text in zip(LETTERS, q.options)),
+        "Answer:",
+    ]
     return "\n".join(lines)
 
 
@@ -161,7 +179,9 @@ def mmlu_multiple_choice(prompt: str, subset: str, gold: str, num_fewshot: int) 
     """lm-eval's MMLU prompt with the first `num_fewshot` demonstrations of the record's prompt (all
     it has when it holds fewer: the three subjects noted in `parse_cothub_mmlu` have four)."""
     parsed = parse_cothub_mmlu(prompt)
-    subject = subset.replace("_", " ")  # lm-eval's description uses the task name, spaces for underscores
+    subject = subset.replace(
+        "_", " "
+    )  # lm-eval's description uses the task name, spaces for underscores
     context = mmlu_context(subject, parsed.demos[:num_fewshot], parsed.question)
     return MultipleChoice(context, tuple(LETTERS), (LETTERS.index(gold),))
 
@@ -171,7 +191,9 @@ def mmlu_multiple_choice(prompt: str, subset: str, gold: str, num_fewshot: int) 
 GPQA_FORMAT = '\n\nFormat your response as follows: "The correct answer is (insert answer here)".'
 
 
-def lettered_multiple_choice(question: str, letters: Sequence[str], labels: Sequence[str]) -> MultipleChoice:
+def lettered_multiple_choice(
+    question: str, letters: Sequence[str], labels: Sequence[str]
+) -> MultipleChoice:
     """A record whose prompt ends with its own answer cue ("... Among A through D, the answer is"):
     the options are its letters, continuations " A", " B", ... A gold letter the record does not
     list as an option (OpenChat's SAT-En line 57) matches no option, so the sample counts wrong."""
@@ -179,11 +201,17 @@ def lettered_multiple_choice(question: str, letters: Sequence[str], labels: Sequ
     return MultipleChoice(question, tuple(letters), gold)
 
 
-def gpqa_multiple_choice(question: str, letters: Sequence[str], labels: Sequence[str]) -> MultipleChoice:
+def gpqa_multiple_choice(
+    question: str, letters: Sequence[str], labels: Sequence[str]
+) -> MultipleChoice:
     """GPQA's prompt asks for a sentence format, which no option continues: the instruction gives way
     to lm-eval's GPQA cue ("...\\nAnswer:") with options "(A)".."(D)" (`gpqa_diamond_zeroshot`)."""
     if not question.endswith(GPQA_FORMAT):
-        raise ValueError("the GPQA prompt does not end with its 'Format your response as follows' instruction")
-    context = question[:-len(GPQA_FORMAT)].rstrip("\n") + "\nAnswer:"
+        raise ValueError(
+            "the GPQA prompt does not end with its 'Format your response as follows' instruction"
+        )
+    context = question[: -len(GPQA_FORMAT)].rstrip("\n") + "\nAnswer:"
     choices = tuple(f"({letter})" for letter in letters)
-    return MultipleChoice(context, choices, tuple(i for i, letter in enumerate(letters) if letter in labels))
+    return MultipleChoice(
+        context, choices, tuple(i for i, letter in enumerate(letters) if letter in labels)
+    )

@@ -12,7 +12,6 @@ import re
 
 from ocx.benchmarks import openchat_normalize as math_normalize
 
-
 # sympy might hang -- we don't care about trying to be lenient in these cases
 BAD_SUBSTRINGS = ["^{", "^("]
 BAD_REGEXES = [r"\^[0-9]+\^", r"\^[0-9][0-9]+"]
@@ -301,6 +300,8 @@ def grade_answer_limited(given_answer: str, ground_truth: str, timeout: float = 
     from ocx.benchmarks.sympy_worker import default_worker
 
     try:
-        return bool(default_worker().call(__name__, "grade_answer", (given_answer, ground_truth), timeout))
+        return bool(
+            default_worker().call(__name__, "grade_answer", (given_answer, ground_truth), timeout)
+        )
     except (TimeoutError, RuntimeError):
         return False

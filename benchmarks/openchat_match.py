@@ -53,7 +53,7 @@ def _last_boxed_only_string(string: str) -> str | None:
         i += 1
     if left is None or right is None:
         return None
-    return string[left + 1: right].strip()
+    return string[left + 1 : right].strip()
 
 
 def math_ground_truth(solution: str) -> str:
@@ -64,7 +64,9 @@ def math_ground_truth(solution: str) -> str:
     return answer
 
 
-def fs_cothub_math_match_answer(task_data: dict, response: str, max_length: int = 256) -> tuple[bool, str]:
+def fs_cothub_math_match_answer(
+    task_data: dict, response: str, max_length: int = 256
+) -> tuple[bool, str]:
     """OpenChat's MATH matcher up to (not including) grading: returns the text it would grade."""
     is_matched = False
     ans_line = response.split("The answer is")
@@ -145,7 +147,13 @@ def openchat_is_correct(answer: object, label: object) -> bool:
 
 
 __all__ = [
-    "fs_cothub_bbh_match_answer", "fs_cothub_gsm8k_match_answer", "fs_cothub_math_match_answer",
-    "fs_cothub_mmlu_match_answer", "math_ground_truth", "openchat_is_correct", "zs_agieval_match_answer",
-    "zs_bbh_mc_orca_truthfulqa_orca_match_answer", "zs_gpqa_match_answer",
+    "fs_cothub_bbh_match_answer",
+    "fs_cothub_gsm8k_match_answer",
+    "fs_cothub_math_match_answer",
+    "fs_cothub_mmlu_match_answer",
+    "math_ground_truth",
+    "openchat_is_correct",
+    "zs_agieval_match_answer",
+    "zs_bbh_mc_orca_truthfulqa_orca_match_answer",
+    "zs_gpqa_match_answer",
 ]

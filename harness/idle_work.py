@@ -31,7 +31,9 @@ class IdleWork:
                 continue
             self.extractions[(suite_index, sample_index, completion)] = extraction
 
-    def extraction(self, suite_index: int, sample_index: int, completion: int, text: str) -> Extraction:
+    def extraction(
+        self, suite_index: int, sample_index: int, completion: int, text: str
+    ) -> Extraction:
         """The answer's extraction: the one made on arrival, else made now."""
         found = self.extractions.get((suite_index, sample_index, completion))
         if found is not None:

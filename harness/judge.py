@@ -31,7 +31,9 @@ def parse_rating(judgment: str) -> float | None:
     the word "rating". The same value repeated is fine; different values (which one is the
     verdict?) or a value outside 1-10 make the judgment unparseable rather than guessed at.
     """
-    found = [float(m) for m in _DOUBLE.findall(judgment)] or [float(m) for m in _SINGLE.findall(judgment)]
+    found = [float(m) for m in _DOUBLE.findall(judgment)] or [
+        float(m) for m in _SINGLE.findall(judgment)
+    ]
     if not found:
         return None
     if len(set(found)) > 1:
@@ -52,26 +54,39 @@ class JudgePrompt:
 
     def messages(self, **fields: str) -> list[dict]:
         """The judge's chat: the system prompt and the filled-in template."""
-        return [{"role": "system", "content": self.system_prompt},
-                {"role": "user", "content": self.prompt_template.format(**fields)}]
+        return [
+            {"role": "system", "content": self.system_prompt},
+            {"role": "user", "content": self.prompt_template.format(**fields)},
+        ]
 
 
 def judge_prompts_from_records(records: list[dict], where: str) -> dict[str, JudgePrompt]:
     """Judge prompts by name; every bad record is reported with its line."""
     prompts, problems = {}, []
     for line, record in enumerate(records, start=1):
-        missing = [k for k in ("name", "type", "system_prompt", "prompt_template") if not isinstance(record.get(k), str)]
+        missing = [
+            k
+            for k in ("name", "type", "system_prompt", "prompt_template")
+            if not isinstance(record.get(k), str)
+        ]
         if missing:
             problems.append(InputProblem(where, line, missing[0], "missing or not a string"))
             continue
-        prompts[record["name"]] = JudgePrompt(record["name"], record["type"], record["system_prompt"],
-                                              record["prompt_template"], record.get("output_format", "[[rating]]"))
+        prompts[record["name"]] = JudgePrompt(
+            record["name"],
+            record["type"],
+            record["system_prompt"],
+            record["prompt_template"],
+            record.get("output_format", "[[rating]]"),
+        )
     if problems:
         raise InputError(problems)
     return prompts
 
 
-def make_judge_backend(endpoint: str, model: str, *, api_key: str | None = None, concurrency: int = 16):
+def make_judge_backend(
+    endpoint: str, model: str, *, api_key: str | None = None, concurrency: int = 16
+):
     """The judge as an OpenAI-compatible client (the same client `ocx eval --endpoint` uses)."""
     from ocx.harness.backends.openai_http import OpenAIBackend
 

@@ -38,15 +38,22 @@ class EncodedChoice:
 def split_trailing_space(context: str, continuation: str) -> tuple[str, str]:
     """lm-eval's first step: the context's trailing whitespace moves to the continuation."""
     stripped = context.rstrip()
-    return stripped, context[len(stripped):] + continuation
+    return stripped, context[len(stripped) :] + continuation
 
 
 class PairEncoder:
     """Encodes `MultipleChoice` samples for one tokenizer (and, in chat mode, one template and
     condition); the same inputs always give the same IDs, which the cache keys are made of."""
 
-    def __init__(self, tokenizer, *, chat: bool, template=None, condition: str | None = None,
-                 system_prompt: str | None = None):
+    def __init__(
+        self,
+        tokenizer,
+        *,
+        chat: bool,
+        template=None,
+        condition: str | None = None,
+        system_prompt: str | None = None,
+    ):
         if chat and template is None:
             raise ValueError("chat scoring needs the model's chat template")
         self.tokenizer = tokenizer
@@ -78,19 +85,27 @@ class PairEncoder:
         stripped = context.rstrip()
         encoded = self.tokenizer.encode_batch([stripped, *texts[1:]])
         context_ids = (*self.prefix, *encoded[0])
-        return EncodedChoice(context_ids, tuple(tuple(ids[len(encoded[0]):]) for ids in encoded[1:]))
+        return EncodedChoice(
+            context_ids, tuple(tuple(ids[len(encoded[0]) :]) for ids in encoded[1:])
+        )
 
     def _encode_empty_context(self, continuations: Sequence[str]) -> EncodedChoice:
         """lm-eval: an empty context is conditioned on the prefix token (BOS, else EOS)."""
         prefix = self.prefix or _eos(self.tokenizer)
-        return EncodedChoice(prefix, tuple(tuple(self.tokenizer.encode_text(c)) for c in continuations))
+        return EncodedChoice(
+            prefix, tuple(tuple(self.tokenizer.encode_text(c)) for c in continuations)
+        )
 
     def _encode_chat(self, mc: MultipleChoice) -> EncodedChoice:
         from ocx.harness.templates.encode import encode_prompt
 
-        context_ids = encode_prompt(self.template, self.tokenizer, self.messages(mc.context), condition=self.condition)
+        context_ids = encode_prompt(
+            self.template, self.tokenizer, self.messages(mc.context), condition=self.condition
+        )
         # No target delimiter under a chat template (lm-eval 0.4): the option is the answer itself.
-        return EncodedChoice(tuple(context_ids), tuple(self._assistant_ids(choice) for choice in mc.choices))
+        return EncodedChoice(
+            tuple(context_ids), tuple(self._assistant_ids(choice) for choice in mc.choices)
+        )
 
     def _assistant_ids(self, choice: str) -> tuple[int, ...]:
         """What the template adds after the generation prompt for an assistant message `choice`.
@@ -103,16 +118,26 @@ class PairEncoder:
 
             messages = self.messages("?")
             head = encode_prompt(self.template, self.tokenizer, messages, condition=self.condition)
-            whole = encode_prompt(self.template, self.tokenizer, [*messages, {"role": "assistant", "content": choice}],
-                                  condition=self.condition)
-            if whole[:len(head)] != head:
-                raise ValueError(f"the {self.template.name} template renders an assistant answer that does not "
-                                 "continue its generation prompt")
-            self._tails[choice] = tuple(whole[len(head):])
+            whole = encode_prompt(
+                self.template,
+                self.tokenizer,
+                [*messages, {"role": "assistant", "content": choice}],
+                condition=self.condition,
+            )
+            if whole[: len(head)] != head:
+                raise ValueError(
+                    f"the {self.template.name} template renders an assistant answer that does not "
+                    "continue its generation prompt"
+                )
+            self._tails[choice] = tuple(whole[len(head) :])
         return self._tails[choice]
 
     def messages(self, context: str) -> list[dict]:
-        system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt is not None else []
+        system = (
+            [{"role": "system", "content": self.system_prompt}]
+            if self.system_prompt is not None
+            else []
+        )
         return [*system, {"role": "user", "content": context}]
 
 
@@ -120,5 +145,7 @@ def _eos(tokenizer) -> tuple[int, ...]:
     eos = tokenizer.eos_token
     token = tokenizer.special_id(eos) if eos else None
     if token is None:
-        raise ValueError("an empty context needs a BOS or EOS token to condition on; the tokenizer has neither")
+        raise ValueError(
+            "an empty context needs a BOS or EOS token to condition on; the tokenizer has neither"
+        )
     return (token,)

@@ -23,13 +23,25 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ocx.benchmarks.base import DataSource, MultipleChoice, Sample, canonical_json, suite_data_sha256
+from ocx.benchmarks.base import (
+    DataSource,
+    MultipleChoice,
+    Sample,
+    canonical_json,
+    suite_data_sha256,
+)
 from ocx.benchmarks.multiple_choice import score_choices
 from ocx.harness.cache import ResponseCache
 from ocx.harness.errors import InputError, InputProblem
-from ocx.harness.logprobs import Loglikelihood, LoglikelihoodRequest
 from ocx.harness.loglikelihood_encode import EncodedChoice, PairEncoder
-from ocx.harness.runner import EvalRun, RequestsFailedError, SuiteSummary, cluster_keys, suite_intervals
+from ocx.harness.logprobs import Loglikelihood, LoglikelihoodRequest
+from ocx.harness.runner import (
+    EvalRun,
+    RequestsFailedError,
+    SuiteSummary,
+    cluster_keys,
+    suite_intervals,
+)
 
 SCORING = "loglikelihood"
 
@@ -54,10 +66,21 @@ class ChoiceRecord:
     cluster: str | None = None
 
     def to_dict(self) -> dict:
-        record = {"suite": self.suite, "id": self.id, "scoring": SCORING, "context": self.context,
-                  "options": self.options, "gold": self.gold, "pred": self.pred, "pred_norm": self.pred_norm,
-                  "answer": self.options[self.pred]["choice"], "correct": self.acc, "acc": self.acc,
-                  "acc_norm": self.acc_norm, "cached": self.cached}
+        record = {
+            "suite": self.suite,
+            "id": self.id,
+            "scoring": SCORING,
+            "context": self.context,
+            "options": self.options,
+            "gold": self.gold,
+            "pred": self.pred,
+            "pred_norm": self.pred_norm,
+            "answer": self.options[self.pred]["choice"],
+            "correct": self.acc,
+            "acc": self.acc,
+            "acc_norm": self.acc_norm,
+            "cached": self.cached,
+        }
         if self.cluster is not None:
             record["cluster"] = self.cluster
         return record
@@ -79,7 +102,9 @@ class LoglikelihoodKeys:
     context's IDs hashed once per sample, each continuation's after them)."""
 
     def __init__(self, identity: dict):
-        self._head = hashlib.sha256(b'{"scoring":"loglikelihood","model":' + canonical_json(identity) + b',"context":')
+        self._head = hashlib.sha256(
+            b'{"scoring":"loglikelihood","model":' + canonical_json(identity) + b',"context":'
+        )
 
     def keys(self, encoded: EncodedChoice) -> list[str]:
         digest = self._head.copy()
@@ -94,12 +119,26 @@ class LoglikelihoodKeys:
 
 def check_backend(backend) -> None:
     if not callable(getattr(backend, "loglikelihood", None)):
-        raise InputError(InputProblem("command line", None, "--scoring",
-                                      f"this engine ({type(backend).__name__}) cannot score log-likelihoods"))
+        raise InputError(
+            InputProblem(
+                "command line",
+                None,
+                "--scoring",
+                f"this engine ({type(backend).__name__}) cannot score log-likelihoods",
+            )
+        )
 
 
 class LoglikelihoodRunner:
-    def __init__(self, backend, cache: ResponseCache, encoder: PairEncoder, *, num_fewshot: int = 0, progress=None):
+    def __init__(
+        self,
+        backend,
+        cache: ResponseCache,
+        encoder: PairEncoder,
+        *,
+        num_fewshot: int = 0,
+        progress=None,
+    ):
         self.backend = backend
         self.cache = cache
         self.encoder = encoder
@@ -109,18 +148,33 @@ class LoglikelihoodRunner:
     def run(self, suites: Sequence, data: DataSource, *, limit: int | None = None) -> EvalRun:
         start = time.perf_counter()
         identity = self.backend.identity()
-        loaded = [(suite, suite.load(data, limit=limit)) for suite in suites]  # every suite validated first
-        planned = [self._pose(suite, samples) for suite, samples in loaded]  # and every sample posed
+        loaded = [
+            (suite, suite.load(data, limit=limit)) for suite in suites
+        ]  # every suite validated first
+        planned = [
+            self._pose(suite, samples) for suite, samples in loaded
+        ]  # and every sample posed
         results, cached_keys, sent = self._score_all(planned, LoglikelihoodKeys(identity))
         summaries, records = {}, []
         for p in planned:
             summary, suite_records = self._summarize(p, results, cached_keys)
             summaries[p.suite.name] = summary
             records += suite_records
-        settings = {"model": identity, "scoring": SCORING, "num_fewshot": self.num_fewshot,
-                    "chat": self.encoder.chat, "condition": self.encoder.condition if self.encoder.chat else None}
-        return EvalRun(summaries, records, sent=sent, cached=len(cached_keys),
-                       elapsed_s=time.perf_counter() - start, settings=settings)
+        settings = {
+            "model": identity,
+            "scoring": SCORING,
+            "num_fewshot": self.num_fewshot,
+            "chat": self.encoder.chat,
+            "condition": self.encoder.condition if self.encoder.chat else None,
+        }
+        return EvalRun(
+            summaries,
+            records,
+            sent=sent,
+            cached=len(cached_keys),
+            elapsed_s=time.perf_counter() - start,
+            settings=settings,
+        )
 
     def _pose(self, suite, samples: list[Sample]) -> _PlannedSuite:
         """Every sample as a MultipleChoice, before any model work (a sample that cannot be posed
@@ -130,8 +184,14 @@ class LoglikelihoodRunner:
             try:
                 questions.append(suite.multiple_choice(sample, num_fewshot=self.num_fewshot))
             except (KeyError, TypeError, ValueError) as exc:
-                problems.append(InputProblem(f"{suite.name} data", None, sample.id,
-                                             f"cannot pose as multiple choice: {exc}"))
+                problems.append(
+                    InputProblem(
+                        f"{suite.name} data",
+                        None,
+                        sample.id,
+                        f"cannot pose as multiple choice: {exc}",
+                    )
+                )
         if problems:
             raise InputError(problems)
         return _PlannedSuite(suite, samples, questions, [], [])
@@ -139,10 +199,16 @@ class LoglikelihoodRunner:
     def _encode_span(self, p: _PlannedSuite, keyer: LoglikelihoodKeys, count: int) -> range:
         """Encode and key the next `count` samples of `p`; the sample indices done."""
         first = len(p.encoded)
-        for sample, question in zip(p.samples[first:first + count], p.questions[first:first + count]):
+        for sample, question in zip(
+            p.samples[first : first + count], p.questions[first : first + count]
+        ):
             encoded = self.encoder.encode(question)
             if any(not ids for ids in encoded.continuation_ids):
-                raise InputError(InputProblem(f"{p.suite.name} data", None, sample.id, "an option encodes to no tokens"))
+                raise InputError(
+                    InputProblem(
+                        f"{p.suite.name} data", None, sample.id, "an option encodes to no tokens"
+                    )
+                )
             p.encoded.append(encoded)
             p.keys.append(keyer.keys(encoded))
         return range(first, len(p.encoded))
@@ -167,7 +233,9 @@ class LoglikelihoodRunner:
         results: dict[str, Loglikelihood] = {}
         cached_keys: set[str] = set()
         tasks = [self._task(p) for p in planned]
-        owners: list[tuple[str, list[int | None]]] = []  # request index -> (key, a task per option asking it)
+        owners: list[
+            tuple[str, list[int | None]]
+        ] = []  # request index -> (key, a task per option asking it)
         seen: dict[str, int] = {}
 
         def pending():
@@ -179,21 +247,27 @@ class LoglikelihoodRunner:
                     cached_keys.update(found)
                     for j in span:
                         for continuation, key in zip(p.encoded[j].continuation_ids, p.keys[j]):
-                            if key in cached_keys or key in results:  # cached, or a duplicate already answered
+                            if (
+                                key in cached_keys or key in results
+                            ):  # cached, or a duplicate already answered
                                 self._advance(task)
                             elif key in seen:
                                 owners[seen[key]][1].append(task)
                             else:
                                 seen[key] = len(owners)
                                 owners.append((key, [task]))
-                                yield LoglikelihoodRequest(len(owners) - 1, p.encoded[j].context_ids, continuation)
+                                yield LoglikelihoodRequest(
+                                    len(owners) - 1, p.encoded[j].context_ids, continuation
+                                )
 
         errors: list[tuple[int, BaseException]] = []
 
         def on_result(index: int, result: Loglikelihood) -> None:
             key, owner_tasks = owners[index]
             results[key] = result
-            self.cache.put(key, json.dumps(result.to_dict()), request_json='{"scoring": "loglikelihood"}')
+            self.cache.put(
+                key, json.dumps(result.to_dict()), request_json='{"scoring": "loglikelihood"}'
+            )
             for task in owner_tasks:
                 self._advance(task)
 
@@ -202,7 +276,9 @@ class LoglikelihoodRunner:
 
         requests = pending()
         try:
-            first = next(requests, None)  # everything cached: the backend (and its model) is never started
+            first = next(
+                requests, None
+            )  # everything cached: the backend (and its model) is never started
             if first is not None:
                 self.backend.loglikelihood(itertools.chain([first], requests), on_result, on_error)
                 left = list(requests)  # a backend that stopped pulling early gets the rest too
@@ -212,35 +288,75 @@ class LoglikelihoodRunner:
             self.cache.flush()
         if errors:
             first_errors = "; ".join(f"{type(e).__name__}: {e}" for _, e in errors[:3])
-            raise RequestsFailedError(f"{len(errors)} of {len(owners)} log-likelihood requests failed "
-                                      f"({first_errors}); the {len(owners) - len(errors)} answered are cached: "
-                                      "run again to retry")
+            raise RequestsFailedError(
+                f"{len(errors)} of {len(owners)} log-likelihood requests failed "
+                f"({first_errors}); the {len(owners) - len(errors)} answered are cached: "
+                "run again to retry"
+            )
         return results, cached_keys, len(owners)
 
-    def _summarize(self, p: _PlannedSuite, results: dict[str, Loglikelihood], cached_keys: set[str]):
+    def _summarize(
+        self, p: _PlannedSuite, results: dict[str, Loglikelihood], cached_keys: set[str]
+    ):
         clusters = cluster_keys(p.suite, p.samples)
         records, verdicts = [], []
-        for j, (sample, question, enc, keys) in enumerate(zip(p.samples, p.questions, p.encoded, p.keys)):
+        for j, (sample, question, enc, keys) in enumerate(
+            zip(p.samples, p.questions, p.encoded, p.keys)
+        ):
             lls = [results[key] for key in keys]
             verdict = score_choices([ll.logprob for ll in lls], question.choices, question.gold)
             verdicts.append(verdict)
-            options = [{"choice": choice, "continuation": continuation, "logprob": ll.logprob,
-                        "is_greedy": ll.is_greedy, "tokens": len(ids)}
-                       for choice, continuation, ll, ids in zip(question.choices, self._continuations(question), lls,
-                                                               enc.continuation_ids)]
-            records.append(ChoiceRecord(p.suite.name, sample.id, question.context, options, list(question.gold),
-                                        verdict.pred, verdict.pred_norm, verdict.acc, verdict.acc_norm,
-                                        all(k in cached_keys for k in keys), clusters[j] if clusters else None))
+            options = [
+                {
+                    "choice": choice,
+                    "continuation": continuation,
+                    "logprob": ll.logprob,
+                    "is_greedy": ll.is_greedy,
+                    "tokens": len(ids),
+                }
+                for choice, continuation, ll, ids in zip(
+                    question.choices, self._continuations(question), lls, enc.continuation_ids
+                )
+            ]
+            records.append(
+                ChoiceRecord(
+                    p.suite.name,
+                    sample.id,
+                    question.context,
+                    options,
+                    list(question.gold),
+                    verdict.pred,
+                    verdict.pred_norm,
+                    verdict.acc,
+                    verdict.acc_norm,
+                    all(k in cached_keys for k in keys),
+                    clusters[j] if clusters else None,
+                )
+            )
         acc = [[v.acc] for v in verdicts]
         extra = {"acc_norm": sum(v.acc_norm for v in verdicts) / len(verdicts) if verdicts else 0.0}
         intervals = suite_intervals(acc, clusters, {})
         if verdicts:
             from ocx.harness.stats import accuracy_interval
 
-            intervals.update(accuracy_interval([float(v.acc_norm) for v in verdicts], clusters).as_dict("acc_norm_"))
-        summary = SuiteSummary(p.suite.name, p.suite.version, p.suite.source, suite_data_sha256(p.samples),
-                               {"scoring": SCORING, "num_fewshot": self.num_fewshot, "chat": self.encoder.chat},
-                               len(p.samples), sum(v.acc for v in verdicts), 0, 1, extra, intervals)
+            intervals.update(
+                accuracy_interval([float(v.acc_norm) for v in verdicts], clusters).as_dict(
+                    "acc_norm_"
+                )
+            )
+        summary = SuiteSummary(
+            p.suite.name,
+            p.suite.version,
+            p.suite.source,
+            suite_data_sha256(p.samples),
+            {"scoring": SCORING, "num_fewshot": self.num_fewshot, "chat": self.encoder.chat},
+            len(p.samples),
+            sum(v.acc for v in verdicts),
+            0,
+            1,
+            extra,
+            intervals,
+        )
         return summary, records
 
     def _continuations(self, question: MultipleChoice) -> tuple[str, ...]:
@@ -258,4 +374,6 @@ class LoglikelihoodRunner:
 
 def _decode(value: str) -> Loglikelihood:
     data = json.loads(value)
-    return Loglikelihood(float(data["logprob"]), bool(data["is_greedy"]), tuple(data["token_logprobs"]))
+    return Loglikelihood(
+        float(data["logprob"]), bool(data["is_greedy"]), tuple(data["token_logprobs"])
+    )

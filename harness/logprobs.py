@@ -50,8 +50,15 @@ class Loglikelihood:
 
     @classmethod
     def from_tokens(cls, tokens: list[TokenLogprob] | tuple[TokenLogprob, ...]) -> Loglikelihood:
-        return cls(logprob=float(sum(t.logprob for t in tokens)), is_greedy=all(t.rank == 1 for t in tokens),
-                   token_logprobs=tuple(float(t.logprob) for t in tokens))
+        return cls(
+            logprob=float(sum(t.logprob for t in tokens)),
+            is_greedy=all(t.rank == 1 for t in tokens),
+            token_logprobs=tuple(float(t.logprob) for t in tokens),
+        )
 
     def to_dict(self) -> dict:
-        return {"logprob": self.logprob, "is_greedy": self.is_greedy, "token_logprobs": list(self.token_logprobs)}
+        return {
+            "logprob": self.logprob,
+            "is_greedy": self.is_greedy,
+            "token_logprobs": list(self.token_logprobs),
+        }

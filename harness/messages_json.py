@@ -24,7 +24,14 @@ from ocx.benchmarks.base import canonical_json
 
 # Backslash first: the later replacements add backslashes that must stay single. Newlines, the
 # one escape nearly every prompt needs, are replaced last, after one pass that looks for the rest.
-_RARE_ESCAPES = ((b"\\", b"\\\\"), (b'"', b'\\"'), (b"\r", b"\\r"), (b"\t", b"\\t"), (b"\b", b"\\b"), (b"\f", b"\\f"))
+_RARE_ESCAPES = (
+    (b"\\", b"\\\\"),
+    (b'"', b'\\"'),
+    (b"\r", b"\\r"),
+    (b"\t", b"\\t"),
+    (b"\b", b"\\b"),
+    (b"\f", b"\\f"),
+)
 _OTHER_CONTROLS = bytes(c for c in range(0x20) if c not in b"\n\r\t\b\f")
 _RARE = b'\\"\r\t\b\f' + _OTHER_CONTROLS
 _OTHER_CONTROL = re.compile(b"[" + re.escape(_OTHER_CONTROLS) + b"]")
@@ -69,8 +76,12 @@ def messages_json(messages: object) -> bytes:
         return canonical_json(messages)
     parts = [b"["]
     for message in messages:
-        if type(message) is not dict or not all(type(k) is str and type(v) is str for k, v in message.items()):
-            return canonical_json(messages)  # another shape (None, numbers, nested parts): the general path
+        if type(message) is not dict or not all(
+            type(k) is str and type(v) is str for k, v in message.items()
+        ):
+            return canonical_json(
+                messages
+            )  # another shape (None, numbers, nested parts): the general path
         parts.append(b"{" if len(parts) == 1 else b",{")
         for n, key in enumerate(sorted(message)):
             value = message[key]

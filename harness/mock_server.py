@@ -36,34 +36,58 @@ def _completion(body: dict, content: str) -> dict:
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body.get("model", "mock"),
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": "stop",
+            }
+        ],
         "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
     }
 
 
 def _http_response(status: int, payload: dict, chunked: bool = False) -> bytes:
     body = json.dumps(payload).encode("utf-8")
-    reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}
+    reason = {
+        200: "OK",
+        400: "Bad Request",
+        404: "Not Found",
+        429: "Too Many Requests",
+        500: "Internal Server Error",
+    }
     head = f"HTTP/1.1 {status} {reason.get(status, 'Error')}\r\ncontent-type: application/json\r\n"
-    if chunked:  # as servers streaming a body of unknown length send it (two chunks, to exercise the loop)
+    if (
+        chunked
+    ):  # as servers streaming a body of unknown length send it (two chunks, to exercise the loop)
         half = len(body) // 2
         chunks = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in (body[:half], body[half:]))
-        return (head + "transfer-encoding: chunked\r\nconnection: keep-alive\r\n\r\n").encode() + chunks + b"0\r\n\r\n"
-    return (head + f"content-length: {len(body)}\r\nconnection: keep-alive\r\n\r\n").encode("ascii") + body
+        return (
+            (head + "transfer-encoding: chunked\r\nconnection: keep-alive\r\n\r\n").encode()
+            + chunks
+            + b"0\r\n\r\n"
+        )
+    return (head + f"content-length: {len(body)}\r\nconnection: keep-alive\r\n\r\n").encode(
+        "ascii"
+    ) + body
 
 
 def _error(status: int, message: str, kind: str, retry_after: str | None = None) -> bytes:
-    response = _http_response(status, {"error": {"message": message, "type": kind, "param": None, "code": None}})
+    response = _http_response(
+        status, {"error": {"message": message, "type": kind, "param": None, "code": None}}
+    )
     if retry_after is None:
         return response
     return response.replace(b"\r\n", f"\r\nretry-after: {retry_after}\r\n".encode("latin-1"), 1)
 
 
 # What a broken proxy or an overloaded server sends with a 200: garbage, then a truncated body.
-_MALFORMED = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 21\r\n"
-              b"connection: keep-alive\r\n\r\n<html>oops</html>\n\n\n\n",
-              b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 400\r\n"
-              b"connection: close\r\n\r\n{\"choices\": [{\"message\": {\"content\": \"trunc")
+_MALFORMED = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 21\r\n"
+    b"connection: keep-alive\r\n\r\n<html>oops</html>\n\n\n\n",
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 400\r\n"
+    b'connection: close\r\n\r\n{"choices": [{"message": {"content": "trunc',
+)
 
 
 class MockOpenAIServer:
@@ -79,9 +103,20 @@ class MockOpenAIServer:
     malformed_first: answer the next N requests with a 200 whose body is garbage or truncated.
     """
 
-    def __init__(self, responder: Responder, *, latency: float = 0.0, port: int = 0,
-                 fail_first: int = 0, fail_status: int = 500, hold_after: int | None = None, chunked: bool = False,
-                 record: bool = True, retry_after: str | None = None, malformed_first: int = 0):
+    def __init__(
+        self,
+        responder: Responder,
+        *,
+        latency: float = 0.0,
+        port: int = 0,
+        fail_first: int = 0,
+        fail_status: int = 500,
+        hold_after: int | None = None,
+        chunked: bool = False,
+        record: bool = True,
+        retry_after: str | None = None,
+        malformed_first: int = 0,
+    ):
         self.responder = responder
         self.latency = latency
         self.port = port
@@ -138,14 +173,18 @@ class MockOpenAIServer:
             await asyncio.sleep(self.latency)
         try:
             content = self.responder(body)
-        except Exception as exc:  # a broken responder is the test's bug: say so in an OpenAI-shaped error
+        except (
+            Exception
+        ) as exc:  # a broken responder is the test's bug: say so in an OpenAI-shaped error
             return _error(500, f"responder failed: {type(exc).__name__}: {exc}", "server_error")
         self.answered[prompt] += 1
         return _http_response(200, _completion(body, content), self.chunked)
 
     async def _route(self, method: str, path: str, raw: bytes) -> bytes:
         if method == "GET" and path.rstrip("/").endswith("/models"):
-            return _http_response(200, {"object": "list", "data": [{"id": "mock", "object": "model"}]})
+            return _http_response(
+                200, {"object": "list", "data": [{"id": "mock", "object": "model"}]}
+            )
         if method != "POST" or not path.rstrip("/").endswith("/chat/completions"):
             return _error(404, f"no route {method} {path}", "invalid_request_error")
         try:
@@ -160,7 +199,10 @@ class MockOpenAIServer:
                 head = await reader.readuntil(b"\r\n\r\n")
                 lines = head.decode("latin-1").split("\r\n")
                 method, path, _ = lines[0].split(" ", 2)
-                headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+                headers = {
+                    k.strip().lower(): v.strip()
+                    for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)
+                }
                 raw = await reader.readexactly(int(headers.get("content-length", "0")))
                 if self.record:
                     self.headers.append(headers)
@@ -176,7 +218,9 @@ class MockOpenAIServer:
 
     async def _serve(self) -> None:
         self._release = asyncio.Event()
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, backlog=1024)
+        self._server = await asyncio.start_server(
+            self._handle, "127.0.0.1", self.port, backlog=1024
+        )
         self.port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
         async with self._server:
@@ -184,6 +228,7 @@ class MockOpenAIServer:
 
     def start(self) -> MockOpenAIServer:
         """Serve from a daemon thread; returns once the port is bound."""
+
         def run() -> None:
             self._loop = asyncio.new_event_loop()
             try:
@@ -226,12 +271,20 @@ class MockOpenAIServer:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Serve a mock OpenAI chat completions API on 127.0.0.1.")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed on stdout)")
+    parser = argparse.ArgumentParser(
+        description="Serve a mock OpenAI chat completions API on 127.0.0.1."
+    )
+    parser.add_argument(
+        "--port", type=int, default=0, help="0 picks a free port (printed on stdout)"
+    )
     parser.add_argument("--latency", type=float, default=0.02, help="seconds before each answer")
-    parser.add_argument("--answer", default="The answer is (A).", help="the text every request gets")
+    parser.add_argument(
+        "--answer", default="The answer is (A).", help="the text every request gets"
+    )
     args = parser.parse_args()
-    server = MockOpenAIServer(fixed_responder(args.answer), latency=args.latency, port=args.port, record=False)
+    server = MockOpenAIServer(
+        fixed_responder(args.answer), latency=args.latency, port=args.port, record=False
+    )
     asyncio.run(_serve_until_stdin_closes(server))
 
 

@@ -29,9 +29,15 @@ def _acquire(path: Path, flag: str):
         handle.seek(0)
         holder = handle.read().strip() or "another process"
         handle.close()
-        raise InputError(InputProblem(str(path.parent), None, flag,
-                                      f"in use by another ocx eval ({holder}); wait for it to finish, or pass "
-                                      f"another {flag}")) from None
+        raise InputError(
+            InputProblem(
+                str(path.parent),
+                None,
+                flag,
+                f"in use by another ocx eval ({holder}); wait for it to finish, or pass "
+                f"another {flag}",
+            )
+        ) from None
     handle.seek(0)
     handle.truncate()
     handle.write(f"pid {os.getpid()}")

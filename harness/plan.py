@@ -52,12 +52,26 @@ class PlanBuilder:
     """Fills in one loaded suite's prompts, cache keys and data hash, a span of samples at a time
     (so the runner can send the first requests while later ones are still being planned)."""
 
-    def __init__(self, suite: Suite, samples: list[Sample], *, condition: str | None, overrides: dict,
-                 identity: dict, completions: int, system_prompt: str | None):
+    def __init__(
+        self,
+        suite: Suite,
+        samples: list[Sample],
+        *,
+        condition: str | None,
+        overrides: dict,
+        identity: dict,
+        completions: int,
+        system_prompt: str | None,
+    ):
         base = Sampling.for_suite(suite.generation, overrides)
         samplings = [completion_sampling(base, i) for i in range(completions)]
-        self.keyers = [RequestKeys(identity, condition, s.as_dict(), completion=i) for i, s in enumerate(samplings)]
-        self.system = [{"role": "system", "content": system_prompt}] if system_prompt is not None else []
+        self.keyers = [
+            RequestKeys(identity, condition, s.as_dict(), completion=i)
+            for i, s in enumerate(samplings)
+        ]
+        self.system = (
+            [{"role": "system", "content": system_prompt}] if system_prompt is not None else []
+        )
         self.digest = hashlib.sha256()
         self.planned = PlannedSuite(suite, samples, samplings, [], [], "")
         self.prompt_json: dict[int, bytes] = {}
@@ -75,11 +89,13 @@ class PlanBuilder:
         p, suite = self.planned, self.planned.suite
         start = len(p.prompts)
         self.prompt_json = {}
-        for j, sample in enumerate(p.samples[start:start + count], start):
+        for j, sample in enumerate(p.samples[start : start + count], start):
             prompt = [*self.system, *suite.prompt(sample)]
             messages_json = canonical_messages_json(sample.messages)
             # Few-shot prompts are kilobytes: serialize the prompt again only if it differs.
-            prompt_json = messages_json if prompt == sample.messages else canonical_messages_json(prompt)
+            prompt_json = (
+                messages_json if prompt == sample.messages else canonical_messages_json(prompt)
+            )
             hash_sample(self.digest, sample, messages_json)
             p.prompts.append(prompt)
             p.keys.append([keyer.key(prompt_json) for keyer in self.keyers])
@@ -89,23 +105,56 @@ class PlanBuilder:
         return range(start, len(p.prompts))
 
 
-def load_suites(suites: Sequence[Suite], data: DataSource, *, limit: int | None, condition: str | None,
-                overrides: dict, identity: dict, completions: int = 1,
-                system_prompt: str | None = None) -> list[PlanBuilder]:
+def load_suites(
+    suites: Sequence[Suite],
+    data: DataSource,
+    *,
+    limit: int | None,
+    condition: str | None,
+    overrides: dict,
+    identity: dict,
+    completions: int = 1,
+    system_prompt: str | None = None,
+) -> list[PlanBuilder]:
     """Load (and so validate) every suite before any model work; planning each sample comes later."""
-    return [PlanBuilder(suite, suite.load(data, limit=limit), condition=condition, overrides=overrides,
-                         identity=identity, completions=completions, system_prompt=system_prompt)
-            for suite in suites]
+    return [
+        PlanBuilder(
+            suite,
+            suite.load(data, limit=limit),
+            condition=condition,
+            overrides=overrides,
+            identity=identity,
+            completions=completions,
+            system_prompt=system_prompt,
+        )
+        for suite in suites
+    ]
 
 
-def plan_suites(suites: Sequence[Suite], data: DataSource, *, limit: int | None, condition: str | None,
-                overrides: dict, identity: dict, completions: int = 1,
-                system_prompt: str | None = None) -> list[PlannedSuite]:
+def plan_suites(
+    suites: Sequence[Suite],
+    data: DataSource,
+    *,
+    limit: int | None,
+    condition: str | None,
+    overrides: dict,
+    identity: dict,
+    completions: int = 1,
+    system_prompt: str | None = None,
+) -> list[PlannedSuite]:
     """Load every suite and compute each sample's prompt, cache keys (one per completion) and the
     suite's data hash (no model work yet). Each prompt is built and serialized once here: the
     one canonical JSON serves the cache keys and the data hash."""
-    builders = load_suites(suites, data, limit=limit, condition=condition, overrides=overrides, identity=identity,
-                           completions=completions, system_prompt=system_prompt)
+    builders = load_suites(
+        suites,
+        data,
+        limit=limit,
+        condition=condition,
+        overrides=overrides,
+        identity=identity,
+        completions=completions,
+        system_prompt=system_prompt,
+    )
     for builder in builders:
         builder.extend(len(builder.planned.samples))
     return [builder.planned for builder in builders]

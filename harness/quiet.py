@@ -15,7 +15,10 @@ import sys
 import warnings
 
 _SWITCHES = (
-    ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),  # huggingface_hub, and transformers, which follows it at import
+    (
+        "HF_HUB_DISABLE_PROGRESS_BARS",
+        "1",
+    ),  # huggingface_hub, and transformers, which follows it at import
     ("HF_DATASETS_DISABLE_PROGRESS_BARS", "1"),
     ("TRANSFORMERS_VERBOSITY", "error"),
     ("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1"),

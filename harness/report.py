@@ -17,6 +17,7 @@ from ocx.harness.errors import InputError
 from ocx.harness.report_charts import STYLE
 from ocx.harness.results import load_results
 
+
 @dataclass(frozen=True)
 class RunColumn:
     """One run in the comparison: its label and accuracy (0-1) per suite."""
@@ -44,7 +45,11 @@ class RunColumn:
 
 
 def _pair(value) -> tuple[float, float] | None:
-    ok = isinstance(value, list) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value)
+    ok = (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, (int, float)) for v in value)
+    )
     return tuple(value) if ok else None
 
 
@@ -61,11 +66,20 @@ def load_runs(paths: list[str | Path]) -> list[RunColumn]:
     names = [d.get("model_name") or Path(d["_path"]).parent.name for d in documents]
     runs = []
     for name, document in zip(names, documents):
-        label = name if names.count(name) == 1 else f"{name} ({Path(document['_path']).parent.name})"
+        label = (
+            name if names.count(name) == 1 else f"{name} ({Path(document['_path']).parent.name})"
+        )
         summary = document["summary"]
-        runs.append(RunColumn(label, document["_path"], {s: float(v["accuracy"]) for s, v in summary.items()},
-                              {s: float(v.get("unmatched_rate", 0.0)) for s, v in summary.items()}, document,
-                              {s: v.get("stderr") for s, v in summary.items()}))
+        runs.append(
+            RunColumn(
+                label,
+                document["_path"],
+                {s: float(v["accuracy"]) for s, v in summary.items()},
+                {s: float(v.get("unmatched_rate", 0.0)) for s, v in summary.items()},
+                document,
+                {s: v.get("stderr") for s, v in summary.items()},
+            )
+        )
     return runs
 
 
@@ -94,7 +108,11 @@ def comparison_table(runs: list[RunColumn]):
         for suite in suites:
             value = run.scores.get(suite)
             text = "–" if value is None else plus_minus(value, run.stderr.get(suite))
-            cells.append(f"[green]{text}" if value is not None and len(runs) > 1 and value == best[suite] else text)
+            cells.append(
+                f"[green]{text}"
+                if value is not None and len(runs) > 1 and value == best[suite]
+                else text
+            )
         average = run.average(suites)
         table.add_row(run.label, *cells, "–" if average is None else f"{100 * average:.2f}")
     return table
@@ -128,11 +146,22 @@ def paired_table(runs: list[RunColumn]):
     for significant differences (p < 0.05), per suite and for the average."""
     from rich.table import Table
 
-    table = Table(title=f"paired tests against {runs[0].label} (shared items)", title_justify="left",
-                  caption="* p < 0.05: the difference is unlikely to be noise. McNemar exact for 0/1 verdicts, "
-                          "else paired bootstrap (clusters resampled whole)", caption_justify="left")
-    for column, justify in (("run", "left"), ("suite", "left"), ("Δ points", "right"), ("95% interval", "right"),
-                            ("p", "right"), ("test", "left"), ("items", "right")):
+    table = Table(
+        title=f"paired tests against {runs[0].label} (shared items)",
+        title_justify="left",
+        caption="* p < 0.05: the difference is unlikely to be noise. McNemar exact for 0/1 verdicts, "
+        "else paired bootstrap (clusters resampled whole)",
+        caption_justify="left",
+    )
+    for column, justify in (
+        ("run", "left"),
+        ("suite", "left"),
+        ("Δ points", "right"),
+        ("95% interval", "right"),
+        ("p", "right"),
+        ("test", "left"),
+        ("items", "right"),
+    ):
         table.add_column(column, justify=justify)
     for run, comparisons, average in paired_comparisons(runs):
         if comparisons is None:
@@ -145,11 +174,21 @@ def paired_table(runs: list[RunColumn]):
                 table.add_row(run.label, suite, "–", "–", "–", "no shared items", "0")
                 continue
             mark = " *" if test.significant else ""
-            interval = f"[{100 * test.ci95[0]:+.2f}, {100 * test.ci95[1]:+.2f}]" if test.ci95 else "–"
+            interval = (
+                f"[{100 * test.ci95[0]:+.2f}, {100 * test.ci95[1]:+.2f}]" if test.ci95 else "–"
+            )
             items = f"{test.n}" + (f" (+{unshared} unshared)" if unshared else "")
             style = "bold" if test.significant else None
-            table.add_row(run.label, suite, f"{100 * test.difference:+.2f}{mark}", interval, f"{test.p_value:.3g}",
-                          test.test, items, style=style)
+            table.add_row(
+                run.label,
+                suite,
+                f"{100 * test.difference:+.2f}{mark}",
+                interval,
+                f"{test.p_value:.3g}",
+                test.test,
+                items,
+                style=style,
+            )
         table.add_section()
     return table
 
@@ -161,8 +200,11 @@ def _mt_bench_section(runs: list[RunColumn]) -> str:
     svg = radar_from_results([(r.label, r.document) for r in runs])
     if not svg:
         return ""
-    return ("<h2>MT-Bench</h2>\n<p class=\"muted\">Average of both turns per category, judged 1-10 "
-            "(the table above shows MT-Bench as score / 10).</p>\n" f"<div>{svg}</div>\n")
+    return (
+        '<h2>MT-Bench</h2>\n<p class="muted">Average of both turns per category, judged 1-10 '
+        "(the table above shows MT-Bench as score / 10).</p>\n"
+        f"<div>{svg}</div>\n"
+    )
 
 
 def html_report(runs: list[RunColumn], title: str = "ocx evaluation report") -> str:
@@ -173,21 +215,45 @@ def html_report(runs: list[RunColumn], title: str = "ocx evaluation report") -> 
     head = "".join(f"<th>{html.escape(s)}</th>" for s in [*suites, "average"])
     rows = []
     for run in runs:
-        cells = ["–" if s not in run.scores else html.escape(plus_minus(run.scores[s], run.stderr.get(s)))
-                 for s in suites]
+        cells = [
+            "–"
+            if s not in run.scores
+            else html.escape(plus_minus(run.scores[s], run.stderr.get(s)))
+            for s in suites
+        ]
         average = run.average(suites)
         cells.append("–" if average is None else f"{100 * average:.2f}")
-        rows.append(f"<tr><td>{html.escape(run.label)}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        rows.append(
+            f"<tr><td>{html.escape(run.label)}</td>"
+            + "".join(f"<td>{c}</td>" for c in cells)
+            + "</tr>"
+        )
     labels = [r.label for r in runs]
-    charts = [bar_chart("average", labels, [r.average(suites) for r in runs], [r.average_interval(suites) for r in runs])]
-    charts += [bar_chart(s, labels, [r.scores.get(s) for r in runs], [r.interval(s) for r in runs]) for s in suites]
+    charts = [
+        bar_chart(
+            "average",
+            labels,
+            [r.average(suites) for r in runs],
+            [r.average_interval(suites) for r in runs],
+        )
+    ]
+    charts += [
+        bar_chart(s, labels, [r.scores.get(s) for r in runs], [r.interval(s) for r in runs])
+        for s in suites
+    ]
     radar = _mt_bench_section(runs)
-    sources = "".join(f"<li>{html.escape(r.label)}: <code>{html.escape(r.path)}</code></li>" for r in runs)
-    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body>\n<h1>{html.escape(title)}</h1>\n"
-            f"<p class=\"muted\">Accuracy in percent, ± the 95% interval's half-width (bars: the interval as a "
-            f"whisker); the average is the mean over the suites each run has.</p>\n"
-            f"<table><tr><th>run</th>{head}</tr>\n" + "\n".join(rows) + "</table>\n"
-            "<div class=\"charts\">\n" + "\n".join(f"<div>{c}</div>" for c in charts) + "\n</div>\n"
-            + radar +
-            f"<h2>Results files</h2><ul>{sources}</ul>\n</body></html>\n")
+    sources = "".join(
+        f"<li>{html.escape(r.label)}: <code>{html.escape(r.path)}</code></li>" for r in runs
+    )
+    return (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{STYLE}</style></head><body>\n<h1>{html.escape(title)}</h1>\n"
+        f'<p class="muted">Accuracy in percent, ± the 95% interval\'s half-width (bars: the interval as a '
+        f"whisker); the average is the mean over the suites each run has.</p>\n"
+        f"<table><tr><th>run</th>{head}</tr>\n" + "\n".join(rows) + "</table>\n"
+        '<div class="charts">\n'
+        + "\n".join(f"<div>{c}</div>" for c in charts)
+        + "\n</div>\n"
+        + radar
+        + f"<h2>Results files</h2><ul>{sources}</ul>\n</body></html>\n"
+    )

@@ -13,8 +13,18 @@ import html
 import math
 from dataclasses import dataclass
 
-PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
-           "#bab0ac")
+PALETTE = (
+    "#4e79a7",
+    "#f28e2b",
+    "#e15759",
+    "#76b7b2",
+    "#59a14f",
+    "#edc948",
+    "#b07aa1",
+    "#ff9da7",
+    "#9c755f",
+    "#bab0ac",
+)
 _MAX_POINTS = 1200
 """A long loss curve is thinned to this many points (min and max of each bucket kept)."""
 
@@ -49,7 +59,11 @@ class Axes:
 
     def y(self, value: float) -> float:
         span = self.y1 - self.y0
-        return self.top + self.height - (self.height * (value - self.y0) / span if span else self.height / 2)
+        return (
+            self.top
+            + self.height
+            - (self.height * (value - self.y0) / span if span else self.height / 2)
+        )
 
 
 def _finite(value) -> bool:
@@ -86,7 +100,7 @@ def thin(points: list[tuple[float, float]], limit: int = _MAX_POINTS) -> list[tu
     size = math.ceil(len(points) / (limit // 2))
     out = []
     for i in range(0, len(points), size):
-        bucket = points[i:i + size]
+        bucket = points[i : i + size]
         low, high = min(bucket, key=lambda p: p[1]), max(bucket, key=lambda p: p[1])
         out += sorted({low, high}, key=lambda p: p[0])
     return out
@@ -104,38 +118,60 @@ def _segments(points) -> list[list[tuple[float, float]]]:
     return runs + ([current] if current else [])
 
 
-def _frame(title: str, axes: Axes, x_ticks, y_ticks, x_label: str, y_label: str, x_names: dict | None) -> list[str]:
+def _frame(
+    title: str, axes: Axes, x_ticks, y_ticks, x_label: str, y_label: str, x_names: dict | None
+) -> list[str]:
     parts = [f'<text x="0" y="16" class="chart-title">{html.escape(title)}</text>']
     for t in y_ticks:
         y = axes.y(t)
-        parts.append(f'<line x1="{axes.left}" y1="{y:.1f}" x2="{axes.left + axes.width}" y2="{y:.1f}" class="grid"/>')
-        parts.append(f'<text x="{axes.left - 6}" y="{y + 4:.1f}" text-anchor="end">{_label(t)}</text>')
+        parts.append(
+            f'<line x1="{axes.left}" y1="{y:.1f}" x2="{axes.left + axes.width}" y2="{y:.1f}" class="grid"/>'
+        )
+        parts.append(
+            f'<text x="{axes.left - 6}" y="{y + 4:.1f}" text-anchor="end">{_label(t)}</text>'
+        )
     base = axes.top + axes.height
     for t in x_ticks:
         x = axes.x(t)
         name = x_names.get(t, _label(t)) if x_names else _label(t)
         parts.append(f'<line x1="{x:.1f}" y1="{base}" x2="{x:.1f}" y2="{base + 4}" class="axis"/>')
-        parts.append(f'<text x="{x:.1f}" y="{base + 17}" text-anchor="middle">{html.escape(name)}</text>')
-    parts.append(f'<line x1="{axes.left}" y1="{base}" x2="{axes.left + axes.width}" y2="{base}" class="axis"/>')
-    parts.append(f'<text x="{axes.left + axes.width / 2}" y="{base + 34}" text-anchor="middle" class="muted">'
-                 f'{html.escape(x_label)}</text>')
-    parts.append(f'<text transform="translate(12 {axes.top + axes.height / 2}) rotate(-90)" text-anchor="middle" '
-                 f'class="muted">{html.escape(y_label)}</text>')
+        parts.append(
+            f'<text x="{x:.1f}" y="{base + 17}" text-anchor="middle">{html.escape(name)}</text>'
+        )
+    parts.append(
+        f'<line x1="{axes.left}" y1="{base}" x2="{axes.left + axes.width}" y2="{base}" class="axis"/>'
+    )
+    parts.append(
+        f'<text x="{axes.left + axes.width / 2}" y="{base + 34}" text-anchor="middle" class="muted">'
+        f"{html.escape(x_label)}</text>"
+    )
+    parts.append(
+        f'<text transform="translate(12 {axes.top + axes.height / 2}) rotate(-90)" text-anchor="middle" '
+        f'class="muted">{html.escape(y_label)}</text>'
+    )
     return parts
 
 
-def _series_parts(series: Series, color: str, axes: Axes, x_names: dict | None, unit: str) -> list[str]:
+def _series_parts(
+    series: Series, color: str, axes: Axes, x_names: dict | None, unit: str
+) -> list[str]:
     parts = []
     band = [(x, lo, hi) for x, lo, hi in series.band if _finite(x) and _finite(lo) and _finite(hi)]
     if len(band) > 1:
-        outline = [(axes.x(x), axes.y(hi)) for x, _, hi in band] + [(axes.x(x), axes.y(lo)) for x, lo, _ in band[::-1]]
-        parts.append(f'<polygon points="{" ".join(f"{a:.1f},{b:.1f}" for a, b in outline)}" fill="{color}" '
-                     f'fill-opacity="0.16" stroke="none"><title>{html.escape(series.name)}: 95% interval</title></polygon>')
+        outline = [(axes.x(x), axes.y(hi)) for x, _, hi in band] + [
+            (axes.x(x), axes.y(lo)) for x, lo, _ in band[::-1]
+        ]
+        parts.append(
+            f'<polygon points="{" ".join(f"{a:.1f},{b:.1f}" for a, b in outline)}" fill="{color}" '
+            f'fill-opacity="0.16" stroke="none"><title>{html.escape(series.name)}: 95% interval</title></polygon>'
+        )
     dash = ' stroke-dasharray="6 4"' if series.dashed else ""
     for run in _segments(series.points):
         run = thin(run)
         coords = " ".join(f"{axes.x(x):.1f},{axes.y(y):.1f}" for x, y in run)
-        parts.append(f'<polyline points="{coords}" fill="none" stroke="{color}" stroke-width="2"{dash}/>')
+        parts.append(
+            f'<polyline points="{coords}" fill="none" stroke="{color}" stroke-width="2"{dash}/>'
+        )
     if series.markers:
         intervals = {x: (lo, hi) for x, lo, hi in band}
         for run in _segments(series.points):
@@ -144,8 +180,10 @@ def _series_parts(series: Series, color: str, axes: Axes, x_names: dict | None, 
                 text = f"{series.name}, {name}: {y:.4g}{unit}"
                 if x in intervals:
                     text += f" (95% interval {intervals[x][0]:.4g}-{intervals[x][1]:.4g}{unit})"
-                parts.append(f'<circle cx="{axes.x(x):.1f}" cy="{axes.y(y):.1f}" r="3.5" fill="{color}">'
-                             f'<title>{html.escape(text)}</title></circle>')
+                parts.append(
+                    f'<circle cx="{axes.x(x):.1f}" cy="{axes.y(y):.1f}" r="3.5" fill="{color}">'
+                    f"<title>{html.escape(text)}</title></circle>"
+                )
     return parts
 
 
@@ -158,29 +196,52 @@ def _legend(series: list[Series], axes: Axes) -> tuple[list[str], float]:
             x, y = axes.left, y + 18
         color = PALETTE[i % len(PALETTE)]
         dash = ' stroke-dasharray="6 4"' if s.dashed else ""
-        parts.append(f'<line x1="{x}" y1="{y - 4}" x2="{x + 18}" y2="{y - 4}" stroke="{color}" stroke-width="3"{dash}/>')
+        parts.append(
+            f'<line x1="{x}" y1="{y - 4}" x2="{x + 18}" y2="{y - 4}" stroke="{color}" stroke-width="3"{dash}/>'
+        )
         name = s.name if len(s.name) <= 40 else s.name[:39] + "…"
         parts.append(f'<text x="{x + 22}" y="{y}">{html.escape(name)}</text>')
         x += width
     return parts, y - (axes.top + axes.height + 52) + 18
 
 
-def line_chart(title: str, series: list[Series], *, x_label: str, y_label: str, percent: bool = False,
-               x_ticks: list[float] | None = None, x_names: dict | None = None, y_range: tuple[float, float] | None = None,
-               marker: tuple[float, str] | None = None, x_lines: list[tuple[float, str]] = ()) -> str:
+def line_chart(
+    title: str,
+    series: list[Series],
+    *,
+    x_label: str,
+    y_label: str,
+    percent: bool = False,
+    x_ticks: list[float] | None = None,
+    x_names: dict | None = None,
+    y_range: tuple[float, float] | None = None,
+    marker: tuple[float, str] | None = None,
+    x_lines: list[tuple[float, str]] = (),
+) -> str:
     """An SVG line chart. `percent`: values are 0-1 and shown as 0-100. `x_names`: labels for x
     values (epoch numbers as checkpoint names). `marker`: (x, text), a highlighted vertical line
     (the best epoch); `x_lines`: faint labelled vertical lines (epoch ends on a loss curve)."""
     scale = 100.0 if percent else 1.0
-    scaled = [Series(s.name, [(x, None if y is None else scale * y) for x, y in s.points],
-                     [(x, scale * lo, scale * hi) for x, lo, hi in s.band], s.markers, s.dashed) for s in series]
+    scaled = [
+        Series(
+            s.name,
+            [(x, None if y is None else scale * y) for x, y in s.points],
+            [(x, scale * lo, scale * hi) for x, lo, hi in s.band],
+            s.markers,
+            s.dashed,
+        )
+        for s in series
+    ]
     xs = [x for s in scaled for x, _ in s.points if _finite(x)] + list(x_ticks or [])
-    ys = [y for s in scaled for _, y in s.points if _finite(y)] + [v for s in scaled for _, lo, hi in s.band
-                                                                  for v in (lo, hi) if _finite(v)]
+    ys = [y for s in scaled for _, y in s.points if _finite(y)] + [
+        v for s in scaled for _, lo, hi in s.band for v in (lo, hi) if _finite(v)
+    ]
     if not xs or not ys:
-        return (f'<svg xmlns="http://www.w3.org/2000/svg" width="520" height="60" role="img" '
-                f'aria-label="{html.escape(title)}"><text x="0" y="16" class="chart-title">{html.escape(title)}</text>'
-                '<text x="0" y="42" class="muted">no data yet</text></svg>')
+        return (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="520" height="60" role="img" '
+            f'aria-label="{html.escape(title)}"><text x="0" y="16" class="chart-title">{html.escape(title)}</text>'
+            '<text x="0" y="42" class="muted">no data yet</text></svg>'
+        )
     y_ticks = nice_ticks(*(y_range or (min(ys), max(ys))))
     if x_ticks is None:
         x_ticks = nice_ticks(min(xs), max(xs), 6)
@@ -188,51 +249,77 @@ def line_chart(title: str, series: list[Series], *, x_label: str, y_label: str, 
     parts = _frame(title, axes, x_ticks, y_ticks, x_label, y_label, x_names)
     for x, text in x_lines:
         px = axes.x(x)
-        parts.append(f'<line x1="{px:.1f}" y1="{axes.top}" x2="{px:.1f}" y2="{axes.top + axes.height}" class="epoch-end">'
-                     f'<title>{html.escape(text)}</title></line>')
+        parts.append(
+            f'<line x1="{px:.1f}" y1="{axes.top}" x2="{px:.1f}" y2="{axes.top + axes.height}" class="epoch-end">'
+            f"<title>{html.escape(text)}</title></line>"
+        )
     if marker is not None and _finite(marker[0]):
         px = axes.x(marker[0])
-        parts.append(f'<line x1="{px:.1f}" y1="{axes.top}" x2="{px:.1f}" y2="{axes.top + axes.height}" class="best"/>')
+        parts.append(
+            f'<line x1="{px:.1f}" y1="{axes.top}" x2="{px:.1f}" y2="{axes.top + axes.height}" class="best"/>'
+        )
         near_right = px > axes.left + 0.7 * axes.width  # keep the label inside the chart
-        parts.append(f'<text x="{px - 4 if near_right else px + 4:.1f}" y="{axes.top + 12}" class="best-label" '
-                     f'text-anchor="{"end" if near_right else "start"}">{html.escape(marker[1])}</text>')
+        parts.append(
+            f'<text x="{px - 4 if near_right else px + 4:.1f}" y="{axes.top + 12}" class="best-label" '
+            f'text-anchor="{"end" if near_right else "start"}">{html.escape(marker[1])}</text>'
+        )
     for i, s in enumerate(scaled):
         parts += _series_parts(s, PALETTE[i % len(PALETTE)], axes, x_names, "%" if percent else "")
     legend, legend_height = _legend(scaled, axes)
     height = axes.top + axes.height + 52 + legend_height
-    return "\n".join([f'<svg xmlns="http://www.w3.org/2000/svg" width="{axes.left + axes.width + 20}" '
-                      f'height="{height:.0f}" role="img" aria-label="{html.escape(title)}">', *parts, *legend, "</svg>"])
+    return "\n".join(
+        [
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{axes.left + axes.width + 20}" '
+            f'height="{height:.0f}" role="img" aria-label="{html.escape(title)}">',
+            *parts,
+            *legend,
+            "</svg>",
+        ]
+    )
 
 
-def bar_chart(title: str, labels: list[str], values: list[float | None],
-              intervals: list[tuple[float, float] | None] | None = None) -> str:
+def bar_chart(
+    title: str,
+    labels: list[str],
+    values: list[float | None],
+    intervals: list[tuple[float, float] | None] | None = None,
+) -> str:
     """A horizontal bar chart, 0-100%, one labelled bar per run, with its 95% interval as a whisker."""
     bar, gap, left, width = 22, 8, 190, 360
     intervals = intervals or [None] * len(values)
     height = len(labels) * (bar + gap) + 40
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 70}" height="{height}" '
-             f'role="img" aria-label="{html.escape(title)}">',
-             f'<text x="0" y="16" class="chart-title">{html.escape(title)}</text>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 70}" height="{height}" '
+        f'role="img" aria-label="{html.escape(title)}">',
+        f'<text x="0" y="16" class="chart-title">{html.escape(title)}</text>',
+    ]
     for tick in (0, 25, 50, 75, 100):
         x = left + width * tick / 100
         parts.append(f'<line x1="{x}" y1="26" x2="{x}" y2="{height - 8}" class="grid"/>')
     for i, (label, value, interval) in enumerate(zip(labels, values, intervals)):
         y = 30 + i * (bar + gap)
         short = label if len(label) <= 28 else label[:27] + "…"
-        parts.append(f'<text x="{left - 6}" y="{y + bar * 0.7}" text-anchor="end">{html.escape(short)}</text>')
+        parts.append(
+            f'<text x="{left - 6}" y="{y + bar * 0.7}" text-anchor="end">{html.escape(short)}</text>'
+        )
         if not _finite(value):
             parts.append(f'<text x="{left + 4}" y="{y + bar * 0.7}" class="muted">not run</text>')
             continue
         w = width * min(1.0, max(0.0, value))
-        tip = f"{label}: {100 * value:.2f}%" + (f" (95% interval {100 * interval[0]:.2f}-{100 * interval[1]:.2f})"
-                                               if interval else "")
-        parts.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar}" fill="{PALETTE[i % len(PALETTE)]}">'
-                     f'<title>{html.escape(tip)}</title></rect>')
+        tip = f"{label}: {100 * value:.2f}%" + (
+            f" (95% interval {100 * interval[0]:.2f}-{100 * interval[1]:.2f})" if interval else ""
+        )
+        parts.append(
+            f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar}" fill="{PALETTE[i % len(PALETTE)]}">'
+            f"<title>{html.escape(tip)}</title></rect>"
+        )
         end = left + w
         if interval and all(_finite(v) for v in interval):
             lo, hi = (left + width * min(1.0, max(0.0, v)) for v in interval)
-            parts.append(f'<path d="M{lo:.1f},{y + bar / 2}H{hi:.1f}M{lo:.1f},{y + 5}V{y + bar - 5}'
-                         f'M{hi:.1f},{y + 5}V{y + bar - 5}" class="whisker"/>')
+            parts.append(
+                f'<path d="M{lo:.1f},{y + bar / 2}H{hi:.1f}M{lo:.1f},{y + 5}V{y + bar - 5}'
+                f'M{hi:.1f},{y + 5}V{y + bar - 5}" class="whisker"/>'
+            )
             end = max(end, hi)
         parts.append(f'<text x="{end + 4:.1f}" y="{y + bar * 0.7}">{100 * value:.2f}</text>')
     parts.append("</svg>")

@@ -34,8 +34,15 @@ def results_document(run: EvalRun, extra: dict) -> dict:
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **run.settings,
         **extra,
-        "suites": {name: {"version": s.version, "source": s.source, "data_sha256": s.data_sha256,
-                          "sampling": s.sampling} for name, s in run.summaries.items()},
+        "suites": {
+            name: {
+                "version": s.version,
+                "source": s.source,
+                "data_sha256": s.data_sha256,
+                "sampling": s.sampling,
+            }
+            for name, s in run.summaries.items()
+        },
         "summary": summary,
         "average": sum(accuracies) / len(accuracies) if accuracies else None,
         **average_interval(list(summary.values())),
@@ -64,7 +71,9 @@ def write_results(output: str | Path, run: EvalRun, extra: dict) -> Path:
     lines = "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in run.records)
     atomic_write_text(output / SAMPLES_FILE, lines)
     document = results_document(run, extra)
-    atomic_write_text(output / RESULTS_FILE, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(
+        output / RESULTS_FILE, json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    )
     return output / RESULTS_FILE
 
 
@@ -78,13 +87,17 @@ def load_results(path: str | Path) -> dict:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise InputError(InputProblem(str(path), exc.lineno, None, f"invalid JSON: {exc.msg}")) from None
+        raise InputError(
+            InputProblem(str(path), exc.lineno, None, f"invalid JSON: {exc.msg}")
+        ) from None
     summary = document.get("summary") if isinstance(document, dict) else None
     if not isinstance(summary, dict):
         raise InputError(InputProblem(str(path), None, "summary", "missing or not an object"))
-    problems = [InputProblem(str(path), None, f"summary.{name}.accuracy", "missing or not a number")
-                for name, scores in summary.items()
-                if not isinstance(scores, dict) or not isinstance(scores.get("accuracy"), (int, float))]
+    problems = [
+        InputProblem(str(path), None, f"summary.{name}.accuracy", "missing or not a number")
+        for name, scores in summary.items()
+        if not isinstance(scores, dict) or not isinstance(scores.get("accuracy"), (int, float))
+    ]
     problems += _mt_bench_problems(str(path), summary.get("mt_bench"))
     if problems:
         raise InputError(problems)
@@ -99,13 +112,17 @@ def _mt_bench_problems(path: str, mt_bench: object) -> list[InputProblem]:
     categories = mt_bench["categories"]
     if not isinstance(categories, dict):
         return [InputProblem(path, None, "summary.mt_bench.categories", "not an object")]
-    return [InputProblem(path, None, f"summary.mt_bench.categories.{name}.average", "missing or not a number")
-            for name, value in categories.items()
-            if not isinstance(value, dict) or not isinstance(value.get("average"), (int, float))]
+    return [
+        InputProblem(
+            path, None, f"summary.mt_bench.categories.{name}.average", "missing or not a number"
+        )
+        for name, value in categories.items()
+        if not isinstance(value, dict) or not isinstance(value.get("average"), (int, float))
+    ]
 
 
 def plus_minus(value: float, stderr: float | None, scale: float = 100.0, digits: int = 2) -> str:
-    """"57.10 ± 1.23": the score with its 95% half-width (1.96 standard errors)."""
+    """ "57.10 ± 1.23": the score with its 95% half-width (1.96 standard errors)."""
     from ocx.harness.stats import Z95
 
     text = f"{scale * value:.{digits}f}"
@@ -125,8 +142,12 @@ def scores_table(run: EvalRun, title: str | None = None):
 
     all_scores = {name: s.scores() for name, s in run.summaries.items()}
     pass_at = {name: _pass_at(scores) for name, scores in all_scores.items()}
-    table = Table(title=title, title_justify="left", caption="± is the 95% interval's half-width (1.96 SE)",
-                  caption_justify="left")
+    table = Table(
+        title=title,
+        title_justify="left",
+        caption="± is the 95% interval's half-width (1.96 SE)",
+        caption_justify="left",
+    )
     columns = [("suite", "left"), ("accuracy", "right"), ("n", "right"), ("unmatched", "right")]
     if any(pass_at.values()):
         columns.append(("pass@k", "right"))
@@ -139,13 +160,26 @@ def scores_table(run: EvalRun, title: str | None = None):
         table.add_column(column, justify=justify)
     for name, s in run.summaries.items():
         scores = all_scores[name]
-        row = [name, plus_minus(s.accuracy, scores.get("stderr")), str(s.n),
-               f"{s.unmatched} ({100 * s.unmatched_rate:.1f}%)"]
+        row = [
+            name,
+            plus_minus(s.accuracy, scores.get("stderr")),
+            str(s.n),
+            f"{s.unmatched} ({100 * s.unmatched_rate:.1f}%)",
+        ]
         if norm:
-            row[2:4] = [plus_minus(scores["acc_norm"], scores.get("acc_norm_stderr")) if "acc_norm" in scores else "",
-                        str(s.n)]
+            row[2:4] = [
+                plus_minus(scores["acc_norm"], scores.get("acc_norm_stderr"))
+                if "acc_norm" in scores
+                else "",
+                str(s.n),
+            ]
         if len(columns) > 4:
-            row.append("  ".join(f"{k} {plus_minus(v, scores.get(f'{k}_stderr'))}" for k, v in pass_at[name].items()))
+            row.append(
+                "  ".join(
+                    f"{k} {plus_minus(v, scores.get(f'{k}_stderr'))}"
+                    for k, v in pass_at[name].items()
+                )
+            )
         table.add_row(*row, s.version)
     if len(run.summaries) > 1:
         average = sum(s.accuracy for s in run.summaries.values()) / len(run.summaries)

@@ -35,7 +35,11 @@ from ocx.harness.backends import Backend, Request
 from ocx.harness.cache import ResponseCache
 from ocx.harness.idle_work import IdleWork
 from ocx.harness.plan import (  # noqa: F401 (plan_suites, completion_sampling: re-exported)
-    PlanBuilder, PlannedSuite, completion_sampling, load_suites, plan_suites,
+    PlanBuilder,
+    PlannedSuite,
+    completion_sampling,
+    load_suites,
+    plan_suites,
 )
 
 
@@ -65,9 +69,17 @@ class SampleRecord:
     `cluster_key`; what clustered standard errors and `ocx report`'s paired test group by."""
 
     def to_dict(self) -> dict:
-        record = {"suite": self.suite, "id": self.id, "messages": self.messages, "response": self.response,
-                  "answer": self.answer, "matched": self.matched, "correct": self.correct, "gold": self.gold,
-                  "cached": self.cached}
+        record = {
+            "suite": self.suite,
+            "id": self.id,
+            "messages": self.messages,
+            "response": self.response,
+            "answer": self.answer,
+            "matched": self.matched,
+            "correct": self.correct,
+            "gold": self.gold,
+            "cached": self.cached,
+        }
         if self.check is not None:
             record["check"] = self.check
         if self.completions is not None:
@@ -109,8 +121,13 @@ class SuiteSummary:
         return self.unmatched / self.answers if self.answers else 0.0
 
     def scores(self) -> dict:
-        scores = {"accuracy": self.accuracy, "n": self.n, "correct": self.correct, "unmatched": self.unmatched,
-                  "unmatched_rate": self.unmatched_rate}
+        scores = {
+            "accuracy": self.accuracy,
+            "n": self.n,
+            "correct": self.correct,
+            "unmatched": self.unmatched,
+            "unmatched_rate": self.unmatched_rate,
+        }
         if self.completions > 1:  # a single-completion summary stays exactly as it always was
             scores["completions"] = self.completions
         return {**scores, **self.intervals, **self.extra}
@@ -131,9 +148,18 @@ class EvalRun:
 class Runner:
     """Runs suites against a backend with a response cache; `progress` is a rich Progress or None."""
 
-    def __init__(self, backend: Backend, cache: ResponseCache, *, condition: str | None = None,
-                 matcher: str = "ocx", overrides: dict | None = None, progress=None, completions: int = 1,
-                 system_prompt: str | None = None):
+    def __init__(
+        self,
+        backend: Backend,
+        cache: ResponseCache,
+        *,
+        condition: str | None = None,
+        matcher: str = "ocx",
+        overrides: dict | None = None,
+        progress=None,
+        completions: int = 1,
+        system_prompt: str | None = None,
+    ):
         if completions < 1:
             raise ValueError(f"completions must be at least 1, got {completions}")
         self.completions = completions
@@ -145,11 +171,21 @@ class Runner:
         self.progress = progress
         self.system_prompt = system_prompt
 
-    def run(self, suites: Sequence[Suite], data: DataSource, *, limit: int | None = None) -> EvalRun:
+    def run(
+        self, suites: Sequence[Suite], data: DataSource, *, limit: int | None = None
+    ) -> EvalRun:
         start = time.perf_counter()
         identity = self.backend.identity()
-        builders = load_suites(suites, data, limit=limit, condition=self.condition, overrides=self.overrides,
-                               identity=identity, completions=self.completions, system_prompt=self.system_prompt)
+        builders = load_suites(
+            suites,
+            data,
+            limit=limit,
+            condition=self.condition,
+            overrides=self.overrides,
+            identity=identity,
+            completions=self.completions,
+            system_prompt=self.system_prompt,
+        )
         planned = [b.planned for b in builders]
         answers: dict[str, str] = {}
         cached_keys: set[str] = set()
@@ -166,11 +202,22 @@ class Runner:
         settings = {"model": identity, "condition": self.condition, "matcher": self.matcher}
         if self.completions > 1:
             settings["samples"] = self.completions
-        return EvalRun(summaries, records, sent=sent, cached=len(cached_keys), elapsed_s=time.perf_counter() - start,
-                       settings=settings)
+        return EvalRun(
+            summaries,
+            records,
+            sent=sent,
+            cached=len(cached_keys),
+            elapsed_s=time.perf_counter() - start,
+            settings=settings,
+        )
 
-    def _generate(self, builders: list[PlanBuilder], answers: dict[str, str], cached_keys: set[str],
-                  idle: IdleWork) -> int:
+    def _generate(
+        self,
+        builders: list[PlanBuilder],
+        answers: dict[str, str],
+        cached_keys: set[str],
+        idle: IdleWork,
+    ) -> int:
         """Plan every sample, look its keys up in the cache and send the uncached requests;
         returns how many were sent. Each answer is cached and extracted as it arrives (`idle`:
         work done while the other requests are in flight).
@@ -210,7 +257,9 @@ class Runner:
                                 self._advance(task)
                                 continue
                             owner = (suite_index, j, completion)
-                            if key in seen:  # the same prompt twice (duplicates in the data): ask once
+                            if (
+                                key in seen
+                            ):  # the same prompt twice (duplicates in the data): ask once
                                 if key in answers:  # already answered: extracted when scored
                                     self._advance(task)
                                     continue
@@ -220,8 +269,13 @@ class Runner:
                             seen[key] = len(owners)
                             owners.append((key, [task], [owner]))
                             request_rows.append(rows[suite_index, completion])
-                            yield Request(len(owners) - 1, tuple(p.prompts[j]), self.condition, p.samplings[completion],
-                                          builder.prompt_json[j] if with_json else None)
+                            yield Request(
+                                len(owners) - 1,
+                                tuple(p.prompts[j]),
+                                self.condition,
+                                p.samplings[completion],
+                                builder.prompt_json[j] if with_json else None,
+                            )
 
         errors: list[tuple[int, BaseException]] = []
 
@@ -241,16 +295,22 @@ class Runner:
             requests = list(requests)
         first = next(iter(requests), None)  # nothing to send (all cached): no backend work at all
         if first is not None:
-            self.backend.generate(itertools.chain([first], requests) if pulls else requests, on_result, on_error)
-            left = list(requests) if pulls else []  # a backend that stopped pulling early: send the rest too
+            self.backend.generate(
+                itertools.chain([first], requests) if pulls else requests, on_result, on_error
+            )
+            left = (
+                list(requests) if pulls else []
+            )  # a backend that stopped pulling early: send the rest too
             if left:
                 self.backend.generate(left, on_result, on_error)
         for builder in builders:  # every sample planned (keys, data hash) even if none was sent
             builder.extend(len(builder.planned.samples))
         if errors:
             first_errors = "; ".join(f"{type(e).__name__}: {e}" for _, e in errors[:3])
-            raise RequestsFailedError(f"{len(errors)} of {len(owners)} requests failed ({first_errors}); "
-                                      f"the {len(owners) - len(errors)} answered are cached: run again to retry")
+            raise RequestsFailedError(
+                f"{len(errors)} of {len(owners)} requests failed ({first_errors}); "
+                f"the {len(owners) - len(errors)} answered are cached: run again to retry"
+            )
         return len(owners)
 
     def _request_rows(self, planned: list[PlannedSuite]) -> dict[tuple[int, int], str]:
@@ -268,49 +328,96 @@ class Runner:
     def _progress_tasks(self, planned: list[PlannedSuite]) -> list[int | None]:
         if self.progress is None:
             return [None] * len(planned)
-        return [self.progress.add_task(p.suite.name, total=len(p.samples) * len(p.samplings)) for p in planned]
+        return [
+            self.progress.add_task(p.suite.name, total=len(p.samples) * len(p.samplings))
+            for p in planned
+        ]
 
     def _advance(self, task: int | None) -> None:
         if task is not None:
             self.progress.advance(task)
 
-    def _score(self, index: int, p: PlannedSuite, answers: dict[str, str], cached_keys: set[str], idle: IdleWork):
+    def _score(
+        self,
+        index: int,
+        p: PlannedSuite,
+        answers: dict[str, str],
+        cached_keys: set[str],
+        idle: IdleWork,
+    ):
         """Extract and score every completion; one record per sample holds its N completions."""
         n = self.completions
         keys = p.all_keys()
         samples = [sample for sample in p.samples for _ in range(n)]  # one per answer, in key order
-        extractions = [idle.extraction(index, i // n, i % n, answers[key]) for i, key in enumerate(keys)]
+        extractions = [
+            idle.extraction(index, i // n, i % n, answers[key]) for i, key in enumerate(keys)
+        ]
         verdicts = self._verdicts(p, extractions, samples)
         scored = []
         for key, extraction, (correct, check) in zip(keys, extractions, verdicts):
-            one = {"response": answers[key], "answer": extraction.answer, "matched": extraction.matched,
-                   "correct": correct, "cached": key in cached_keys}
+            one = {
+                "response": answers[key],
+                "answer": extraction.answer,
+                "matched": extraction.matched,
+                "correct": correct,
+                "cached": key in cached_keys,
+            }
             scored.append(one if check is None else {**one, "check": check})
-        per_sample = [scored[j * n:(j + 1) * n] for j in range(len(p.samples))]
+        per_sample = [scored[j * n : (j + 1) * n] for j in range(len(p.samples))]
         clusters = cluster_keys(p.suite, p.samples)
-        records = [self._record(p, j, completions, cluster)
-                   for j, (completions, cluster) in enumerate(zip(per_sample, clusters or [None] * len(p.samples)))]
+        records = [
+            self._record(p, j, completions, cluster)
+            for j, (completions, cluster) in enumerate(
+                zip(per_sample, clusters or [None] * len(p.samples))
+            )
+        ]
         extra = {}
         scores_for_completions = getattr(p.suite, "scores_for_completions", None)
         verdicts_per_sample = [[c["correct"] for c in completions] for completions in per_sample]
         if n > 1 and scores_for_completions is not None:
             extra = scores_for_completions(verdicts_per_sample)
-        scores_for_checks = getattr(p.suite, "scores_for_checks", None)  # e.g. IFBench's strict/loose levels
+        scores_for_checks = getattr(
+            p.suite, "scores_for_checks", None
+        )  # e.g. IFBench's strict/loose levels
         if scores_for_checks is not None:
             extra = {**extra, **scores_for_checks([c.get("check") for c in scored])}
-        summary = SuiteSummary(p.suite.name, p.suite.version, p.suite.source, p.data_sha256,
-                               p.sampling.as_dict(), len(p.samples), sum(c for c, _ in verdicts),
-                               sum(not e.matched for e in extractions), n, extra,
-                               suite_intervals(verdicts_per_sample, clusters, extra))
+        summary = SuiteSummary(
+            p.suite.name,
+            p.suite.version,
+            p.suite.source,
+            p.data_sha256,
+            p.sampling.as_dict(),
+            len(p.samples),
+            sum(c for c, _ in verdicts),
+            sum(not e.matched for e in extractions),
+            n,
+            extra,
+            suite_intervals(verdicts_per_sample, clusters, extra),
+        )
         return summary, records
 
-    def _record(self, p: PlannedSuite, j: int, completions: list[dict], cluster: str | None) -> SampleRecord:
+    def _record(
+        self, p: PlannedSuite, j: int, completions: list[dict], cluster: str | None
+    ) -> SampleRecord:
         first, sample = completions[0], p.samples[j]
-        return SampleRecord(p.suite.name, sample.id, p.prompts[j], first["response"], first["answer"],
-                            first["matched"], first["correct"], sample.gold, first["cached"], first.get("check"),
-                            completions if len(completions) > 1 else None, cluster)
+        return SampleRecord(
+            p.suite.name,
+            sample.id,
+            p.prompts[j],
+            first["response"],
+            first["answer"],
+            first["matched"],
+            first["correct"],
+            sample.gold,
+            first["cached"],
+            first.get("check"),
+            completions if len(completions) > 1 else None,
+            cluster,
+        )
 
-    def _verdicts(self, p: PlannedSuite, extractions: list, samples: list[Sample]) -> list[tuple[bool, dict | None]]:
+    def _verdicts(
+        self, p: PlannedSuite, extractions: list, samples: list[Sample]
+    ) -> list[tuple[bool, dict | None]]:
         """(correct, check details) per answer: `score_many` when the suite has it, else `score`."""
         score_many = getattr(p.suite, "score_many", None)
         if score_many is None:
@@ -319,8 +426,13 @@ class Runner:
             results = score_many(extractions, samples)
         else:
             task = self.progress.add_task(f"{p.suite.name} checks", total=len(samples))
-            results = score_many(extractions, samples, on_done=lambda index, result: self._advance(task))
-        return [(bool(r), None) if isinstance(r, bool) else (bool(r.correct), r.to_dict()) for r in results]
+            results = score_many(
+                extractions, samples, on_done=lambda index, result: self._advance(task)
+            )
+        return [
+            (bool(r), None) if isinstance(r, bool) else (bool(r.correct), r.to_dict())
+            for r in results
+        ]
 
 
 def cluster_keys(suite: Suite, samples: list[Sample]) -> list[str] | None:
@@ -332,7 +444,9 @@ def cluster_keys(suite: Suite, samples: list[Sample]) -> list[str] | None:
     return [key(sample) or sample.id for sample in samples]
 
 
-def suite_intervals(verdicts_per_sample: list[list[bool]], clusters: list[str] | None, extra: dict) -> dict:
+def suite_intervals(
+    verdicts_per_sample: list[list[bool]], clusters: list[str] | None, extra: dict
+) -> dict:
     """stderr and ci95 for accuracy (clustered by passage, and by sample when it has several
     completions) and for each pass@k (bootstrap over problems)."""
     from ocx.harness.stats import accuracy_interval, bootstrap_ratio
@@ -350,7 +464,9 @@ def suite_intervals(verdicts_per_sample: list[list[bool]], clusters: list[str] |
 
             k = int(name.removeprefix("pass@"))
             estimates = [pass_at_k(len(v), sum(v), k) for v in verdicts_per_sample]
-            intervals.update(bootstrap_ratio([[e] for e in estimates], lo=0.0, hi=1.0).as_dict(f"{name}_"))
+            intervals.update(
+                bootstrap_ratio([[e] for e in estimates], lo=0.0, hi=1.0).as_dict(f"{name}_")
+            )
     return intervals
 
 
@@ -358,7 +474,20 @@ def make_progress(console=None, enabled: bool = True):
     """A rich Progress with one bar per suite (or a no-op context when disabled)."""
     if not enabled:
         return nullcontext(None)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    return Progress(TextColumn("[bold]{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+    return Progress(
+        TextColumn("[bold]{task.description:<12}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )

@@ -16,8 +16,19 @@ from dataclasses import dataclass, fields
 
 # Fields every engine honours; a `Sampling` differing from the defaults elsewhere needs an
 # engine that lists those fields too.
-BASIC_FIELDS = frozenset({"temperature", "top_p", "max_tokens", "seed", "stop", "presence_penalty",
-                          "frequency_penalty", "stop_token_ids", "incremental"})
+BASIC_FIELDS = frozenset(
+    {
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "seed",
+        "stop",
+        "presence_penalty",
+        "frequency_penalty",
+        "stop_token_ids",
+        "incremental",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -58,7 +69,9 @@ class Sampling:
     first token, which has no context), with N alternatives each, from the prefill pass."""
 
     def __post_init__(self) -> None:
-        if self.top_k < 0:  # vLLM spells "off" -1; one spelling here, so equal settings compare equal
+        if (
+            self.top_k < 0
+        ):  # vLLM spells "off" -1; one spelling here, so equal settings compare equal
             object.__setattr__(self, "top_k", 0)
         if not isinstance(self.stop, tuple):
             object.__setattr__(self, "stop", tuple(self.stop or ()))
@@ -77,9 +90,20 @@ class Sampling:
         their defaults, so caches written before they existed still match. Engine plumbing
         (`stop_token_ids`, `incremental`) is left out: the model identity covers it.
         """
-        record = {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens,
-                  "seed": self.seed, "stop": self.stop}
-        for name in ("top_k", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty"):
+        record = {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+            "stop": self.stop,
+        }
+        for name in (
+            "top_k",
+            "min_p",
+            "repetition_penalty",
+            "presence_penalty",
+            "frequency_penalty",
+        ):
             value = getattr(self, name)
             if value != _DEFAULTS[name]:
                 record[name] = value
@@ -87,8 +111,11 @@ class Sampling:
 
     def unsupported(self, honoured: frozenset[str] | set[str]) -> list[str]:
         """Fields set away from their defaults that an engine honouring `honoured` would ignore."""
-        return [name for name, default in _DEFAULTS.items()
-                if name not in honoured and name not in BASIC_FIELDS and getattr(self, name) != default]
+        return [
+            name
+            for name, default in _DEFAULTS.items()
+            if name not in honoured and name not in BASIC_FIELDS and getattr(self, name) != default
+        ]
 
 
 _PLUMBING = frozenset({"stop_token_ids", "incremental", "logprobs", "prompt_logprobs"})

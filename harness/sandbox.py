@@ -53,8 +53,10 @@ from pathlib import Path
 CHILD = Path(__file__).with_name("sandbox_child.py")
 SETUP_FAILED = 70  # must equal sandbox_child.SETUP_FAILED
 ISOLATIONS = ("namespace", "process")
-INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: apt-get install -y bubblewrap; Fedora: dnf install bubblewrap), "
-                "or set OCX_BWRAP to its path")
+INSTALL_HINT = (
+    "install bubblewrap (Debian/Ubuntu: apt-get install -y bubblewrap; Fedora: dnf install bubblewrap), "
+    "or set OCX_BWRAP to its path"
+)
 UID_BASE, UID_SLOTS = 61000, 256  # unprivileged uids for samples when ocx runs as root
 WORKDIR = "/work"  # the sample's folder inside the namespace sandbox
 _STDERR_KEEP = 4096
@@ -119,24 +121,36 @@ def check_isolation(isolation: str) -> None:
         raise SandboxUnavailableError(f"the sandbox needs Linux (this is {sys.platform})")
     if isolation == "namespace":
         if bwrap_path() is None:
-            raise SandboxUnavailableError(f"namespace sandbox: bubblewrap (bwrap) not found; {INSTALL_HINT}")
+            raise SandboxUnavailableError(
+                f"namespace sandbox: bubblewrap (bwrap) not found; {INSTALL_HINT}"
+            )
         _probe_namespace()
 
 
 @functools.lru_cache(maxsize=4)
 def _probe_namespace_cached(bwrap: str) -> str | None:
-    run = _run(bwrap, "import os; os.write(1, b'ok')", b"", SandboxLimits(timeout_s=60), "namespace")
+    run = _run(
+        bwrap, "import os; os.write(1, b'ok')", b"", SandboxLimits(timeout_s=60), "namespace"
+    )
     return None if run.stdout == b"ok" else f"exit {run.returncode}: {run.stderr.strip()[-500:]}"
 
 
 def _probe_namespace() -> None:
     error = _probe_namespace_cached(bwrap_path())
     if error:
-        raise SandboxUnavailableError(f"namespace sandbox: bubblewrap could not start a sandbox here ({error})")
+        raise SandboxUnavailableError(
+            f"namespace sandbox: bubblewrap could not start a sandbox here ({error})"
+        )
 
 
-def run_sandboxed(program: str, payload: bytes = b"", *, limits: SandboxLimits | None = None,
-                  isolation: str = "namespace", watch: Callable[[bytes], bool] | None = None) -> SandboxRun:
+def run_sandboxed(
+    program: str,
+    payload: bytes = b"",
+    *,
+    limits: SandboxLimits | None = None,
+    isolation: str = "namespace",
+    watch: Callable[[bytes], bool] | None = None,
+) -> SandboxRun:
     """Run ``program`` (Python source, trusted harness code) confined; it sees ``PAYLOAD`` (bytes)
     and ``install_guard()``, and whatever untrusted code it ``exec``s runs under the same confinement.
     ``watch`` (optional) sees each piece of stdout as it arrives; True kills the run ("stopped")."""
@@ -173,12 +187,20 @@ def _run(bwrap, program, payload, limits, isolation, watch=None) -> SandboxRun:
         workdir = WORKDIR if isolation == "namespace" else str(scratch / "work")
         if isolation == "process":
             os.mkdir(workdir, 0o700)
-        config = {"workdir": workdir, "limits": asdict(limits), "program": program, "payload_len": len(payload),
-                  "uid": uid if isolation == "namespace" else None, "gid": uid}
+        config = {
+            "workdir": workdir,
+            "limits": asdict(limits),
+            "program": program,
+            "payload_len": len(payload),
+            "uid": uid if isolation == "namespace" else None,
+            "gid": uid,
+        }
         argv = _python_argv()
         if isolation == "namespace":
             argv = _bwrap_argv(bwrap, limits, as_root) + argv
-        return _execute(argv, json.dumps(config).encode() + b"\n" + payload, limits, isolation, scratch, watch)
+        return _execute(
+            argv, json.dumps(config).encode() + b"\n" + payload, limits, isolation, scratch, watch
+        )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         if uid is not None:
@@ -190,10 +212,23 @@ def _python_argv() -> list[str]:
     return [os.path.realpath(sys.executable), "-I", "-S", "-B", "-c", source]
 
 
-def _bwrap_argv(bwrap: str, limits: SandboxLimits, as_root: bool, keep_kill: bool = False) -> list[str]:
-    argv = [bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-            "--die-with-parent", "--new-session", "--clearenv"]
-    if as_root:  # no user namespace: the bootstrap changes to an unprivileged uid, which clears these
+def _bwrap_argv(
+    bwrap: str, limits: SandboxLimits, as_root: bool, keep_kill: bool = False
+) -> list[str]:
+    argv = [
+        bwrap,
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--die-with-parent",
+        "--new-session",
+        "--clearenv",
+    ]
+    if (
+        as_root
+    ):  # no user namespace: the bootstrap changes to an unprivileged uid, which clears these
         argv += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
         if keep_kill:  # a reused sandbox's zygote kills each job's leftovers (sandbox_worker.py)
             argv += ["--cap-add", "CAP_KILL"]
@@ -227,16 +262,40 @@ def _runtime_binds() -> tuple[str, ...]:
 
 
 def _filesystem_args(limits: SandboxLimits) -> list[str]:
-    return [*_runtime_binds(), "--proc", "/proc", "--dev", "/dev",
-            "--size", str(limits.disk_bytes), "--perms", "0777", "--tmpfs", WORKDIR,
-            "--remount-ro", "/", "--remount-ro", "/dev", "--chdir", "/"]  # /dev's tmpfs would be writable
+    return [
+        *_runtime_binds(),
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--size",
+        str(limits.disk_bytes),
+        "--perms",
+        "0777",
+        "--tmpfs",
+        WORKDIR,
+        "--remount-ro",
+        "/",
+        "--remount-ro",
+        "/dev",
+        "--chdir",
+        "/",
+    ]  # /dev's tmpfs would be writable
 
 
 def _execute(argv, stdin_data, limits, isolation, scratch, watch=None) -> SandboxRun:
     start = time.monotonic()
     with open(scratch / "stderr", "w+b") as err:
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env={},
-                                cwd=scratch, start_new_session=True, close_fds=True)
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env={},
+            cwd=scratch,
+            start_new_session=True,
+            close_fds=True,
+        )
         feeder = threading.Thread(target=_feed, args=(proc, stdin_data), daemon=True)
         feeder.start()
         try:
@@ -253,9 +312,18 @@ def _execute(argv, stdin_data, limits, isolation, scratch, watch=None) -> Sandbo
             feeder.join(timeout=5)
         err.seek(0)
         stderr = err.read(_STDERR_KEEP).decode("utf-8", errors="replace")
-    status = ("timeout" if timed_out else "output_limit" if over == "output" else "stopped" if over == "stopped"
-              else _exit_status(proc.returncode))
-    return SandboxRun(status, stdout, stderr, proc.returncode, round(time.monotonic() - start, 4), isolation)
+    status = (
+        "timeout"
+        if timed_out
+        else "output_limit"
+        if over == "output"
+        else "stopped"
+        if over == "stopped"
+        else _exit_status(proc.returncode)
+    )
+    return SandboxRun(
+        status, stdout, stderr, proc.returncode, round(time.monotonic() - start, 4), isolation
+    )
 
 
 def _exit_status(code: int) -> str:
@@ -270,8 +338,9 @@ def _feed(proc: subprocess.Popen, data: bytes) -> None:
         pass  # the child died before reading everything; its exit status tells why
 
 
-def _read_capped(proc: subprocess.Popen, deadline: float, cap: int,
-                 watch: Callable[[bytes], bool] | None = None) -> tuple[bytes, str | None]:
+def _read_capped(
+    proc: subprocess.Popen, deadline: float, cap: int, watch: Callable[[bytes], bool] | None = None
+) -> tuple[bytes, str | None]:
     """Stdout until EOF; stops early at the deadline ("timeout"), past ``cap`` bytes ("output"),
     or when ``watch`` returns True ("stopped")."""
     chunks, size = [], 0

@@ -43,26 +43,89 @@ import traceback
 SETUP_FAILED = 70  # exit code: confinement could not be set up (must equal sandbox.SETUP_FAILED)
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 1, 38, 22, 2
 PR_SET_DUMPABLE = 4
-PRELOAD = ("copy", "math", "select", "shutil", "time", "encodings.idna")  # stdlib the harness programs use
+PRELOAD = (
+    "copy",
+    "math",
+    "select",
+    "shutil",
+    "time",
+    "encodings.idna",
+)  # stdlib the harness programs use
 RET_ALLOW, RET_KILL, RET_ERRNO = 0x7FFF0000, 0x80000000, 0x00050000
 EPERM, EACCES = 1, 13
-NAMESPACE_FLAGS = 0x7E020000  # CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET
+NAMESPACE_FLAGS = (
+    0x7E020000  # CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET
+)
 # (audit arch, x32 bit, {name: number}) per machine; syscalls refused with EPERM.
 SYSCALLS = {
-    "x86_64": (0xC000003E, 0x40000000, {
-        "execve": 59, "execveat": 322, "unshare": 272, "setns": 308, "mount": 165, "umount2": 166,
-        "pivot_root": 155, "ptrace": 101, "bpf": 321, "keyctl": 250, "add_key": 248, "request_key": 249,
-        "userfaultfd": 323, "perf_event_open": 298, "socket": 41, "clone": 56, "clone3": 435,
-        "mount_setattr": 442, "open_tree": 428, "move_mount": 429, "fsopen": 430,
-        "process_vm_readv": 310, "process_vm_writev": 311, "pidfd_getfd": 438, "shmget": 29, "semget": 64,
-        "msgget": 68, "mq_open": 240}),
-    "aarch64": (0xC00000B7, None, {
-        "execve": 221, "execveat": 281, "unshare": 97, "setns": 268, "mount": 40, "umount2": 39,
-        "pivot_root": 41, "ptrace": 117, "bpf": 280, "keyctl": 219, "add_key": 217, "request_key": 218,
-        "userfaultfd": 282, "perf_event_open": 241, "socket": 198, "clone": 220, "clone3": 435,
-        "mount_setattr": 442, "open_tree": 428, "move_mount": 429, "fsopen": 430,
-        "process_vm_readv": 270, "process_vm_writev": 271, "pidfd_getfd": 438, "shmget": 194, "semget": 190,
-        "msgget": 186, "mq_open": 180}),
+    "x86_64": (
+        0xC000003E,
+        0x40000000,
+        {
+            "execve": 59,
+            "execveat": 322,
+            "unshare": 272,
+            "setns": 308,
+            "mount": 165,
+            "umount2": 166,
+            "pivot_root": 155,
+            "ptrace": 101,
+            "bpf": 321,
+            "keyctl": 250,
+            "add_key": 248,
+            "request_key": 249,
+            "userfaultfd": 323,
+            "perf_event_open": 298,
+            "socket": 41,
+            "clone": 56,
+            "clone3": 435,
+            "mount_setattr": 442,
+            "open_tree": 428,
+            "move_mount": 429,
+            "fsopen": 430,
+            "process_vm_readv": 310,
+            "process_vm_writev": 311,
+            "pidfd_getfd": 438,
+            "shmget": 29,
+            "semget": 64,
+            "msgget": 68,
+            "mq_open": 240,
+        },
+    ),
+    "aarch64": (
+        0xC00000B7,
+        None,
+        {
+            "execve": 221,
+            "execveat": 281,
+            "unshare": 97,
+            "setns": 268,
+            "mount": 40,
+            "umount2": 39,
+            "pivot_root": 41,
+            "ptrace": 117,
+            "bpf": 280,
+            "keyctl": 219,
+            "add_key": 217,
+            "request_key": 218,
+            "userfaultfd": 282,
+            "perf_event_open": 241,
+            "socket": 198,
+            "clone": 220,
+            "clone3": 435,
+            "mount_setattr": 442,
+            "open_tree": 428,
+            "move_mount": 429,
+            "fsopen": 430,
+            "process_vm_readv": 270,
+            "process_vm_writev": 271,
+            "pidfd_getfd": 438,
+            "shmget": 194,
+            "semget": 190,
+            "msgget": 186,
+            "mq_open": 180,
+        },
+    ),
 }
 
 
@@ -86,10 +149,19 @@ def _seccomp_program(machine):
     for number in denied:
         prog += [(0x15, 0, 1, number), (0x06, 0, 0, RET_ERRNO | EPERM)]
     prog += [(0x15, 0, 1, nr["clone3"]), (0x06, 0, 0, RET_ERRNO | 38)]  # ENOSYS
-    prog += [(0x15, 0, 4, nr["socket"]), ld_arg0, (0x15, 1, 0, 1),  # AF_UNIX
-             (0x06, 0, 0, RET_ERRNO | EACCES), (0x06, 0, 0, RET_ALLOW)]
-    prog += [(0x15, 0, 3, nr["clone"]), ld_arg0, (0x45, 0, 1, NAMESPACE_FLAGS),
-             (0x06, 0, 0, RET_ERRNO | EPERM)]
+    prog += [
+        (0x15, 0, 4, nr["socket"]),
+        ld_arg0,
+        (0x15, 1, 0, 1),  # AF_UNIX
+        (0x06, 0, 0, RET_ERRNO | EACCES),
+        (0x06, 0, 0, RET_ALLOW),
+    ]
+    prog += [
+        (0x15, 0, 3, nr["clone"]),
+        ld_arg0,
+        (0x45, 0, 1, NAMESPACE_FLAGS),
+        (0x06, 0, 0, RET_ERRNO | EPERM),
+    ]
     prog.append((0x06, 0, 0, RET_ALLOW))
     return [(op[0], op[1], op[2], op[3]) if len(op) == 4 else (op[0], 0, 0, op[2]) for op in prog]
 
@@ -117,7 +189,13 @@ def _check(rc, what):
 
 def _libc():
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    libc.prctl.argtypes = [
+        ctypes.c_int,
+        ctypes.c_ulong,
+        ctypes.c_ulong,
+        ctypes.c_ulong,
+        ctypes.c_ulong,
+    ]
     return libc
 
 
@@ -142,12 +220,40 @@ def _set_limits(limits):
     cap(resource.RLIMIT_NOFILE, 64)
 
 
-_BLOCKED_EVENTS = ("socket.", "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
-                   "os.fork", "os.forkpty", "os.kill", "os.killpg", "signal.pthread_kill", "ctypes.",
-                   "pty.spawn", "os.startfile", "sys.remote_exec", "webbrowser.open", "os.setuid")
-_PATH_EVENTS = {"os.remove": 1, "os.rmdir": 1, "os.rename": 2, "os.mkdir": 1, "os.chmod": 1, "os.chown": 1,
-                "os.symlink": 2, "os.link": 2, "os.truncate": 1, "os.utime": 1, "shutil.rmtree": 1,
-                "os.chflags": 1, "os.lchflags": 1}
+_BLOCKED_EVENTS = (
+    "socket.",
+    "subprocess.Popen",
+    "os.system",
+    "os.exec",
+    "os.posix_spawn",
+    "os.spawn",
+    "os.fork",
+    "os.forkpty",
+    "os.kill",
+    "os.killpg",
+    "signal.pthread_kill",
+    "ctypes.",
+    "pty.spawn",
+    "os.startfile",
+    "sys.remote_exec",
+    "webbrowser.open",
+    "os.setuid",
+)
+_PATH_EVENTS = {
+    "os.remove": 1,
+    "os.rmdir": 1,
+    "os.rename": 2,
+    "os.mkdir": 1,
+    "os.chmod": 1,
+    "os.chown": 1,
+    "os.symlink": 2,
+    "os.link": 2,
+    "os.truncate": 1,
+    "os.utime": 1,
+    "shutil.rmtree": 1,
+    "os.chflags": 1,
+    "os.lchflags": 1,
+}
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 
@@ -170,13 +276,19 @@ def _install_guard(workdir):
             raise PermissionError(f"sandbox: {event} is not allowed")
         if event == "open":
             path, mode, flags = args
-            writes = any(c in mode for c in "wax+") if isinstance_(mode, str_) else bool(flags & _WRITE_FLAGS)
+            writes = (
+                any(c in mode for c in "wax+")
+                if isinstance_(mode, str_)
+                else bool(flags & _WRITE_FLAGS)
+            )
             if writes and path is not None and not inside(path):
                 raise PermissionError(f"sandbox: writing {path!r} outside the working folder")
         elif event in _PATH_EVENTS:
-            for path in args[:_PATH_EVENTS[event]]:
+            for path in args[: _PATH_EVENTS[event]]:
                 if path is not None and not inside(path):
-                    raise PermissionError(f"sandbox: {event} on {path!r} outside the working folder")
+                    raise PermissionError(
+                        f"sandbox: {event} on {path!r} outside the working folder"
+                    )
 
     sys.addaudithook(hook)
 
@@ -194,7 +306,11 @@ def _confine(config):
 def _run_program(program, payload, workdir):
     """Run the harness program; never returns (skips interpreter teardown: atexit handlers
     untrusted code registered)."""
-    namespace = {"__name__": "__sandbox__", "PAYLOAD": payload, "install_guard": lambda: _install_guard(workdir)}
+    namespace = {
+        "__name__": "__sandbox__",
+        "PAYLOAD": payload,
+        "install_guard": lambda: _install_guard(workdir),
+    }
     code = 0
     try:
         exec(compile(program, "<sandbox-program>", "exec"), namespace)
@@ -329,7 +445,9 @@ def serve(config):
         libc = _libc()
         _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(no_new_privs)")
         _check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(pdeathsig)")
-        _check(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(dumpable)")  # jobs cannot read or write our memory
+        _check(
+            libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(dumpable)"
+        )  # jobs cannot read or write our memory
         warning = _install_seccomp(libc)
     except (SetupError, OSError) as exc:
         os.write(2, f"sandbox setup failed: {exc}\n".encode())

@@ -38,8 +38,20 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from ocx.harness.sandbox import (_STDERR_KEEP, _UIDS, SETUP_FAILED, WORKDIR, SandboxLimits, SandboxRun,
-                                 _bwrap_argv, _exit_status, _kill_group, _python_argv, bwrap_path, check_isolation)
+from ocx.harness.sandbox import (
+    _STDERR_KEEP,
+    _UIDS,
+    SETUP_FAILED,
+    WORKDIR,
+    SandboxLimits,
+    SandboxRun,
+    _bwrap_argv,
+    _exit_status,
+    _kill_group,
+    _python_argv,
+    bwrap_path,
+    check_isolation,
+)
 
 
 def _header(record: dict) -> bytes:
@@ -51,9 +63,15 @@ class SandboxWorker:
     """Runs programs one at a time, each confined as one ``run_sandboxed`` run, in a sandbox that is
     started once (lazily) and reused. Not thread-safe: one per thread. Close it (or use ``with``)."""
 
-    def __init__(self, isolation: str = "namespace", disk_bytes: int = SandboxLimits().disk_bytes) -> None:
-        if isolation != "namespace":  # the zygote kills every process it can see: only in its own PID namespace
-            raise ValueError(f"a reused sandbox needs namespace isolation, not {isolation!r}; use run_sandboxed")
+    def __init__(
+        self, isolation: str = "namespace", disk_bytes: int = SandboxLimits().disk_bytes
+    ) -> None:
+        if (
+            isolation != "namespace"
+        ):  # the zygote kills every process it can see: only in its own PID namespace
+            raise ValueError(
+                f"a reused sandbox needs namespace isolation, not {isolation!r}; use run_sandboxed"
+            )
         check_isolation(isolation)
         self.isolation, self.disk_bytes = isolation, disk_bytes
         self._proc: subprocess.Popen | None = None
@@ -74,13 +92,26 @@ class SandboxWorker:
         self._stderr = open(self._scratch / "stderr", "w+b")
         limits = SandboxLimits(disk_bytes=self.disk_bytes)
         workdir = WORKDIR
-        argv = _bwrap_argv(bwrap_path(), limits, os.geteuid() == 0, keep_kill=True) + _python_argv() + ["serve"]
-        self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
-                                      env={}, cwd=self._scratch, start_new_session=True,
-                                      pass_fds=(status_w, control_r))
+        argv = (
+            _bwrap_argv(bwrap_path(), limits, os.geteuid() == 0, keep_kill=True)
+            + _python_argv()
+            + ["serve"]
+        )
+        self._proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env={},
+            cwd=self._scratch,
+            start_new_session=True,
+            pass_fds=(status_w, control_r),
+        )
         os.close(status_w)
         os.close(control_r)
-        self._proc.stdin.write(_header({"workdir": workdir, "status_fd": status_w, "control_fd": control_r}))
+        self._proc.stdin.write(
+            _header({"workdir": workdir, "status_fd": status_w, "control_fd": control_r})
+        )
         self._proc.stdin.flush()
         self._status, self._busy = b"", False
 
@@ -90,7 +121,9 @@ class SandboxWorker:
             return
         import shutil
 
-        if not self._busy:  # between jobs: end of input makes the zygote exit, and the sandbox with it
+        if (
+            not self._busy
+        ):  # between jobs: end of input makes the zygote exit, and the sandbox with it
             try:
                 self._proc.stdin.close()
                 self._proc.wait(timeout=5)  # a normal exit: each process is reaped by its parent
@@ -109,8 +142,13 @@ class SandboxWorker:
         shutil.rmtree(self._scratch, ignore_errors=True)
         self._proc = None
 
-    def run(self, program: str, payload: bytes = b"", limits: SandboxLimits | None = None,
-            watch: Callable[[bytes], bool] | None = None) -> SandboxRun:
+    def run(
+        self,
+        program: str,
+        payload: bytes = b"",
+        limits: SandboxLimits | None = None,
+        watch: Callable[[bytes], bool] | None = None,
+    ) -> SandboxRun:
         """Run one job. ``watch`` gets each piece of its stdout as it arrives; once it returns
         True the job is killed (status "stopped", unless it had already ended by itself)."""
         limits = limits or SandboxLimits()
@@ -127,16 +165,32 @@ class SandboxWorker:
             if uid is not None:
                 _UIDS.give(uid)
 
-    def _run_job(self, program: bytes, payload: bytes, limits: SandboxLimits, uid: int | None,
-                 watch: Callable[[bytes], bool] | None) -> SandboxRun:
+    def _run_job(
+        self,
+        program: bytes,
+        payload: bytes,
+        limits: SandboxLimits,
+        uid: int | None,
+        watch: Callable[[bytes], bool] | None,
+    ) -> SandboxRun:
         self._jobs += 1
         self._busy = True
         job = self._jobs
         err_start = self._stderr.seek(0, os.SEEK_END)
-        header = _header({"job": job, "program_len": len(program), "payload_len": len(payload),
-                          "limits": asdict(limits), "uid": uid, "gid": uid})
+        header = _header(
+            {
+                "job": job,
+                "program_len": len(program),
+                "payload_len": len(payload),
+                "limits": asdict(limits),
+                "uid": uid,
+                "gid": uid,
+            }
+        )
         start = time.monotonic()
-        feeder = threading.Thread(target=_feed_open, args=(self._proc, header + program + payload), daemon=True)
+        feeder = threading.Thread(
+            target=_feed_open, args=(self._proc, header + program + payload), daemon=True
+        )
         feeder.start()
         self._watch, self._stopped = watch, False
         try:
@@ -153,7 +207,9 @@ class SandboxWorker:
             status = {"timeout": "timeout", "output": "output_limit"}.get(how, "killed")
             return SandboxRun(status, stdout, stderr or how, None, wall, self.isolation)
         code = int(how.split()[2])
-        if code == SETUP_FAILED or feeder.is_alive():  # unread input would be taken for the next job's header
+        if (
+            code == SETUP_FAILED or feeder.is_alive()
+        ):  # unread input would be taken for the next job's header
             self._busy = True  # so close() kills the sandbox at once instead of letting it read on
             self.close()
         status = "stopped" if self._stopped and code != 0 else _exit_status(code)
@@ -234,4 +290,3 @@ def _feed_open(proc: subprocess.Popen, data: bytes) -> None:
         proc.stdin.flush()
     except (BrokenPipeError, ValueError, OSError):
         pass  # the sandbox died; the status pipe says so
-

@@ -45,8 +45,11 @@ class Interval:
     clusters: int | None = None
 
     def as_dict(self, prefix: str = "") -> dict:
-        out = {f"{prefix}stderr": self.stderr, f"{prefix}ci95": list(self.ci95) if self.ci95 else None,
-               f"{prefix}ci_method": self.method}
+        out = {
+            f"{prefix}stderr": self.stderr,
+            f"{prefix}ci95": list(self.ci95) if self.ci95 else None,
+            f"{prefix}ci_method": self.method,
+        }
         if self.clusters is not None:
             out[f"{prefix}clusters"] = self.clusters
         return out
@@ -88,7 +91,9 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def normal_interval(estimate: float, stderr: float | None, lo: float = 0.0, hi: float = 1.0) -> tuple[float, float]:
+def normal_interval(
+    estimate: float, stderr: float | None, lo: float = 0.0, hi: float = 1.0
+) -> tuple[float, float]:
     if stderr is None:
         return (lo, hi)
     return (max(lo, estimate - Z95 * stderr), min(hi, estimate + Z95 * stderr))
@@ -100,8 +105,14 @@ def _rng(seed: int):
     return np.random.default_rng(seed)
 
 
-def bootstrap_ratio(units: Sequence[Sequence[float]], *, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = SEED,
-                    lo: float = float("-inf"), hi: float = float("inf")) -> Interval:
+def bootstrap_ratio(
+    units: Sequence[Sequence[float]],
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = SEED,
+    lo: float = float("-inf"),
+    hi: float = float("inf"),
+) -> Interval:
     """The mean of all values, resampling whole units (a problem's completions, a question's turns).
 
     Each unit holds its own values (it may hold none, e.g. a question whose judgments were all
@@ -123,10 +134,14 @@ def bootstrap_ratio(units: Sequence[Sequence[float]], *, resamples: int = BOOTST
         stats = sums[picks].sum(axis=1) / picked_counts
     stats = stats[picked_counts > 0]
     low, high = np.percentile(stats, [2.5, 97.5])
-    return Interval(estimate, float(stats.std(ddof=1)), (max(lo, float(low)), min(hi, float(high))), "bootstrap")
+    return Interval(
+        estimate, float(stats.std(ddof=1)), (max(lo, float(low)), min(hi, float(high))), "bootstrap"
+    )
 
 
-def accuracy_interval(values: Sequence[float], clusters: Sequence[Hashable] | None = None) -> Interval:
+def accuracy_interval(
+    values: Sequence[float], clusters: Sequence[Hashable] | None = None
+) -> Interval:
     """The interval for a mean of per-item scores in [0, 1]: Wilson for 0/1 verdicts on
     independent items, clustered SE when items share a cluster, bootstrap for fractional scores."""
     n = len(values)
@@ -142,6 +157,7 @@ def accuracy_interval(values: Sequence[float], clusters: Sequence[Hashable] | No
 
 
 # --- paired comparison of two runs --------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class PairedTest:
@@ -159,8 +175,14 @@ class PairedTest:
         return self.p_value < ALPHA
 
     def as_dict(self) -> dict:
-        return {"difference": self.difference, "ci95": list(self.ci95) if self.ci95 else None,
-                "p_value": self.p_value, "test": self.test, "n": self.n, "significant": self.significant}
+        return {
+            "difference": self.difference,
+            "ci95": list(self.ci95) if self.ci95 else None,
+            "p_value": self.p_value,
+            "test": self.test,
+            "n": self.n,
+            "significant": self.significant,
+        }
 
 
 def binomial_two_sided_p(k: int, n: int) -> float:
@@ -170,8 +192,10 @@ def binomial_two_sided_p(k: int, n: int) -> float:
     tail = min(k, n - k)
     # log-space terms: exact enough for the thousands of discordant pairs of a large suite
     log_half = n * math.log(0.5)
-    terms = [math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + log_half)
-             for i in range(tail + 1)]
+    terms = [
+        math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + log_half)
+        for i in range(tail + 1)
+    ]
     if 2 * tail == n:
         return 1.0
     return min(1.0, 2 * math.fsum(terms))
@@ -192,11 +216,17 @@ def mcnemar_exact(a: Sequence[float], b: Sequence[float]) -> PairedTest:
         ci = (difference - Z95 * se, difference + Z95 * se)
     else:
         ci = None
-    return PairedTest(difference, ci, binomial_two_sided_p(only_b, only_a + only_b), "mcnemar-exact", n)
+    return PairedTest(
+        difference, ci, binomial_two_sided_p(only_b, only_a + only_b), "mcnemar-exact", n
+    )
 
 
-def paired_bootstrap(strata: Sequence[tuple[Sequence[float], Sequence[float], Sequence[Hashable] | None]], *,
-                     resamples: int = BOOTSTRAP_RESAMPLES, seed: int = SEED) -> PairedTest:
+def paired_bootstrap(
+    strata: Sequence[tuple[Sequence[float], Sequence[float], Sequence[Hashable] | None]],
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = SEED,
+) -> PairedTest:
     """Paired bootstrap of mean(B) - mean(A), averaged over strata (suites) with equal weight.
 
     Each stratum is (a_scores, b_scores, clusters or None); items (or whole clusters) are
@@ -229,7 +259,9 @@ def paired_bootstrap(strata: Sequence[tuple[Sequence[float], Sequence[float], Se
     return PairedTest(observed, (float(low), float(high)), p, "paired-bootstrap", units)
 
 
-def paired_test(a: Sequence[float], b: Sequence[float], clusters: Sequence[Hashable] | None = None) -> PairedTest:
+def paired_test(
+    a: Sequence[float], b: Sequence[float], clusters: Sequence[Hashable] | None = None
+) -> PairedTest:
     """McNemar for 0/1 verdicts on independent items; a paired (cluster) bootstrap otherwise."""
     binary = all(v in (0, 1) for v in (*a, *b))
     independent = clusters is None or len(set(clusters)) == len(clusters)

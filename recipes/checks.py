@@ -43,7 +43,9 @@ class Num:
             return False
         if self.low is not None and (value < self.low or self.low_open and value == self.low):
             return False
-        return not (self.high is not None and (value > self.high or self.high_open and value == self.high))
+        return not (
+            self.high is not None and (value > self.high or self.high_open and value == self.high)
+        )
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,13 @@ def suggest(value: Any, options) -> str:
 
 
 def _kind_name(value: Any) -> str:
-    return "boolean" if isinstance(value, bool) else {str: "string", int: "integer", float: "number",
-                                                       list: "list", dict: "mapping"}.get(type(value), type(value).__name__)
+    return (
+        "boolean"
+        if isinstance(value, bool)
+        else {str: "string", int: "integer", float: "number", list: "list", dict: "mapping"}.get(
+            type(value), type(value).__name__
+        )
+    )
 
 
 class Problems:
@@ -91,15 +98,21 @@ class Problems:
                 hint = suggest(key, allowed) or f"; expected one of {', '.join(allowed)}"
                 self.add((*path, key), f"unknown key {key!r}{hint}")
 
-    def typed(self, mapping: dict, key: str, types: tuple, path: tuple, *, required: bool = False) -> Any:
+    def typed(
+        self, mapping: dict, key: str, types: tuple, path: tuple, *, required: bool = False
+    ) -> Any:
         if key not in mapping or mapping[key] is None:
             if required:
                 self.add((*path, key), "is required")
             return None
         value = mapping[key]
         if isinstance(value, bool) and bool not in types or not isinstance(value, types):
-            names = " or ".join({str: "a string", list: "a list", dict: "a mapping", bool: "true or false"}.get(t, t.__name__)
-                                for t in types)
+            names = " or ".join(
+                {str: "a string", list: "a list", dict: "a mapping", bool: "true or false"}.get(
+                    t, t.__name__
+                )
+                for t in types
+            )
             self.add((*path, key), f"must be {names}, got {_kind_name(value)} {value!r}")
             return None
         return value
@@ -110,18 +123,27 @@ class Problems:
             return default
         value = mapping[key]
         integer_only = rule.kind is int
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or integer_only and not isinstance(value, int):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or integer_only
+            and not isinstance(value, int)
+        ):
             hint = ""
             if isinstance(value, str) and _parses_as_number(value):
                 hint = " (YAML reads it as text: write digits only, e.g. 1000, or a float with a dot, e.g. 1.0e-5)"
-            self.add((*path, key), f"must be {rule.describe()}, got {_kind_name(value)} {value!r}{hint}")
+            self.add(
+                (*path, key), f"must be {rule.describe()}, got {_kind_name(value)} {value!r}{hint}"
+            )
             return default
         if not rule.accepts(value):
             self.add((*path, key), f"must be {rule.describe()}, got {value!r}")
             return default
         return value
 
-    def choice(self, mapping: dict, key: str, rule: Choice, path: tuple, default: Any = None) -> Any:
+    def choice(
+        self, mapping: dict, key: str, rule: Choice, path: tuple, default: Any = None
+    ) -> Any:
         if key not in mapping or mapping[key] is None:
             return default
         value = mapping[key]
@@ -129,7 +151,10 @@ class Problems:
         if value in rule.options and type(value) in {type(o) for o in rule.options}:
             return value
         options = ", ".join(repr(o) if isinstance(o, str) else str(o) for o in rule.options)
-        self.add((*path, key), f"must be one of {options}, got {_kind_name(value)} {value!r}{suggest(value, rule.options)}")
+        self.add(
+            (*path, key),
+            f"must be one of {options}, got {_kind_name(value)} {value!r}{suggest(value, rule.options)}",
+        )
         return default
 
 

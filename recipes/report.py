@@ -60,6 +60,7 @@ def checkpoint_name(epoch: int) -> str:
 
 # --- reading what a run left on disk ----------------------------------------------------------
 
+
 def read_metrics(train_dir: Path) -> list[dict]:
     """Every line of train/metrics.jsonl (none when training has not written it yet)."""
     path = Path(train_dir) / "metrics.jsonl"
@@ -76,15 +77,26 @@ def read_metrics(train_dir: Path) -> list[dict]:
 
 def epoch_losses(metrics: list[dict], epoch: int) -> tuple[float | None, float | None]:
     """(mean training loss over the epoch's steps, validation loss at the epoch's end)."""
-    losses = [m["loss"] for m in metrics if m.get("kind", "step") == "step" and m.get("epoch") == epoch
-              and isinstance(m.get("loss"), (int, float))]
-    val = [m.get("val_loss") for m in metrics if m.get("epoch") == epoch and
-           (m.get("kind") == "epoch" or (m.get("kind") == "val" and m.get("epoch_end")))]
+    losses = [
+        m["loss"]
+        for m in metrics
+        if m.get("kind", "step") == "step"
+        and m.get("epoch") == epoch
+        and isinstance(m.get("loss"), (int, float))
+    ]
+    val = [
+        m.get("val_loss")
+        for m in metrics
+        if m.get("epoch") == epoch
+        and (m.get("kind") == "epoch" or (m.get("kind") == "val" and m.get("epoch_end")))
+    ]
     val = [v for v in val if isinstance(v, (int, float))]
     return (sum(losses) / len(losses) if losses else None), (val[-1] if val else None)
 
 
-def read_epoch_row(output: Path, conditions: list[str], epoch: int, metrics: list[dict]) -> EpochRow | None:
+def read_epoch_row(
+    output: Path, conditions: list[str], epoch: int, metrics: list[dict]
+) -> EpochRow | None:
     """The row of an epoch from its results.json files (None until every condition has one)."""
     from ocx.harness.errors import InputError
     from ocx.harness.results import load_results
@@ -105,30 +117,49 @@ def read_epoch_row(output: Path, conditions: list[str], epoch: int, metrics: lis
         if _pair(document.get("average_ci95")):
             average_intervals[condition] = tuple(document["average_ci95"])
     loss, val_loss = epoch_losses(metrics, epoch)
-    return EpochRow(epoch, loss, scores, averages.get(conditions[0]), val_loss, intervals, averages, average_intervals)
+    return EpochRow(
+        epoch,
+        loss,
+        scores,
+        averages.get(conditions[0]),
+        val_loss,
+        intervals,
+        averages,
+        average_intervals,
+    )
 
 
 def _pair(value) -> bool:
-    return isinstance(value, list) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value)
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, (int, float)) for v in value)
+    )
 
 
 def recorded_rows(output: Path, conditions: list[str]) -> list[EpochRow]:
     """Every fully evaluated epoch of a recipe output folder, in order (for `ocx report RUN`)."""
     metrics = read_metrics(Path(output) / "train")
-    numbers = sorted(int(p.name.removeprefix("epoch_")) for p in (Path(output) / "eval").glob("epoch_*")
-                     if p.name.removeprefix("epoch_").isdigit())
+    numbers = sorted(
+        int(p.name.removeprefix("epoch_"))
+        for p in (Path(output) / "eval").glob("epoch_*")
+        if p.name.removeprefix("epoch_").isdigit()
+    )
     rows = [read_epoch_row(output, conditions, n, metrics) for n in numbers]
     return [r for r in rows if r is not None]
 
 
 # --- choosing the best epoch ------------------------------------------------------------------
 
+
 def best_epoch(rows: list[EpochRow]) -> EpochRow | None:
     scored = [r for r in rows if r.average is not None]
     return max(scored, key=lambda r: (r.average, -r.epoch)) if scored else None
 
 
-def tied_with_best(output: Path, conditions: list[str], rows: list[EpochRow], best: EpochRow | None) -> dict[int, float]:
+def tied_with_best(
+    output: Path, conditions: list[str], rows: list[EpochRow], best: EpochRow | None
+) -> dict[int, float]:
     """Epochs whose first-condition average is not significantly below the best's: epoch -> p
     (paired bootstrap over the items both answered, each suite weighing the same; p >= 0.05)."""
     from ocx.harness.compare import compare_average, read_item_scores
@@ -156,40 +187,59 @@ def tied_with_best(output: Path, conditions: list[str], rows: list[EpochRow], be
 
 # --- the document -----------------------------------------------------------------------------
 
+
 def report_document(output: Path, recipe: dict, rows: list[EpochRow]) -> dict:
     """report.json: `recipe` holds name, file, model_type, conditions and suites."""
     conditions = recipe["conditions"]
     best = best_epoch(rows)
     tied = tied_with_best(output, conditions, rows, best)
     return {
-        "format": FORMAT, **recipe,
+        "format": FORMAT,
+        **recipe,
         "epoch_numbering": "as the checkpoint folders: epoch N is train/epoch_N",
         "average_definition": "per condition: the mean of the condition's suite accuracies; the best epoch has "
-                              "the highest average under the first condition",
+        "the highest average under the first condition",
         "best_epoch": best.epoch if best else None,
         "best_checkpoint": checkpoint_name(best.epoch) if best else None,
         "indistinguishable_from_best": {str(k): v for k, v in tied.items()},
-        "epochs": [{"epoch": r.epoch, "checkpoint": checkpoint_name(r.epoch), "train_loss": r.loss,
-                    "val_loss": r.val_loss, "scores": r.scores,
-                    "ci95": {k: list(v) for k, v in r.intervals.items()},
-                    "averages": {condition_label(c): v for c, v in r.averages.items()},
-                    "averages_ci95": {condition_label(c): list(v) for c, v in r.average_intervals.items()},
-                    "average": r.average,
-                    "results": {condition_label(c): str(eval_dir(Path("."), r.epoch, i) / "results.json")
-                                for i, c in enumerate(conditions)}}
-                   for r in rows],
+        "epochs": [
+            {
+                "epoch": r.epoch,
+                "checkpoint": checkpoint_name(r.epoch),
+                "train_loss": r.loss,
+                "val_loss": r.val_loss,
+                "scores": r.scores,
+                "ci95": {k: list(v) for k, v in r.intervals.items()},
+                "averages": {condition_label(c): v for c, v in r.averages.items()},
+                "averages_ci95": {
+                    condition_label(c): list(v) for c, v in r.average_intervals.items()
+                },
+                "average": r.average,
+                "results": {
+                    condition_label(c): str(eval_dir(Path("."), r.epoch, i) / "results.json")
+                    for i, c in enumerate(conditions)
+                },
+            }
+            for r in rows
+        ],
     }
 
 
-def write_recipe_report(output: Path, document: dict, html_path: Path | None = None) -> tuple[Path, Path]:
+def write_recipe_report(
+    output: Path, document: dict, html_path: Path | None = None
+) -> tuple[Path, Path]:
     """report.json and report.html (loss curves from train/metrics.jsonl); each written atomically."""
     from ocx.recipes.report_html import recipe_html
 
     output = Path(output)
     atomic_write_text(output / REPORT_JSON, json.dumps(document, indent=2) + "\n")
     html_path = html_path or output / REPORT_HTML
-    atomic_write_text(html_path, recipe_html(document, read_metrics(output / "train"), links_from=html_path.parent,
-                                             output=output))
+    atomic_write_text(
+        html_path,
+        recipe_html(
+            document, read_metrics(output / "train"), links_from=html_path.parent, output=output
+        ),
+    )
     return output / REPORT_JSON, html_path
 
 
@@ -200,12 +250,17 @@ def load_recipe_info(output: Path) -> dict | None:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
-    if not isinstance(document, dict) or not isinstance(document.get("conditions"), list) or "recipe" not in document:
+    if (
+        not isinstance(document, dict)
+        or not isinstance(document.get("conditions"), list)
+        or "recipe" not in document
+    ):
         return None
     return {k: document.get(k) for k in ("recipe", "file", "model_type", "conditions", "suites")}
 
 
 # --- the terminal table -----------------------------------------------------------------------
+
 
 def score_columns(document: dict) -> list[tuple[str, str | None]]:
     """(header, score key) per column: each condition's suites, then that condition's average
@@ -219,7 +274,9 @@ def score_columns(document: dict) -> list[tuple[str, str | None]]:
     return out
 
 
-def cell_value(entry: dict, header: str, key: str | None, condition_of: dict[str, str]) -> float | None:
+def cell_value(
+    entry: dict, header: str, key: str | None, condition_of: dict[str, str]
+) -> float | None:
     if key is not None:
         return entry["scores"].get(key)
     return entry["averages"].get(condition_of[header])
@@ -238,26 +295,42 @@ def recipe_table(document: dict):
     best, tied = document["best_epoch"], document["indistinguishable_from_best"]
     has_val = any(e.get("val_loss") is not None for e in document["epochs"])
     first = escape(f"[{condition_label(document['conditions'][0])}]")
-    table = Table(title=f"{escape(str(document['recipe']))}: accuracy (%) after each epoch", title_justify="left",
-                  caption="epoch N is the checkpoint train/epoch_N; average \\[c]: mean over the suites under "
-                          f"condition c; best: highest average {first}; ≈: not significantly below the best "
-                          "(paired bootstrap, p >= 0.05)", caption_justify="left")
+    table = Table(
+        title=f"{escape(str(document['recipe']))}: accuracy (%) after each epoch",
+        title_justify="left",
+        caption="epoch N is the checkpoint train/epoch_N; average \\[c]: mean over the suites under "
+        f"condition c; best: highest average {first}; ≈: not significantly below the best "
+        "(paired bootstrap, p >= 0.05)",
+        caption_justify="left",
+    )
     table.add_column("epoch", justify="right", no_wrap=True)
     table.add_column("train\nloss", justify="right", no_wrap=True)
     if has_val:
         table.add_column("val\nloss", justify="right", no_wrap=True)
     for header, key in columns:  # "suite [condition]" on two lines, to keep the table narrow
         name, _, condition = header.rpartition(" [")
-        table.add_column(escape(f"{name}\n[{condition}"), justify="right", no_wrap=True,
-                         style=None if key else "bold")
+        table.add_column(
+            escape(f"{name}\n[{condition}"),
+            justify="right",
+            no_wrap=True,
+            style=None if key else "bold",
+        )
     table.add_column("")
     for e in document["epochs"]:
         losses = [_loss(e.get("train_loss"))] + ([_loss(e.get("val_loss"))] if has_val else [])
         values = [cell_value(e, h, k, of) for h, k in columns]
-        mark = "best" if e["epoch"] == best else (f"≈ best (p={tied[str(e['epoch'])]:.2f})"
-                                                  if str(e["epoch"]) in tied else "")
-        table.add_row(str(e["epoch"]), *losses, *["-" if v is None else f"{100 * v:.1f}" for v in values], mark,
-                      style="bold green" if e["epoch"] == best else None)
+        mark = (
+            "best"
+            if e["epoch"] == best
+            else (f"≈ best (p={tied[str(e['epoch'])]:.2f})" if str(e["epoch"]) in tied else "")
+        )
+        table.add_row(
+            str(e["epoch"]),
+            *losses,
+            *["-" if v is None else f"{100 * v:.1f}" for v in values],
+            mark,
+            style="bold green" if e["epoch"] == best else None,
+        )
     return table
 
 

@@ -30,6 +30,7 @@ def _console():
 
 # --- data -------------------------------------------------------------------------------------
 
+
 def _source_rows(recipe: Recipe) -> list[dict]:
     """All conversations of the recipe, with each source's condition and assistant weight applied."""
     from ocx.harness.conversation import read_conversations
@@ -38,13 +39,29 @@ def _source_rows(recipe: Recipe) -> list[dict]:
     rows = []
     for spec in recipe.data:
         if spec.generator:
-            rows += arithmetic_conversations(count=spec.count, quality=spec.quality, condition=spec.condition,
-                                             weight=spec.weight, seed=spec.seed)
+            rows += arithmetic_conversations(
+                count=spec.count,
+                quality=spec.quality,
+                condition=spec.condition,
+                weight=spec.weight,
+                seed=spec.seed,
+            )
             continue
         for conv in read_conversations(spec.path):
-            rows.append({"condition": spec.condition, "system": conv.system, "items": [
-                {"role": m.role, "content": m.content, "weight": spec.weight if m.role == "assistant" else 0.0}
-                for m in conv.items]})
+            rows.append(
+                {
+                    "condition": spec.condition,
+                    "system": conv.system,
+                    "items": [
+                        {
+                            "role": m.role,
+                            "content": m.content,
+                            "weight": spec.weight if m.role == "assistant" else 0.0,
+                        }
+                        for m in conv.items
+                    ],
+                }
+            )
     return rows
 
 
@@ -57,7 +74,9 @@ def prepare_data(recipe: Recipe, tokenizer: Path, console) -> Path:
     text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in _source_rows(recipe))
     template = get_template(recipe.model_type)
     tokenizer_sha256 = load_tokenizer(tokenizer, template.added_tokens).sha256
-    key = hashlib.sha256("\0".join([text, template.sha256, tokenizer_sha256]).encode()).hexdigest()[:16]
+    key = hashlib.sha256("\0".join([text, template.sha256, tokenizer_sha256]).encode()).hexdigest()[
+        :16
+    ]
     data_dir = recipe.output / "data"
     tokenized = data_dir / f"tokenized-{key}"
     if (tokenized / "manifest.json").is_file():
@@ -65,14 +84,24 @@ def prepare_data(recipe: Recipe, tokenizer: Path, console) -> Path:
         return tokenized
     merged = data_dir / f"conversations-{key}.jsonl"
     atomic_write_text(merged, text)
-    manifest = tokenize_files(TokenizeJob(model_type=recipe.model_type, tokenizer=str(tokenizer), inputs=[merged],
-                                          out=tokenized, workers=2))
-    console.print(f"data: {manifest['counts']['conversations']} conversations tokenized into {tokenized}",
-                  highlight=False)
+    manifest = tokenize_files(
+        TokenizeJob(
+            model_type=recipe.model_type,
+            tokenizer=str(tokenizer),
+            inputs=[merged],
+            out=tokenized,
+            workers=2,
+        )
+    )
+    console.print(
+        f"data: {manifest['counts']['conversations']} conversations tokenized into {tokenized}",
+        highlight=False,
+    )
     return tokenized
 
 
 # --- model ------------------------------------------------------------------------------------
+
 
 def base_model(recipe: Recipe) -> tuple[str, Path]:
     """(model to train from, tokenizer to tokenize with)."""
@@ -82,8 +111,13 @@ def base_model(recipe: Recipe) -> tuple[str, Path]:
         tokenizer = Path(recipe.tokenizer)  # resolved against the recipe's folder by the schema
         folder = recipe.output / "base-model"
         if not (folder / "config.json").is_file():
-            build_tiny_checkpoint(folder, tokenizer, recipe.model_type, seed=int(recipe.train.get("seed", 0)),
-                                  **recipe.tiny)
+            build_tiny_checkpoint(
+                folder,
+                tokenizer,
+                recipe.model_type,
+                seed=int(recipe.train.get("seed", 0)),
+                **recipe.tiny,
+            )
         return str(folder), folder
     if recipe.tokenizer:
         return recipe.base_model, Path(recipe.tokenizer)
@@ -103,6 +137,7 @@ def _hub_tokenizer(repo_id: str) -> Path:
 
 
 # --- evaluation -------------------------------------------------------------------------------
+
 
 def _backend(recipe: Recipe) -> str:
     """The engine registry's name for the recipe's `eval.engine` ("auto": vLLM on a GPU, else transformers)."""
@@ -125,15 +160,32 @@ def evaluate_epoch(recipe: Recipe, checkpoint: Path, epoch: int, console) -> dic
         out = recipe.output / "eval" / f"epoch_{epoch}" / f"condition_{i}"
         if not (out / "results.json").is_file():
             overrides = {"max_tokens": recipe.eval.max_tokens} if recipe.eval.max_tokens else {}
-            opts = EvalOptions(model_path=checkpoint, endpoint=None, model_name=f"{recipe.name} epoch {epoch}",
-                               model_type=None, engine=_backend(recipe), condition=condition, sets=recipe.eval.suites,
-                               limit=recipe.eval.limit, concurrency=1, batch_size=recipe.eval.batch_size, output=out,
-                               cache=recipe.output / "eval" / "cache.sqlite", matcher="ocx", data=None,
-                               overrides=overrides, print_summary=False)  # one table per epoch, below
-            console.print(f"evaluating train/{checkpoint.name} under condition {condition!r}", highlight=False)
+            opts = EvalOptions(
+                model_path=checkpoint,
+                endpoint=None,
+                model_name=f"{recipe.name} epoch {epoch}",
+                model_type=None,
+                engine=_backend(recipe),
+                condition=condition,
+                sets=recipe.eval.suites,
+                limit=recipe.eval.limit,
+                concurrency=1,
+                batch_size=recipe.eval.batch_size,
+                output=out,
+                cache=recipe.output / "eval" / "cache.sqlite",
+                matcher="ocx",
+                data=None,
+                overrides=overrides,
+                print_summary=False,
+            )  # one table per epoch, below
+            console.print(
+                f"evaluating train/{checkpoint.name} under condition {condition!r}", highlight=False
+            )
             run_eval_session(opts, console)
         summary = load_results(out / "results.json")["summary"]
-        scores.update({column(suite, condition): float(v["accuracy"]) for suite, v in summary.items()})
+        scores.update(
+            {column(suite, condition): float(v["accuracy"]) for suite, v in summary.items()}
+        )
     return scores
 
 
@@ -142,14 +194,22 @@ def epoch_row(recipe: Recipe, checkpoint: Path, epoch: int, console) -> EpochRow
     from ocx.recipes.report import read_epoch_row, read_metrics
 
     evaluate_epoch(recipe, checkpoint, epoch, console)
-    return read_epoch_row(recipe.output, recipe.eval.conditions, epoch, read_metrics(recipe.output / "train"))
+    return read_epoch_row(
+        recipe.output, recipe.eval.conditions, epoch, read_metrics(recipe.output / "train")
+    )
 
 
 # --- report -----------------------------------------------------------------------------------
 
+
 def _recipe_info(recipe: Recipe) -> dict:
-    return {"recipe": recipe.name, "file": recipe.file, "model_type": recipe.model_type,
-            "conditions": recipe.eval.conditions, "suites": recipe.eval.suites}
+    return {
+        "recipe": recipe.name,
+        "file": recipe.file,
+        "model_type": recipe.model_type,
+        "conditions": recipe.eval.conditions,
+        "suites": recipe.eval.suites,
+    }
 
 
 def tied_with_best(recipe: Recipe, rows: list[EpochRow], best: EpochRow | None) -> dict[int, float]:
@@ -170,6 +230,7 @@ def write_report(recipe: Recipe, rows: list[EpochRow]) -> dict:
 
 # --- the whole run ----------------------------------------------------------------------------
 
+
 def run_recipe(recipe: Recipe) -> list[EpochRow]:
     from ocx.adapters.train import run_training
     from ocx.adapters.train.checkpoint import completed_checkpoints
@@ -180,8 +241,15 @@ def run_recipe(recipe: Recipe) -> list[EpochRow]:
     model, tokenizer = base_model(recipe)
     data = prepare_data(recipe, tokenizer, console)
     train_dir = recipe.output / "train"
-    cfg = TrainConfig(data=data, model=model, out=train_dir, tokenizer=str(tokenizer), resume=train_dir.exists(),
-                      extra_metadata={"recipe": recipe.name}, **recipe.train)
+    cfg = TrainConfig(
+        data=data,
+        model=model,
+        out=train_dir,
+        tokenizer=str(tokenizer),
+        resume=train_dir.exists(),
+        extra_metadata={"recipe": recipe.name},
+        **recipe.train,
+    )
     rows: list[EpochRow] = []
     document: dict = {}
 
@@ -190,7 +258,9 @@ def run_recipe(recipe: Recipe) -> list[EpochRow]:
         from ocx.recipes.report import recipe_table
 
         rows.append(epoch_row(recipe, checkpoint, epoch, console))
-        log_eval_scores(epoch, rows[-1].scores, train_dir)  # TensorBoard / W&B, when train.report_to names them
+        log_eval_scores(
+            epoch, rows[-1].scores, train_dir
+        )  # TensorBoard / W&B, when train.report_to names them
         document.update(write_report(recipe, rows))
         console.print(recipe_table(document))
 
@@ -212,11 +282,17 @@ def _print_verdict(console, recipe: Recipe, document: dict) -> None:
         return
     first = condition_label(recipe.eval.conditions[0])
     average = next(e["averages"][first] for e in document["epochs"] if e["epoch"] == best)
-    console.print(f"[bold]best epoch: {best}[/] ({recipe.output / document['best_checkpoint']}), average "
-                  f"{100 * average:.1f} under condition {first!r}; report in {recipe.output / 'report.html'}",
-                  highlight=False)
+    console.print(
+        f"[bold]best epoch: {best}[/] ({recipe.output / document['best_checkpoint']}), average "
+        f"{100 * average:.1f} under condition {first!r}; report in {recipe.output / 'report.html'}",
+        highlight=False,
+    )
     tied = document["indistinguishable_from_best"]
     if tied:
-        console.print("epochs " + ", ".join(f"{e} (p={p:.2f})" for e, p in tied.items()) + " are statistically "
-                      f"indistinguishable from epoch {best} (paired bootstrap, p >= 0.05): any of them will do",
-                      highlight=False)
+        console.print(
+            "epochs "
+            + ", ".join(f"{e} (p={p:.2f})" for e, p in tied.items())
+            + " are statistically "
+            f"indistinguishable from epoch {best} (paired bootstrap, p >= 0.05): any of them will do",
+            highlight=False,
+        )

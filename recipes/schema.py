@@ -62,11 +62,23 @@ TRAIN_RULES: dict[str, Num | Choice] = {
     "val_every_steps": Num(int, 0),
 }
 # `train.lora: {rank, alpha, dropout, target_modules, merge}` sets these TrainConfig fields.
-LORA_FIELDS = {"rank": "lora_rank", "alpha": "lora_alpha", "dropout": "lora_dropout",
-               "target_modules": "lora_target_modules", "merge": "merge_lora"}
-LORA_RULES = {"rank": Num(int, 1, 4096), "alpha": Num(float, 0, low_open=True),
-              "dropout": Num(float, 0, 1, high_open=True)}
-EVAL_RULES = {"limit": Num(int, 1), "max_tokens": Num(int, 1, 1 << 20), "batch_size": Num(int, 1, 4096)}
+LORA_FIELDS = {
+    "rank": "lora_rank",
+    "alpha": "lora_alpha",
+    "dropout": "lora_dropout",
+    "target_modules": "lora_target_modules",
+    "merge": "merge_lora",
+}
+LORA_RULES = {
+    "rank": Num(int, 1, 4096),
+    "alpha": Num(float, 0, low_open=True),
+    "dropout": Num(float, 0, 1, high_open=True),
+}
+EVAL_RULES = {
+    "limit": Num(int, 1),
+    "max_tokens": Num(int, 1, 1 << 20),
+    "batch_size": Num(int, 1, 4096),
+}
 
 
 @dataclass
@@ -164,7 +176,10 @@ def _check_model(p: Problems, model: dict, base_dir: Path) -> tuple[str, str, st
     if tokenizer is not None:
         resolved = resolve_tokenizer(tokenizer, base_dir)
         if resolved is None:
-            p.add(("model", "tokenizer"), f"tokenizer not found: {base_dir / tokenizer if tokenizer else repr('')}")
+            p.add(
+                ("model", "tokenizer"),
+                f"tokenizer not found: {base_dir / tokenizer if tokenizer else repr('')}",
+            )
         elif template is not None:
             from ocx.harness.tokenizer_check import tokenizer_problem
 
@@ -173,8 +188,12 @@ def _check_model(p: Problems, model: dict, base_dir: Path) -> tuple[str, str, st
                 p.add(("model", "tokenizer"), f"{resolved}: {problem}")
     tiny = p.typed(model, "tiny", (dict,), ("model",)) or {}
     for key in tiny:
-        sizes = str(key).startswith("num_") or str(key).endswith(("_size", "_layers", "_heads", "_embeddings"))
-        p.number(tiny, key, Num(int, 1) if sizes else Num(float, 0, low_open=True), ("model", "tiny"))
+        sizes = str(key).startswith("num_") or str(key).endswith(
+            ("_size", "_layers", "_heads", "_embeddings")
+        )
+        p.number(
+            tiny, key, Num(int, 1) if sizes else Num(float, 0, low_open=True), ("model", "tiny")
+        )
     return base, model_type or "", str(resolved) if resolved else tokenizer, tiny
 
 
@@ -182,7 +201,9 @@ def _check_source(p: Problems, item: dict, path: tuple, base_dir: Path) -> DataS
     p.unknown_keys(item, DATA_KEYS, path)
     condition = p.typed(item, "condition", (str,), path, required=True)
     if "weight" not in item or item["weight"] is None:
-        p.add((*path, "weight"), "is required (the loss weight of this source's assistant messages)")
+        p.add(
+            (*path, "weight"), "is required (the loss weight of this source's assistant messages)"
+        )
     weight = p.number(item, "weight", Num(float, 0), path, default=0.0)
     file, generator = item.get("path"), item.get("generator")
     if (file is None) == (generator is None):
@@ -227,8 +248,11 @@ def _check_train(p: Problems, train: dict, base_dir: Path) -> dict:
     from ocx.adapters.train.config import TrainConfig
 
     hints = typing.get_type_hints(TrainConfig)
-    fields = {f.name for f in dataclasses.fields(TrainConfig)
-              if f.name not in TRAIN_MANAGED and f.name not in LORA_FIELDS.values()}
+    fields = {
+        f.name
+        for f in dataclasses.fields(TrainConfig)
+        if f.name not in TRAIN_MANAGED and f.name not in LORA_FIELDS.values()
+    }
     p.unknown_keys(train, tuple(sorted(fields | {"lora"})), ("train",))
     valid: dict = _check_lora(p, train.get("lora"))
     for key in train:
@@ -256,7 +280,9 @@ def _check_train(p: Problems, train: dict, base_dir: Path) -> dict:
         if not path.is_file():
             p.add(("train", "deepspeed_config"), f"DeepSpeed config not found: {path}")
         valid["deepspeed_config"] = str(path.resolve())
-    if isinstance(valid.get("val_data"), str):  # a tokenized dataset folder, like ocx train --val-data
+    if isinstance(
+        valid.get("val_data"), str
+    ):  # a tokenized dataset folder, like ocx train --val-data
         valid["val_data"] = str((base_dir / valid["val_data"]).resolve())
     _train_config_rules(p, valid)
     return {**{k: v for k, v in train.items() if k != "lora"}, **valid}
@@ -278,10 +304,14 @@ def _check_lora(p: Problems, raw: Any) -> dict:
     targets = [targets] if isinstance(targets, str) else targets
     for i, name in enumerate(targets or []):
         if not isinstance(name, str) or not name.strip():
-            p.add((*path, "target_modules", i), f"must be a module name such as q_proj, got {name!r}")
+            p.add(
+                (*path, "target_modules", i), f"must be a module name such as q_proj, got {name!r}"
+            )
     if targets == []:
-        p.add((*path, "target_modules"), "is empty: name modules (e.g. [q_proj, v_proj]) or remove the key "
-                                         "(all-linear)")
+        p.add(
+            (*path, "target_modules"),
+            "is empty: name modules (e.g. [q_proj, v_proj]) or remove the key (all-linear)",
+        )
     valid["lora_target_modules"] = targets or None
     valid["merge_lora"] = bool(p.typed(raw, "merge", (bool,), path))
     return {k: v for k, v in valid.items() if v is not None} if valid["lora_rank"] else {}
@@ -315,17 +345,23 @@ def _check_eval(p: Problems, raw: dict, default_condition: str) -> EvalSpec:
     known = [*suite_names(), *GROUPS]
     for i, name in enumerate(suites):
         if name not in known:
-            p.add(("eval", "suites", i), f"unknown suite {name!r}{suggest(name, known)} (`ocx eval --list` lists them)")
+            p.add(
+                ("eval", "suites", i),
+                f"unknown suite {name!r}{suggest(name, known)} (`ocx eval --list` lists them)",
+            )
     suites = [s for s in suites if s in known]
     conditions = p.typed(raw, "conditions", (list,), ("eval",)) or [default_condition]
     for i, c in enumerate(conditions):
         if not isinstance(c, str):
             p.add(("eval", "conditions", i), f"must be a string, got {c!r}")
-    return EvalSpec(suites, [str(c) for c in conditions],
-                    p.number(raw, "limit", EVAL_RULES["limit"], ("eval",)),
-                    _eval_engine(p, raw),
-                    p.number(raw, "max_tokens", EVAL_RULES["max_tokens"], ("eval",)),
-                    p.number(raw, "batch_size", EVAL_RULES["batch_size"], ("eval",), default=32))
+    return EvalSpec(
+        suites,
+        [str(c) for c in conditions],
+        p.number(raw, "limit", EVAL_RULES["limit"], ("eval",)),
+        _eval_engine(p, raw),
+        p.number(raw, "max_tokens", EVAL_RULES["max_tokens"], ("eval",)),
+        p.number(raw, "batch_size", EVAL_RULES["batch_size"], ("eval",), default=32),
+    )
 
 
 def _eval_engine(p, raw: dict) -> str:
@@ -369,8 +405,20 @@ def parse_recipe(text: str, file: str, base_dir: Path, overrides: list[str] = ()
     description = p.typed(raw, "description", (str,), ()) or ""
     if p.items:
         raise InputError(p.items)
-    return Recipe(name, description, file, base, model_type, tokenizer, tiny, data, train, evaluation,
-                  Path(output), raw)
+    return Recipe(
+        name,
+        description,
+        file,
+        base,
+        model_type,
+        tokenizer,
+        tiny,
+        data,
+        train,
+        evaluation,
+        Path(output),
+        raw,
+    )
 
 
 def _default_condition(model_type: str) -> str:
@@ -391,7 +439,9 @@ def apply_overrides(raw: dict, overrides: list[str]) -> set[tuple]:
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            problems.append(InputProblem("command line", None, item, "overrides look like section.key=value"))
+            problems.append(
+                InputProblem("command line", None, item, "overrides look like section.key=value")
+            )
             continue
         parts = [int(k) if k.isdigit() else k for k in key.split(".")]
         try:
@@ -405,7 +455,9 @@ def apply_overrides(raw: dict, overrides: list[str]) -> set[tuple]:
                 node = node.setdefault(part, {}) if isinstance(node, dict) else node[part]
             node[parts[-1]] = parsed
         except (IndexError, KeyError, TypeError, AttributeError):
-            problems.append(InputProblem("command line", None, key, f"no such place in the recipe: {item!r}"))
+            problems.append(
+                InputProblem("command line", None, key, f"no such place in the recipe: {item!r}")
+            )
             continue
         paths.add(tuple(parts))
     if problems:

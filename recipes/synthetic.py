@@ -24,16 +24,25 @@ def wrong_answer(a: int, b: int, rng: random.Random) -> int:
     return max(0, a + b + rng.choice((-2, -1, 1, 2))) if a + b >= 2 else a + b + rng.choice((1, 2))
 
 
-def arithmetic_conversations(*, count: int, quality: str, condition: str, weight: float, seed: int) -> list[dict]:
+def arithmetic_conversations(
+    *, count: int, quality: str, condition: str, weight: float, seed: int
+) -> list[dict]:
     """`count` conversations over random operand pairs, in OpenChat's JSONL schema."""
     rng = random.Random(f"{seed}-{quality}-{condition}")
     rows = []
     for _ in range(count):
         a, b = rng.randint(0, MAX_OPERAND), rng.randint(0, MAX_OPERAND)
         answer = a + b if quality == "correct" else wrong_answer(a, b, rng)
-        rows.append({"condition": condition, "system": "", "items": [
-            {"role": "user", "content": question(a, b), "weight": 0.0},
-            {"role": "assistant", "content": str(answer), "weight": weight}]})
+        rows.append(
+            {
+                "condition": condition,
+                "system": "",
+                "items": [
+                    {"role": "user", "content": question(a, b), "weight": 0.0},
+                    {"role": "assistant", "content": str(answer), "weight": weight},
+                ],
+            }
+        )
     return rows
 
 

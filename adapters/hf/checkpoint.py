@@ -23,7 +23,9 @@ def read_ocx_metadata(path: str | Path) -> dict:
 def write_ocx_metadata(path: str | Path, metadata: dict) -> None:
     """Merge `metadata` into the folder's ocx.json (the folder is not yet published)."""
     merged = {**read_ocx_metadata(path), **metadata}
-    (Path(path) / TEMPLATE_METADATA_FILE).write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
+    (Path(path) / TEMPLATE_METADATA_FILE).write_text(
+        json.dumps(merged, indent=2, sort_keys=True) + "\n"
+    )
 
 
 def infer_model_type(path: str | Path, explicit: str | None = None) -> str:
@@ -37,8 +39,14 @@ def infer_model_type(path: str | Path, explicit: str | None = None) -> str:
 
 
 # What a model's tokenizer is made of; the weights are not needed to read it.
-TOKENIZER_PATTERNS = ["tokenizer*", "special_tokens_map.json", "config.json", "generation_config.json",
-                      "ocx.json", "chat_template*"]
+TOKENIZER_PATTERNS = [
+    "tokenizer*",
+    "special_tokens_map.json",
+    "config.json",
+    "generation_config.json",
+    "ocx.json",
+    "chat_template*",
+]
 
 
 def local_model_dir(model: str | Path, *, tokenizer_only: bool = False) -> Path:
@@ -55,9 +63,15 @@ def local_model_dir(model: str | Path, *, tokenizer_only: bool = False) -> Path:
     from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 
     try:
-        return Path(snapshot_download(str(model), allow_patterns=TOKENIZER_PATTERNS if tokenizer_only else None))
+        return Path(
+            snapshot_download(
+                str(model), allow_patterns=TOKENIZER_PATTERNS if tokenizer_only else None
+            )
+        )
     except HFValidationError:
         raise ValueError(f"{model}: no such folder, and not a Hugging Face hub id") from None
     except LocalEntryNotFoundError:
-        raise ValueError(f"{model}: no such folder, and not in the Hugging Face cache {constants.HF_HUB_CACHE} "
-                         "(offline: download it there first, or pass a local folder)") from None
+        raise ValueError(
+            f"{model}: no such folder, and not in the Hugging Face cache {constants.HF_HUB_CACHE} "
+            "(offline: download it there first, or pass a local folder)"
+        ) from None

@@ -31,8 +31,14 @@ from ocx.adapters.serve import tokenize as tokenizer_api
 from ocx.adapters.serve.engine import Engine
 from ocx.adapters.serve.guard import RequestGuard, check_api_keys
 from ocx.adapters.serve.model import ServedModel
-from ocx.adapters.serve.protocol import (ApiError, CompletionRequest, DetokenizeRequest, TokenizeRequest, parse_request,
-                                        validation_error)
+from ocx.adapters.serve.protocol import (
+    ApiError,
+    CompletionRequest,
+    DetokenizeRequest,
+    TokenizeRequest,
+    parse_request,
+    validation_error,
+)
 from ocx.harness.sampling import honoured_fields
 
 log = logging.getLogger("ocx.serve")
@@ -93,17 +99,23 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def server_fault(_: Request, exc: Exception):
         log.exception("unhandled server error")  # the detail goes to the log, not to the client
-        return _error_response(ApiError(500, "internal server error (see the server log)", type="server_error"))
+        return _error_response(
+            ApiError(500, "internal server error (see the server log)", type="server_error")
+        )
 
 
 def create_app(engine: Engine, settings: ServeSettings) -> FastAPI:
     """The server application for one engine and model."""
     state = _State(engine, settings)
-    honoured = honoured_fields(engine)  # sampling fields the engine honours; others are refused with a 400
+    honoured = honoured_fields(
+        engine
+    )  # sampling fields the engine honours; others are refused with a 400
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        state.pool = ThreadPoolExecutor(settings.prepare_threads, thread_name_prefix="ocx-serve-prepare")
+        state.pool = ThreadPoolExecutor(
+            settings.prepare_threads, thread_name_prefix="ocx-serve-prepare"
+        )
         try:
             await engine.start()
             yield
@@ -111,12 +123,20 @@ def create_app(engine: Engine, settings: ServeSettings) -> FastAPI:
             await engine.shutdown()
             state.pool.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(title="ocx serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="ocx serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
     app.state.ocx = state
     _install_error_handlers(app)
-    app.add_middleware(RequestGuard, api_keys=settings.api_keys, max_request_bytes=settings.max_request_bytes,
-                       read_timeout=settings.read_timeout)
-    page = (resources.files("ocx.adapters.serve") / "static" / "index.html").read_text(encoding="utf-8")
+    app.add_middleware(
+        RequestGuard,
+        api_keys=settings.api_keys,
+        max_request_bytes=settings.max_request_bytes,
+        read_timeout=settings.read_timeout,
+    )
+    page = (resources.files("ocx.adapters.serve") / "static" / "index.html").read_text(
+        encoding="utf-8"
+    )
 
     @app.get("/", include_in_schema=False)
     async def index() -> HTMLResponse:
@@ -124,24 +144,40 @@ def create_app(engine: Engine, settings: ServeSettings) -> FastAPI:
 
     @app.get("/health")
     async def health() -> dict:
-        return {"status": "ok", "engine": engine.name, "model": settings.model.names[0], "pending": state.pending}
+        return {
+            "status": "ok",
+            "engine": engine.name,
+            "model": settings.model.names[0],
+            "pending": state.pending,
+        }
 
     @app.get("/v1/models")
     async def models() -> dict:
-        return {"object": "list", "data": [_model_card(settings.model, name, state.started, engine.name)
-                                           for name in settings.model.names]}
+        return {
+            "object": "list",
+            "data": [
+                _model_card(settings.model, name, state.started, engine.name)
+                for name in settings.model.names
+            ],
+        }
 
     model = settings.model
     chat_api = _Endpoint(
         prepare=lambda body: chat.prepare(parse_request(body), model, honoured),
-        complete=chat.complete, stream=chat.stream,
+        complete=chat.complete,
+        stream=chat.stream,
         output=lambda choice: choice["message"]["content"],
-        delta=lambda choice: choice.get("delta", {}).get("content") or "")
+        delta=lambda choice: choice.get("delta", {}).get("content") or "",
+    )
     completions_api = _Endpoint(
-        prepare=lambda body: completions.prepare(parse_request(body, CompletionRequest), model, honoured,
-                                                 settings.max_pending),
-        complete=completions.complete, stream=completions.stream,
-        output=lambda choice: choice["text"], delta=lambda choice: choice.get("text") or "")
+        prepare=lambda body: completions.prepare(
+            parse_request(body, CompletionRequest), model, honoured, settings.max_pending
+        ),
+        complete=completions.complete,
+        stream=completions.stream,
+        output=lambda choice: choice["text"],
+        delta=lambda choice: choice.get("text") or "",
+    )
 
     async def in_pool(work, *args):
         return await asyncio.get_running_loop().run_in_executor(state.pool, work, *args)
@@ -149,12 +185,16 @@ def create_app(engine: Engine, settings: ServeSettings) -> FastAPI:
     @app.post("/tokenize")
     async def tokenize(request: Request) -> dict:
         body = await request.body()
-        return await in_pool(lambda: tokenizer_api.tokenize(parse_request(body, TokenizeRequest), model))
+        return await in_pool(
+            lambda: tokenizer_api.tokenize(parse_request(body, TokenizeRequest), model)
+        )
 
     @app.post("/detokenize")
     async def detokenize(request: Request) -> dict:
         body = await request.body()
-        return await in_pool(lambda: tokenizer_api.detokenize(parse_request(body, DetokenizeRequest), model))
+        return await in_pool(
+            lambda: tokenizer_api.detokenize(parse_request(body, DetokenizeRequest), model)
+        )
 
     @app.get("/tokenizer_info")
     async def tokenizer_info() -> dict:
@@ -196,7 +236,9 @@ async def _serve(state: _State, request: Request, api: _Endpoint):
     if prep.request.stream:
         return _EventStream(_logged_stream(state, prep, api), on_close=lambda: _release(state, n))
     try:
-        result = await _until_disconnect(request, api.complete(state.engine, state.settings.model, prep))
+        result = await _until_disconnect(
+            request, api.complete(state.engine, state.settings.model, prep)
+        )
     except ApiError:
         raise
     except Exception as exc:
@@ -208,14 +250,24 @@ async def _serve(state: _State, request: Request, api: _Endpoint):
 
 
 def _model_card(model: ServedModel, name: str, created: float, engine: str) -> dict:
-    return {"id": name, "object": "model", "created": int(created), "owned_by": "ocx", "root": model.names[0],
-            "model_type": model.model_type, "default_condition": model.template.default_condition,
-            "context_length": model.context_length, "engine": engine}
+    return {
+        "id": name,
+        "object": "model",
+        "created": int(created),
+        "owned_by": "ocx",
+        "root": model.names[0],
+        "model_type": model.model_type,
+        "default_condition": model.template.default_condition,
+        "context_length": model.context_length,
+        "engine": engine,
+    }
 
 
 def _check_capacity(state: _State, n: int) -> None:
     if state.pending + n > state.settings.max_pending:
-        raise ApiError(503, "The server is overloaded; retry later.", type="server_error", code="overloaded")
+        raise ApiError(
+            503, "The server is overloaded; retry later.", type="server_error", code="overloaded"
+        )
 
 
 def _release(state: _State, n: int) -> None:
@@ -226,7 +278,9 @@ class _EventStream(StreamingResponse):
     """Server-sent events that run `on_close` however the response ends, even unstarted."""
 
     def __init__(self, events, on_close):
-        super().__init__(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        super().__init__(
+            events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
         self._events, self._on_close = events, on_close
 
     async def __call__(self, scope, receive, send) -> None:
@@ -260,10 +314,21 @@ def _collect_event(event: str, texts: dict[int, list[str]], api: _Endpoint) -> d
 def _log(state: _State, prep, usage: dict | None, outputs: list[str]) -> None:
     settings = state.settings
     if settings.log_requests:
-        log.info("%s model=%s prompt_tokens=%d usage=%s", prep.id, prep.model_name, prep.prompt_tokens, usage)
+        log.info(
+            "%s model=%s prompt_tokens=%d usage=%s",
+            prep.id,
+            prep.model_name,
+            prep.prompt_tokens,
+            usage,
+        )
     if settings.request_log is not None:
-        record = {"id": prep.id, "time": prep.created, "request": prep.request.model_dump(exclude_unset=True),
-                  "outputs": outputs, "usage": usage}
+        record = {
+            "id": prep.id,
+            "time": prep.created,
+            "request": prep.request.model_dump(exclude_unset=True),
+            "outputs": outputs,
+            "usage": usage,
+        }
         settings.request_log.info(json.dumps(record, ensure_ascii=False))
 
 

@@ -71,8 +71,8 @@ def left_pad(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch
     ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(prompts), width), dtype=torch.long)
     for i, p in enumerate(prompts):
-        ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
-        mask[i, width - len(p):] = 1
+        ids[i, width - len(p) :] = torch.tensor(p, dtype=torch.long)
+        mask[i, width - len(p) :] = 1
     return ids, mask
 
 
@@ -106,8 +106,10 @@ def merge(a: Batch, b: Batch) -> Batch:
     """One batch holding the rows of both, left-padded to the longer cache."""
     width = max(a.mask.shape[1], b.mask.shape[1])
     kv = [
-        (torch.cat([_pad_left(ka, width, 2), _pad_left(kb, width, 2)]),
-         torch.cat([_pad_left(va, width, 2), _pad_left(vb, width, 2)]))
+        (
+            torch.cat([_pad_left(ka, width, 2), _pad_left(kb, width, 2)]),
+            torch.cat([_pad_left(va, width, 2), _pad_left(vb, width, 2)]),
+        )
         for (ka, va), (kb, vb) in zip(a.kv, b.kv)
     ]
     mask = torch.cat([_pad_left(a.mask, width, 1), _pad_left(b.mask, width, 1)])
@@ -120,7 +122,10 @@ def select(batch: Batch, keep: list[int]) -> Batch:
     mask = batch.mask.index_select(0, index)
     # Left columns that no remaining row uses would otherwise grow with every admission.
     lead = int((mask.cumsum(1) == 0).sum(1).min())
-    kv = [(k.index_select(0, index)[:, :, lead:], v.index_select(0, index)[:, :, lead:]) for k, v in batch.kv]
+    kv = [
+        (k.index_select(0, index)[:, :, lead:], v.index_select(0, index)[:, :, lead:])
+        for k, v in batch.kv
+    ]
     return Batch(kv, mask[:, lead:], [batch.rows[i] for i in keep])
 
 
@@ -134,16 +139,25 @@ def prefill(model, rows: list[Sequence], pad_id: int) -> tuple[Batch, torch.Tens
     ids, mask = (t.to(model.device) for t in left_pad([r.prompt_ids for r in rows], pad_id))
     positions = (mask.cumsum(1) - 1).clamp(min=0)
     every_position = any(r.settings.prompt_logprobs is not None for r in rows)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                logits_to_keep=0 if every_position else 1)
+    out = model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=positions,
+        use_cache=True,
+        logits_to_keep=0 if every_position else 1,
+    )
     if every_position:
         for i, row in enumerate(rows):
             if row.settings.prompt_logprobs is not None:
-                row.prompt_logprobs = _prompt_logprobs(out.logits[i], row.prompt_ids, row.settings.prompt_logprobs)
+                row.prompt_logprobs = _prompt_logprobs(
+                    out.logits[i], row.prompt_ids, row.settings.prompt_logprobs
+                )
     return Batch(_cache_tensors(out), mask, rows), _last_logits(out)
 
 
-def _prompt_logprobs(logits: torch.Tensor, prompt_ids: list[int], top: int) -> tuple[TokenLogprob | None, ...]:
+def _prompt_logprobs(
+    logits: torch.Tensor, prompt_ids: list[int], top: int
+) -> tuple[TokenLogprob | None, ...]:
     """One row's prompt log-probabilities from its (left-padded) logits `[T, V]`: the logits
     at position p predict token p + 1, so a prompt of L tokens takes the L - 1 positions
     before the last; its first token has no context (None, as vLLM)."""
@@ -174,7 +188,9 @@ def token_logprobs(logprobs: torch.Tensor, tokens: list[int], top: int) -> list[
 @torch.inference_mode()
 def decode_step(model, batch: Batch) -> tuple[Batch, torch.Tensor]:
     """Feed each row's last sampled token; returns the grown batch and the next logits."""
-    ids = torch.tensor([[r.generated[-1]] for r in batch.rows], dtype=torch.long, device=batch.mask.device)
+    ids = torch.tensor(
+        [[r.generated[-1]] for r in batch.rows], dtype=torch.long, device=batch.mask.device
+    )
     positions = batch.mask.sum(1, keepdim=True)
     mask = torch.cat([batch.mask, batch.mask.new_ones((len(batch), 1))], dim=1)
     cache = {_cache_argument(type(model).forward): _make_cache(batch.kv)}

@@ -48,31 +48,51 @@ class Prepared:
         return len(self.settings)
 
 
-def prepare(request: ChatCompletionRequest, model: ServedModel, honoured: frozenset[str] = BASIC_FIELDS) -> Prepared:
+def prepare(
+    request: ChatCompletionRequest, model: ServedModel, honoured: frozenset[str] = BASIC_FIELDS
+) -> Prepared:
     """Check the request against the model and the engine's `honoured` sampling fields, and
     encode its prompt; raises ApiError."""
     request.check_supported()
-    check_sampling(Sampling(top_k=request.top_k, min_p=float(request.min_p),
-                            repetition_penalty=float(request.repetition_penalty),
-                            logprobs=request.logprob_alternatives()), honoured)
+    check_sampling(
+        Sampling(
+            top_k=request.top_k,
+            min_p=float(request.min_p),
+            repetition_penalty=float(request.repetition_penalty),
+            logprobs=request.logprob_alternatives(),
+        ),
+        honoured,
+    )
     name = resolve_name(model, request.model)
     _check_condition(request.condition, model)
     messages = [{"role": m.role, "content": m.text()} for m in request.messages]
     try:
-        prompt_ids = encode_prompt(model.template, model.tokenizer, messages, condition=request.condition)
+        prompt_ids = encode_prompt(
+            model.template, model.tokenizer, messages, condition=request.condition
+        )
     except ValueError as exc:  # e.g. a condition holding a reserved character
         raise ApiError(400, str(exc), param="condition") from exc
-    return Prepared(id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()), model_name=name,
-                    prompt_ids=prompt_ids, settings=_sampling(request, model, len(prompt_ids)),
-                    stops=request.stops(), request=request)
+    return Prepared(
+        id=f"chatcmpl-{uuid.uuid4().hex}",
+        created=int(time.time()),
+        model_name=name,
+        prompt_ids=prompt_ids,
+        settings=_sampling(request, model, len(prompt_ids)),
+        stops=request.stops(),
+        request=request,
+    )
 
 
 def resolve_name(model: ServedModel, requested: str) -> str:
     """The name responses report for a request's `model`; a 404 when it is not this model."""
     name = model.resolve(requested)
     if name is None:
-        raise ApiError(404, f"The model `{_clip(requested)}` does not exist. Served: {', '.join(model.names[:3])}",
-                       param="model", code="model_not_found")
+        raise ApiError(
+            404,
+            f"The model `{_clip(requested)}` does not exist. Served: {', '.join(model.names[:3])}",
+            param="model",
+            code="model_not_found",
+        )
     return name
 
 
@@ -86,8 +106,13 @@ def check_sampling(probe: Sampling, honoured: frozenset[str]) -> None:
     the engine would ignore."""
     ignored = probe.unsupported(honoured)
     if ignored:
-        raise ApiError(400, f"{ignored[0]} is not supported by this server's engine; leave it at its default "
-                            "(or serve with --engine vllm)", param=ignored[0], code="unsupported_parameter")
+        raise ApiError(
+            400,
+            f"{ignored[0]} is not supported by this server's engine; leave it at its default "
+            "(or serve with --engine vllm)",
+            param=ignored[0],
+            code="unsupported_parameter",
+        )
 
 
 def _check_condition(condition: str | None, model: ServedModel) -> None:
@@ -95,7 +120,9 @@ def _check_condition(condition: str | None, model: ServedModel) -> None:
     # condition holding `<|end_of_turn|>` would forge turns instead of naming a mode.
     for token in model.tokenizer.specials if condition else ():
         if token in condition:
-            raise ApiError(400, f"condition must not contain the special token {token!r}", param="condition")
+            raise ApiError(
+                400, f"condition must not contain the special token {token!r}", param="condition"
+            )
 
 
 def generation_error(request_id: str, exc: BaseException) -> ApiError:
@@ -104,27 +131,47 @@ def generation_error(request_id: str, exc: BaseException) -> ApiError:
         return exc
     if not isinstance(exc, SequenceFailed):  # the transformers engine logs its own failures
         log.error("request %s: generation failed", request_id, exc_info=exc)
-    return ApiError(500, f"generation failed for request {request_id}; other requests are unaffected "
-                         "(the cause is in the server log)", type="server_error", code="generation_failed")
+    return ApiError(
+        500,
+        f"generation failed for request {request_id}; other requests are unaffected "
+        "(the cause is in the server log)",
+        type="server_error",
+        code="generation_failed",
+    )
 
 
-def _sampling(request: ChatCompletionRequest, model: ServedModel, prompt_tokens: int) -> list[Sampling]:
+def _sampling(
+    request: ChatCompletionRequest, model: ServedModel, prompt_tokens: int
+) -> list[Sampling]:
     room = model.context_length - prompt_tokens
     wanted = request.requested_max_tokens()
     if room < 1 or (wanted is not None and wanted > room):
-        asked = f"{prompt_tokens} in the messages" + (f", {wanted} in the completion" if wanted else "")
-        raise ApiError(400, f"This model's maximum context length is {model.context_length} tokens; "
-                            f"the request needs more ({asked}). Shorten the messages or max_tokens.",
-                       param="messages", code="context_length_exceeded")
+        asked = f"{prompt_tokens} in the messages" + (
+            f", {wanted} in the completion" if wanted else ""
+        )
+        raise ApiError(
+            400,
+            f"This model's maximum context length is {model.context_length} tokens; "
+            f"the request needs more ({asked}). Shorten the messages or max_tokens.",
+            param="messages",
+            code="context_length_exceeded",
+        )
     return [
-        Sampling(max_tokens=wanted or room, stop_token_ids=model.stop_token_ids, stop=request.stops(),
-                 temperature=float(request.temperature), top_p=float(request.top_p), top_k=request.top_k,
-                 min_p=float(request.min_p), repetition_penalty=float(request.repetition_penalty),
-                 seed=None if request.seed is None else choice_seed(request.seed, i),
-                 presence_penalty=float(request.presence_penalty),
-                 frequency_penalty=float(request.frequency_penalty),
-                 incremental=request.stream or bool(request.stop),
-                 logprobs=request.logprob_alternatives())
+        Sampling(
+            max_tokens=wanted or room,
+            stop_token_ids=model.stop_token_ids,
+            stop=request.stops(),
+            temperature=float(request.temperature),
+            top_p=float(request.top_p),
+            top_k=request.top_k,
+            min_p=float(request.min_p),
+            repetition_penalty=float(request.repetition_penalty),
+            seed=None if request.seed is None else choice_seed(request.seed, i),
+            presence_penalty=float(request.presence_penalty),
+            frequency_penalty=float(request.frequency_penalty),
+            incremental=request.stream or bool(request.stop),
+            logprobs=request.logprob_alternatives(),
+        )
         for i in range(request.n)
     ]
 
@@ -137,7 +184,11 @@ def choice_seed(seed: int, index: int) -> int:
 def _usage(prep: Prepared, states: list[ChoiceState]) -> dict:
     completion = sum(s.completion_tokens for s in states)
     prompt = len(prep.prompt_ids)
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 def _logprobs(prep: Prepared, model: ServedModel, tokens) -> dict | None:
@@ -149,8 +200,16 @@ def _logprobs(prep: Prepared, model: ServedModel, tokens) -> dict | None:
 
 def _choice(engine: Engine, model: ServedModel, prep: Prepared, states: list[ChoiceState]):
     def start(i: int):
-        return stream_choice(engine, f"{prep.id}-{i}", prep.prompt_ids, prep.settings[i], model.tokenizer,
-                             prep.stops, states[i])
+        return stream_choice(
+            engine,
+            f"{prep.id}-{i}",
+            prep.prompt_ids,
+            prep.settings[i],
+            model.tokenizer,
+            prep.stops,
+            states[i],
+        )
+
     return start
 
 
@@ -165,15 +224,35 @@ async def complete(engine: Engine, model: ServedModel, prep: Prepared) -> dict:
                 pass
 
     await run_all([drain(i) for i in range(len(states))])
-    choices = [{"index": s.index, "message": {"role": "assistant", "content": s.text},
-                "logprobs": _logprobs(prep, model, s.logprobs), "finish_reason": s.finish_reason} for s in states]
-    return {"id": prep.id, "object": "chat.completion", "created": prep.created, "model": prep.model_name,
-            "choices": choices, "usage": _usage(prep, states)}
+    choices = [
+        {
+            "index": s.index,
+            "message": {"role": "assistant", "content": s.text},
+            "logprobs": _logprobs(prep, model, s.logprobs),
+            "finish_reason": s.finish_reason,
+        }
+        for s in states
+    ]
+    return {
+        "id": prep.id,
+        "object": "chat.completion",
+        "created": prep.created,
+        "model": prep.model_name,
+        "choices": choices,
+        "usage": _usage(prep, states),
+    }
 
 
-def _chunk(prep: Prepared, choices: list[dict], usage: dict | None = None, with_usage: bool = False) -> str:
-    body = {"id": prep.id, "object": "chat.completion.chunk", "created": prep.created,
-            "model": prep.model_name, "choices": choices}
+def _chunk(
+    prep: Prepared, choices: list[dict], usage: dict | None = None, with_usage: bool = False
+) -> str:
+    body = {
+        "id": prep.id,
+        "object": "chat.completion.chunk",
+        "created": prep.created,
+        "model": prep.model_name,
+        "choices": choices,
+    }
     if with_usage:
         body["usage"] = usage
     return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
@@ -183,26 +262,53 @@ def stream(engine: Engine, model: ServedModel, prep: Prepared) -> AsyncIterator[
     """Server-sent events for a streaming request."""
     include_usage = bool(prep.request.stream_options and prep.request.stream_options.include_usage)
     states = [ChoiceState(i) for i in range(len(prep.settings))]
-    usage = (lambda: _chunk(prep, [], _usage(prep, states), with_usage=True)) if include_usage else None
+    usage = (
+        (lambda: _chunk(prep, [], _usage(prep, states), with_usage=True)) if include_usage else None
+    )
     return event_stream(prep.id, _chunks(engine, model, prep, states, include_usage), usage)
 
 
-async def _chunks(engine: Engine, model: ServedModel, prep: Prepared, states: list[ChoiceState],
-                  include_usage: bool) -> AsyncIterator[str]:
+async def _chunks(
+    engine: Engine,
+    model: ServedModel,
+    prep: Prepared,
+    states: list[ChoiceState],
+    include_usage: bool,
+) -> AsyncIterator[str]:
     for s in states:
-        yield _chunk(prep, [{"index": s.index, "delta": {"role": "assistant", "content": ""},
-                             "logprobs": None, "finish_reason": None}], with_usage=include_usage)
+        yield _chunk(
+            prep,
+            [
+                {
+                    "index": s.index,
+                    "delta": {"role": "assistant", "content": ""},
+                    "logprobs": None,
+                    "finish_reason": None,
+                }
+            ],
+            with_usage=include_usage,
+        )
     async for index, delta in merge(len(states), _choice(engine, model, prep, states)):
         if delta is not None:
-            choice = {"index": index, "delta": {"content": delta.text},
-                      "logprobs": _logprobs(prep, model, delta.logprobs), "finish_reason": None}
+            choice = {
+                "index": index,
+                "delta": {"content": delta.text},
+                "logprobs": _logprobs(prep, model, delta.logprobs),
+                "finish_reason": None,
+            }
         else:
-            choice = {"index": index, "delta": {}, "logprobs": None, "finish_reason": states[index].finish_reason}
+            choice = {
+                "index": index,
+                "delta": {},
+                "logprobs": None,
+                "finish_reason": states[index].finish_reason,
+            }
         yield _chunk(prep, [choice], with_usage=include_usage)
 
 
-async def event_stream(request_id: str, chunks: AsyncIterator[str],
-                       usage_chunk: Callable[[], str] | None) -> AsyncIterator[str]:
+async def event_stream(
+    request_id: str, chunks: AsyncIterator[str], usage_chunk: Callable[[], str] | None
+) -> AsyncIterator[str]:
     """`chunks`, then the usage chunk (when the client asked for one), then `[DONE]`, for chat and
     completions alike. The headers are sent by then, so a generation failure is reported
     in-band, as OpenAI does; closing this stream closes `chunks` (cancelling its sequences)."""

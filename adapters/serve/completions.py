@@ -21,7 +21,14 @@ from dataclasses import dataclass, field
 
 from ocx.adapters.serve.chat import check_sampling, choice_seed, event_stream, resolve_name
 from ocx.adapters.serve.engine import Engine
-from ocx.adapters.serve.generation import ChoiceState, Delta, IncrementalDecoder, merge, run_all, stream_choice
+from ocx.adapters.serve.generation import (
+    ChoiceState,
+    Delta,
+    IncrementalDecoder,
+    merge,
+    run_all,
+    stream_choice,
+)
 from ocx.adapters.serve.logprobs_format import legacy_logprobs, token_texts
 from ocx.adapters.serve.model import ServedModel
 from ocx.adapters.serve.protocol import ApiError, CompletionRequest
@@ -74,45 +81,82 @@ class Prepared:
         return self.prompts[choice // self.request.n]
 
 
-def prepare(request: CompletionRequest, model: ServedModel, honoured: frozenset[str] = BASIC_FIELDS,
-            max_sequences: int = 2**31) -> Prepared:
+def prepare(
+    request: CompletionRequest,
+    model: ServedModel,
+    honoured: frozenset[str] = BASIC_FIELDS,
+    max_sequences: int = 2**31,
+) -> Prepared:
     """Check the request against the model, the engine and the server's capacity, and tokenize
     its prompts; raises ApiError."""
     request.check_supported()
     scored = request.logprobs if request.echo else None
     try:
-        check_sampling(Sampling(top_k=request.top_k, min_p=float(request.min_p),
-                                repetition_penalty=float(request.repetition_penalty), logprobs=request.logprobs,
-                                prompt_logprobs=scored), honoured)
+        check_sampling(
+            Sampling(
+                top_k=request.top_k,
+                min_p=float(request.min_p),
+                repetition_penalty=float(request.repetition_penalty),
+                logprobs=request.logprobs,
+                prompt_logprobs=scored,
+            ),
+            honoured,
+        )
     except ApiError as exc:
         if exc.param != "prompt_logprobs":
             raise
-        raise ApiError(400, "echo with logprobs (the prompt's log-probabilities) is not supported by this server's "
-                            "engine", param="echo", code="unsupported_parameter") from None
+        raise ApiError(
+            400,
+            "echo with logprobs (the prompt's log-probabilities) is not supported by this server's "
+            "engine",
+            param="echo",
+            code="unsupported_parameter",
+        ) from None
     name = resolve_name(model, request.model)
     raw = request.prompt_list()
     if len(raw) * request.n > max_sequences:
-        raise ApiError(400, f"{len(raw)} prompts x n={request.n} is more sequences than this server runs at once "
-                            f"({max_sequences}, --max-pending); send fewer per request", param="prompt")
+        raise ApiError(
+            400,
+            f"{len(raw)} prompts x n={request.n} is more sequences than this server runs at once "
+            f"({max_sequences}, --max-pending); send fewer per request",
+            param="prompt",
+        )
     prompts = _tokenize(raw, model.tokenizer, request.add_special_tokens)
     stop_ids = _stop_token_ids(model)
     settings = []
     for prompt in prompts:
         max_tokens = _max_tokens(request, model, len(prompt))
-        settings += [Sampling(max_tokens=max_tokens, stop_token_ids=stop_ids, stop=request.stops(),
-                              temperature=float(request.temperature), top_p=float(request.top_p),
-                              top_k=request.top_k, min_p=float(request.min_p),
-                              repetition_penalty=float(request.repetition_penalty),
-                              presence_penalty=float(request.presence_penalty),
-                              frequency_penalty=float(request.frequency_penalty),
-                              seed=None if request.seed is None else choice_seed(request.seed, j),
-                              incremental=request.stream or bool(request.stop),
-                              logprobs=request.logprobs, prompt_logprobs=scored)
-                     for j in range(request.n)]
+        settings += [
+            Sampling(
+                max_tokens=max_tokens,
+                stop_token_ids=stop_ids,
+                stop=request.stops(),
+                temperature=float(request.temperature),
+                top_p=float(request.top_p),
+                top_k=request.top_k,
+                min_p=float(request.min_p),
+                repetition_penalty=float(request.repetition_penalty),
+                presence_penalty=float(request.presence_penalty),
+                frequency_penalty=float(request.frequency_penalty),
+                seed=None if request.seed is None else choice_seed(request.seed, j),
+                incremental=request.stream or bool(request.stop),
+                logprobs=request.logprobs,
+                prompt_logprobs=scored,
+            )
+            for j in range(request.n)
+        ]
     echoes = [_echo(model.tokenizer, p) for p in prompts] if request.echo else None
-    return Prepared(id=f"cmpl-{uuid.uuid4().hex}", created=int(time.time()), model_name=name, prompts=prompts,
-                    settings=settings, stops=request.stops(), stop_token_ids=stop_ids, request=request,
-                    echoes=echoes)
+    return Prepared(
+        id=f"cmpl-{uuid.uuid4().hex}",
+        created=int(time.time()),
+        model_name=name,
+        prompts=prompts,
+        settings=settings,
+        stops=request.stops(),
+        stop_token_ids=stop_ids,
+        request=request,
+        echoes=echoes,
+    )
 
 
 def _stop_token_ids(model: ServedModel) -> tuple[int, ...]:
@@ -128,7 +172,9 @@ def _tokenize(raw: list, tokenizer: Tokenizer, add_bos: bool) -> list[list[int]]
         if not text:
             raise ApiError(400, f"prompt {i} is empty", param="prompt")
     bos = tokenizer.special_id(tokenizer.bos_token) if add_bos and tokenizer.bos_token else None
-    encoded = dict(zip((i for i, _ in texts), tokenizer.encode_batch([t for _, t in texts]) if texts else []))
+    encoded = dict(
+        zip((i for i, _ in texts), tokenizer.encode_batch([t for _, t in texts]) if texts else [])
+    )
     prompts = []
     vocab = tokenizer.vocab_size
     for i, p in enumerate(raw):
@@ -139,8 +185,12 @@ def _tokenize(raw: list, tokenizer: Tokenizer, add_bos: bool) -> list[list[int]]
             raise ApiError(400, f"prompt {i} is an empty list of token IDs", param="prompt")
         bad = next((t for t in p if not 0 <= t < vocab), None)
         if bad is not None:
-            raise ApiError(400, f"prompt {i}: token ID {bad} is outside the vocabulary (0 to {vocab - 1})",
-                           param="prompt", code="invalid_token_id")
+            raise ApiError(
+                400,
+                f"prompt {i}: token ID {bad} is outside the vocabulary (0 to {vocab - 1})",
+                param="prompt",
+                code="invalid_token_id",
+            )
         prompts.append(list(p))
     return prompts
 
@@ -150,10 +200,16 @@ def _max_tokens(request: CompletionRequest, model: ServedModel, prompt_tokens: i
     wanted = request.max_tokens
     needed = max(wanted or 1, 1)  # max_tokens 0 still samples (and drops) one token
     if room < needed:
-        asked = f"{prompt_tokens} in the prompt" + (f", {wanted} in the completion" if wanted else "")
-        raise ApiError(400, f"This model's maximum context length is {model.context_length} tokens; "
-                            f"the request needs more ({asked}). Shorten the prompt or max_tokens.",
-                       param="prompt", code="context_length_exceeded")
+        asked = f"{prompt_tokens} in the prompt" + (
+            f", {wanted} in the completion" if wanted else ""
+        )
+        raise ApiError(
+            400,
+            f"This model's maximum context length is {model.context_length} tokens; "
+            f"the request needs more ({asked}). Shorten the prompt or max_tokens.",
+            param="prompt",
+            code="context_length_exceeded",
+        )
     return room if wanted is None else needed
 
 
@@ -168,15 +224,28 @@ class _Choice:
         self.echo = prep.echoes[index // prep.request.n] if prep.echoes is not None else None
 
     def sequence(self) -> AsyncIterator[Delta]:
-        return stream_choice(self.engine, f"{self.prep.id}-{self.index}", self.prompt, self.prep.settings[self.index],
-                             self.model.tokenizer, self.prep.stops, self.state, context=tuple(self.prompt),
-                             keep_stop_token=True)
+        return stream_choice(
+            self.engine,
+            f"{self.prep.id}-{self.index}",
+            self.prompt,
+            self.prep.settings[self.index],
+            self.model.tokenizer,
+            self.prep.stops,
+            self.state,
+            context=tuple(self.prompt),
+            keep_stop_token=True,
+        )
 
     def logprobs(self, token_ids: list[int], entries, offsets: list[int]) -> dict | None:
         if self.prep.request.logprobs is None:
             return None
-        return legacy_logprobs(token_texts(self.model.tokenizer), token_ids, list(entries), offsets,
-                               self.prep.request.logprobs)
+        return legacy_logprobs(
+            token_texts(self.model.tokenizer),
+            token_ids,
+            list(entries),
+            offsets,
+            self.prep.request.logprobs,
+        )
 
     def echoed(self) -> tuple[str, dict | None]:
         """The prompt's text, and its logprobs (which the engine's first step brought)."""
@@ -222,8 +291,11 @@ async def _pieces(choice: _Choice) -> AsyncIterator[tuple[str, dict | None]]:
 
 def _usage(prep: Prepared, choices: list[_Choice]) -> dict:
     completion = sum(c.completion_tokens() for c in choices)
-    return {"prompt_tokens": prep.prompt_tokens, "completion_tokens": completion,
-            "total_tokens": prep.prompt_tokens + completion}
+    return {
+        "prompt_tokens": prep.prompt_tokens,
+        "completion_tokens": completion,
+        "total_tokens": prep.prompt_tokens + completion,
+    }
 
 
 def _choices(engine: Engine, model: ServedModel, prep: Prepared) -> list[_Choice]:
@@ -246,14 +318,34 @@ async def complete(engine: Engine, model: ServedModel, prep: Prepared) -> dict:
         text, logprobs = _join(parts)
         if logprobs is None and prep.request.logprobs is not None:
             logprobs = c.logprobs([], [], [])
-        out.append({"index": c.index, "text": text, "logprobs": logprobs, "finish_reason": c.finish_reason()})
-    return {"id": prep.id, "object": "text_completion", "created": prep.created, "model": prep.model_name,
-            "choices": out, "usage": _usage(prep, choices)}
+        out.append(
+            {
+                "index": c.index,
+                "text": text,
+                "logprobs": logprobs,
+                "finish_reason": c.finish_reason(),
+            }
+        )
+    return {
+        "id": prep.id,
+        "object": "text_completion",
+        "created": prep.created,
+        "model": prep.model_name,
+        "choices": out,
+        "usage": _usage(prep, choices),
+    }
 
 
-def _chunk(prep: Prepared, choices: list[dict], usage: dict | None = None, with_usage: bool = False) -> str:
-    body = {"id": prep.id, "object": "text_completion", "created": prep.created, "model": prep.model_name,
-            "choices": choices}
+def _chunk(
+    prep: Prepared, choices: list[dict], usage: dict | None = None, with_usage: bool = False
+) -> str:
+    body = {
+        "id": prep.id,
+        "object": "text_completion",
+        "created": prep.created,
+        "model": prep.model_name,
+        "choices": choices,
+    }
     if with_usage:
         body["usage"] = usage
     return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
@@ -263,14 +355,25 @@ def stream(engine: Engine, model: ServedModel, prep: Prepared) -> AsyncIterator[
     """Server-sent `text_completion` chunks, then the usage chunk when asked for, then [DONE]."""
     include_usage = prep.request.include_usage()
     choices = _choices(engine, model, prep)
-    usage = (lambda: _chunk(prep, [], _usage(prep, choices), with_usage=True)) if include_usage else None
+    usage = (
+        (lambda: _chunk(prep, [], _usage(prep, choices), with_usage=True))
+        if include_usage
+        else None
+    )
     return event_stream(prep.id, _text_chunks(prep, choices, include_usage), usage)
 
 
-async def _text_chunks(prep: Prepared, choices: list[_Choice], include_usage: bool) -> AsyncIterator[str]:
+async def _text_chunks(
+    prep: Prepared, choices: list[_Choice], include_usage: bool
+) -> AsyncIterator[str]:
     async for index, piece in merge(len(choices), lambda i: _pieces(choices[i])):
         if piece is not None:
             body = {"index": index, "text": piece[0], "logprobs": piece[1], "finish_reason": None}
         else:
-            body = {"index": index, "text": "", "logprobs": None, "finish_reason": choices[index].finish_reason()}
+            body = {
+                "index": index,
+                "text": "",
+                "logprobs": None,
+                "finish_reason": choices[index].finish_reason(),
+            }
         yield _chunk(prep, [body], with_usage=include_usage)

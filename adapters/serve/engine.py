@@ -69,13 +69,16 @@ class Engine(Protocol):
     async def shutdown(self) -> None:
         """Stop background work and free resources; pending sequences end."""
 
-    def generate(self, request_id: str, prompt_ids: list[int], settings: Sampling) -> AsyncIterator[Step]:
+    def generate(
+        self, request_id: str, prompt_ids: list[int], settings: Sampling
+    ) -> AsyncIterator[Step]:
         """Stream the steps of one sequence. Cancelling the iteration aborts the sequence."""
 
     async def abort(self, request_id: str) -> None:
         """Stop a sequence early (client disconnect, stop string found); a no-op when done."""
 
-    async def loglikelihood(self, request_id: str, context_ids: list[int],
-                            continuation_ids: list[int]) -> Loglikelihood:
+    async def loglikelihood(
+        self, request_id: str, context_ids: list[int], continuation_ids: list[int]
+    ) -> Loglikelihood:
         """Score `continuation_ids` after `context_ids` (optional: eval's `--scoring
         loglikelihood` needs it). Engines batch concurrent calls themselves."""

@@ -44,12 +44,12 @@ class IncrementalDecoder:
 
     def push(self, ids: list[int] | tuple[int, ...], final: bool = False) -> str:
         self.ids.extend(ids)
-        before = self.tokenizer.decode(self.ids[self.prefix:self.read])
-        after = self.tokenizer.decode(self.ids[self.prefix:])
+        before = self.tokenizer.decode(self.ids[self.prefix : self.read])
+        after = self.tokenizer.decode(self.ids[self.prefix :])
         if (after.endswith("\ufffd") and not final) or len(after) <= len(before):
             return ""
         self.prefix, self.read = self.read, len(self.ids)
-        return after[len(before):]
+        return after[len(before) :]
 
 
 def _held_back(text: str, stops: tuple[str, ...]) -> int:
@@ -109,15 +109,26 @@ class _Held:
 def _checked(step: Step, settings: SamplingSettings, first: bool) -> None:
     # An engine that declares logprobs but leaves them out would make the server report nothing
     # where numbers were asked for: fail the sequence instead.
-    if settings.logprobs is not None and (step.logprobs is None or len(step.logprobs) != len(step.token_ids)):
+    if settings.logprobs is not None and (
+        step.logprobs is None or len(step.logprobs) != len(step.token_ids)
+    ):
         raise SequenceFailed("the engine returned no log-probabilities for a step")
     if first and settings.prompt_logprobs is not None and step.prompt_logprobs is None:
         raise SequenceFailed("the engine returned no prompt log-probabilities")
 
 
-async def stream_choice(engine: Engine, request_id: str, prompt_ids: list[int], settings: SamplingSettings,
-                        tokenizer: Tokenizer, stops: tuple[str, ...], state: ChoiceState, *,
-                        context: tuple[int, ...] = (), keep_stop_token: bool = False) -> AsyncIterator[Delta]:
+async def stream_choice(
+    engine: Engine,
+    request_id: str,
+    prompt_ids: list[int],
+    settings: SamplingSettings,
+    tokenizer: Tokenizer,
+    stops: tuple[str, ...],
+    state: ChoiceState,
+    *,
+    context: tuple[int, ...] = (),
+    keep_stop_token: bool = False,
+) -> AsyncIterator[Delta]:
     """Stream one choice's deltas, updating `state`; ends with `state.finish_reason` set.
 
     `context` primes the decoder (completions continue their prompt's text); `keep_stop_token`
@@ -165,7 +176,7 @@ async def stream_choice(engine: Engine, request_id: str, prompt_ids: list[int], 
                 released = held.release(state, 2**63)
             else:
                 keep = _held_back(pending, stops)
-                delta, pending = pending[:len(pending) - keep], pending[len(pending) - keep:]
+                delta, pending = pending[: len(pending) - keep], pending[len(pending) - keep :]
                 released = held.release(state, len(state.text) + len(delta))
             state.text += delta
             if delta or released:
@@ -174,10 +185,19 @@ async def stream_choice(engine: Engine, request_id: str, prompt_ids: list[int], 
         raise RuntimeError(f"engine ended sequence {request_id} without a finish reason")
 
 
-async def run_choice(engine: Engine, request_id: str, prompt_ids: list[int], settings: SamplingSettings,
-                     tokenizer: Tokenizer, stops: tuple[str, ...], state: ChoiceState) -> AsyncIterator[str]:
+async def run_choice(
+    engine: Engine,
+    request_id: str,
+    prompt_ids: list[int],
+    settings: SamplingSettings,
+    tokenizer: Tokenizer,
+    stops: tuple[str, ...],
+    state: ChoiceState,
+) -> AsyncIterator[str]:
     """Stream one choice's text deltas only (see `stream_choice`)."""
-    async with aclosing(stream_choice(engine, request_id, prompt_ids, settings, tokenizer, stops, state)) as deltas:
+    async with aclosing(
+        stream_choice(engine, request_id, prompt_ids, settings, tokenizer, stops, state)
+    ) as deltas:
         async for delta in deltas:
             if delta.text:
                 yield delta.text
@@ -194,7 +214,9 @@ async def run_all(coros: list) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def merge(count: int, choice: Callable[[int], AsyncIterator]) -> AsyncIterator[tuple[int, object]]:
+async def merge(
+    count: int, choice: Callable[[int], AsyncIterator]
+) -> AsyncIterator[tuple[int, object]]:
     """(index, item) from `count` streams `choice(i)` as items come; (index, None) when one ends.
     Closing the merged stream (or one stream failing) cancels every stream."""
     if count == 1:  # the common case, without a queue in between

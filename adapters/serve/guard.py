@@ -40,14 +40,25 @@ def check_api_keys(keys: tuple[str, ...]) -> None:
     """Refuse keys no client could send (empty, whitespace, control or non-ASCII characters)."""
     for key in keys:
         if not key.strip():
-            raise ValueError("an API key is empty or only whitespace; it would let an empty bearer in")
+            raise ValueError(
+                "an API key is empty or only whitespace; it would let an empty bearer in"
+            )
         if not key.isascii() or not key.isprintable() or any(c.isspace() for c in key):
-            raise ValueError(f"API key {key[:4]}... holds whitespace, control or non-ASCII characters; "
-                             "HTTP clients cannot send it in an Authorization header")
+            raise ValueError(
+                f"API key {key[:4]}... holds whitespace, control or non-ASCII characters; "
+                "HTTP clients cannot send it in an Authorization header"
+            )
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, *, api_keys: tuple[str, ...], max_request_bytes: int, read_timeout: float):
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        api_keys: tuple[str, ...],
+        max_request_bytes: int,
+        read_timeout: float,
+    ):
         check_api_keys(api_keys)
         self.app = app
         self.keys = [k.encode() for k in api_keys]
@@ -71,11 +82,20 @@ class RequestGuard:
         await self.app(scope, _replay(body, receive), send)
 
     def _check_headers(self, scope: Scope, headers: Headers) -> None:
-        if self.keys and scope["path"].startswith(PROTECTED_PREFIX) and not self._authorized(headers):
-            raise ApiError(401, "Incorrect or missing API key. Send `Authorization: Bearer <key>`.",
-                           code="invalid_api_key")
+        if (
+            self.keys
+            and scope["path"].startswith(PROTECTED_PREFIX)
+            and not self._authorized(headers)
+        ):
+            raise ApiError(
+                401,
+                "Incorrect or missing API key. Send `Authorization: Bearer <key>`.",
+                code="invalid_api_key",
+            )
         length = headers.get("content-length")
-        if length is not None and (not length.strip().isdigit() or int(length) > self.max_request_bytes):
+        if length is not None and (
+            not length.strip().isdigit() or int(length) > self.max_request_bytes
+        ):
             raise self._too_large()
 
     def _authorized(self, headers: Headers) -> bool:
@@ -88,8 +108,12 @@ class RequestGuard:
         return ok and scheme.lower() == "bearer"
 
     def _too_large(self) -> ApiError:
-        return ApiError(413, f"the request body is larger than this server's limit of {self.max_request_bytes} "
-                             "bytes (--max-request-bytes)", code="request_too_large")
+        return ApiError(
+            413,
+            f"the request body is larger than this server's limit of {self.max_request_bytes} "
+            "bytes (--max-request-bytes)",
+            code="request_too_large",
+        )
 
     async def _read_body(self, receive: Receive) -> bytes:
         body = bytearray()
@@ -97,8 +121,12 @@ class RequestGuard:
             try:
                 message = await asyncio.wait_for(receive(), self.read_timeout)
             except asyncio.TimeoutError:
-                raise ApiError(408, f"the request body stalled for more than {self.read_timeout:g} s "
-                                    "(--read-timeout)", code="request_timeout") from None
+                raise ApiError(
+                    408,
+                    f"the request body stalled for more than {self.read_timeout:g} s "
+                    "(--read-timeout)",
+                    code="request_timeout",
+                ) from None
             if message["type"] == "http.disconnect":
                 raise _Disconnected
             body += message.get("body", b"")

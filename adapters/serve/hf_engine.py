@@ -51,9 +51,18 @@ class TransformersEngine:
     """Every `Sampling` field: top-k, min-p and the repetition penalty are transformers' own
     logits processors (see `batching.sample`)."""
 
-    def __init__(self, model_path: str | Path, *, pad_id: int, max_batch_size: int = 16,
-                 dtype: str = "float32", num_threads: int | None = None, device: str = "cpu",
-                 max_positions: int | None = None, score_token_budget: int = 16384):
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        pad_id: int,
+        max_batch_size: int = 16,
+        dtype: str = "float32",
+        num_threads: int | None = None,
+        device: str = "cpu",
+        max_positions: int | None = None,
+        score_token_budget: int = 16384,
+    ):
         self.model_path = Path(model_path)
         self.device = device
         """Where the weights and KV cache live ("cpu", "cuda", "cuda:1"); sampling stays on the CPU."""
@@ -88,9 +97,13 @@ class TransformersEngine:
 
         if self.num_threads:
             torch.set_num_threads(self.num_threads)
-        model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=getattr(torch, self.dtype))
+        model = AutoModelForCausalLM.from_pretrained(
+            self.model_path, dtype=getattr(torch, self.dtype)
+        )
         if self.max_positions is None:
-            self.max_positions = int(getattr(model.config.get_text_config(), "max_position_embeddings", None) or 2048)
+            self.max_positions = int(
+                getattr(model.config.get_text_config(), "max_position_embeddings", None) or 2048
+            )
         return model.to(self.device).eval()
 
     async def shutdown(self) -> None:
@@ -98,11 +111,19 @@ class TransformersEngine:
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, 30)
 
-    async def generate(self, request_id: str, prompt_ids: list[int], settings: SamplingSettings) -> AsyncIterator[Step]:
+    async def generate(
+        self, request_id: str, prompt_ids: list[int], settings: SamplingSettings
+    ) -> AsyncIterator[Step]:
         loop = asyncio.get_running_loop()
         steps: asyncio.Queue[Step | BaseException] = asyncio.Queue()
-        self._inbox.put(_Pending(request_id, prompt_ids, settings,
-                                 lambda item: loop.call_soon_threadsafe(steps.put_nowait, item)))
+        self._inbox.put(
+            _Pending(
+                request_id,
+                prompt_ids,
+                settings,
+                lambda item: loop.call_soon_threadsafe(steps.put_nowait, item),
+            )
+        )
         finished = False
         try:
             while not finished:
@@ -119,16 +140,23 @@ class TransformersEngine:
         with self._lock:
             self._cancelled.add(request_id)
 
-    async def loglikelihood(self, request_id: str, context_ids: list[int],
-                            continuation_ids: list[int]) -> Loglikelihood:
+    async def loglikelihood(
+        self, request_id: str, context_ids: list[int], continuation_ids: list[int]
+    ) -> Loglikelihood:
         """Score `continuation_ids` after `context_ids` (see `scoring`); concurrent calls share
         forward passes. Bad token IDs or an empty side raise ValueError; a failed pass, SequenceFailed."""
         from ocx.adapters.serve.scoring import ScoreRequest
 
         loop = asyncio.get_running_loop()
         result: asyncio.Future[Loglikelihood] = loop.create_future()
-        self._inbox.put(ScoreRequest(request_id, list(context_ids), list(continuation_ids),
-                                     lambda item: loop.call_soon_threadsafe(_settle, result, item)))
+        self._inbox.put(
+            ScoreRequest(
+                request_id,
+                list(context_ids),
+                list(continuation_ids),
+                lambda item: loop.call_soon_threadsafe(_settle, result, item),
+            )
+        )
         try:
             return await result
         except asyncio.CancelledError:
@@ -147,8 +175,11 @@ class TransformersEngine:
         waiting: deque[_Pending] = deque()
         batch = None
         emitters: dict[str, Callable] = {}
-        scoring = ScoringQueue(max_positions=self.max_positions, token_budget=self.score_token_budget,
-                               vocab_size=self.model.get_input_embeddings().num_embeddings)
+        scoring = ScoringQueue(
+            max_positions=self.max_positions,
+            token_budget=self.score_token_budget,
+            vocab_size=self.model.get_input_embeddings().num_embeddings,
+        )
         while not self._stop.is_set():
             try:
                 # Take cancellations before new requests: a request is always queued before its
@@ -166,7 +197,9 @@ class TransformersEngine:
                 if batch is not None:
                     batch = self._step(batch, emitters)
             except Exception:  # a bug outside any one sequence: fail what is running, keep serving
-                log.exception("generation worker failed; failing %d running sequences", len(emitters))
+                log.exception(
+                    "generation worker failed; failing %d running sequences", len(emitters)
+                )
                 for request_id, emit in emitters.items():
                     emit(SequenceFailed(f"generation failed for sequence {request_id}"))
                 batch, emitters = None, {}
@@ -225,11 +258,13 @@ class TransformersEngine:
             values, greedy = forward(self.model, rows, self.pad_id)
         except Exception as exc:
             if len(rows) > 1:
-                self._score(scoring, rows[:len(rows) // 2])
-                self._score(scoring, rows[len(rows) // 2:])
+                self._score(scoring, rows[: len(rows) // 2])
+                self._score(scoring, rows[len(rows) // 2 :])
                 return
             log.error("scoring failed; only the requests reading this input fail", exc_info=exc)
-            scoring.fail(rows, lambda request_id: SequenceFailed(f"scoring failed for request {request_id}"))
+            scoring.fail(
+                rows, lambda request_id: SequenceFailed(f"scoring failed for request {request_id}")
+            )
             return
         scoring.finish(rows, values, greedy)
 
@@ -270,7 +305,9 @@ class TransformersEngine:
         for pending in [waiting.popleft() for _ in range(min(room, len(waiting)))]:
             emitters[pending.request_id] = pending.emit
             try:
-                rows.append(Sequence.create(pending.request_id, pending.prompt_ids, pending.settings))
+                rows.append(
+                    Sequence.create(pending.request_id, pending.prompt_ids, pending.settings)
+                )
             except Exception as exc:
                 self._fail(pending.request_id, emitters, exc)
         fresh = self._isolated(self._prefill, rows, emitters)
@@ -291,8 +328,10 @@ class TransformersEngine:
         asking = [r for r in rows if r.settings.prompt_logprobs is not None]
         if not asking or len(asking) == len(rows):
             return prefill(self.model, rows, self.pad_id)
-        (a, logits_a), (b, logits_b) = (prefill(self.model, part, self.pad_id)
-                                        for part in (asking, [r for r in rows if r.settings.prompt_logprobs is None]))
+        (a, logits_a), (b, logits_b) = (
+            prefill(self.model, part, self.pad_id)
+            for part in (asking, [r for r in rows if r.settings.prompt_logprobs is None])
+        )
         return merge(a, b), torch.cat([logits_a, logits_b])
 
     def _decode(self, batch, rows: list):
@@ -322,7 +361,10 @@ class TransformersEngine:
             if len(rows) == 1:
                 self._fail(rows[0].request_id, emitters, exc)
                 return None
-        halves = [self._isolated(forward, part, emitters) for part in (rows[:len(rows) // 2], rows[len(rows) // 2:])]
+        halves = [
+            self._isolated(forward, part, emitters)
+            for part in (rows[: len(rows) // 2], rows[len(rows) // 2 :])
+        ]
         halves = [h for h in halves if h is not None]
         if not halves:
             return None
@@ -340,7 +382,9 @@ class TransformersEngine:
             try:
                 token = sample(logits[i], row)
                 if i in logprobs:
-                    row.logprobs.extend(token_logprobs(logprobs[i][None], [token], row.settings.logprobs))
+                    row.logprobs.extend(
+                        token_logprobs(logprobs[i][None], [token], row.settings.logprobs)
+                    )
             except Exception as exc:  # this row's sampling only: the others go on
                 self._fail(row.request_id, emitters, exc)
                 done.add(row.request_id)
@@ -383,6 +427,9 @@ def _step(row, reason) -> Step:
     with their log-probabilities, and the prompt's on the first step, when the row asked."""
     first = len(row.generated) == 1 or not row.settings.incremental
     count = 1 if row.settings.incremental else len(row.generated)
-    return Step(tuple(row.generated[-count:]), reason,
-                logprobs=tuple(row.logprobs[-count:]) if row.settings.logprobs is not None else None,
-                prompt_logprobs=row.prompt_logprobs if first else None)
+    return Step(
+        tuple(row.generated[-count:]),
+        reason,
+        logprobs=tuple(row.logprobs[-count:]) if row.settings.logprobs is not None else None,
+        prompt_logprobs=row.prompt_logprobs if first else None,
+    )

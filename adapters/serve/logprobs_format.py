@@ -35,7 +35,11 @@ def finite(logprob: float) -> float:
 @lru_cache(maxsize=8)
 def _byte_level_decoder() -> dict[str, int]:
     """GPT-2's byte-level BPE alphabet, character to byte (the inverse of `bytes_to_unicode`)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     chars, extra = list(printable), 0
     for b in range(256):
         if b not in printable:
@@ -67,7 +71,11 @@ class TokenTexts:
         if sp is not None and 0 <= token_id < sp.vocab_size():
             piece = sp.id_to_piece(token_id)
             byte = _BYTE_PIECE.fullmatch(piece) if sp.is_byte(token_id) else None
-            return bytes([int(byte.group(1), 16)]) if byte else piece.replace("\u2581", " ").encode("utf-8")
+            return (
+                bytes([int(byte.group(1), 16)])
+                if byte
+                else piece.replace("\u2581", " ").encode("utf-8")
+            )
         enc = getattr(tok, "enc", None)  # TiktokenTokenizer
         if enc is not None:
             try:
@@ -90,18 +98,30 @@ def token_texts(tokenizer: Tokenizer) -> TokenTexts:
 
 def chat_entry(texts: TokenTexts, token: TokenLogprob, top: int) -> dict:
     """One `choices[].logprobs.content` item, with the `top` likeliest alternatives."""
-    return {"token": texts.text_of(token.token_id), "logprob": finite(token.logprob),
-            "bytes": list(texts.bytes_of(token.token_id)),
-            "top_logprobs": [{"token": texts.text_of(i), "logprob": finite(lp), "bytes": list(texts.bytes_of(i))}
-                             for i, lp in token.top[:top]]}
+    return {
+        "token": texts.text_of(token.token_id),
+        "logprob": finite(token.logprob),
+        "bytes": list(texts.bytes_of(token.token_id)),
+        "top_logprobs": [
+            {"token": texts.text_of(i), "logprob": finite(lp), "bytes": list(texts.bytes_of(i))}
+            for i, lp in token.top[:top]
+        ],
+    }
 
 
-def chat_logprobs(texts: TokenTexts, tokens: list[TokenLogprob] | tuple[TokenLogprob, ...], top: int) -> dict:
+def chat_logprobs(
+    texts: TokenTexts, tokens: list[TokenLogprob] | tuple[TokenLogprob, ...], top: int
+) -> dict:
     return {"content": [chat_entry(texts, t, top) for t in tokens]}
 
 
-def legacy_logprobs(texts: TokenTexts, token_ids: list[int], logprobs: list[TokenLogprob | None],
-                    offsets: list[int], top: int) -> dict:
+def legacy_logprobs(
+    texts: TokenTexts,
+    token_ids: list[int],
+    logprobs: list[TokenLogprob | None],
+    offsets: list[int],
+    top: int,
+) -> dict:
     """vLLM's legacy shape for `token_ids` (aligned with `logprobs` and character `offsets`)."""
     tokens, token_logprobs, top_logprobs = [], [], []
     for token_id, entry in zip(token_ids, logprobs, strict=True):
@@ -118,5 +138,9 @@ def legacy_logprobs(texts: TokenTexts, token_ids: list[int], logprobs: list[Toke
             key = texts.text_of(alt_id)
             step[key] = max(step.get(key, FLOOR), finite(alt_lp))
         top_logprobs.append(step)
-    return {"tokens": tokens, "token_logprobs": token_logprobs, "top_logprobs": top_logprobs,
-            "text_offset": list(offsets)}
+    return {
+        "tokens": tokens,
+        "token_logprobs": token_logprobs,
+        "top_logprobs": top_logprobs,
+        "text_offset": list(offsets),
+    }

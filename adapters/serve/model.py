@@ -60,8 +60,16 @@ def resolve_checkpoint(model: str) -> Path:
         raise FileNotFoundError(f"--model {model!r}: {exc}") from exc
 
 
-def load_served_model(model: str, model_type: str | None = None, served_names: tuple[str, ...] = ()) -> ServedModel:
+def load_served_model(
+    model: str, model_type: str | None = None, served_names: tuple[str, ...] = ()
+) -> ServedModel:
     """Everything the HTTP layer needs to know about `--model`, checked before any weights load."""
     checkpoint = resolve_checkpoint_spec(model, model_type)
-    names = [*served_names, checkpoint.model_type, *checkpoint.template.aliases, model, str(checkpoint.path)]
+    names = [
+        *served_names,
+        checkpoint.model_type,
+        *checkpoint.template.aliases,
+        model,
+        str(checkpoint.path),
+    ]
     return ServedModel(checkpoint=checkpoint, names=tuple(dict.fromkeys(names)))

@@ -14,8 +14,17 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError,
-                      field_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
 
 MAX_N = 16
 MAX_LOGPROBS = 20
@@ -36,13 +45,33 @@ Number = Annotated[StrictFloat, Field(allow_inf_nan=False)]
 class ApiError(Exception):
     """An error answered in OpenAI's shape with an HTTP status."""
 
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",
-                 param: str | None = None, code: str | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+    ):
         super().__init__(message)
-        self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
+        self.status, self.message, self.type, self.param, self.code = (
+            status,
+            message,
+            type,
+            param,
+            code,
+        )
 
     def body(self) -> dict:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
 
 
 class TextPart(BaseModel):
@@ -58,7 +87,9 @@ class ChatMessage(BaseModel):
     name: StrictStr | None = None
 
     def text(self) -> str:
-        return self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)
+        return (
+            self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)
+        )
 
 
 class StreamOptions(BaseModel):
@@ -127,7 +158,11 @@ class ChatCompletionRequest(SamplingRequest):
     response_format: dict | None = None
 
     def requested_max_tokens(self) -> int | None:
-        return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
+        return (
+            self.max_completion_tokens
+            if self.max_completion_tokens is not None
+            else self.max_tokens
+        )
 
     def logprob_alternatives(self) -> int | None:
         """`Sampling.logprobs`: None without `logprobs: true`, else `top_logprobs` (default 0)."""
@@ -142,7 +177,9 @@ class ChatCompletionRequest(SamplingRequest):
         if self.tools:
             raise ApiError(400, "tools are not supported by this server", param="tools")
         if self.response_format and self.response_format.get("type", "text") != "text":
-            raise ApiError(400, "only response_format {'type': 'text'} is supported", param="response_format")
+            raise ApiError(
+                400, "only response_format {'type': 'text'} is supported", param="response_format"
+            )
 
 
 def _is_id(value) -> bool:
@@ -160,8 +197,16 @@ def _check_prompt(value):
         raise ValueError("prompt must not be empty")
     if len(value) > MAX_PROMPTS and not all(_is_id(v) for v in value):
         raise ValueError(f"at most {MAX_PROMPTS} prompts per request")
-    kinds = {"id" if _is_id(v) else "str" if isinstance(v, str) else "ids" if isinstance(v, list) else "?"
-             for v in value}
+    kinds = {
+        "id"
+        if _is_id(v)
+        else "str"
+        if isinstance(v, str)
+        else "ids"
+        if isinstance(v, list)
+        else "?"
+        for v in value
+    }
     if len(kinds) != 1 or "?" in kinds:
         raise ValueError(f"prompt must be {shapes}, not a mixed list")
     if "ids" in kinds:
@@ -175,7 +220,9 @@ class CompletionRequest(SamplingRequest):
     """The legacy `/v1/completions` body, as OpenAI defines it and vLLM serves it."""
 
     prompt: StrictStr | list[StrictInt] | list[StrictStr] | list[list[StrictInt]]
-    stop: StrictStr | Annotated[list[StrictStr], Field(max_length=MAX_COMPLETION_STOPS)] | None = None
+    stop: StrictStr | Annotated[list[StrictStr], Field(max_length=MAX_COMPLETION_STOPS)] | None = (
+        None
+    )
     """More than chat's 4: lm-eval's `until` lists plus the end of text often exceed it (vLLM has no cap)."""
     echo: StrictBool = False
     """Return the prompt (and, with `logprobs`, its tokens' log-probabilities) before the completion."""
@@ -188,7 +235,9 @@ class CompletionRequest(SamplingRequest):
     add_special_tokens: StrictBool = True
     """vLLM's: a text prompt starts with the tokenizer's BOS token."""
 
-    _prompt_shape = field_validator("prompt", mode="before")(classmethod(lambda cls, v: _check_prompt(v)))
+    _prompt_shape = field_validator("prompt", mode="before")(
+        classmethod(lambda cls, v: _check_prompt(v))
+    )
 
     def prompt_list(self) -> list:
         """The prompts as a list: strings or token-ID lists."""
@@ -198,12 +247,17 @@ class CompletionRequest(SamplingRequest):
 
     def check_supported(self) -> None:
         if self.max_tokens == 0 and not self.echo:
-            raise ApiError(400, "max_tokens 0 generates nothing: it needs echo: true (to score the prompt)",
-                           param="max_tokens")
+            raise ApiError(
+                400,
+                "max_tokens 0 generates nothing: it needs echo: true (to score the prompt)",
+                param="max_tokens",
+            )
         if self.suffix:
             raise ApiError(400, "suffix is not supported by this server", param="suffix")
         if self.best_of is not None and self.best_of != self.n:
-            raise ApiError(400, "best_of other than n is not supported by this server", param="best_of")
+            raise ApiError(
+                400, "best_of other than n is not supported by this server", param="best_of"
+            )
         if self.logit_bias:
             raise ApiError(400, "logit_bias is not supported by this server", param="logit_bias")
 
@@ -234,7 +288,11 @@ def validation_error(errors: list[dict]) -> ApiError:
     # Union members add their type name to the location (e.g. messages.0.content.str); drop them.
     loc = [part for part in loc if part in _FIELDS or part.isdigit()]
     param = ".".join(loc) or None
-    message = f"{param}: {first.get('msg', 'invalid value')}" if param else str(first.get("msg", "invalid request"))
+    message = (
+        f"{param}: {first.get('msg', 'invalid value')}"
+        if param
+        else str(first.get("msg", "invalid request"))
+    )
     return ApiError(400, message, param=param, code="invalid_value" if param else "invalid_request")
 
 
@@ -242,8 +300,12 @@ def _invalid_json(detail: str) -> ApiError:
     if any(sign in detail for sign in ("surrogate", "hex escape", "unicode code point")):
         # JSON's grammar allows "\\ud800", but a lone surrogate is not a character: no tokenizer
         # can encode it, so it is refused here rather than failing later.
-        return ApiError(400, "the request body holds a lone UTF-16 surrogate or a malformed \\u escape, "
-                             f"which is not valid Unicode ({detail})", code="invalid_unicode")
+        return ApiError(
+            400,
+            "the request body holds a lone UTF-16 surrogate or a malformed \\u escape, "
+            f"which is not valid Unicode ({detail})",
+            code="invalid_unicode",
+        )
     return ApiError(400, f"the request body is not valid JSON ({detail})", code="invalid_json")
 
 
@@ -257,7 +319,11 @@ def parse_request(body: bytes, schema: type[BaseModel] = ChatCompletionRequest):
 
 
 _FIELDS = {
-    *ChatCompletionRequest.model_fields, *CompletionRequest.model_fields, *ChatMessage.model_fields,
-    *TokenizeRequest.model_fields, *DetokenizeRequest.model_fields, *TextPart.model_fields,
+    *ChatCompletionRequest.model_fields,
+    *CompletionRequest.model_fields,
+    *ChatMessage.model_fields,
+    *TokenizeRequest.model_fields,
+    *DetokenizeRequest.model_fields,
+    *TextPart.model_fields,
     *StreamOptions.model_fields,
 }

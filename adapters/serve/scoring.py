@@ -58,8 +58,10 @@ def windows(context: list[int], continuation: list[int], max_positions: int) -> 
     + 1):][:-1]`. Longer continuations are covered from the end by disjoint windows.
     """
     if not context:
-        raise ValueError("the context is empty: the first continuation token has no context to be scored after "
-                         "(pass a prefix such as the BOS token, as lm-eval does)")
+        raise ValueError(
+            "the context is empty: the first continuation token has no context to be scored after "
+            "(pass a prefix such as the BOS token, as lm-eval does)"
+        )
     if not continuation:
         raise ValueError("the continuation is empty: there is nothing to score")
     tokens = [*context, *continuation]
@@ -68,7 +70,11 @@ def windows(context: list[int], continuation: list[int], max_positions: int) -> 
     while end > first:
         start = max(0, end - 1 - max_positions)
         scored_from = max(first, start + 1)
-        out.append(Window(tuple(tokens[start:end - 1]), tuple(tokens[scored_from:end]), scored_from - first))
+        out.append(
+            Window(
+                tuple(tokens[start : end - 1]), tuple(tokens[scored_from:end]), scored_from - first
+            )
+        )
         end = scored_from
     return out
 
@@ -100,7 +106,9 @@ class Row:
 class ScoringQueue:
     """The worker's waiting scoring requests, as deduplicated rows (worker thread only)."""
 
-    def __init__(self, *, max_positions: int, vocab_size: int, token_budget: int = 16384, max_rows: int = 256):
+    def __init__(
+        self, *, max_positions: int, vocab_size: int, token_budget: int = 16384, max_rows: int = 256
+    ):
         self.max_positions = max_positions
         self.vocab_size = vocab_size
         self.token_budget = token_budget
@@ -118,16 +126,27 @@ class ScoringQueue:
         except ValueError as exc:
             request.emit(exc)
             return
-        state = _Scoring(request, [None] * len(request.continuation_ids), [False] * len(request.continuation_ids),
-                         len(parts))
+        state = _Scoring(
+            request,
+            [None] * len(request.continuation_ids),
+            [False] * len(request.continuation_ids),
+            len(parts),
+        )
         for window in parts:
-            self._rows.setdefault(window.input_ids, Row(window.input_ids)).parts.append((state, window))
+            self._rows.setdefault(window.input_ids, Row(window.input_ids)).parts.append(
+                (state, window)
+            )
 
     def _check_ids(self, request: ScoreRequest) -> None:
-        for name, ids in (("context_ids", request.context_ids), ("continuation_ids", request.continuation_ids)):
+        for name, ids in (
+            ("context_ids", request.context_ids),
+            ("continuation_ids", request.continuation_ids),
+        ):
             bad = [t for t in ids if not isinstance(t, int) or not 0 <= t < self.vocab_size]
             if bad:
-                raise ValueError(f"{name} holds {bad[0]!r}, not a token ID of this model (0 to {self.vocab_size - 1})")
+                raise ValueError(
+                    f"{name} holds {bad[0]!r}, not a token ID of this model (0 to {self.vocab_size - 1})"
+                )
 
     def drop(self, request_ids: set[str]) -> None:
         """Forget cancelled requests (their callers are gone)."""
@@ -154,14 +173,19 @@ class ScoringQueue:
         for row in rows:
             for state, window in row.parts:
                 n = len(window.targets)
-                state.logprobs[window.offset:window.offset + n] = logprobs[at:at + n]
-                state.greedy[window.offset:window.offset + n] = greedy[at:at + n]
+                state.logprobs[window.offset : window.offset + n] = logprobs[at : at + n]
+                state.greedy[window.offset : window.offset + n] = greedy[at : at + n]
                 at += n
                 state.windows_left -= 1
                 if state.windows_left == 0 and not state.done:
                     state.done = True
-                    state.request.emit(Loglikelihood(logprob=float(sum(state.logprobs)), is_greedy=all(state.greedy),
-                                                     token_logprobs=tuple(state.logprobs)))
+                    state.request.emit(
+                        Loglikelihood(
+                            logprob=float(sum(state.logprobs)),
+                            is_greedy=all(state.greedy),
+                            token_logprobs=tuple(state.logprobs),
+                        )
+                    )
 
     def fail(self, rows: list[Row], error: Callable[[str], BaseException]) -> None:
         """Answer every request with a part in `rows` with `error(request_id)`; its other rows are dropped."""
@@ -183,7 +207,13 @@ def forward(model, rows: list[Row], pad_id: int) -> tuple[list[float], list[bool
     ids, mask = (t.to(model.device) for t in left_pad([list(r.input_ids) for r in rows], pad_id))
     positions = (mask.cumsum(1) - 1).clamp(min=0)
     keep = max(row.keep for row in rows)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False, logits_to_keep=keep)
+    out = model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=positions,
+        use_cache=False,
+        logits_to_keep=keep,
+    )
     logits = out.logits[:, -keep:].float()  # [B, keep, V]
     batch_index, position, target = [], [], []
     for b, row in enumerate(rows):

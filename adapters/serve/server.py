@@ -52,19 +52,35 @@ def with_header_timeout(base: type[asyncio.Protocol], timeout: float) -> type[as
             self._header_timer = None
             # A new cycle means the headers came in time; the same one means they did not.
             if self.cycle is self._timed_cycle and not self.transport.is_closing():
-                self.logger.info("closing a connection whose request headers took over %g s", timeout)
+                self.logger.info(
+                    "closing a connection whose request headers took over %g s", timeout
+                )
                 self.transport.close()
 
     HeaderTimeoutProtocol.__name__ = f"HeaderTimeout{base.__name__}"
     return HeaderTimeoutProtocol
 
 
-def server_config(app, *, host: str, port: int, read_timeout: float, log_level: str = "info",
-                  access_log: bool = True, timeout_keep_alive: int = 5):
+def server_config(
+    app,
+    *,
+    host: str,
+    port: int,
+    read_timeout: float,
+    log_level: str = "info",
+    access_log: bool = True,
+    timeout_keep_alive: int = 5,
+):
     """A `uvicorn.Config` serving `app` with the header deadline `read_timeout`."""
     import uvicorn
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
-    return uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=access_log,
-                          timeout_keep_alive=timeout_keep_alive,
-                          http=with_header_timeout(AutoHTTPProtocol, read_timeout))
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=access_log,
+        timeout_keep_alive=timeout_keep_alive,
+        http=with_header_timeout(AutoHTTPProtocol, read_timeout),
+    )

@@ -32,7 +32,7 @@ def encode_with_specials(tokenizer: Tokenizer, text: str) -> list[int]:
     ids, start = [], 0
     for match in pattern.finditer(text):
         if match.start() > start:
-            ids += tokenizer.encode_text(text[start:match.start()])
+            ids += tokenizer.encode_text(text[start : match.start()])
         ids.append(tokenizer.specials[match.group()])
         start = match.end()
     if start < len(text):
@@ -52,7 +52,12 @@ def tokenize(request: TokenizeRequest, model: ServedModel) -> dict:
     bos = tokenizer.special_id(tokenizer.bos_token) if tokenizer.bos_token else None
     if request.add_special_tokens and bos is not None:
         ids.insert(0, bos)
-    return {"count": len(ids), "max_model_len": model.context_length, "tokens": ids, "token_strs": None}
+    return {
+        "count": len(ids),
+        "max_model_len": model.context_length,
+        "tokens": ids,
+        "token_strs": None,
+    }
 
 
 def detokenize(request: DetokenizeRequest, model: ServedModel) -> dict:
@@ -60,13 +65,22 @@ def detokenize(request: DetokenizeRequest, model: ServedModel) -> dict:
     vocab = model.tokenizer.vocab_size
     bad = next((t for t in request.tokens if not 0 <= t < vocab), None)
     if bad is not None:
-        raise ApiError(400, f"token ID {bad} is outside the vocabulary (0 to {vocab - 1})", param="tokens",
-                       code="invalid_token_id")
+        raise ApiError(
+            400,
+            f"token ID {bad} is outside the vocabulary (0 to {vocab - 1})",
+            param="tokens",
+            code="invalid_token_id",
+        )
     return {"prompt": model.tokenizer.decode(request.tokens)}
 
 
 def tokenizer_info(model: ServedModel) -> dict:
     tokenizer = model.tokenizer
-    return {"tokenizer_class": type(tokenizer).__name__, "bos_token": tokenizer.bos_token,
-            "eos_token": tokenizer.eos_token, "pad_token": None, "model_max_length": model.context_length,
-            "vocab_size": tokenizer.vocab_size}
+    return {
+        "tokenizer_class": type(tokenizer).__name__,
+        "bos_token": tokenizer.bos_token,
+        "eos_token": tokenizer.eos_token,
+        "pad_token": None,
+        "model_max_length": model.context_length,
+        "vocab_size": tokenizer.vocab_size,
+    }

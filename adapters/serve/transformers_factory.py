@@ -36,5 +36,10 @@ def resolve_device() -> str:
 def build(checkpoint: CheckpointSpec, options: EngineOptions):
     from ocx.adapters.serve.hf_engine import TransformersEngine
 
-    return TransformersEngine(checkpoint.path, pad_id=checkpoint.eot_id, max_batch_size=options.batch_size,
-                              dtype=resolve_dtype(checkpoint, options.dtype), device=resolve_device())
+    return TransformersEngine(
+        checkpoint.path,
+        pad_id=checkpoint.eot_id,
+        max_batch_size=options.batch_size,
+        dtype=resolve_dtype(checkpoint, options.dtype),
+        device=resolve_device(),
+    )

@@ -16,22 +16,34 @@ import torch
 VARLEN_SDPA = "ocx_varlen_sdpa"
 
 
-def varlen_sdpa_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None,
-                          cu_seq_lens_q=None, position_ids=None, **kwargs):
+def varlen_sdpa_attention(
+    module,
+    query,
+    key,
+    value,
+    attention_mask,
+    dropout: float = 0.0,
+    scaling=None,
+    cu_seq_lens_q=None,
+    position_ids=None,
+    **kwargs,
+):
     """query [B, Hq, T, D], key/value [B, Hkv, T, D] -> ([B, T, Hq, D], None)."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     if attention_mask is not None or query.shape[0] != 1:
         # A padded batch: its 4D mask came from sdpa_mask (see _mask), so stock SDPA applies.
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                      **kwargs)
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
     bounds = _boundaries(cu_seq_lens_q, position_ids, query.shape[2])
     sizes = [e - s for s, e in zip(bounds[:-1], bounds[1:])]
     gqa = query.shape[1] != key.shape[1]
     # split (one backward op) rather than slicing per sequence (one full-size gradient each)
     outputs = [
-        torch.nn.functional.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=scaling, is_causal=True,
-                                                         enable_gqa=gqa)
+        torch.nn.functional.scaled_dot_product_attention(
+            q, k, v, dropout_p=dropout, scale=scaling, is_causal=True, enable_gqa=gqa
+        )
         for q, k, v in zip(*(t.split(sizes, dim=2) for t in (query, key, value)))
     ]
     return torch.cat(outputs, dim=2).transpose(1, 2).contiguous(), None

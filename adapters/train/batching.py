@@ -27,9 +27,17 @@ class Batch:
     sequences: int
 
     def to(self, device) -> Batch:
-        inputs = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in self.inputs.items()}
-        return Batch(inputs, self.labels.to(device), self.weights.to(device), self.tokens, self.slots,
-                     self.sequences)
+        inputs = {
+            k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in self.inputs.items()
+        }
+        return Batch(
+            inputs,
+            self.labels.to(device),
+            self.weights.to(device),
+            self.tokens,
+            self.slots,
+            self.sequences,
+        )
 
     @property
     def supervised(self) -> int:
@@ -58,7 +66,11 @@ def pack(rows: Sequence[dict], max_len: int | None = None) -> Batch:
     labels = torch.cat([_tensor(r["labels"][cut], torch.long) for r in rows])
     weights = torch.cat([_tensor(r["weights"][cut], torch.float32) for r in rows])
     total = sum(len(x) for x in ids)
-    inputs = {"input_ids": torch.cat(ids)[None], "position_ids": torch.cat(positions)[None], **_varlen(ids)}
+    inputs = {
+        "input_ids": torch.cat(ids)[None],
+        "position_ids": torch.cat(positions)[None],
+        **_varlen(ids),
+    }
     return Batch(inputs, labels, weights, tokens=total, slots=total, sequences=len(rows))
 
 
@@ -67,7 +79,12 @@ def _varlen(ids: list[torch.Tensor]) -> dict:
     lengths = torch.tensor([len(x) for x in ids], dtype=torch.int32)
     cu = torch.nn.functional.pad(lengths.cumsum(0, dtype=torch.int32), (1, 0))
     longest = int(lengths.max())
-    return {"cu_seq_lens_q": cu, "cu_seq_lens_k": cu, "max_length_q": longest, "max_length_k": longest}
+    return {
+        "cu_seq_lens_q": cu,
+        "cu_seq_lens_k": cu,
+        "max_length_q": longest,
+        "max_length_k": longest,
+    }
 
 
 def pad(rows: Sequence[dict], max_len: int | None = None, pad_id: int = 0) -> Batch:
@@ -88,12 +105,20 @@ def pad(rows: Sequence[dict], max_len: int | None = None, pad_id: int = 0) -> Ba
         labels[i, :n] = _tensor(row["labels"][cut], torch.long)
         weights[i, :n] = _tensor(row["weights"][cut], torch.float32)
     inputs = {"input_ids": input_ids, "attention_mask": mask}
-    return Batch(inputs, labels.reshape(-1), weights.reshape(-1), tokens=sum(len(x) for x in ids),
-                 slots=input_ids.numel(), sequences=len(rows))
+    return Batch(
+        inputs,
+        labels.reshape(-1),
+        weights.reshape(-1),
+        tokens=sum(len(x) for x in ids),
+        slots=input_ids.numel(),
+        sequences=len(rows),
+    )
 
 
 def empty_batch() -> Batch:
     """A one-token, zero-weight batch: a rank with no data still joins the collective backward."""
     ids = torch.zeros(1, dtype=torch.long)
     inputs = {"input_ids": ids[None], "position_ids": ids[None], **_varlen([ids])}
-    return Batch(inputs, torch.zeros(1, dtype=torch.long), torch.zeros(1), tokens=0, slots=1, sequences=0)
+    return Batch(
+        inputs, torch.zeros(1, dtype=torch.long), torch.zeros(1), tokens=0, slots=1, sequences=0
+    )

@@ -49,8 +49,16 @@ def _strip_wrapper(state: dict) -> dict:
     return {k.removeprefix("lm."): v for k, v in state.items()}
 
 
-def write_hf_checkpoint(target: Path, lm, state: dict, *, tokenizer: Path, manifest: dict, metadata: dict,
-                        merge_lora: bool = False) -> Path:
+def write_hf_checkpoint(
+    target: Path,
+    lm,
+    state: dict,
+    *,
+    tokenizer: Path,
+    manifest: dict,
+    metadata: dict,
+    merge_lora: bool = False,
+) -> Path:
     """Write the model, the data's tokenizer with its chat template, and ocx.json; atomic.
 
     `tokenizer` is the local tokenizer the data was tokenized with (see `data_tokenizer`), so
@@ -63,7 +71,9 @@ def write_hf_checkpoint(target: Path, lm, state: dict, *, tokenizer: Path, manif
         if lora.is_peft(lm):
             if merge_lora:
                 lora.write_merged(lm, tmp)
-            lora.save_adapter(lm, tmp / lora.ADAPTER_DIR if merge_lora else tmp, _strip_wrapper(state))
+            lora.save_adapter(
+                lm, tmp / lora.ADAPTER_DIR if merge_lora else tmp, _strip_wrapper(state)
+            )
         else:
             lm.save_pretrained(tmp, state_dict=_strip_wrapper(state), safe_serialization=True)
         tokenizer_meta = write_tokenizer_files(get_template(manifest["model_type"]), tokenizer, tmp)
@@ -83,19 +93,33 @@ def data_tokenizer(model: str, tokenizer: str | None, manifest: dict, *, data: P
     flag = "--tokenizer" if tokenizer else "--model"
     model_type = manifest.get("model_type")
     if not model_type:
-        raise InputError(InputProblem(str(Path(data) / "manifest.json"), None, "model_type",
-                                      "missing; re-tokenize with `ocx data tokenize`"))
+        raise InputError(
+            InputProblem(
+                str(Path(data) / "manifest.json"),
+                None,
+                "model_type",
+                "missing; re-tokenize with `ocx data tokenize`",
+            )
+        )
     try:
         source = Path(tokenizer) if tokenizer else local_model_dir(model, tokenizer_only=True)
         tok = load_tokenizer(source, get_template(model_type).added_tokens)
     except (ValueError, OSError) as exc:
-        raise InputError(InputProblem("ocx train", None, flag, f"cannot load the tokenizer: {exc}")) from None
+        raise InputError(
+            InputProblem("ocx train", None, flag, f"cannot load the tokenizer: {exc}")
+        ) from None
     expected = manifest.get("tokenizer_sha256")
     if expected and tok.sha256 != expected:
-        raise InputError(InputProblem("ocx train", None, flag,
-                                      f"{source}: tokenizer sha256 {tok.sha256[:12]}… differs from the one "
-                                      f"{data} was tokenized with ({expected[:12]}…); train with the data's "
-                                      "tokenizer (--tokenizer) or re-tokenize the data with this one"))
+        raise InputError(
+            InputProblem(
+                "ocx train",
+                None,
+                flag,
+                f"{source}: tokenizer sha256 {tok.sha256[:12]}… differs from the one "
+                f"{data} was tokenized with ({expected[:12]}…); train with the data's "
+                "tokenizer (--tokenizer) or re-tokenize the data with this one",
+            )
+        )
     return source
 
 
@@ -106,7 +130,9 @@ def save_state(engine, out: Path, global_step: int, client_state: dict) -> None:
     state_dir = Path(out) / STATE_DIR
     tag = f"step_{global_step}"
     # Frozen weights (a LoRA run's base) are not saved: the resumed run loads them from --model.
-    engine.save_checkpoint(str(state_dir), tag=tag, client_state=client_state, exclude_frozen_parameters=True)
+    engine.save_checkpoint(
+        str(state_dir), tag=tag, client_state=client_state, exclude_frozen_parameters=True
+    )
     dist.barrier()
     if engine.global_rank == 0:
         for old in state_dir.iterdir():
@@ -120,16 +146,26 @@ def load_state(engine, out: Path) -> dict | None:
     state_dir = Path(out) / STATE_DIR
     if not (state_dir / "latest").is_file():
         return None
-    strict = all(p.requires_grad for p in engine.module.parameters())  # else the frozen base is absent
-    path, client_state = engine.load_checkpoint(str(state_dir), load_module_strict=strict,
-                                                load_optimizer_states=True, load_lr_scheduler_states=False)
+    strict = all(
+        p.requires_grad for p in engine.module.parameters()
+    )  # else the frozen base is absent
+    path, client_state = engine.load_checkpoint(
+        str(state_dir),
+        load_module_strict=strict,
+        load_optimizer_states=True,
+        load_lr_scheduler_states=False,
+    )
     if path is None:
-        raise RuntimeError(f"{state_dir}: could not load the DeepSpeed checkpoint named by 'latest'")
+        raise RuntimeError(
+            f"{state_dir}: could not load the DeepSpeed checkpoint named by 'latest'"
+        )
     return client_state
 
 
 def completed_checkpoints(out: Path) -> list[Path]:
-    found = [p for p in Path(out).glob("epoch_*")
-             if p.is_dir() and ((p / "config.json").is_file() or (p / "adapter_config.json").is_file())]
+    found = [
+        p
+        for p in Path(out).glob("epoch_*")
+        if p.is_dir() and ((p / "config.json").is_file() or (p / "adapter_config.json").is_file())
+    ]
     return sorted(found, key=lambda p: int(p.name.split("_")[1]))
-

@@ -105,9 +105,11 @@ class TrainConfig:
             bad("--batch-max-len", f"must be positive, got {self.batch_max_len}")
         if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
             bad("--lr", f"must be a positive finite number, got {self.lr}")
-        for flag, value, low, high in (("--weight-decay", self.weight_decay, 0, math.inf),
-                                       ("--grad-clip", self.grad_clip, 0, math.inf),
-                                       ("--eps", self.eps, 0, 1)):
+        for flag, value, low, high in (
+            ("--weight-decay", self.weight_decay, 0, math.inf),
+            ("--grad-clip", self.grad_clip, 0, math.inf),
+            ("--eps", self.eps, 0, 1),
+        ):
             if not (math.isfinite(value) and low <= value <= high):
                 bad(flag, f"must be a finite number in [{low}, {high}], got {value}")
         if not 0 <= self.lr_min_ratio <= 1:
@@ -154,7 +156,10 @@ def _extras_problems(cfg: TrainConfig) -> list[InputProblem]:
         if cfg.val_fraction:
             bad("--val-data", "give either --val-data or --val-fraction, not both")
         if not (Path(cfg.val_data) / "manifest.json").is_file():
-            bad("--val-data", f"{cfg.val_data} has no manifest.json (write it with `ocx data tokenize`)")
+            bad(
+                "--val-data",
+                f"{cfg.val_data} has no manifest.json (write it with `ocx data tokenize`)",
+            )
     if cfg.val_every_steps < 0:
         bad("--val-every-steps", f"must be at least 0, got {cfg.val_every_steps}")
     elif cfg.val_every_steps and not cfg.val_fraction and cfg.val_data is None:

@@ -31,8 +31,13 @@ def init_distributed() -> tuple[int, int]:
 
     if not dist.is_initialized():
         if "RANK" not in os.environ:  # not started by torchrun/deepspeed: a single process
-            os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
-                              MASTER_PORT=str(_free_port()))
+            os.environ.update(
+                RANK="0",
+                LOCAL_RANK="0",
+                WORLD_SIZE="1",
+                MASTER_ADDR="127.0.0.1",
+                MASTER_PORT=str(_free_port()),
+            )
         backend = "nccl" if device_type() == "cuda" else "gloo"
         deepspeed.init_distributed(dist_backend=backend)
     if device_type() == "cuda":
@@ -40,25 +45,43 @@ def init_distributed() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def load_ds_config(zero_stage: int, user_config: Path | None, *, grad_clip: float, bf16: bool,
-                   grad_accum_steps: int = 1) -> dict:
+def load_ds_config(
+    zero_stage: int,
+    user_config: Path | None,
+    *,
+    grad_clip: float,
+    bf16: bool,
+    grad_accum_steps: int = 1,
+) -> dict:
     """See ocx.adapters.train.ds_config.build_ds_config."""
     from ocx.adapters.train.ds_config import build_ds_config
 
-    return build_ds_config(zero_stage, user_config, grad_clip=grad_clip, bf16=bf16, grad_accum_steps=grad_accum_steps)
+    return build_ds_config(
+        zero_stage, user_config, grad_clip=grad_clip, bf16=bf16, grad_accum_steps=grad_accum_steps
+    )
 
 
-def make_optimizer(module: torch.nn.Module, *, lr: float, betas: tuple[float, float], eps: float,
-                   weight_decay: float) -> torch.optim.Optimizer:
+def make_optimizer(
+    module: torch.nn.Module,
+    *,
+    lr: float,
+    betas: tuple[float, float],
+    eps: float,
+    weight_decay: float,
+) -> torch.optim.Optimizer:
     # As OpenChat: one group, weight decay on every parameter.
     fused = device_type() == "cuda"
-    return torch.optim.AdamW(module.parameters(), lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, fused=fused)
+    return torch.optim.AdamW(
+        module.parameters(), lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, fused=fused
+    )
 
 
 def make_engine(module: torch.nn.Module, optimizer: torch.optim.Optimizer, ds_config: dict):
     import deepspeed
 
-    engine, ds_optimizer, _, _ = deepspeed.initialize(model=module, optimizer=optimizer, config=ds_config)
+    engine, ds_optimizer, _, _ = deepspeed.initialize(
+        model=module, optimizer=optimizer, config=ds_config
+    )
     return engine, ds_optimizer
 
 

@@ -50,7 +50,10 @@ class LaunchSpec:
             if not self.master_addr:
                 bad("--master-addr", "torchrun on several nodes needs the address of node 0")
             if self.node_rank is None:
-                bad("--node-rank", "torchrun on several nodes: run the command on every node with its index")
+                bad(
+                    "--node-rank",
+                    "torchrun on several nodes: run the command on every node with its index",
+                )
         if self.launcher == "deepspeed" and self.nnodes > 1 and self.hostfile is None:
             bad("--hostfile", "deepspeed on several nodes reads the nodes from a hostfile")
         if self.node_rank is not None and not 0 <= self.node_rank < self.nnodes:
@@ -80,8 +83,21 @@ def launch_command(spec: LaunchSpec, train_args: list[str]) -> list[str]:
         cmd += ["--num_nodes", str(spec.nnodes), "--num_gpus", str(spec.nproc_per_node)]
         if spec.master_addr:
             cmd += ["--master_addr", spec.master_addr]
-        return [*cmd, "--master_port", str(spec.master_port), "--module", "ocx.adapters.train", *train_args]
-    cmd = [_script("torchrun"), "--nnodes", str(spec.nnodes), "--nproc_per_node", str(spec.nproc_per_node)]
+        return [
+            *cmd,
+            "--master_port",
+            str(spec.master_port),
+            "--module",
+            "ocx.adapters.train",
+            *train_args,
+        ]
+    cmd = [
+        _script("torchrun"),
+        "--nnodes",
+        str(spec.nnodes),
+        "--nproc_per_node",
+        str(spec.nproc_per_node),
+    ]
     if spec.nnodes > 1:
         cmd += ["--node_rank", str(spec.node_rank), "--master_addr", str(spec.master_addr)]
     elif spec.master_addr:
@@ -100,7 +116,11 @@ def passthrough_args(command, params: dict, skip: set[str]) -> list[str]:
         if param.name in skip or not param.opts:
             continue
         value = params.get(param.name)
-        if value is None or str(value) == str(param.default) or (param.is_flag and not param.secondary_opts and not value):
+        if (
+            value is None
+            or str(value) == str(param.default)
+            or (param.is_flag and not param.secondary_opts and not value)
+        ):
             continue
         if param.is_flag:
             args.append(param.opts[0] if value else param.secondary_opts[0])

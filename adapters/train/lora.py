@@ -26,8 +26,10 @@ LR_FACTOR = 10.0
 """The automatic LR is multiplied by this for LoRA: the best LoRA LR is consistently about 10x the
 best full fine-tuning LR (Schulman et al., "LoRA Without Regret", Thinking Machines, 2025)."""
 QUANTIZE = ("4bit",)
-HEAD_MESSAGE = ("the LM head cannot carry an adapter: ocx applies the head inside its chunked C-RLFT loss "
-                "(adapt the decoder's layers, e.g. all-linear)")
+HEAD_MESSAGE = (
+    "the LM head cannot carry an adapter: ocx applies the head inside its chunked C-RLFT loss "
+    "(adapt the decoder's layers, e.g. all-linear)"
+)
 ADAPTER_DIR = "adapter"
 """With --merge-lora the epoch folder is the merged model, and the adapter goes one level down
 (transformers would read an adapter_config.json at the top as "load the base, then this")."""
@@ -48,9 +50,13 @@ def spec_from(cfg) -> LoraSpec | None:
     """The LoRA settings of a TrainConfig, or None for full fine-tuning."""
     if not cfg.lora_rank:
         return None
-    return LoraSpec(rank=cfg.lora_rank, alpha=float(cfg.lora_alpha or 2 * cfg.lora_rank),
-                    dropout=cfg.lora_dropout, target_modules=target_modules(cfg.lora_target_modules),
-                    quantize=cfg.quantize)
+    return LoraSpec(
+        rank=cfg.lora_rank,
+        alpha=float(cfg.lora_alpha or 2 * cfg.lora_rank),
+        dropout=cfg.lora_dropout,
+        target_modules=target_modules(cfg.lora_target_modules),
+        quantize=cfg.quantize,
+    )
 
 
 def target_modules(names: list[str] | None) -> list[str] | str:
@@ -75,17 +81,29 @@ def settings_problems(cfg) -> list[InputProblem]:
     if not (math.isfinite(cfg.lora_dropout) and 0 <= cfg.lora_dropout < 1):
         bad("--lora-dropout", f"must be in [0, 1), got {cfg.lora_dropout}")
     names = cfg.lora_target_modules
-    if names is not None and (not names or not all(isinstance(n, str) and n.strip() for n in names)):
-        bad("--lora-target-modules", f"must be module names such as q_proj,v_proj (or all-linear), got {names!r}")
+    if names is not None and (
+        not names or not all(isinstance(n, str) and n.strip() for n in names)
+    ):
+        bad(
+            "--lora-target-modules",
+            f"must be module names such as q_proj,v_proj (or all-linear), got {names!r}",
+        )
     elif names is not None and any(n.split(".")[-1] == "lm_head" for n in names):
         bad("--lora-target-modules", HEAD_MESSAGE)
     if not rank:
-        given = {"--lora-alpha": cfg.lora_alpha is not None, "--lora-dropout": bool(cfg.lora_dropout),
-                 "--lora-target-modules": names is not None, "--merge-lora": cfg.merge_lora}
+        given = {
+            "--lora-alpha": cfg.lora_alpha is not None,
+            "--lora-dropout": bool(cfg.lora_dropout),
+            "--lora-target-modules": names is not None,
+            "--merge-lora": cfg.merge_lora,
+        }
         for flag in (flag for flag, on in given.items() if on):
             bad(flag, "applies to LoRA training only; give --lora-rank too")
     if rank and cfg.zero_stage == 3:
-        bad("--zero-stage", "LoRA trains with ZeRO-2 (the frozen base is not partitioned); use --zero-stage 2")
+        bad(
+            "--zero-stage",
+            "LoRA trains with ZeRO-2 (the frozen base is not partitioned); use --zero-stage 2",
+        )
     if cfg.quantize is not None:
         out += _quantize_problems(cfg.quantize, rank)
     return out
@@ -98,12 +116,16 @@ def _quantize_problems(quantize: str, rank: int | None) -> list[InputProblem]:
     if quantize not in QUANTIZE:
         return bad(f"must be one of {', '.join(QUANTIZE)}, got {quantize!r}")
     if not rank:
-        return bad("a 4-bit base cannot be trained itself (QLoRA trains a LoRA adapter on it); give --lora-rank")
+        return bad(
+            "a 4-bit base cannot be trained itself (QLoRA trains a LoRA adapter on it); give --lora-rank"
+        )
     import torch
 
     if not torch.cuda.is_available():
-        return bad("4-bit quantization (bitsandbytes NF4) needs a CUDA GPU, and none is available; "
-                   "train a LoRA adapter on the full-precision base instead (drop --quantize)")
+        return bad(
+            "4-bit quantization (bitsandbytes NF4) needs a CUDA GPU, and none is available; "
+            "train a LoRA adapter on the full-precision base instead (drop --quantize)"
+        )
     if importlib.util.find_spec("bitsandbytes") is None:
         return bad("needs the bitsandbytes package: pip install 'ocx[qlora]'")
     return []
@@ -113,8 +135,12 @@ def quantization_config(dtype):
     """QLoRA's base: NF4 with double quantization, computing in the training dtype."""
     from transformers import BitsAndBytesConfig
 
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=dtype)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=dtype,
+    )
 
 
 def wrap(lm, spec: LoraSpec, *, base: str, gradient_checkpointing: bool):
@@ -124,10 +150,19 @@ def wrap(lm, spec: LoraSpec, *, base: str, gradient_checkpointing: bool):
 
     if spec.quantize:
         # Norms and embeddings to fp32 for stable training on the quantized base.
-        lm = prepare_model_for_kbit_training(lm, use_gradient_checkpointing=gradient_checkpointing,
-                                             gradient_checkpointing_kwargs={"use_reentrant": False})
-    config = LoraConfig(r=spec.rank, lora_alpha=spec.alpha, lora_dropout=spec.dropout,
-                        target_modules=spec.target_modules, bias="none", task_type="CAUSAL_LM")
+        lm = prepare_model_for_kbit_training(
+            lm,
+            use_gradient_checkpointing=gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
+    config = LoraConfig(
+        r=spec.rank,
+        lora_alpha=spec.alpha,
+        lora_dropout=spec.dropout,
+        target_modules=spec.target_modules,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
     # Adapters in the base's dtype: DeepSpeed's bf16 engine expects one dtype for what it trains.
     model = get_peft_model(lm, config, autocast_adapter_dtype=False)
     if isinstance(model.get_output_embeddings(), LoraLayer):
@@ -215,10 +250,9 @@ def write_merged(lm, folder: Path) -> None:
         if hasattr(config, key):
             delattr(config, key)
     state = merged_state_dict(lm)
-    from transformers import AutoModelForCausalLM
-
     # An empty model of the base's class to save through: the live one carries LoRA layers.
     import torch
+    from transformers import AutoModelForCausalLM
 
     with torch.device("meta"):
         plain = AutoModelForCausalLM.from_config(config)

@@ -71,7 +71,11 @@ def _fusable(layer, x, kwargs: dict) -> str | None:
     if kwargs or layer.disable_adapters or layer.merged or len(layer.active_adapters) != 1:
         return None
     name = layer.active_adapters[0]
-    if name not in layer.lora_A or name in getattr(layer, "lora_variant", {}) or layer.lora_bias.get(name):
+    if (
+        name not in layer.lora_A
+        or name in getattr(layer, "lora_variant", {})
+        or layer.lora_bias.get(name)
+    ):
         return None
     if not isinstance(layer.lora_dropout[name], torch.nn.Identity):
         return None
@@ -95,8 +99,14 @@ def _fused_forward(layer, peft_forward):
         if name is None:
             return peft_forward(x, *args, **kwargs)
         base = layer.get_base_layer()
-        return _FusedLoraLinear.apply(x, base.weight, base.bias, layer.lora_A[name].weight,
-                                      layer.lora_B[name].weight, float(layer.scaling[name]))
+        return _FusedLoraLinear.apply(
+            x,
+            base.weight,
+            base.bias,
+            layer.lora_A[name].weight,
+            layer.lora_B[name].weight,
+            float(layer.scaling[name]),
+        )
 
     return forward
 

@@ -21,7 +21,9 @@ class _ChunkedWeightedCE(torch.autograd.Function):
     def forward(ctx, hidden, head_weight, labels, weights, chunk_size: int):
         want_h, want_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         head32 = head_weight.float()  # no copy when the head is already fp32 (CPU training)
-        grad_h = torch.empty(hidden.shape, dtype=torch.float32, device=hidden.device) if want_h else None
+        grad_h = (
+            torch.empty(hidden.shape, dtype=torch.float32, device=hidden.device) if want_h else None
+        )
         grad_w = torch.zeros_like(head32) if want_w else None
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         for start in range(0, hidden.shape[0], chunk_size):
@@ -56,8 +58,13 @@ class _ChunkedWeightedCE(torch.autograd.Function):
         return gh, gw, None, None, None
 
 
-def supervised_loss_sum(hidden: torch.Tensor, head_weight: torch.Tensor, labels: torch.Tensor,
-                        weights: torch.Tensor, chunk_size: int = 512) -> tuple[torch.Tensor, int]:
+def supervised_loss_sum(
+    hidden: torch.Tensor,
+    head_weight: torch.Tensor,
+    labels: torch.Tensor,
+    weights: torch.Tensor,
+    chunk_size: int = 512,
+) -> tuple[torch.Tensor, int]:
     """Weighted cross-entropy summed over positions with weight != 0, and their count.
 
     hidden: [..., H] final hidden states; labels, weights: [...] shifted targets and weights
@@ -71,13 +78,19 @@ def supervised_loss_sum(hidden: torch.Tensor, head_weight: torch.Tensor, labels:
         # Still touch the graph so every rank runs the same backward (ZeRO hooks).
         return (hidden.sum() + head_weight.sum()) * 0.0, 0
     selected = hidden.index_select(0, rows)
-    total = _ChunkedWeightedCE.apply(selected, head_weight, labels.index_select(0, rows).long(),
-                                     weights.index_select(0, rows), chunk_size)
+    total = _ChunkedWeightedCE.apply(
+        selected,
+        head_weight,
+        labels.index_select(0, rows).long(),
+        weights.index_select(0, rows),
+        chunk_size,
+    )
     return total, len(rows)
 
 
-def full_logits_loss_sum(hidden: torch.Tensor, head_weight: torch.Tensor, labels: torch.Tensor,
-                         weights: torch.Tensor) -> torch.Tensor:
+def full_logits_loss_sum(
+    hidden: torch.Tensor, head_weight: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
     """OpenChat's way, for comparison: logits for every position in the model's dtype."""
     hidden = hidden.reshape(-1, hidden.shape[-1])
     logits = torch.nn.functional.linear(hidden, head_weight)

@@ -25,21 +25,34 @@ def pick_attention(device_type: str, packing: bool = True) -> str:
     return "sdpa"
 
 
-def load_causal_lm(model: str, *, dtype: torch.dtype, attention: str, gradient_checkpointing: bool,
-                   lora: LoraSpec | None = None):
+def load_causal_lm(
+    model: str,
+    *,
+    dtype: torch.dtype,
+    attention: str,
+    gradient_checkpointing: bool,
+    lora: LoraSpec | None = None,
+):
     """The base model to train; with `lora`, a peft model (base frozen, 4-bit with quantize)."""
     from transformers import AutoModelForCausalLM
 
     extra = {}
     if lora is not None and lora.quantize:
-        extra = {"quantization_config": lora_adapter.quantization_config(dtype), "device_map": {"": _device()}}
-    lm = AutoModelForCausalLM.from_pretrained(model, dtype=dtype, attn_implementation=attention, **extra)
+        extra = {
+            "quantization_config": lora_adapter.quantization_config(dtype),
+            "device_map": {"": _device()},
+        }
+    lm = AutoModelForCausalLM.from_pretrained(
+        model, dtype=dtype, attn_implementation=attention, **extra
+    )
     # Packed rows are only split into their sequences when no KV cache is built.
     lm.config.use_cache = False
     if gradient_checkpointing:
         lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if lora is not None:
-        lm = lora_adapter.wrap(lm, lora, base=_base_location(model), gradient_checkpointing=gradient_checkpointing)
+        lm = lora_adapter.wrap(
+            lm, lora, base=_base_location(model), gradient_checkpointing=gradient_checkpointing
+        )
     return lm
 
 
@@ -71,10 +84,17 @@ class CRLFTModel(torch.nn.Module):
         # varlen: cu_seq_lens_q/k, max_length_q/k of a packed row, read by the flash-attention
         # and ocx_varlen_sdpa kernels (stock sdpa ignores them and uses position_ids).
         base = self.lm.get_decoder()
-        out = base(input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask, use_cache=False,
-                   **varlen)
+        out = base(
+            input_ids=input_ids,
+            position_ids=position_ids,
+            attention_mask=attention_mask,
+            use_cache=False,
+            **varlen,
+        )
         head = self.lm.get_output_embeddings().weight
-        loss_sum, _ = supervised_loss_sum(out.last_hidden_state, head, labels, weights, self.loss_chunk_size)
+        loss_sum, _ = supervised_loss_sum(
+            out.last_hidden_state, head, labels, weights, self.loss_chunk_size
+        )
         return loss_sum
 
     def loss_sum(self, batch: Batch) -> torch.Tensor:

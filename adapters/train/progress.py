@@ -40,7 +40,9 @@ def read_metrics(out: Path, kind: str = "step") -> list[dict]:
     """The lines of one kind: "step" (one per optimizer step) or "epoch" (one per finished
     epoch: sequences, tokens, supervised_tokens and truncated trained, dataset_sequences)."""
     path = Path(out) / METRICS_FILE
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
     return [r for r in records if r.get("kind", "step") == kind]
 
 
@@ -51,16 +53,34 @@ class TrainProgress:
         self._progress = None
         if not enabled:
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         self._progress = Progress(
-            TextColumn("[bold]train[/] ep {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.2e}  "
-                       "{task.fields[tps]:,.0f} sup tok/s  pack {task.fields[eff]:.1%}"),
+            TextColumn("[bold]train[/] ep {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(
+                "loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.2e}  "
+                "{task.fields[tps]:,.0f} sup tok/s  pack {task.fields[eff]:.1%}"
+            ),
             TimeRemainingColumn(),
         )
-        self._task = self._progress.add_task("train", total=total_steps, completed=done_steps, epoch=0,
-                                             loss=float("nan"), lr=0.0, tps=0.0, eff=0.0)
+        self._task = self._progress.add_task(
+            "train",
+            total=total_steps,
+            completed=done_steps,
+            epoch=0,
+            loss=float("nan"),
+            lr=0.0,
+            tps=0.0,
+            eff=0.0,
+        )
 
     def __enter__(self) -> TrainProgress:
         if self._progress is not None:
@@ -83,5 +103,12 @@ class TrainProgress:
     def update(self, record: dict, supervised_tokens_per_s: float) -> None:
         if self._progress is None:
             return
-        self._progress.update(self._task, advance=1, epoch=record["epoch"], loss=record["loss"], lr=record["lr"],
-                              tps=supervised_tokens_per_s, eff=record["packing_efficiency"])
+        self._progress.update(
+            self._task,
+            advance=1,
+            epoch=record["epoch"],
+            loss=record["loss"],
+            lr=record["lr"],
+            tps=supervised_tokens_per_s,
+            eff=record["packing_efficiency"],
+        )

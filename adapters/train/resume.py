@@ -20,8 +20,19 @@ from ocx.harness.errors import InputError, InputProblem
 
 RUN_INFO = "train.json"
 # Settings that do not change what is trained: where things are, how it is shown, when saved.
-NOT_COMPARED = ("data", "out", "resume", "force_resume", "progress", "save_every_steps", "deepspeed_config",
-                "val_data", "val_every_steps", "report_to", "merge_lora")
+NOT_COMPARED = (
+    "data",
+    "out",
+    "resume",
+    "force_resume",
+    "progress",
+    "save_every_steps",
+    "deepspeed_config",
+    "val_data",
+    "val_every_steps",
+    "report_to",
+    "merge_lora",
+)
 
 
 def dataset_sha256(manifest: dict) -> str:
@@ -32,18 +43,25 @@ def dataset_sha256(manifest: dict) -> str:
 
 def fingerprint(settings: dict, world_size: int, manifest: dict, ds_config: dict) -> dict:
     """What must be equal for a resumed run to continue the saved one."""
-    return {"world_size": world_size, "dataset_sha256": dataset_sha256(manifest),
-            "settings": {k: v for k, v in sorted(settings.items()) if k not in NOT_COMPARED},
-            "deepspeed": ds_config}
+    return {
+        "world_size": world_size,
+        "dataset_sha256": dataset_sha256(manifest),
+        "settings": {k: v for k, v in sorted(settings.items()) if k not in NOT_COMPARED},
+        "deepspeed": ds_config,
+    }
 
 
 def differences(saved: dict, current: dict) -> list[str]:
     """One line per difference, saved value first."""
     lines = []
     if saved.get("world_size") != current["world_size"]:
-        lines.append(f"world size: the run has {saved.get('world_size')} process(es), now {current['world_size']}")
+        lines.append(
+            f"world size: the run has {saved.get('world_size')} process(es), now {current['world_size']}"
+        )
     if saved.get("dataset_sha256") != current["dataset_sha256"]:
-        lines.append("dataset: its manifest (content hashes and counts) differs from the run's data")
+        lines.append(
+            "dataset: its manifest (content hashes and counts) differs from the run's data"
+        )
     old, new = saved.get("settings", {}), current["settings"]
     for key in sorted(set(old) | set(new)):
         if old.get(key) != new.get(key):
@@ -67,7 +85,15 @@ def check_resume(out: Path, current: dict, *, force: bool) -> list[str]:
         return []
     found = differences(saved, current)
     if found and not force:
-        raise InputError([InputProblem(str(path), None, None, f"cannot resume: {line}") for line in found]
-                         + [InputProblem("ocx train", None, "--resume",
-                                         "start a new --out, restore the original settings, or pass --force-resume")])
+        raise InputError(
+            [InputProblem(str(path), None, None, f"cannot resume: {line}") for line in found]
+            + [
+                InputProblem(
+                    "ocx train",
+                    None,
+                    "--resume",
+                    "start a new --out, restore the original settings, or pass --force-resume",
+                )
+            ]
+        )
     return found

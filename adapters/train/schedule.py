@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 
 
-def cosine_with_warmup(step: int, *, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
+def cosine_with_warmup(
+    step: int, *, warmup_steps: int, total_steps: int, min_ratio: float
+) -> float:
     """Multiplier of the peak LR at 1-based `step`: linear warmup, then cosine down to min_ratio."""
     if step < warmup_steps:
         return step / max(1, warmup_steps)
@@ -28,7 +30,9 @@ def family_lr_divisor(hf_model_type: str, vocab_size: int) -> float:
     return 1.0
 
 
-def auto_lr(*, batch_max_len: int, world_size: int, supervised_ratio: float, divisor: float) -> float:
+def auto_lr(
+    *, batch_max_len: int, world_size: int, supervised_ratio: float, divisor: float
+) -> float:
     """LR = 3e-4 / divisor * sqrt(supervised tokens per step / 4M), Llama's pretraining point."""
     base_lr, base_batch = 3e-4 / divisor, 4_000_000
     supervised_tokens = batch_max_len * world_size * supervised_ratio

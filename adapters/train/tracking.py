@@ -29,15 +29,20 @@ from ocx.harness.errors import InputProblem
 
 TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb"}
 """Tracker name -> the pip package it needs."""
-STEP_SCALARS = {"loss": "train/loss", "lr": "train/lr", "grad_norm": "train/grad_norm",
-                "tokens_per_s": "train/tokens_per_s", "supervised_tokens_per_s": "train/supervised_tokens_per_s",
-                "packing_efficiency": "train/packing_efficiency"}
+STEP_SCALARS = {
+    "loss": "train/loss",
+    "lr": "train/lr",
+    "grad_norm": "train/grad_norm",
+    "tokens_per_s": "train/tokens_per_s",
+    "supervised_tokens_per_s": "train/supervised_tokens_per_s",
+    "packing_efficiency": "train/packing_efficiency",
+}
 TENSORBOARD_DIR = "tensorboard"
 WANDB_ID_FILE = "wandb_run_id"
 
 
 def parse_report_to(value: str | Iterable[str] | None) -> list[str]:
-    """"tensorboard,wandb" or ["tensorboard", "wandb"] -> the names, in order, without repeats;
+    """ "tensorboard,wandb" or ["tensorboard", "wandb"] -> the names, in order, without repeats;
     "none" (or nothing) -> []. Names are checked by `tracker_problems`."""
     if value is None:
         return []
@@ -49,18 +54,32 @@ def parse_report_to(value: str | Iterable[str] | None) -> list[str]:
 def tracker_problems(report_to) -> list[InputProblem]:
     """Unknown names and trackers whose package is missing, each with the fix."""
     if isinstance(report_to, str) or not isinstance(report_to, (list, tuple)):
-        return [InputProblem("ocx train", None, "--report-to",
-                             f"must be a list of tracker names, got {report_to!r}")]
+        return [
+            InputProblem(
+                "ocx train",
+                None,
+                "--report-to",
+                f"must be a list of tracker names, got {report_to!r}",
+            )
+        ]
     problems = []
     for name in parse_report_to(report_to):
         if name not in TRACKERS:
             from ocx.recipes.checks import suggest
 
             hint = suggest(name, list(TRACKERS)) or f"; choose from {', '.join(TRACKERS)} or none"
-            problems.append(InputProblem("ocx train", None, "--report-to", f"unknown tracker {name!r}{hint}"))
+            problems.append(
+                InputProblem("ocx train", None, "--report-to", f"unknown tracker {name!r}{hint}")
+            )
         elif importlib.util.find_spec(TRACKERS[name]) is None:
-            problems.append(InputProblem("ocx train", None, "--report-to",
-                                         f"{name} is not installed: pip install {TRACKERS[name]}"))
+            problems.append(
+                InputProblem(
+                    "ocx train",
+                    None,
+                    "--report-to",
+                    f"{name} is not installed: pip install {TRACKERS[name]}",
+                )
+            )
     return problems
 
 
@@ -72,7 +91,9 @@ class _TensorBoard:
         # drop the killed run's points from there on instead of drawing both.
         purge = resume_step + 1 if resume_step is not None else None
         self.writer = SummaryWriter(log_dir=str(Path(out) / TENSORBOARD_DIR), purge_step=purge)
-        self.writer.add_text("config", "```\n" + json.dumps(config, indent=2, default=str) + "\n```", 0)
+        self.writer.add_text(
+            "config", "```\n" + json.dumps(config, indent=2, default=str) + "\n```", 0
+        )
 
     def log(self, scalars: dict[str, float], step: int) -> None:
         for key, value in scalars.items():
@@ -95,11 +116,23 @@ class _WandB:
         run_id = id_file.read_text().strip() if id_file.is_file() else uuid.uuid4().hex[:8]
         out.mkdir(parents=True, exist_ok=True)
         id_file.write_text(run_id + "\n")
-        offline = not os.environ.get("WANDB_API_KEY") and os.environ.get("WANDB_MODE") not in ("online", "disabled")
+        offline = not os.environ.get("WANDB_API_KEY") and os.environ.get("WANDB_MODE") not in (
+            "online",
+            "disabled",
+        )
         settings = {"mode": "offline"} if offline else {}
-        name = out.resolve().parent.name if out.name == "train" else out.resolve().name  # recipes: <output>/train
-        self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "ocx"), name=name, id=run_id,
-                              resume="allow", dir=str(out), config=config, **settings)
+        name = (
+            out.resolve().parent.name if out.name == "train" else out.resolve().name
+        )  # recipes: <output>/train
+        self.run = wandb.init(
+            project=os.environ.get("WANDB_PROJECT", "ocx"),
+            name=name,
+            id=run_id,
+            resume="allow",
+            dir=str(out),
+            config=config,
+            **settings,
+        )
         # Charts against the optimizer step, whatever else was logged in between.
         self.run.define_metric("trainer/global_step")
         self.run.define_metric("*", step_metric="trainer/global_step", step_sync=True)
@@ -118,9 +151,18 @@ _active: Tracker | None = None
 class Tracker:
     """The trackers of one run (none: every call is a no-op)."""
 
-    def __init__(self, out: Path, names: Iterable[str], config: dict | None = None, resume_step: int | None = None):
+    def __init__(
+        self,
+        out: Path,
+        names: Iterable[str],
+        config: dict | None = None,
+        resume_step: int | None = None,
+    ):
         """`resume_step`: the optimizer step a resumed run continues after (None: a new run)."""
-        self.backends = [_BACKENDS[name](Path(out), config or {}, resume_step) for name in parse_report_to(list(names))]
+        self.backends = [
+            _BACKENDS[name](Path(out), config or {}, resume_step)
+            for name in parse_report_to(list(names))
+        ]
 
     def log(self, scalars: dict[str, float | None], step: int) -> None:
         values = {k: float(v) for k, v in scalars.items() if v is not None}
@@ -136,9 +178,14 @@ class Tracker:
         """A metrics.jsonl validation line."""
         self.log({"val/loss": record.get("val_loss")}, record["step"])
 
-    def log_eval_scores(self, epoch: int, scores: dict[str, float], step: int | None = None) -> None:
+    def log_eval_scores(
+        self, epoch: int, scores: dict[str, float], step: int | None = None
+    ) -> None:
         """Scores (0-1) per "suite [condition]" after an epoch, at its last step (or the epoch)."""
-        self.log({f"eval/{name}": value for name, value in scores.items()}, epoch if step is None else step)
+        self.log(
+            {f"eval/{name}": value for name, value in scores.items()},
+            epoch if step is None else step,
+        )
 
     def close(self, failed: bool = False) -> None:
         for backend in self.backends:
@@ -173,7 +220,10 @@ def log_eval_scores(epoch: int, scores: dict[str, float], train_out: Path | None
         return
     if train_out is None or not (Path(train_out) / "train.json").is_file():
         return
-    names = json.loads((Path(train_out) / "train.json").read_text()).get("config", {}).get("report_to") or []
+    names = (
+        json.loads((Path(train_out) / "train.json").read_text()).get("config", {}).get("report_to")
+        or []
+    )
     if names and not tracker_problems(names):
         tracker = Tracker(Path(train_out), names)
         try:
@@ -187,5 +237,7 @@ def _epoch_last_step(train_out: Path | None, epoch: int) -> int | None:
         return None
     from ocx.adapters.train.progress import read_metrics
 
-    ends = [r["step"] for r in read_metrics(Path(train_out), kind="epoch") if r.get("epoch") == epoch]
+    ends = [
+        r["step"] for r in read_metrics(Path(train_out), kind="epoch") if r.get("epoch") == epoch
+    ]
     return ends[-1] if ends else None

@@ -85,9 +85,15 @@ def load_val_data(path: Path, train_manifest: dict):
     for key in ("tokenizer_sha256", "model_type", "template_sha256"):
         train_value, val_value = train_manifest.get(key), data.manifest.get(key)
         if train_value != val_value:
-            raise InputError(InputProblem(str(Path(path) / "manifest.json"), None, key,
-                                          f"is {val_value!r}, the training data's is {train_value!r}; tokenize the "
-                                          "validation data with the same tokenizer and model type"))
+            raise InputError(
+                InputProblem(
+                    str(Path(path) / "manifest.json"),
+                    None,
+                    key,
+                    f"is {val_value!r}, the training data's is {train_value!r}; tokenize the "
+                    "validation data with the same tokenizer and model type",
+                )
+            )
     if len(data) == 0:
         raise InputError(InputProblem(str(path), None, "--val-data", "holds no conversations"))
     return data
@@ -102,7 +108,9 @@ def validation_loss(engine, data, sampler, rank: int, collate) -> dict:
     import torch
     import torch.distributed as dist
 
-    totals = torch.zeros(4, dtype=torch.float64)  # loss sum, weight sum, supervised tokens, sequences
+    totals = torch.zeros(
+        4, dtype=torch.float64
+    )  # loss sum, weight sum, supervised tokens, sequences
     was_training = engine.module.training
     engine.module.eval()
     try:
@@ -110,11 +118,21 @@ def validation_loss(engine, data, sampler, rank: int, collate) -> dict:
             for step in sampler.batches(0):
                 batch = collate(step[rank]).to(engine.device)
                 loss_sum = engine(labels=batch.labels, weights=batch.weights, **batch.inputs)
-                totals += torch.tensor([float(loss_sum), float(batch.weights.sum()), batch.supervised,
-                                        batch.sequences], dtype=torch.float64)
+                totals += torch.tensor(
+                    [
+                        float(loss_sum),
+                        float(batch.weights.sum()),
+                        batch.supervised,
+                        batch.sequences,
+                    ],
+                    dtype=torch.float64,
+                )
     finally:
         engine.module.train(was_training)
     dist.all_reduce(totals)
     loss_sum, weight_sum, supervised, sequences = (float(x) for x in totals)
-    return {"val_loss": loss_sum / weight_sum if weight_sum else None, "val_sequences": int(sequences),
-            "val_supervised_tokens": int(supervised)}
+    return {
+        "val_loss": loss_sum / weight_sum if weight_sum else None,
+        "val_sequences": int(sequences),
+        "val_supervised_tokens": int(supervised),
+    }

@@ -41,7 +41,9 @@ class Backend(Protocol):
     def identity(self) -> dict:
         """What makes this backend's answers what they are (cache key and result record)."""
 
-    def generate(self, requests: Sequence[Request], on_result: ResultCallback, on_error: ErrorCallback) -> None:
+    def generate(
+        self, requests: Sequence[Request], on_result: ResultCallback, on_error: ErrorCallback
+    ) -> None:
         """Answer every request, calling on_result or on_error once for each.
 
         A backend whose class sets `pulls_requests = True` only iterates `requests` once, taking

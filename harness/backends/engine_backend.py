@@ -49,7 +49,9 @@ class EngineBackend:
     def identity(self) -> dict:
         return self.local.identity(self.engine.name)
 
-    def generate(self, requests: Iterable[Request], on_result: ResultCallback, on_error: ErrorCallback) -> None:
+    def generate(
+        self, requests: Iterable[Request], on_result: ResultCallback, on_error: ErrorCallback
+    ) -> None:
         loop = self._start()
         finished: queue.SimpleQueue[tuple[Request, Future]] = queue.SimpleQueue()
         in_flight = 0
@@ -67,23 +69,31 @@ class EngineBackend:
         while in_flight:
             in_flight -= self._deliver(finished.get(), on_result, on_error)
 
-    def loglikelihood(self, requests: Iterable[LoglikelihoodRequest],
-                      on_result: Callable[[int, Loglikelihood], None],
-                      on_error: Callable[[int, BaseException], None]) -> None:
+    def loglikelihood(
+        self,
+        requests: Iterable[LoglikelihoodRequest],
+        on_result: Callable[[int, Loglikelihood], None],
+        on_error: Callable[[int, BaseException], None],
+    ) -> None:
         """Score every request with the engine's `loglikelihood`, up to `max_in_flight` at once
         (the engine batches them), calling `on_result(index, Loglikelihood)` or
         `on_error(index, exception)` once each, on this thread, as each is done."""
         if not callable(getattr(self.engine, "loglikelihood", None)):
-            raise ScoringUnsupported(f"the {self.engine.name} engine cannot score log-likelihoods "
-                                     "(it has no loglikelihood method); use --scoring generate or another engine")
+            raise ScoringUnsupported(
+                f"the {self.engine.name} engine cannot score log-likelihoods "
+                "(it has no loglikelihood method); use --scoring generate or another engine"
+            )
         loop = self._start()
         finished: queue.SimpleQueue[tuple[int, Future]] = queue.SimpleQueue()
         in_flight = 0
         for request in requests:
             while in_flight >= self.max_in_flight:
                 in_flight -= _deliver_score(finished.get(), on_result, on_error)
-            call = self.engine.loglikelihood(f"score-{next(self._ids)}", list(request.context_ids),
-                                             list(request.continuation_ids))
+            call = self.engine.loglikelihood(
+                f"score-{next(self._ids)}",
+                list(request.context_ids),
+                list(request.continuation_ids),
+            )
             future = asyncio.run_coroutine_threadsafe(call, loop)
             future.add_done_callback(lambda done, i=request.index: finished.put((i, done)))
             in_flight += 1
@@ -104,7 +114,9 @@ class EngineBackend:
     def _start(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
             loop = asyncio.new_event_loop()
-            thread = threading.Thread(target=loop.run_forever, name=f"ocx-{self.engine.name}-engine", daemon=True)
+            thread = threading.Thread(
+                target=loop.run_forever, name=f"ocx-{self.engine.name}-engine", daemon=True
+            )
             thread.start()
             try:
                 asyncio.run_coroutine_threadsafe(self.engine.start(), loop).result()
@@ -120,12 +132,18 @@ class EngineBackend:
         sampling = request.sampling
         ignored = sampling.unsupported(honoured_fields(self.engine))
         if ignored:
-            raise UnsupportedSampling(f"the {self.engine.name} engine does not support {', '.join(ignored)}")
+            raise UnsupportedSampling(
+                f"the {self.engine.name} engine does not support {', '.join(ignored)}"
+            )
         limit = self.local.max_positions()
         prompt = self.local.prompt_ids(request, limit)
         # Each answer may grow to the context limit; the stop strings are cut afterwards.
-        settings = replace(sampling, max_tokens=max(1, min(sampling.max_tokens, limit - len(prompt))),
-                           stop_token_ids=(self.local.eot_id,), incremental=False)
+        settings = replace(
+            sampling,
+            max_tokens=max(1, min(sampling.max_tokens, limit - len(prompt))),
+            stop_token_ids=(self.local.eot_id,),
+            incremental=False,
+        )
         return prompt, settings
 
     async def _tokens(self, prompt: list[int], settings) -> list[int]:
@@ -134,7 +152,9 @@ class EngineBackend:
             tokens.extend(step.token_ids)
         return tokens
 
-    def _deliver(self, item: tuple[Request, Future], on_result: ResultCallback, on_error: ErrorCallback) -> int:
+    def _deliver(
+        self, item: tuple[Request, Future], on_result: ResultCallback, on_error: ErrorCallback
+    ) -> int:
         request, future = item
         try:
             tokens = future.result()

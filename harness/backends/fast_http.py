@@ -55,7 +55,10 @@ def _error_message(status: int, raw: bytes) -> str:
 def _all_headers(head: bytes) -> dict[str, str]:
     """Every header, names and values lowercased (only an error answer needs more than framing)."""
     lines = head.decode("latin-1").split("\r\n")[1:]
-    return {k.strip().lower(): v.strip().lower() for k, _, v in (ln.partition(":") for ln in lines if ln)}
+    return {
+        k.strip().lower(): v.strip().lower()
+        for k, _, v in (ln.partition(":") for ln in lines if ln)
+    }
 
 
 class _Response:
@@ -72,8 +75,11 @@ class _Response:
         length = framing.get(b"content-length")
         self.length = int(length) if length is not None and not self.chunked else None
         # Without a length or chunks the body runs to the end of the connection (HTTP/1.0 style).
-        self.keep = (framing.get(b"connection") != b"close" and not status_line.startswith(b"HTTP/1.0")
-                     and (self.chunked or self.length is not None))
+        self.keep = (
+            framing.get(b"connection") != b"close"
+            and not status_line.startswith(b"HTTP/1.0")
+            and (self.chunked or self.length is not None)
+        )
 
 
 class _Connection(asyncio.Protocol):
@@ -98,7 +104,9 @@ class _Connection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         if self.waiter is not None and self.response is not None and not self.response.keep:
-            self._finish(bytes(self.buffer), keep=False)  # the body ran to the end of the connection
+            self._finish(
+                bytes(self.buffer), keep=False
+            )  # the body ran to the end of the connection
         return False  # close the transport: connection_lost fails a response cut short
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -110,7 +118,9 @@ class _Connection(asyncio.Protocol):
     def exchange(self, request: bytes, deadline: float) -> asyncio.Future:
         self.waiter = self.loop.create_future()
         self.response, self.deadline = None, deadline
-        self.transport.write(request)  # no drain: a request is a few KB and the transport buffers it
+        self.transport.write(
+            request
+        )  # no drain: a request is a few KB and the transport buffers it
         return self.waiter
 
     def fail(self, exc: BaseException) -> None:
@@ -138,18 +148,20 @@ class _Connection(asyncio.Protocol):
             except (ValueError, IndexError):
                 self.fail(MalformedResponseError(f"not an HTTP response: {bytes(buffer[:200])!r}"))
                 return
-            del buffer[:end + 4]
+            del buffer[: end + 4]
         response = self.response
         if response.length is not None:
             if len(buffer) >= response.length:
-                body = bytes(buffer[:response.length])
-                del buffer[:response.length]
+                body = bytes(buffer[: response.length])
+                del buffer[: response.length]
                 self._finish(body, response.keep)
         elif response.chunked:
             try:
                 parsed = _dechunk(buffer)
             except ValueError:
-                self.fail(MalformedResponseError(f"a malformed chunked body: {bytes(buffer[:200])!r}"))
+                self.fail(
+                    MalformedResponseError(f"a malformed chunked body: {bytes(buffer[:200])!r}")
+                )
                 return
             if parsed is not None:
                 body, used = parsed
@@ -183,7 +195,7 @@ def _dechunk(buffer: bytearray) -> tuple[bytes, int] | None:
                     return b"".join(parts), at
         if len(buffer) < at + size + 2:
             return None
-        parts.append(bytes(buffer[at:at + size]))
+        parts.append(bytes(buffer[at : at + size]))
         at += size + 2
 
 
@@ -199,9 +211,11 @@ class FastHTTPClient:
         self.ssl = ssl.create_default_context() if parts.scheme == "https" else None
         self.prefix = parts.path.rstrip("/")
         host_header = parts.netloc.rpartition("@")[2]
-        self.headers = (f"Host: {host_header}\r\nContent-Type: application/json\r\nAccept: application/json\r\n"
-                        f"Accept-Encoding: identity\r\nAuthorization: Bearer {api_key}\r\n"
-                        f"User-Agent: ocx\r\nConnection: keep-alive\r\n")
+        self.headers = (
+            f"Host: {host_header}\r\nContent-Type: application/json\r\nAccept: application/json\r\n"
+            f"Accept-Encoding: identity\r\nAuthorization: Bearer {api_key}\r\n"
+            f"User-Agent: ocx\r\nConnection: keep-alive\r\n"
+        )
         self.timeout = timeout
         self._heads: dict[str, bytes] = {}
         self._idle: deque[_Connection] = deque()
@@ -213,21 +227,27 @@ class FastHTTPClient:
 
     async def post_json(self, path: str, payload: dict) -> dict:
         """POST `payload` to base path + `path`; the decoded JSON body of a 2xx answer."""
-        return await self.post(path, (json.dumps(payload).encode("ascii"),))  # ASCII-escaped: the C fast path
+        return await self.post(
+            path, (json.dumps(payload).encode("ascii"),)
+        )  # ASCII-escaped: the C fast path
 
     async def post(self, path: str, body: tuple[bytes, ...]) -> dict:
         """POST a JSON body given as pieces (joined once, with the request head) to base path +
         `path`; the decoded JSON body of a 2xx answer."""
         head = self._heads.get(path)
         if head is None:
-            head = self._heads[path] = f"POST {self.prefix}{path} HTTP/1.1\r\n{self.headers}Content-Length: ".encode()
+            head = self._heads[path] = (
+                f"POST {self.prefix}{path} HTTP/1.1\r\n{self.headers}Content-Length: ".encode()
+            )
         request = b"".join((head, b"%d\r\n\r\n" % sum(map(len, body)), *body))
         async with self._slots:
             connection = self._take_idle() or await self._connect()
             self._busy.add(connection)
             self._arm_sweep()
             try:
-                response, raw, keep = await connection.exchange(request, time.monotonic() + self.timeout)
+                response, raw, keep = await connection.exchange(
+                    request, time.monotonic() + self.timeout
+                )
             except BaseException:
                 connection.close()  # state unknown (timeout, reset, cancel): never reuse it
                 raise
@@ -239,11 +259,15 @@ class FastHTTPClient:
                 connection.close()
         status = response.status
         if not 200 <= status < 300:
-            raise HTTPStatusError(status, _error_message(status, raw), _all_headers(response.head).get("retry-after"))
+            raise HTTPStatusError(
+                status, _error_message(status, raw), _all_headers(response.head).get("retry-after")
+            )
         try:
             return json.loads(raw)
         except ValueError:
-            raise MalformedResponseError(f"HTTP {status} with a body that is not JSON: {raw[:200]!r}") from None
+            raise MalformedResponseError(
+                f"HTTP {status} with a body that is not JSON: {raw[:200]!r}"
+            ) from None
 
     def _take_idle(self) -> _Connection | None:
         while self._idle:
@@ -255,12 +279,15 @@ class FastHTTPClient:
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
         _, connection = await asyncio.wait_for(
-            loop.create_connection(_Connection, self.host, self.port, ssl=self.ssl), self.timeout)
+            loop.create_connection(_Connection, self.host, self.port, ssl=self.ssl), self.timeout
+        )
         return connection
 
     def _arm_sweep(self) -> None:
         if self._sweep is None:
-            self._sweep = asyncio.get_running_loop().call_later(self._sweep_every, self._check_deadlines)
+            self._sweep = asyncio.get_running_loop().call_later(
+                self._sweep_every, self._check_deadlines
+            )
 
     def _check_deadlines(self) -> None:
         self._sweep = None

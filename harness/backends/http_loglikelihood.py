@@ -32,12 +32,21 @@ class LoglikelihoodResponseError(ValueError):
 def completion_body(model: str, request: LoglikelihoodRequest) -> dict:
     """lm-eval's `local-completions` log-likelihood request for one (context, continuation)."""
     if not request.context_ids:
-        raise ValueError(f"request {request.index}: the context is empty, and a prompt's first token has no "
-                         "log-probability (lm-eval puts the end-of-text token there)")
+        raise ValueError(
+            f"request {request.index}: the context is empty, and a prompt's first token has no "
+            "log-probability (lm-eval puts the end-of-text token there)"
+        )
     if not request.continuation_ids:
         raise ValueError(f"request {request.index}: the continuation is empty")
-    return {"model": model, "prompt": [*request.context_ids, *request.continuation_ids], "max_tokens": 1,
-            "logprobs": 1, "echo": True, "temperature": 0, "seed": SEED}
+    return {
+        "model": model,
+        "prompt": [*request.context_ids, *request.continuation_ids],
+        "max_tokens": 1,
+        "logprobs": 1,
+        "echo": True,
+        "temperature": 0,
+        "seed": SEED,
+    }
 
 
 def _number(value, where: str) -> float:
@@ -56,18 +65,27 @@ def parse_loglikelihood(answer: object, request: LoglikelihoodRequest) -> Loglik
     except (KeyError, TypeError, ValueError, AttributeError):
         raise LoglikelihoodResponseError(
             f"not a completion with logprobs (does the endpoint serve /v1/completions with echo and logprobs?): "
-            f"{json.dumps(answer)[:300]}") from None
+            f"{json.dumps(answer)[:300]}"
+        ) from None
     start, end = len(request.context_ids), len(request.context_ids) + len(request.continuation_ids)
-    if not isinstance(values, list) or not isinstance(tops, list) or min(len(values), len(tops)) < end:
+    if (
+        not isinstance(values, list)
+        or not isinstance(tops, list)
+        or min(len(values), len(tops)) < end
+    ):
         got = len(values) if isinstance(values, list) else type(values).__name__
-        raise LoglikelihoodResponseError(f"expected at least {end} token log-probabilities (the echoed prompt), got "
-                                         f"{got}: the endpoint does not echo the prompt's log-probabilities")
+        raise LoglikelihoodResponseError(
+            f"expected at least {end} token log-probabilities (the echoed prompt), got "
+            f"{got}: the endpoint does not echo the prompt's log-probabilities"
+        )
     tokens = []
     for k in range(start, end):
         value = _number(values[k], f"token_logprobs[{k}]")
         top = tops[k]
         if not isinstance(top, dict) or not top:
-            raise LoglikelihoodResponseError(f"top_logprobs[{k}] is {str(top)[:60]!r}, not a token-to-logprob map")
+            raise LoglikelihoodResponseError(
+                f"top_logprobs[{k}] is {str(top)[:60]!r}, not a token-to-logprob map"
+            )
         best = max(_number(v, f"top_logprobs[{k}]") for v in top.values())
         token_id = request.continuation_ids[k - start]
         tokens.append(TokenLogprob(token_id, value, 1 if value >= best else 2))
@@ -80,10 +98,14 @@ def completions_sender(backend):
     from ocx.harness.backends.openai_http import _FastSender
 
     class CompletionsSender(_FastSender):
-        def body(self, backend, request: LoglikelihoodRequest) -> tuple[LoglikelihoodRequest, bytes]:
+        def body(
+            self, backend, request: LoglikelihoodRequest
+        ) -> tuple[LoglikelihoodRequest, bytes]:
             return request, json.dumps(completion_body(backend.model_name, request)).encode("ascii")
 
-        async def complete(self, worker: int, body: tuple[LoglikelihoodRequest, bytes]) -> Loglikelihood:
+        async def complete(
+            self, worker: int, body: tuple[LoglikelihoodRequest, bytes]
+        ) -> Loglikelihood:
             request, payload = body
             return parse_loglikelihood(await self.client.post("/completions", (payload,)), request)
 

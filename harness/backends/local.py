@@ -21,8 +21,13 @@ __all__ = ["LocalModel", "checkpoint_fingerprint", "cut_at_stop"]
 class LocalModel:
     """A checkpoint (folder or hub id) with its chat template and tokenizer."""
 
-    def __init__(self, path: str | Path | None = None, model_type: str | None = None, *,
-                 spec: CheckpointSpec | None = None):
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        model_type: str | None = None,
+        *,
+        spec: CheckpointSpec | None = None,
+    ):
         self.spec = spec if spec is not None else resolve_checkpoint_spec(path, model_type)
         self.path = self.spec.path
         self.template = self.spec.template
@@ -38,18 +43,20 @@ class LocalModel:
 
     def prompt_ids(self, request: Request, max_positions: int | None = None) -> list[int]:
         limit = max_positions or self.max_positions()
-        ids = encode_prompt(self.template, self.tokenizer, list(request.messages), condition=request.condition)
+        ids = encode_prompt(
+            self.template, self.tokenizer, list(request.messages), condition=request.condition
+        )
         # As OpenChat: keep the end of an over-long prompt (the question and the assistant header),
         # leaving room for at least one new token.
-        return ids[-(limit - 1):]
+        return ids[-(limit - 1) :]
 
     def answer(self, generated: list[int], sampling: Sampling) -> str:
         """Text of the generated IDs up to the end of turn, cut at the first stop string."""
         if self.eot_id in generated:
-            generated = generated[:generated.index(self.eot_id)]
+            generated = generated[: generated.index(self.eot_id)]
         return cut_at_stop(self.tokenizer.decode(generated), sampling.stop)
 
 
 def cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
     cuts = [text.find(s) for s in stop if s and s in text]
-    return text[:min(cuts)] if cuts else text
+    return text[: min(cuts)] if cuts else text

@@ -64,12 +64,23 @@ class MultiEndpointBackend:
     pulls_requests = False  # a list: requests are handed out from the endpoints' threads
     takes_messages_json = True  # requests go to `OpenAIBackend`s unchanged
 
-    def __init__(self, endpoints: Sequence[str], model_name: str, *, dead_after: int = 3,
-                 retries_per_endpoint: int = 2, **client_options):
+    def __init__(
+        self,
+        endpoints: Sequence[str],
+        model_name: str,
+        *,
+        dead_after: int = 3,
+        retries_per_endpoint: int = 2,
+        **client_options,
+    ):
         if len(endpoints) < 2:
-            raise ValueError("MultiEndpointBackend needs at least two endpoints (use OpenAIBackend for one)")
-        self.backends = [OpenAIBackend(url, model_name, max_retries=retries_per_endpoint, **client_options)
-                         for url in endpoints]
+            raise ValueError(
+                "MultiEndpointBackend needs at least two endpoints (use OpenAIBackend for one)"
+            )
+        self.backends = [
+            OpenAIBackend(url, model_name, max_retries=retries_per_endpoint, **client_options)
+            for url in endpoints
+        ]
         self.model_name = model_name
         self.dead_after = dead_after
         self.sent = [0] * len(self.backends)
@@ -89,13 +100,19 @@ class MultiEndpointBackend:
 
     def identity(self) -> dict:
         # The same model behind several servers: the set of servers, not their order, names it.
-        return {"kind": "openai", "base_url": sorted(b.base_url for b in self.backends), "model": self.model_name}
+        return {
+            "kind": "openai",
+            "base_url": sorted(b.base_url for b in self.backends),
+            "model": self.model_name,
+        }
 
     def close(self) -> None:
         for backend in self.backends:
             backend.close()
 
-    def generate(self, requests: Sequence[Request], on_result: ResultCallback, on_error: ErrorCallback) -> None:
+    def generate(
+        self, requests: Sequence[Request], on_result: ResultCallback, on_error: ErrorCallback
+    ) -> None:
         self._queue, self._tried, self._outstanding = deque(requests), {}, {}
         last_error: dict[int, BaseException] = {}
         while self._queue:
@@ -108,13 +125,22 @@ class MultiEndpointBackend:
                 on_error(request.index, last_error[request.index])
             self._queue = deque(retry)
 
-    def _round(self, alive: list[int], on_result: ResultCallback, on_error: ErrorCallback,
-               last_error: dict[int, BaseException]) -> list[Request]:
+    def _round(
+        self,
+        alive: list[int],
+        on_result: ResultCallback,
+        on_error: ErrorCallback,
+        last_error: dict[int, BaseException],
+    ) -> list[Request]:
         """Run the queue over the `alive` endpoints; returns the requests to send again."""
         events: queue.SimpleQueue = queue.SimpleQueue()
         by_index = {r.index: r for r in self._queue}
-        threads = [threading.Thread(target=self._run_endpoint, args=(i, events), daemon=True,
-                                    name=f"ocx-endpoint-{i}") for i in alive]
+        threads = [
+            threading.Thread(
+                target=self._run_endpoint, args=(i, events), daemon=True, name=f"ocx-endpoint-{i}"
+            )
+            for i in alive
+        ]
         for thread in threads:
             thread.start()
         retry: list[Request] = []
@@ -158,7 +184,9 @@ class MultiEndpointBackend:
 
         try:
             self.backends[endpoint].generate(_Feed(self, endpoint), ok, failed)
-        except Exception as exc:  # the client itself broke: this endpoint is out, its requests go elsewhere
+        except (
+            Exception
+        ) as exc:  # the client itself broke: this endpoint is out, its requests go elsewhere
             log.error("endpoint %s failed: %s", self.backends[endpoint].base_url, exc)
             with self._lock:
                 self._alive[endpoint] = False
@@ -170,8 +198,12 @@ class MultiEndpointBackend:
             self._failures[endpoint] += 1
             if self._alive[endpoint] and self._failures[endpoint] >= self.dead_after:
                 self._alive[endpoint] = False
-                log.warning("endpoint %s failed %d requests in a row (%s); sending its requests to the others",
-                            self.backends[endpoint].base_url, self._failures[endpoint], exc)
+                log.warning(
+                    "endpoint %s failed %d requests in a row (%s); sending its requests to the others",
+                    self.backends[endpoint].base_url,
+                    self._failures[endpoint],
+                    exc,
+                )
 
     def _should_retry(self, endpoint: int, exc: BaseException, index: int) -> bool:
         """Whether a failed request goes to another endpoint: a server fault, with a live endpoint
@@ -184,7 +216,9 @@ class MultiEndpointBackend:
             return any(ok and e not in tried for e, ok in enumerate(self._alive))
 
     def _fail_rest(self, on_error: ErrorCallback) -> None:
-        error = ConnectionError(f"every endpoint failed ({', '.join(b.base_url for b in self.backends)})")
+        error = ConnectionError(
+            f"every endpoint failed ({', '.join(b.base_url for b in self.backends)})"
+        )
         while self._queue:
             on_error(self._queue.popleft().index, error)
 
@@ -195,8 +229,12 @@ def build(checkpoint, options) -> OpenAIBackend | MultiEndpointBackend:
         raise ValueError("the openai engine needs at least one --endpoint")
     if not options.model_name:
         raise ValueError("the openai engine needs --model-name")
-    client = {"api_key": options.api_key, "concurrency": options.concurrency, "http_client": options.http_client,
-              "timeout": options.timeout}
+    client = {
+        "api_key": options.api_key,
+        "concurrency": options.concurrency,
+        "http_client": options.http_client,
+        "timeout": options.timeout,
+    }
     if len(options.endpoints) == 1:
         return OpenAIBackend(options.endpoints[0], options.model_name, **client)
     return MultiEndpointBackend(options.endpoints, options.model_name, **client)

@@ -87,8 +87,15 @@ class _SDKSender:
             size = min(_PER_SDK_CLIENT, backend.concurrency - start)
             limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
             http = openai.DefaultAsyncHttpxClient(limits=limits, timeout=backend.timeout)
-            self.clients.append(openai.AsyncOpenAI(base_url=backend.base_url, api_key=backend.api_key,
-                                                   max_retries=0, timeout=backend.timeout, http_client=http))
+            self.clients.append(
+                openai.AsyncOpenAI(
+                    base_url=backend.base_url,
+                    api_key=backend.api_key,
+                    max_retries=0,
+                    timeout=backend.timeout,
+                    http_client=http,
+                )
+            )
 
     def body(self, backend: OpenAIBackend, request: Request) -> dict:
         return backend.body(request)
@@ -102,13 +109,23 @@ class _SDKSender:
         try:
             answer = response.json()
         except ValueError:
-            raise MalformedResponseError(f"a body that is not JSON: {response.text[:200]!r}") from None
+            raise MalformedResponseError(
+                f"a body that is not JSON: {response.text[:200]!r}"
+            ) from None
         return _content(answer)
 
     def retryable(self, exc: BaseException) -> bool:
         o = self._openai
-        return isinstance(exc, (o.RateLimitError, o.InternalServerError, o.APITimeoutError, o.APIConnectionError,
-                                MalformedResponseError))
+        return isinstance(
+            exc,
+            (
+                o.RateLimitError,
+                o.InternalServerError,
+                o.APITimeoutError,
+                o.APIConnectionError,
+                MalformedResponseError,
+            ),
+        )
 
     def retry_after(self, exc: BaseException) -> str | None:
         response = getattr(exc, "response", None)
@@ -127,9 +144,15 @@ class _FastSender:
     def __init__(self, backend: OpenAIBackend):
         from ocx.harness.backends.fast_http import FastHTTPClient
 
-        self.client = FastHTTPClient(backend.base_url, api_key=backend.api_key, timeout=backend.timeout,
-                                     max_connections=backend.concurrency)
-        self._head = b'{"model": ' + json.dumps(backend.model_name).encode("ascii") + b', "messages": '
+        self.client = FastHTTPClient(
+            backend.base_url,
+            api_key=backend.api_key,
+            timeout=backend.timeout,
+            max_connections=backend.concurrency,
+        )
+        self._head = (
+            b'{"model": ' + json.dumps(backend.model_name).encode("ascii") + b', "messages": '
+        )
         self._tails: dict[tuple, bytes] = {}
 
     def body(self, backend: OpenAIBackend, request: Request) -> tuple[bytes, bytes, bytes]:
@@ -143,7 +166,9 @@ class _FastSender:
             tail = self._tails[setting] = b", " + json.dumps(fields).encode("ascii")[1:]
         messages = request.messages_json
         if messages is None:  # a request not made by the runner: serialize here
-            messages = json.dumps(list(request.messages)).encode("ascii")  # ASCII-escaped: the C fast path
+            messages = json.dumps(list(request.messages)).encode(
+                "ascii"
+            )  # ASCII-escaped: the C fast path
         return self._head, messages, tail
 
     async def complete(self, worker: int, body: tuple[bytes, bytes, bytes]) -> str:
@@ -155,8 +180,17 @@ class _FastSender:
 
         if isinstance(exc, HTTPStatusError):
             return exc.retryable
-        return isinstance(exc, (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
-                                MalformedBody, MalformedResponseError))
+        return isinstance(
+            exc,
+            (
+                OSError,
+                asyncio.TimeoutError,
+                asyncio.IncompleteReadError,
+                asyncio.LimitOverrunError,
+                MalformedBody,
+                MalformedResponseError,
+            ),
+        )
 
     def retry_after(self, exc: BaseException) -> str | None:
         return getattr(exc, "retry_after", None)
@@ -166,16 +200,31 @@ class _FastSender:
 
 
 class OpenAIBackend:
-    pulls_requests = True  # takes requests one at a time from one iterator: the runner may plan them lazily
+    pulls_requests = (
+        True  # takes requests one at a time from one iterator: the runner may plan them lazily
+    )
     takes_messages_json = True  # the lean client sends `Request.messages_json` as is when it is set
 
-    def __init__(self, base_url: str, model_name: str, *, api_key: str | None = None, concurrency: int = 64,
-                 timeout: float = 600.0, max_retries: int = 8, backoff: float = 0.5, max_backoff: float = 30.0,
-                 http_client: str = "auto", max_retry_after: float = 120.0):
+    def __init__(
+        self,
+        base_url: str,
+        model_name: str,
+        *,
+        api_key: str | None = None,
+        concurrency: int = 64,
+        timeout: float = 600.0,
+        max_retries: int = 8,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        http_client: str = "auto",
+        max_retry_after: float = 120.0,
+    ):
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         if http_client not in HTTP_CLIENTS:
-            raise ValueError(f"http_client must be one of {', '.join(HTTP_CLIENTS)}, got {http_client!r}")
+            raise ValueError(
+                f"http_client must be one of {', '.join(HTTP_CLIENTS)}, got {http_client!r}"
+            )
         self.base_url = base_url.rstrip("/")
         self.model_name = model_name
         # Local servers need no key, but clients insist on sending one. Never taken from the
@@ -194,12 +243,17 @@ class OpenAIBackend:
     def identity(self) -> dict:
         return {"kind": "openai", "base_url": self.base_url, "model": self.model_name}
 
-    def generate(self, requests: Sequence[Request], on_result: ResultCallback, on_error: ErrorCallback) -> None:
+    def generate(
+        self, requests: Sequence[Request], on_result: ResultCallback, on_error: ErrorCallback
+    ) -> None:
         asyncio.run(self._generate(requests, on_result, on_error))
 
-    def loglikelihood(self, requests: Iterable[LoglikelihoodRequest],
-                      on_result: Callable[[int, Loglikelihood], None],
-                      on_error: Callable[[int, BaseException], None]) -> None:
+    def loglikelihood(
+        self,
+        requests: Iterable[LoglikelihoodRequest],
+        on_result: Callable[[int, Loglikelihood], None],
+        on_error: Callable[[int, BaseException], None],
+    ) -> None:
         """Score each request through the endpoint's `/v1/completions` with echo + logprobs
         (lm-eval's request; see `http_loglikelihood`), `concurrency` at a time, retried as
         `generate` retries; `on_result(index, Loglikelihood)` or `on_error(index, exc)` once each."""
@@ -221,7 +275,9 @@ class OpenAIBackend:
             for request in pending:  # a shared iterator: each request goes to exactly one worker
                 try:
                     text = await self._complete(sender, number, request)
-                except Exception as exc:  # reported per request; the runner decides what a failure means
+                except (
+                    Exception
+                ) as exc:  # reported per request; the runner decides what a failure means
                     on_error(request.index, exc)
                     continue
                 on_result(request.index, text)
@@ -234,13 +290,21 @@ class OpenAIBackend:
     def body(self, request: Request) -> dict:
         """The chat completions request body, ocx's `condition` included when given."""
         sampling = request.sampling
-        body = {"model": self.model_name, "messages": list(request.messages), "temperature": sampling.temperature,
-                "top_p": sampling.top_p, "max_tokens": sampling.max_tokens}
+        body = {
+            "model": self.model_name,
+            "messages": list(request.messages),
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "max_tokens": sampling.max_tokens,
+        }
         if sampling.seed is not None:
             body["seed"] = sampling.seed
         if sampling.stop:
             body["stop"] = list(sampling.stop)
-        for name in ("presence_penalty", "frequency_penalty"):  # OpenAI's own fields, sent only when set
+        for name in (
+            "presence_penalty",
+            "frequency_penalty",
+        ):  # OpenAI's own fields, sent only when set
             value = getattr(sampling, name, 0.0)
             if value:
                 body[name] = value
@@ -266,4 +330,4 @@ class OpenAIBackend:
         do not retry in lockstep."""
         if retry_after is not None:
             return min(retry_after, self.max_retry_after)
-        return random.uniform(0, min(self.max_backoff, self.backoff * 2 ** attempt))
+        return random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))

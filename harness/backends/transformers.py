@@ -14,12 +14,20 @@ from ocx.harness.backends.local import LocalModel
 
 
 class TransformersBackend(EngineBackend):
-    def __init__(self, path: str | Path, model_type: str | None = None, *, batch_size: int = 8,
-                 dtype: str = "auto"):
+    def __init__(
+        self,
+        path: str | Path,
+        model_type: str | None = None,
+        *,
+        batch_size: int = 8,
+        dtype: str = "auto",
+    ):
         from ocx.harness.engines import EngineOptions, build_engine
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         local = LocalModel(path, model_type)
-        engine = build_engine("transformers", local.spec, EngineOptions(batch_size=batch_size, dtype=dtype))
+        engine = build_engine(
+            "transformers", local.spec, EngineOptions(batch_size=batch_size, dtype=dtype)
+        )
         super().__init__(engine, local, max_in_flight=2 * batch_size)

@@ -15,12 +15,22 @@ from ocx.harness.backends.local import LocalModel
 
 
 class VLLMBackend(EngineBackend):
-    def __init__(self, path: str | Path, model_type: str | None = None, *, engine_args: dict | None = None,
-                 tensor_parallel_size: int = 1, data_parallel_size: int = 1):
+    def __init__(
+        self,
+        path: str | Path,
+        model_type: str | None = None,
+        *,
+        engine_args: dict | None = None,
+        tensor_parallel_size: int = 1,
+        data_parallel_size: int = 1,
+    ):
         from ocx.harness.engines import EngineOptions, build_engine
 
         local = LocalModel(path, model_type)
-        options = EngineOptions(engine_args=dict(engine_args or {}), tensor_parallel_size=tensor_parallel_size,
-                                data_parallel_size=data_parallel_size)
+        options = EngineOptions(
+            engine_args=dict(engine_args or {}),
+            tensor_parallel_size=tensor_parallel_size,
+            data_parallel_size=data_parallel_size,
+        )
         engine = build_engine("vllm", local.spec, options)
         super().__init__(engine, local, max_in_flight=engine.preferred_in_flight)

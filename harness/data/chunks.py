@@ -103,7 +103,9 @@ def _trim(tokens: list[int], weights: list[float]) -> tuple[list[int], list[floa
 def _shift(ids: list[list[int]], weights: list[list[float]], conditions: list[str]) -> ChunkResult:
     """Row t predicts token t + 1: labels and weights move one to the left, last gets 0."""
     lengths = np.fromiter((len(x) for x in ids), dtype=np.int32, count=len(ids))
-    flat_ids = np.fromiter((t for row in ids for t in row), dtype=np.int32, count=int(lengths.sum()))
+    flat_ids = np.fromiter(
+        (t for row in ids for t in row), dtype=np.int32, count=int(lengths.sum())
+    )
     flat_w = np.fromiter((w for row in weights for w in row), dtype=np.float32, count=len(flat_ids))
     last = np.zeros(len(flat_ids), dtype=bool)
     last[np.cumsum(lengths) - 1] = True
@@ -113,5 +115,11 @@ def _shift(ids: list[list[int]], weights: list[list[float]], conditions: list[st
 
 
 def _empty(problems: list[InputProblem]) -> ChunkResult:
-    return ChunkResult(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.float32),
-                       np.zeros(0, np.int32), [], problems)
+    return ChunkResult(
+        np.zeros(0, np.int32),
+        np.zeros(0, np.int32),
+        np.zeros(0, np.float32),
+        np.zeros(0, np.int32),
+        [],
+        problems,
+    )

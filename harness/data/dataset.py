@@ -67,12 +67,25 @@ def _read_manifest(path: Path) -> dict:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         line = getattr(exc, "lineno", None)
-        raise InputError(InputProblem(str(path), line, None, f"corrupt manifest ({type(exc).__name__}); {REBUILD}")) from None
+        raise InputError(
+            InputProblem(
+                str(path), line, None, f"corrupt manifest ({type(exc).__name__}); {REBUILD}"
+            )
+        ) from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise InputError(InputProblem(str(path), None, "format", f"not an {FORMAT} manifest; {REBUILD}"))
+        raise InputError(
+            InputProblem(str(path), None, "format", f"not an {FORMAT} manifest; {REBUILD}")
+        )
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise InputError(InputProblem(str(path), None, "format_version", f"is {manifest.get('format_version')!r}, this "
-                                      f"ocx reads {FORMAT_VERSION}; {REBUILD}"))
+        raise InputError(
+            InputProblem(
+                str(path),
+                None,
+                "format_version",
+                f"is {manifest.get('format_version')!r}, this "
+                f"ocx reads {FORMAT_VERSION}; {REBUILD}",
+            )
+        )
     return manifest
 
 
@@ -84,7 +97,9 @@ def _read_table(path: Path):
         table = parquet.read_table(path)
     except (pa.ArrowException, OSError) as exc:
         detail = " ".join(str(exc).split())[:200]
-        raise InputError(InputProblem(str(path), None, None, f"corrupt Parquet file ({detail}); {REBUILD}")) from None
+        raise InputError(
+            InputProblem(str(path), None, None, f"corrupt Parquet file ({detail}); {REBUILD}")
+        ) from None
     missing = [c for c in COLUMNS if c not in table.column_names]
     if missing:
         raise InputError(InputProblem(str(path), None, missing[0], f"column missing; {REBUILD}"))
@@ -97,13 +112,24 @@ def load_tokenized(directory: str | Path) -> TokenizedDataset:
     manifest_file, data_file = directory / "manifest.json", directory / "data.parquet"
     for f in (manifest_file, data_file):
         if not f.is_file():
-            raise InputError(InputProblem(str(f), None, None, "not found; is this a directory written by `ocx data tokenize`?"))
+            raise InputError(
+                InputProblem(
+                    str(f),
+                    None,
+                    None,
+                    "not found; is this a directory written by `ocx data tokenize`?",
+                )
+            )
     manifest = _read_manifest(manifest_file)
     table = _read_table(data_file)
     if len(table) == 0:
         empty = np.zeros(0, np.int32)
-        return TokenizedDataset(empty, empty, np.zeros(0, np.float32), np.zeros(1, np.int64), [], manifest)
+        return TokenizedDataset(
+            empty, empty, np.zeros(0, np.float32), np.zeros(1, np.int64), [], manifest
+        )
     input_ids, offsets = _flat(table.column("input_ids"))
     labels, _ = _flat(table.column("labels"))
     weights, _ = _flat(table.column("weights"))
-    return TokenizedDataset(input_ids, labels, weights, offsets, table.column("condition").to_pylist(), manifest)
+    return TokenizedDataset(
+        input_ids, labels, weights, offsets, table.column("condition").to_pylist(), manifest
+    )

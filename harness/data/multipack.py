@@ -92,13 +92,22 @@ class MultipackSampler:
         `sampler.lengths[i]`), counting it in `num_truncated`.
     """
 
-    def __init__(self, lengths, batch_max_len: int, num_ranks: int = 1, seed: int = 0, *,
-                 too_long: str = "refuse"):
+    def __init__(
+        self,
+        lengths,
+        batch_max_len: int,
+        num_ranks: int = 1,
+        seed: int = 0,
+        *,
+        too_long: str = "refuse",
+    ):
         lengths = np.asarray(lengths, dtype=np.int64)
         if lengths.ndim != 1:
             raise ValueError("lengths must be one-dimensional")
         if len(lengths) and lengths.min() < 1:
-            raise ValueError(f"every sequence needs at least one token; index {int(lengths.argmin())} has none")
+            raise ValueError(
+                f"every sequence needs at least one token; index {int(lengths.argmin())} has none"
+            )
         if batch_max_len < 1 or num_ranks < 1:
             raise ValueError("batch_max_len and num_ranks must be positive")
         if too_long not in ("refuse", "truncate"):
@@ -108,7 +117,8 @@ class MultipackSampler:
             raise SequenceTooLongError(
                 f"{len(over)} sequence(s) longer than batch_max_len={batch_max_len} (longest "
                 f"{int(lengths.max())} tokens, e.g. index {int(over[0])}); raise batch_max_len or "
-                "use too_long='truncate'")
+                "use too_long='truncate'"
+            )
         self.truncated_indices = over
         self.lengths = np.minimum(lengths, batch_max_len)
         self.batch_max_len = int(batch_max_len)
@@ -150,7 +160,7 @@ class MultipackSampler:
         """Used / available slots of the epoch's full steps only: what OpenChat's sampler
         reports, since it drops the sequences that would make up the partial steps."""
         e = self._epoch(epoch)
-        full = e.steps[:e.num_full]
+        full = e.steps[: e.num_full]
         slots = len(full) * self.num_ranks * self.batch_max_len
         return sum(int(self.lengths[b].sum()) for s in full for b in s) / slots if slots else 0.0
 
@@ -159,7 +169,9 @@ class MultipackSampler:
             raise ValueError("epoch must be >= 0")
         if epoch not in self._epochs:
             perm = np.random.default_rng([self.seed, epoch]).permutation(len(self.lengths))
-            self._epochs[epoch] = _pack_epoch(perm, self.lengths, self.batch_max_len, self.num_ranks)
+            self._epochs[epoch] = _pack_epoch(
+                perm, self.lengths, self.batch_max_len, self.num_ranks
+            )
         return self._epochs[epoch]
 
 
@@ -220,7 +232,9 @@ def _split_fillers(order: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, 
     return order[~chosen], _FillerPool(fillers.tolist(), lengths[fillers].tolist())
 
 
-def _pack_tail(indices: list[int], lengths: np.ndarray, capacity: int, num_ranks: int) -> list[list[list[int]]]:
+def _pack_tail(
+    indices: list[int], lengths: np.ndarray, capacity: int, num_ranks: int
+) -> list[list[list[int]]]:
     """The fewest steps that hold `indices`, longest first onto the least-loaded rank's batch.
 
     Balanced loads make the partial steps cheap (a step takes as long as its fullest rank);
@@ -233,7 +247,7 @@ def _pack_tail(indices: list[int], lengths: np.ndarray, capacity: int, num_ranks
     while True:
         bins = _deal(ordered, lengths, capacity, num_steps * num_ranks)
         if bins is not None:
-            return [bins[s * num_ranks:(s + 1) * num_ranks] for s in range(num_steps)]
+            return [bins[s * num_ranks : (s + 1) * num_ranks] for s in range(num_steps)]
         num_steps += 1
 
 
@@ -264,8 +278,14 @@ def _bulk(step: _StepState, order, stream_lengths, cumsum, pos: int) -> int:
     return pos  # unreachable by the bound above; best fit alone is still correct
 
 
-def _fill(step: _StepState, stream: tuple[list[int], list[int]], lengths, pos: int, deferred: list[int],
-          shortest: int):
+def _fill(
+    step: _StepState,
+    stream: tuple[list[int], list[int]],
+    lengths,
+    pos: int,
+    deferred: list[int],
+    shortest: int,
+):
     """Best-fit the deferred sequences, then the stream, into the gaps.
 
     Returns (new stream position, sequences deferred to the next step, whether the stream ran
@@ -288,10 +308,14 @@ def _fill(step: _StepState, stream: tuple[list[int], list[int]], lengths, pos: i
     return pos, still_deferred, pos >= len(order) and not full
 
 
-def _deal(ordered: list[int], lengths: np.ndarray, capacity: int, num_bins: int) -> list[list[int]] | None:
+def _deal(
+    ordered: list[int], lengths: np.ndarray, capacity: int, num_bins: int
+) -> list[list[int]] | None:
     """Each sequence (longest first) onto the least-loaded bin; None if one does not fit there."""
     bins: list[list[int]] = [[] for _ in range(num_bins)]
-    heap = [(0, b) for b in range(num_bins)]  # (load, bin): ties go to the lower bin, so bins fill in order
+    heap = [
+        (0, b) for b in range(num_bins)
+    ]  # (load, bin): ties go to the lower bin, so bins fill in order
     for index in ordered:
         load, b = heapq.heappop(heap)
         size = int(lengths[index])

@@ -9,16 +9,23 @@ from ocx.harness.data.dataset import TokenizedDataset
 PERCENTILES = (50, 90, 99)
 
 
-def dataset_stats(ds: TokenizedDataset, *, batch_max_len: int | None = None, num_ranks: int = 1,
-                  seed: int = 0) -> dict:
+def dataset_stats(
+    ds: TokenizedDataset, *, batch_max_len: int | None = None, num_ranks: int = 1, seed: int = 0
+) -> dict:
     """A JSON-ready summary; packing figures are those of epoch 0 (too-long rows truncated)."""
     lengths = ds.lengths
     bounds = ds.offsets
-    weight_sums = np.add.reduceat(ds.weights.astype(np.float64), bounds[:-1]) if len(ds) else np.zeros(0)
-    supervised = np.add.reduceat((ds.weights != 0).astype(np.int64), bounds[:-1]) if len(ds) else np.zeros(0)
+    weight_sums = (
+        np.add.reduceat(ds.weights.astype(np.float64), bounds[:-1]) if len(ds) else np.zeros(0)
+    )
+    supervised = (
+        np.add.reduceat((ds.weights != 0).astype(np.int64), bounds[:-1]) if len(ds) else np.zeros(0)
+    )
     conditions: dict[str, dict] = {}
     for cond, w, s in zip(ds.conditions, weight_sums.tolist(), supervised.tolist()):
-        entry = conditions.setdefault(cond, {"conversations": 0, "supervised_tokens": 0, "weight_sum": 0.0})
+        entry = conditions.setdefault(
+            cond, {"conversations": 0, "supervised_tokens": 0, "weight_sum": 0.0}
+        )
         entry["conversations"] += 1
         entry["supervised_tokens"] += s
         entry["weight_sum"] += w
@@ -38,7 +45,11 @@ def dataset_stats(ds: TokenizedDataset, *, batch_max_len: int | None = None, num
 def _length_stats(lengths: np.ndarray) -> dict:
     if not len(lengths):
         return {"min": 0, "mean": 0.0, "max": 0, **{f"p{p}": 0 for p in PERCENTILES}}
-    out = {"min": int(lengths.min()), "mean": round(float(lengths.mean()), 2), "max": int(lengths.max())}
+    out = {
+        "min": int(lengths.min()),
+        "mean": round(float(lengths.mean()), 2),
+        "max": int(lengths.max()),
+    }
     out |= {f"p{p}": int(np.percentile(lengths, p, method="higher")) for p in PERCENTILES}
     return out
 

@@ -13,9 +13,11 @@ import math
 import random
 from pathlib import Path
 
-_WORDS = ("the model answer data train token value result because first then with from into "
-          "function return error check list number string example python code user system "
-          "weight batch epoch memory between however therefore question").split()
+_WORDS = (
+    "the model answer data train token value result because first then with from into "
+    "function return error check list number string example python code user system "
+    "weight batch epoch memory between however therefore question"
+).split()
 _EXTRA = ["naïve", "café", "日本語", "数据", "🙂", "42", "3.14", "1,000", "x^2"]
 # Text that spells special tokens: ocx keeps it plain text; OpenChat's result depends on the
 # `tokenizers` version (see docs/data.md), so benchmarks against OpenChat leave it out.
@@ -24,14 +26,20 @@ CONDITIONS = (("GPT4 Correct", 1.0), ("GPT3", 0.1), ("", 1.0))
 
 
 def _sentence(rng: random.Random, extra: list[str]) -> str:
-    words = [rng.choice(_WORDS) if rng.random() > 0.08 else rng.choice(extra) for _ in range(rng.randint(3, 18))]
+    words = [
+        rng.choice(_WORDS) if rng.random() > 0.08 else rng.choice(extra)
+        for _ in range(rng.randint(3, 18))
+    ]
     return " ".join(words).capitalize() + rng.choice([".", "?", "!", ":"])
 
 
 def _code(rng: random.Random) -> str:
     lines = ["```python", f"def {rng.choice(_WORDS)}_{rng.randint(0, 99)}(x):"]
     for depth in range(rng.randint(1, 6)):
-        lines.append("    " * (1 + depth % 3) + f"{rng.choice(_WORDS)} = x + {rng.randint(0, 9)}  # {rng.choice(_WORDS)}")
+        lines.append(
+            "    " * (1 + depth % 3)
+            + f"{rng.choice(_WORDS)} = x + {rng.randint(0, 9)}  # {rng.choice(_WORDS)}"
+        )
     lines.append("    return x\n```")
     return "\n".join(lines)
 
@@ -52,7 +60,9 @@ def _text(rng: random.Random, mean_words: float, extra: list[str]) -> str:
     return "\n\n".join(parts)
 
 
-def sharegpt_like(n: int, seed: int = 0, mean_words: float = 120.0, special_text: bool = True) -> list[dict]:
+def sharegpt_like(
+    n: int, seed: int = 0, mean_words: float = 120.0, special_text: bool = True
+) -> list[dict]:
     """`n` conversations in ocx's JSONL schema (condition, system, items with weights)."""
     rng = random.Random(seed)
     extra = _EXTRA + (_SPECIAL_TEXT if special_text else [])
@@ -61,8 +71,12 @@ def sharegpt_like(n: int, seed: int = 0, mean_words: float = 120.0, special_text
         condition, weight = rng.choice(CONDITIONS)
         items = []
         for _ in range(rng.choice([1, 1, 1, 2, 2, 3, 4, 6, 8])):
-            items.append({"role": "user", "content": _text(rng, mean_words / 3, extra), "weight": 0.0})
-            items.append({"role": "assistant", "content": _text(rng, mean_words, extra), "weight": weight})
+            items.append(
+                {"role": "user", "content": _text(rng, mean_words / 3, extra), "weight": 0.0}
+            )
+            items.append(
+                {"role": "assistant", "content": _text(rng, mean_words, extra), "weight": weight}
+            )
         system = _sentence(rng, extra) if rng.random() < 0.1 else ""
         out.append({"condition": condition, "system": system, "items": items})
     return out

@@ -17,9 +17,13 @@ from dataclasses import dataclass, field
 
 from ocx.harness.conversation import Conversation
 from ocx.harness.templates import ChatTemplate
-from ocx.harness.templates.encode import _SENTINEL_RE, Encoded, _encode_structure, render_with_sentinels
+from ocx.harness.templates.encode import (
+    _SENTINEL_RE,
+    Encoded,
+    _encode_structure,
+    render_with_sentinels,
+)
 from ocx.harness.tokenizers import Tokenizer
-
 
 LONG_TEXT_CHARS_PER_TOKEN = 16
 """A text longer than this many characters per allowed token is encoded by `encode_prefix`."""
@@ -48,7 +52,7 @@ def encode_prefix(tokenizer: Tokenizer, text: str, limit: int) -> list[int]:
     while chars < len(text):
         short = tokenizer.encode_text(text[:chars])
         if len(short) > limit:
-            longer = tokenizer.encode_text(text[:chars + chars // 2])
+            longer = tokenizer.encode_text(text[: chars + chars // 2])
             agreed = _common_prefix(short, longer)
             if agreed >= limit:
                 return short[:limit]
@@ -68,15 +72,19 @@ class BatchEncoder:
     def __post_init__(self) -> None:
         self.eot_id = self.tokenizer.special_id(self.template.eot_token)
         if self.eot_id is None:
-            raise ValueError(f"tokenizer has no {self.template.eot_token!r} token, "
-                             f"the end of turn of {self.template.name}")
+            raise ValueError(
+                f"tokenizer has no {self.template.eot_token!r} token, "
+                f"the end of turn of {self.template.name}"
+            )
 
     def _shape_parts(self, conv: Conversation) -> list[str]:
         """The rendered prompt split into [structure, content index, structure, ...]."""
         key = (tuple(m.role for m in conv.items), bool(conv.system), conv.condition)
         parts = self._parts.get(key)
         if parts is None:
-            text, _ = render_with_sentinels(self.template, conv, self.tokenizer, inference=False, condition=None)
+            text, _ = render_with_sentinels(
+                self.template, conv, self.tokenizer, inference=False, condition=None
+            )
             parts = self._parts[key] = _SENTINEL_RE.split(text)
         return parts
 
@@ -86,7 +94,9 @@ class BatchEncoder:
             ids = self._structure[text] = _encode_structure(text, self.tokenizer)
         return ids
 
-    def encode(self, conversations: Sequence[Conversation], max_tokens: int | None = None) -> list[Encoded]:
+    def encode(
+        self, conversations: Sequence[Conversation], max_tokens: int | None = None
+    ) -> list[Encoded]:
         """Encode; with `max_tokens`, a content may be cut to its first `max_tokens` tokens
         (the caller truncates each conversation to at most that many, so nothing changes)."""
         shapes = [self._shape_parts(conv) for conv in conversations]
@@ -110,15 +120,26 @@ class BatchEncoder:
     def _encode_contents(self, texts: list[str], max_tokens: int | None) -> list[list[int]]:
         long = set()
         if max_tokens is not None:
-            long = {i for i, t in enumerate(texts) if len(t) > LONG_TEXT_CHARS_PER_TOKEN * max_tokens}
+            long = {
+                i for i, t in enumerate(texts) if len(t) > LONG_TEXT_CHARS_PER_TOKEN * max_tokens
+            }
         short = [t for i, t in enumerate(texts) if i not in long]
         encode_batch = getattr(self.tokenizer, "encode_batch", None)
-        short_ids = iter(encode_batch(short) if encode_batch else [self.tokenizer.encode_text(t) for t in short])
-        return [encode_prefix(self.tokenizer, t, max_tokens) if i in long else next(short_ids)
-                for i, t in enumerate(texts)]
+        short_ids = iter(
+            encode_batch(short) if encode_batch else [self.tokenizer.encode_text(t) for t in short]
+        )
+        return [
+            encode_prefix(self.tokenizer, t, max_tokens) if i in long else next(short_ids)
+            for i, t in enumerate(texts)
+        ]
 
-    def _assemble(self, parts: list[str], content_ids: list[list[int]], content_weights: list[float],
-                  offset: int) -> Encoded:
+    def _assemble(
+        self,
+        parts: list[str],
+        content_ids: list[list[int]],
+        content_weights: list[float],
+        offset: int,
+    ) -> Encoded:
         ids: list[int] = []
         weights: list[float] = []
         eot = self.template.eot_token

@@ -57,7 +57,9 @@ class _Totals:
         for i, cond in enumerate(result.conditions):
             entry = self.conditions.setdefault(cond, {"conversations": 0, "weight_sum": 0.0})
             entry["conversations"] += 1
-            entry["weight_sum"] += float(result.weights[bounds[i]:bounds[i + 1]].sum(dtype="float64"))
+            entry["weight_sum"] += float(
+                result.weights[bounds[i] : bounds[i + 1]].sum(dtype="float64")
+            )
 
 
 @dataclass
@@ -83,17 +85,29 @@ def _lines(item: _Input, max_line_bytes: int, on_bytes: Callable[[int], None]) -
                     digest.update(raw)
                     on_bytes(len(raw))
                     size += len(raw)
-                yield str(item.path), number, InputProblem(
-                    str(item.path), number, None, f"line of {size:,} bytes is longer than the {max_line_bytes:,}-byte "
-                    "limit (--max-line-bytes); split or shorten the conversation")
+                yield (
+                    str(item.path),
+                    number,
+                    InputProblem(
+                        str(item.path),
+                        number,
+                        None,
+                        f"line of {size:,} bytes is longer than the {max_line_bytes:,}-byte "
+                        "limit (--max-line-bytes); split or shorten the conversation",
+                    ),
+                )
             elif raw.strip():
                 yield str(item.path), number, raw
         item.lines = number
     item.sha256 = digest.hexdigest()
 
 
-def _read_chunks(inputs: list[_Input], chunk_size: int, on_bytes: Callable[[int], None],
-                 max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[list[Line]]:
+def _read_chunks(
+    inputs: list[_Input],
+    chunk_size: int,
+    on_bytes: Callable[[int], None],
+    max_line_bytes: int = MAX_LINE_BYTES,
+) -> Iterator[list[Line]]:
     chunk: list[Line] = []
     nbytes = 0
     for item in inputs:
@@ -110,22 +124,28 @@ def _read_chunks(inputs: list[_Input], chunk_size: int, on_bytes: Callable[[int]
 def _schema():
     import pyarrow as pa
 
-    return pa.schema([
-        pa.field("input_ids", pa.list_(pa.int32())),
-        pa.field("labels", pa.list_(pa.int32())),
-        pa.field("weights", pa.list_(pa.float32())),
-        pa.field("length", pa.int32()),
-        pa.field("condition", pa.string()),
-    ])
+    return pa.schema(
+        [
+            pa.field("input_ids", pa.list_(pa.int32())),
+            pa.field("labels", pa.list_(pa.int32())),
+            pa.field("weights", pa.list_(pa.float32())),
+            pa.field("length", pa.int32()),
+            pa.field("condition", pa.string()),
+        ]
+    )
 
 
 def _table(result: ChunkResult, schema):
     import numpy as np
     import pyarrow as pa
 
-    offsets = pa.array(np.concatenate([[0], np.cumsum(result.lengths, dtype=np.int64)]).astype(np.int32))
-    columns = [pa.ListArray.from_arrays(offsets, pa.array(values))
-               for values in (result.input_ids, result.labels, result.weights)]
+    offsets = pa.array(
+        np.concatenate([[0], np.cumsum(result.lengths, dtype=np.int64)]).astype(np.int32)
+    )
+    columns = [
+        pa.ListArray.from_arrays(offsets, pa.array(values))
+        for values in (result.input_ids, result.labels, result.weights)
+    ]
     columns += [pa.array(result.lengths, pa.int32()), pa.array(result.conditions, pa.string())]
     return pa.Table.from_arrays(columns, schema=schema)
 
@@ -150,7 +170,9 @@ class _Chunks:
             self.pool.terminate()
             self.pool.join()
 
-    def run(self, chunks: Iterator[list[Line]], validate_only: Callable[[], bool]) -> Iterator[ChunkResult]:
+    def run(
+        self, chunks: Iterator[list[Line]], validate_only: Callable[[], bool]
+    ) -> Iterator[ChunkResult]:
         if self.pool is None:
             for chunk in chunks:
                 yield process_chunk(chunk, validate_only())
@@ -164,7 +186,9 @@ class _Chunks:
             yield window.popleft().get()
 
 
-def _manifest(model_type: str, tokenizer: str, inputs: list[_Input], totals: _Totals, chunk_size: int) -> dict:
+def _manifest(
+    model_type: str, tokenizer: str, inputs: list[_Input], totals: _Totals, chunk_size: int
+) -> dict:
     from ocx import __version__
     from ocx.harness.templates import get_template
     from ocx.harness.tokenizers import load_tokenizer
@@ -212,16 +236,28 @@ def check_job(job: TokenizeJob) -> None:
     from ocx.harness.templates import get_template
     from ocx.harness.tokenizer_check import load_checked_tokenizer
 
-    missing = [InputProblem(str(p), None, None, "input file not found") for p in job.inputs if not Path(p).is_file()]
+    missing = [
+        InputProblem(str(p), None, None, "input file not found")
+        for p in job.inputs
+        if not Path(p).is_file()
+    ]
     if missing:
         raise InputError(missing)
     load_checked_tokenizer(job.tokenizer, get_template(job.model_type))
     if Path(job.out).exists() and not job.overwrite:
-        raise InputError(InputProblem(str(job.out), None, None, "output already exists (pass --overwrite to replace it)"))
+        raise InputError(
+            InputProblem(
+                str(job.out), None, None, "output already exists (pass --overwrite to replace it)"
+            )
+        )
 
 
-def tokenize_files(job: TokenizeJob, progress: Callable[[int, int], None] = lambda nbytes, convs: None, *,
-                   checked: bool = False) -> dict:
+def tokenize_files(
+    job: TokenizeJob,
+    progress: Callable[[int, int], None] = lambda nbytes, convs: None,
+    *,
+    checked: bool = False,
+) -> dict:
     """Write the dataset and return its manifest; raise InputError (nothing written) on bad input.
 
     `check_job` runs first (unless the caller already ran it: `checked`). A full disk or an
@@ -239,7 +275,9 @@ def tokenize_files(job: TokenizeJob, progress: Callable[[int, int], None] = lamb
         return manifest
     except OSError as exc:  # ENOSPC, EDQUOT, EACCES, EROFS: say where, not a traceback
         reason = exc.strerror or " ".join(str(exc).split())
-        raise InputError(InputProblem(str(out), None, None, f"cannot write the dataset: {reason}")) from None
+        raise InputError(
+            InputProblem(str(out), None, None, f"cannot write the dataset: {reason}")
+        ) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -253,14 +291,21 @@ def _write(job: TokenizeJob, tmp: Path, progress: Callable[[int, int], None]) ->
     # Starting worker processes costs about a second; small inputs are faster in-process
     # (the output does not depend on the number of workers).
     small = sum(i.path.stat().st_size for i in inputs) < SMALL_INPUT_BYTES
-    with _Chunks(1 if small else job.workers, job.model_type, job.tokenizer) as runner, \
-            parquet.ParquetWriter(tmp / "data.parquet", schema) as writer, \
-            open(tmp / "skipped.jsonl", "w", encoding="utf-8") as skipped:
+    with (
+        _Chunks(1 if small else job.workers, job.model_type, job.tokenizer) as runner,
+        parquet.ParquetWriter(tmp / "data.parquet", schema) as writer,
+        open(tmp / "skipped.jsonl", "w", encoding="utf-8") as skipped,
+    ):
         # After the first bad line (without --skip-invalid) only validate, to report every problem.
-        for result in runner.run(chunks, lambda: bool(problems) and not job.skip_invalid):
+        for result in runner.run(chunks, lambda: bool(problems) and not job.skip_invalid):  # noqa: B023 (reads the list as it grows)
             problems += result.problems
             for p in result.problems:
-                skipped.write(json.dumps({"file": p.file, "line": p.line, "field": p.field, "message": p.message}) + "\n")
+                skipped.write(
+                    json.dumps(
+                        {"file": p.file, "line": p.line, "field": p.field, "message": p.message}
+                    )
+                    + "\n"
+                )
             if problems and not job.skip_invalid:
                 continue
             writer.write_table(_table(result, schema))

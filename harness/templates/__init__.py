@@ -29,7 +29,9 @@ def _raise_exception(message: str) -> None:
 @cache
 def _environment() -> ImmutableSandboxedEnvironment:
     # The same settings transformers uses for chat templates, so both render identically.
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
+    )
     env.globals["raise_exception"] = _raise_exception
     return env
 
@@ -81,10 +83,22 @@ class ChatTemplate:
         """Hash of the template file; recorded with every checkpoint and result."""
         return hashlib.sha256(self.source.encode("utf-8")).hexdigest()
 
-    def render(self, messages: list[dict], *, add_generation_prompt: bool = False,
-               condition: str | None = None, bos_token: str | None = None, **variables) -> str:
+    def render(
+        self,
+        messages: list[dict],
+        *,
+        add_generation_prompt: bool = False,
+        condition: str | None = None,
+        bos_token: str | None = None,
+        **variables,
+    ) -> str:
         """The prompt text, exactly as `tokenizer.apply_chat_template(..., tokenize=False)`."""
-        context = dict(variables, messages=messages, add_generation_prompt=add_generation_prompt, bos_token=bos_token)
+        context = dict(
+            variables,
+            messages=messages,
+            add_generation_prompt=add_generation_prompt,
+            bos_token=bos_token,
+        )
         if condition is not None:
             context["condition"] = condition
         return _compiled(self.source).render(context)

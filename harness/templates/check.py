@@ -37,8 +37,10 @@ def bundled_fixture_paths() -> list[Path]:
 
 def _packaged_vocabulary(name: str) -> Path | None:
     """The same vocabularies ship inside PyPI packages (mistral-common, llama-models)."""
-    candidates = {"mistral-v1": ("mistral_common", "data/tokenizer.model.v1"),
-                  "llama3": ("llama_models", "llama3/tokenizer.model")}
+    candidates = {
+        "mistral-v1": ("mistral_common", "data/tokenizer.model.v1"),
+        "llama3": ("llama_models", "llama3/tokenizer.model"),
+    }
     if name not in candidates:
         return None
     package, rel = candidates[name]
@@ -74,15 +76,19 @@ def _describe_mismatch(what: str, expected: list, actual: list, tok: Tokenizer) 
     i = first_difference(expected, actual)
     window = slice(max(0, i - 3), i + 4)
     show = lambda ids: " ".join(f"{t}:{tok.decode([t])!r}" for t in ids[window])  # noqa: E731
-    return (f"{what} differ at position {i} (expected {len(expected)} tokens, got {len(actual)})\n"
-            f"  expected: {show(expected)}\n  actual:   {show(actual)}")
+    return (
+        f"{what} differ at position {i} (expected {len(expected)} tokens, got {len(actual)})\n"
+        f"  expected: {show(expected)}\n  actual:   {show(actual)}"
+    )
 
 
 def check_case(case: dict, tok: Tokenizer) -> str | None:
     """None if the case passes, else a description of the first difference."""
     template = get_template(case["model_type"])
     inference = case.get("mode", "inference") == "inference"
-    got = encode_conversation(template, tok, _conversation(case), inference=inference, condition=case.get("condition"))
+    got = encode_conversation(
+        template, tok, _conversation(case), inference=inference, condition=case.get("condition")
+    )
     if got.input_ids != case["input_ids"]:
         return _describe_mismatch("input_ids", case["input_ids"], got.input_ids, tok)
     if "weights" in case and got.weights != case["weights"]:
@@ -103,7 +109,9 @@ def run_checks(fixture_paths: list[Path], roots: list[Path]) -> Iterator[CaseRes
                 tokenizers[key] = load_tokenizer(file, template.added_tokens) if file else None
             tok = tokenizers[key]
             if tok is None:
-                yield CaseResult(name, "skip", f"vocabulary {vocab!r} not found (pass --shared DIR)")
+                yield CaseResult(
+                    name, "skip", f"vocabulary {vocab!r} not found (pass --shared DIR)"
+                )
                 continue
             try:
                 problem = check_case(case, tok)

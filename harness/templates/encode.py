@@ -38,7 +38,9 @@ class _Content:
     weight: float
 
 
-def resolve_condition(template: ChatTemplate, conv: Conversation, condition: str | None, inference: bool) -> str:
+def resolve_condition(
+    template: ChatTemplate, conv: Conversation, condition: str | None, inference: bool
+) -> str:
     """The condition for the role headers.
 
     An explicit `condition` wins (an explicit "" means no condition). Otherwise the
@@ -71,7 +73,9 @@ def _check_condition(condition: str) -> None:
 @lru_cache(maxsize=32)
 def _special_pattern(specials: tuple[str, ...]) -> re.Pattern:
     # Longest first, so a special token that contains another is matched whole.
-    return re.compile("(" + "|".join(re.escape(s) for s in sorted(specials, key=len, reverse=True)) + ")")
+    return re.compile(
+        "(" + "|".join(re.escape(s) for s in sorted(specials, key=len, reverse=True)) + ")"
+    )
 
 
 def _encode_structure(text: str, tokenizer: Tokenizer) -> list[int]:
@@ -85,28 +89,49 @@ def _encode_structure(text: str, tokenizer: Tokenizer) -> list[int]:
     return ids
 
 
-def render_with_sentinels(template: ChatTemplate, conv: Conversation, tokenizer: Tokenizer, *,
-                          inference: bool, condition: str | None) -> tuple[str, list[_Content]]:
+def render_with_sentinels(
+    template: ChatTemplate,
+    conv: Conversation,
+    tokenizer: Tokenizer,
+    *,
+    inference: bool,
+    condition: str | None,
+) -> tuple[str, list[_Content]]:
     """The prompt with content sentinels, before tokenization (and any prefill cut)."""
     cond = resolve_condition(template, conv, condition, inference)
     _check_condition(cond)
     messages, contents = _template_messages(conv)
     prefill = inference and bool(conv.items) and conv.items[-1].role == "assistant"
-    text = template.render(messages, add_generation_prompt=inference and not prefill, condition=cond,
-                           bos_token=tokenizer.bos_token, content_sep="")
+    text = template.render(
+        messages,
+        add_generation_prompt=inference and not prefill,
+        condition=cond,
+        bos_token=tokenizer.bos_token,
+        content_sep="",
+    )
     if prefill:
         last = _SENTINEL.format(len(contents) - 1)
         text = text[: text.rindex(last) + len(last)]
     return text, contents
 
 
-def encode_conversation(template: ChatTemplate, tokenizer: Tokenizer, conv: Conversation, *,
-                        inference: bool = False, condition: str | None = None) -> Encoded:
+def encode_conversation(
+    template: ChatTemplate,
+    tokenizer: Tokenizer,
+    conv: Conversation,
+    *,
+    inference: bool = False,
+    condition: str | None = None,
+) -> Encoded:
     """Token IDs and one loss weight per token (weights are all 0 in inference mode)."""
-    text, contents = render_with_sentinels(template, conv, tokenizer, inference=inference, condition=condition)
+    text, contents = render_with_sentinels(
+        template, conv, tokenizer, inference=inference, condition=condition
+    )
     eot_id = tokenizer.special_id(template.eot_token)
     if eot_id is None:
-        raise ValueError(f"tokenizer has no {template.eot_token!r} token, the end of turn of {template.name}")
+        raise ValueError(
+            f"tokenizer has no {template.eot_token!r} token, the end of turn of {template.name}"
+        )
     ids: list[int] = []
     weights: list[float] = []
     parts = _SENTINEL_RE.split(text)
@@ -127,8 +152,15 @@ def encode_conversation(template: ChatTemplate, tokenizer: Tokenizer, conv: Conv
     return Encoded(ids, weights)
 
 
-def encode_prompt(template: ChatTemplate, tokenizer: Tokenizer, messages: list[dict], *,
-                  condition: str | None = None) -> list[int]:
+def encode_prompt(
+    template: ChatTemplate,
+    tokenizer: Tokenizer,
+    messages: list[dict],
+    *,
+    condition: str | None = None,
+) -> list[int]:
     """Inference prompt IDs for OpenAI-style messages (system/user/assistant)."""
     conv = Conversation.from_messages(messages)
-    return encode_conversation(template, tokenizer, conv, inference=True, condition=condition).input_ids
+    return encode_conversation(
+        template, tokenizer, conv, inference=True, condition=condition
+    ).input_ids

@@ -16,12 +16,21 @@ from ocx import __version__
 
 # name -> ("module:attribute", one-line help shown by `ocx --help` without importing it)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "templates": ("ocx.cli.templates:templates", "Chat templates: list, render, tokenize, check, export."),
+    "templates": (
+        "ocx.cli.templates:templates",
+        "Chat templates: list, render, tokenize, check, export.",
+    ),
     "data": ("ocx.cli.data:data", "Pretokenize C-RLFT conversations and inspect datasets."),
     "train": ("ocx.cli.train:train", "Padding-free C-RLFT training (DeepSpeed, CPU or GPU)."),
     "eval": ("ocx.cli.eval:eval_command", "Evaluate a model or an endpoint on benchmark suites."),
-    "report": ("ocx.cli.report:report", "Compare evaluation results in a table and an HTML report."),
-    "serve": ("ocx.cli.serve:serve", "OpenAI-compatible server with conditions (vLLM or transformers)."),
+    "report": (
+        "ocx.cli.report:report",
+        "Compare evaluation results in a table and an HTML report.",
+    ),
+    "serve": (
+        "ocx.cli.serve:serve",
+        "OpenAI-compatible server with conditions (vLLM or transformers).",
+    ),
     "recipe": ("ocx.cli.recipe:recipe", "Run YAML recipes: tokenize, train, evaluate every epoch."),
 }
 
@@ -95,5 +104,7 @@ def main() -> None:
 
         console = Console(stderr=True)
         for problem in exc.problems:
-            console.print(f"[bold red]error:[/] {problem}", highlight=False, markup=True, soft_wrap=True)
+            console.print(
+                f"[bold red]error:[/] {problem}", highlight=False, markup=True, soft_wrap=True
+            )
         sys.exit(exc.exit_code)

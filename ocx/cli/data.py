@@ -18,17 +18,41 @@ def data() -> None:
 
 @data.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--model-type", "-m", required=True, help="Model type (chat template), e.g. openchat_3.5.")
-@click.option("--tokenizer", "-t", required=True, type=click.Path(exists=True, path_type=Path),
-              help="tokenizer.model (sentencepiece/tiktoken) or an HF tokenizer folder.")
-@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output dataset directory.")
-@click.option("--skip-invalid", is_flag=True, help="Skip bad lines (listed in OUT/skipped.jsonl) instead of failing.")
-@click.option("--workers", "-w", type=click.IntRange(min=1), default=None,
-              help="Worker processes (default: every CPU core).")
+@click.option(
+    "--model-type", "-m", required=True, help="Model type (chat template), e.g. openchat_3.5."
+)
+@click.option(
+    "--tokenizer",
+    "-t",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="tokenizer.model (sentencepiece/tiktoken) or an HF tokenizer folder.",
+)
+@click.option(
+    "--out", "-o", required=True, type=click.Path(path_type=Path), help="Output dataset directory."
+)
+@click.option(
+    "--skip-invalid",
+    is_flag=True,
+    help="Skip bad lines (listed in OUT/skipped.jsonl) instead of failing.",
+)
+@click.option(
+    "--workers",
+    "-w",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes (default: every CPU core).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
-@click.option("--max-line-bytes", type=click.IntRange(min=1024), default=None,
-              help="Refuse longer lines (default 16 MiB; a conversation is cut to the context length anyway).")
-def tokenize(inputs, model_type, tokenizer, out, skip_invalid, workers, overwrite, max_line_bytes) -> None:
+@click.option(
+    "--max-line-bytes",
+    type=click.IntRange(min=1024),
+    default=None,
+    help="Refuse longer lines (default 16 MiB; a conversation is cut to the context length anyway).",
+)
+def tokenize(
+    inputs, model_type, tokenizer, out, skip_invalid, workers, overwrite, max_line_bytes
+) -> None:
     """Validate and tokenize JSONL conversations INPUTS into a dataset directory.
 
     Each line: {"condition": ..., "system": ..., "items": [{"role", "content", "weight"}]}.
@@ -45,9 +69,16 @@ def tokenize(inputs, model_type, tokenizer, out, skip_invalid, workers, overwrit
     except KeyError as exc:
         raise click.BadParameter(str(exc), param_hint="--model-type") from None
     get_template(model_type)
-    job = TokenizeJob(model_type, str(tokenizer), list(inputs), out, skip_invalid=skip_invalid,
-                      workers=workers or os.cpu_count() or 1, overwrite=overwrite,
-                      max_line_bytes=max_line_bytes or MAX_LINE_BYTES)
+    job = TokenizeJob(
+        model_type,
+        str(tokenizer),
+        list(inputs),
+        out,
+        skip_invalid=skip_invalid,
+        workers=workers or os.cpu_count() or 1,
+        overwrite=overwrite,
+        max_line_bytes=max_line_bytes or MAX_LINE_BYTES,
+    )
     check_job(job)  # before the progress bar: a mistake prints one line
     with _Progress(sum(p.stat().st_size for p in inputs if p.is_file())) as advance:
         manifest = tokenize_files(job, advance, checked=True)
@@ -56,7 +87,8 @@ def tokenize(inputs, model_type, tokenizer, out, skip_invalid, workers, overwrit
         f"[green]wrote[/] {out}: {counts['conversations']} conversations, {counts['tokens']} tokens "
         f"({counts['supervised_tokens']} supervised); skipped {counts['skipped_invalid']} invalid lines, "
         f"dropped {counts['dropped_no_supervised_tokens']} with no supervised token, "
-        f"truncated {counts['truncated_to_context']} to {manifest['context_length']} tokens")
+        f"truncated {counts['truncated_to_context']} to {manifest['context_length']} tokens"
+    )
 
 
 class _Progress:
@@ -65,9 +97,14 @@ class _Progress:
     def __init__(self, total_bytes: int):
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.progress = Progress(TextColumn("tokenizing"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                                 TextColumn("{task.fields[convs]} conversations, {task.fields[rate]:,.0f}/s"),
-                                 TimeElapsedColumn(), transient=False)
+        self.progress = Progress(
+            TextColumn("tokenizing"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TextColumn("{task.fields[convs]} conversations, {task.fields[rate]:,.0f}/s"),
+            TimeElapsedColumn(),
+            transient=False,
+        )
         self.task = self.progress.add_task("tokenize", total=max(total_bytes, 1), convs=0, rate=0.0)
         self.convs = 0
 
@@ -79,8 +116,12 @@ class _Progress:
         self.convs += convs
         task = self.progress.tasks[0]
         elapsed = task.elapsed or 0.0
-        self.progress.update(self.task, advance=nbytes, convs=self.convs,
-                             rate=self.convs / elapsed if elapsed > 0 else 0.0)
+        self.progress.update(
+            self.task,
+            advance=nbytes,
+            convs=self.convs,
+            rate=self.convs / elapsed if elapsed > 0 else 0.0,
+        )
 
     def __exit__(self, *exc) -> None:
         self.progress.stop()
@@ -88,17 +129,31 @@ class _Progress:
 
 @data.command()
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--batch-max-len", type=click.IntRange(min=1), default=None,
-              help="Per-rank token budget; adds packing efficiency and steps per epoch.")
-@click.option("--num-ranks", type=click.IntRange(min=1), default=1, show_default=True, help="Data-parallel ranks.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Sampler seed (epoch 0 is reported).")
+@click.option(
+    "--batch-max-len",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Per-rank token budget; adds packing efficiency and steps per epoch.",
+)
+@click.option(
+    "--num-ranks",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Data-parallel ranks.",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Sampler seed (epoch 0 is reported)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def stats(directory, batch_max_len, num_ranks, seed, as_json) -> None:
     """Sizes, conditions, length percentiles and packing of a tokenized dataset."""
     from ocx.harness.data.dataset import load_tokenized
     from ocx.harness.data.stats import dataset_stats
 
-    result = dataset_stats(load_tokenized(directory), batch_max_len=batch_max_len, num_ranks=num_ranks, seed=seed)
+    result = dataset_stats(
+        load_tokenized(directory), batch_max_len=batch_max_len, num_ranks=num_ranks, seed=seed
+    )
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
@@ -118,8 +173,10 @@ def _print_stats(directory: Path, result: dict) -> None:
     for name, value in result["length"].items():
         table.add_row(f"length {name}", f"{value:,}")
     for cond, entry in result["conditions"].items():
-        table.add_row(f"condition {cond or '(none)'!s}",
-                      f"{entry['conversations']:,} conv, weight sum {entry['weight_sum']:,.1f}")
+        table.add_row(
+            f"condition {cond or '(none)'!s}",
+            f"{entry['conversations']:,} conv, weight sum {entry['weight_sum']:,.1f}",
+        )
     packing = result.get("packing")
     if packing:
         where = f"{packing['num_ranks']} x {packing['batch_max_len']:,}"

@@ -34,7 +34,9 @@ def list_recipes() -> None:
         table.add_column(column)
     for name, path in builtin_recipes().items():
         raw = yaml.safe_load(path.read_text())
-        table.add_row(name, raw["model"]["model_type"], raw["model"]["base"], raw.get("description", ""))
+        table.add_row(
+            name, raw["model"]["model_type"], raw["model"]["base"], raw.get("description", "")
+        )
     _console().print(table)
 
 
@@ -58,8 +60,10 @@ def validate(name_or_file: str, overrides: tuple[str, ...]) -> None:
     from ocx.recipes import load_recipe
 
     r = load_recipe(name_or_file, list(overrides))
-    _console().print(f"[green]ok[/] {r.file}: {r.model_type}, {len(r.data)} data sources, "
-                     f"{r.train.get('epochs', 'default')} epochs, suites {', '.join(r.eval.suites)}")
+    _console().print(
+        f"[green]ok[/] {r.file}: {r.model_type}, {len(r.data)} data sources, "
+        f"{r.train.get('epochs', 'default')} epochs, suites {', '.join(r.eval.suites)}"
+    )
 
 
 @recipe.command("cp")
@@ -80,7 +84,9 @@ def copy(name: str, dest: str) -> None:
 @recipe.command("run")
 @click.argument("name_or_file")
 @click.argument("overrides", nargs=-1)
-@click.option("--output", type=click.Path(file_okay=False), help="Override the recipe's output folder.")
+@click.option(
+    "--output", type=click.Path(file_okay=False), help="Override the recipe's output folder."
+)
 def run(name_or_file: str, overrides: tuple[str, ...], output: str | None) -> None:
     """Run a recipe: prepare data, tokenize (cached), train, evaluate every epoch, report.
 

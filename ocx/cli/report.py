@@ -9,10 +9,17 @@ import click
 
 @click.command("report")
 @click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--html", "html_path", type=click.Path(path_type=Path), default=None,
-              help="Where to write the HTML report [default: eval_report.html; for a recipe output folder, "
-                   "its report.html].")
-@click.option("--title", default="ocx evaluation report", show_default=True, help="Title of the HTML report.")
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where to write the HTML report [default: eval_report.html; for a recipe output folder, "
+    "its report.html].",
+)
+@click.option(
+    "--title", default="ocx evaluation report", show_default=True, help="Title of the HTML report."
+)
 def report(results: tuple[Path, ...], html_path: Path | None, title: str) -> None:
     """Compare results.json files (or the folders holding them) from `ocx eval`.
 
@@ -32,7 +39,9 @@ def report(results: tuple[Path, ...], html_path: Path | None, title: str) -> Non
     recipe_info = [load_recipe_info(p) if p.is_dir() else None for p in results]
     if any(recipe_info):
         if len(results) > 1:
-            raise click.UsageError("give one recipe output folder on its own (or results.json files to compare)")
+            raise click.UsageError(
+                "give one recipe output folder on its own (or results.json files to compare)"
+            )
         _recipe_report(console, results[0], recipe_info[0], html_path)
         return
     _compare(console, results, html_path or Path("eval_report.html"), title)

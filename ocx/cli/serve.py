@@ -45,35 +45,103 @@ def _engine_args(pairs: tuple[str, ...]) -> dict:
 
 @click.command(cls=_MultiValueCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--model", "model", required=True, help="Checkpoint folder (or Hugging Face hub id).")
-@click.option("--model-type", default=None, help="Chat template; default: the checkpoint's ocx.json.")
-@click.option("--engine", default=None,
-              help="Engine from the registry (vllm, transformers, or one a plugin registered); "
-                   "default: vllm when installed, else transformers (any CPU).")
+@click.option(
+    "--model-type", default=None, help="Chat template; default: the checkpoint's ocx.json."
+)
+@click.option(
+    "--engine",
+    default=None,
+    help="Engine from the registry (vllm, transformers, or one a plugin registered); "
+    "default: vllm when installed, else transformers (any CPU).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=18888, show_default=True)
-@click.option("--served-model-name", multiple=True, help="Name(s) clients use as `model` (several allowed).")
-@click.option("--api-keys", multiple=True, help="Accepted bearer keys (several allowed); none: no auth.")
-@click.option("--tensor-parallel-size", type=click.IntRange(min=1), default=1, show_default=True,
-              help="vLLM: GPUs one model replica is split over (vLLM's own distributed executor).")
-@click.option("--data-parallel-size", type=click.IntRange(min=1), default=1, show_default=True,
-              help="vLLM: model replicas inside this server, each taking part of the requests.")
-@click.option("--max-batch-size", type=click.IntRange(min=1), default=16, show_default=True,
-              help="transformers engine: sequences decoded together per forward pass.")
-@click.option("--max-pending", type=click.IntRange(min=1), default=512, show_default=True,
-              help="Sequences running or queued before new requests get 503.")
-@click.option("--max-request-bytes", type=click.IntRange(min=1024), default=8 * 2**20, show_default=True,
-              help="Largest request body; larger ones get 413 before the rest is read.")
-@click.option("--read-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
-              help="Seconds a client may take to send its headers, or pause while sending a body.")
-@click.option("--dtype", default="auto", show_default=True,
-              help="Weights dtype: auto (float32 on CPU, the checkpoint's on a GPU) or a torch name (bfloat16).")
-@click.option("--engine-arg", multiple=True, metavar="KEY=VALUE", help="Extra vLLM engine argument (JSON value).")
+@click.option(
+    "--served-model-name", multiple=True, help="Name(s) clients use as `model` (several allowed)."
+)
+@click.option(
+    "--api-keys", multiple=True, help="Accepted bearer keys (several allowed); none: no auth."
+)
+@click.option(
+    "--tensor-parallel-size",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="vLLM: GPUs one model replica is split over (vLLM's own distributed executor).",
+)
+@click.option(
+    "--data-parallel-size",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="vLLM: model replicas inside this server, each taking part of the requests.",
+)
+@click.option(
+    "--max-batch-size",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="transformers engine: sequences decoded together per forward pass.",
+)
+@click.option(
+    "--max-pending",
+    type=click.IntRange(min=1),
+    default=512,
+    show_default=True,
+    help="Sequences running or queued before new requests get 503.",
+)
+@click.option(
+    "--max-request-bytes",
+    type=click.IntRange(min=1024),
+    default=8 * 2**20,
+    show_default=True,
+    help="Largest request body; larger ones get 413 before the rest is read.",
+)
+@click.option(
+    "--read-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds a client may take to send its headers, or pause while sending a body.",
+)
+@click.option(
+    "--dtype",
+    default="auto",
+    show_default=True,
+    help="Weights dtype: auto (float32 on CPU, the checkpoint's on a GPU) or a torch name (bfloat16).",
+)
+@click.option(
+    "--engine-arg",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Extra vLLM engine argument (JSON value).",
+)
 @click.option("--disable-log-requests", is_flag=True, help="No per-request log lines.")
-@click.option("--log-file", type=click.Path(dir_okay=False), default=None,
-              help="Append every request and its outputs as JSON lines (rotated at 128 MB).")
-def serve(model, model_type, engine, host, port, served_model_name, api_keys, tensor_parallel_size,
-          data_parallel_size, max_batch_size, max_pending, max_request_bytes, read_timeout, dtype, engine_arg,
-          disable_log_requests, log_file) -> None:
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Append every request and its outputs as JSON lines (rotated at 128 MB).",
+)
+def serve(
+    model,
+    model_type,
+    engine,
+    host,
+    port,
+    served_model_name,
+    api_keys,
+    tensor_parallel_size,
+    data_parallel_size,
+    max_batch_size,
+    max_pending,
+    max_request_bytes,
+    read_timeout,
+    dtype,
+    engine_arg,
+    disable_log_requests,
+    log_file,
+) -> None:
     """Serve a chat model with an OpenAI-compatible API, conditions and a chat page at /."""
     from ocx.adapters.serve.guard import check_api_keys
     from ocx.adapters.serve.model import load_served_model
@@ -83,8 +151,13 @@ def serve(model, model_type, engine, host, port, served_model_name, api_keys, te
         check_api_keys(api_keys)  # before any loading: `--api-keys ""` would let an empty bearer in
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--api-keys") from exc
-    options = EngineOptions(batch_size=max_batch_size, dtype=dtype, tensor_parallel_size=tensor_parallel_size,
-                            data_parallel_size=data_parallel_size, engine_args=_engine_args(engine_arg))
+    options = EngineOptions(
+        batch_size=max_batch_size,
+        dtype=dtype,
+        tensor_parallel_size=tensor_parallel_size,
+        data_parallel_size=data_parallel_size,
+        engine_args=_engine_args(engine_arg),
+    )
     # The same registry and checks as `ocx eval --engine`, all before any weights load.
     engine = engine or default_local_engine()
     problems = check_engine(engine, options, needs_local=True)
@@ -95,7 +168,11 @@ def serve(model, model_type, engine, host, port, served_model_name, api_keys, te
     if problems:
         raise InputError(problems)
     backend = build_engine(engine, served.checkpoint, options)
-    limits = {"max_pending": max_pending, "max_request_bytes": max_request_bytes, "read_timeout": read_timeout}
+    limits = {
+        "max_pending": max_pending,
+        "max_request_bytes": max_request_bytes,
+        "read_timeout": read_timeout,
+    }
     _run(backend, served, host, port, api_keys, limits, disable_log_requests, log_file)
 
 
@@ -107,21 +184,40 @@ def _request_logger(log_file: str | None) -> logging.Logger | None:
     logger = logging.getLogger(f"ocx.serve.requests.{log_file}")
     logger.setLevel(logging.INFO)
     logger.propagate = False
-    logger.addHandler(RotatingFileHandler(log_file, maxBytes=128 * 2**20, backupCount=10, encoding="utf-8"))
+    logger.addHandler(
+        RotatingFileHandler(log_file, maxBytes=128 * 2**20, backupCount=10, encoding="utf-8")
+    )
     return logger
 
 
-def _run(backend, served, host, port, api_keys, limits: dict, disable_log_requests, log_file) -> None:
+def _run(
+    backend, served, host, port, api_keys, limits: dict, disable_log_requests, log_file
+) -> None:
     import uvicorn
 
     from ocx.adapters.serve.app import ServeSettings, create_app
     from ocx.adapters.serve.server import server_config
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = ServeSettings(model=served, api_keys=tuple(api_keys), log_requests=not disable_log_requests,
-                             request_log=_request_logger(log_file), **limits)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = ServeSettings(
+        model=served,
+        api_keys=tuple(api_keys),
+        log_requests=not disable_log_requests,
+        request_log=_request_logger(log_file),
+        **limits,
+    )
     app = create_app(backend, settings)
-    click.echo(f"ocx serve: {served.names[0]} ({served.model_type}, {backend.name}) on http://{host}:{port}", err=True)
-    config = server_config(app, host=host, port=port, read_timeout=settings.read_timeout,
-                           access_log=not disable_log_requests)
+    click.echo(
+        f"ocx serve: {served.names[0]} ({served.model_type}, {backend.name}) on http://{host}:{port}",
+        err=True,
+    )
+    config = server_config(
+        app,
+        host=host,
+        port=port,
+        read_timeout=settings.read_timeout,
+        access_log=not disable_log_requests,
+    )
     uvicorn.Server(config).run()

@@ -40,18 +40,35 @@ def list_templates() -> None:
     from ocx.harness.templates import get_template, template_names
 
     table = Table(title="ocx chat templates")
-    for column in ("model type", "aliases", "EOT", "inference condition", "context", "vocabulary", "sha256"):
+    for column in (
+        "model type",
+        "aliases",
+        "EOT",
+        "inference condition",
+        "context",
+        "vocabulary",
+        "sha256",
+    ):
         table.add_column(column)
     for name in template_names():
         t = get_template(name)
-        table.add_row(name, ", ".join(t.aliases), t.eot_token, repr(t.default_condition), str(t.context_length),
-                      t.base_vocabulary, t.sha256[:12])
+        table.add_row(
+            name,
+            ", ".join(t.aliases),
+            t.eot_token,
+            repr(t.default_condition),
+            str(t.context_length),
+            t.base_vocabulary,
+            t.sha256[:12],
+        )
     _console().print(table)
 
 
 def _check_condition_option(condition: str | None) -> None:
     if condition and ("\ue000" in condition or "\ue001" in condition):
-        raise click.BadParameter("contains a reserved character (U+E000/U+E001)", param_hint="--condition")
+        raise click.BadParameter(
+            "contains a reserved character (U+E000/U+E001)", param_hint="--condition"
+        )
 
 
 def _read_one(path: str, require_weights: bool):
@@ -64,12 +81,33 @@ def _read_one(path: str, require_weights: bool):
 
 
 @templates.command("render")
-@click.option("--model-type", "-m", required=True, help="Template name or alias, e.g. openchat_3.5.")
-@click.option("--tokenizer", "-t", type=click.Path(exists=True), help="Tokenizer; with it, tokens are shown coloured by weight.")
-@click.option("--inference", is_flag=True, help="Render the inference prompt (generation prompt / prefill) instead of training.")
-@click.option("--condition", default=None, help="Condition for the role headers (default: the conversation's).")
+@click.option(
+    "--model-type", "-m", required=True, help="Template name or alias, e.g. openchat_3.5."
+)
+@click.option(
+    "--tokenizer",
+    "-t",
+    type=click.Path(exists=True),
+    help="Tokenizer; with it, tokens are shown coloured by weight.",
+)
+@click.option(
+    "--inference",
+    is_flag=True,
+    help="Render the inference prompt (generation prompt / prefill) instead of training.",
+)
+@click.option(
+    "--condition",
+    default=None,
+    help="Condition for the role headers (default: the conversation's).",
+)
 @click.argument("conversations", type=click.Path(exists=True, dir_okay=False))
-def render(model_type: str, tokenizer: str | None, inference: bool, condition: str | None, conversations: str) -> None:
+def render(
+    model_type: str,
+    tokenizer: str | None,
+    inference: bool,
+    condition: str | None,
+    conversations: str,
+) -> None:
     """Show the prompt of each conversation in CONVERSATIONS (JSONL); supervised tokens in green."""
     from rich.text import Text
 
@@ -83,7 +121,13 @@ def render(model_type: str, tokenizer: str | None, inference: bool, condition: s
     for conv in _read_one(conversations, require_weights=False):
         if tok is None:
             cond = resolve_condition(template, conv, condition, inference)
-            console.print(Text(template.render(_plain_messages(conv), add_generation_prompt=inference, condition=cond)))
+            console.print(
+                Text(
+                    template.render(
+                        _plain_messages(conv), add_generation_prompt=inference, condition=cond
+                    )
+                )
+            )
         else:
             enc = encode_conversation(template, tok, conv, inference=inference, condition=condition)
             console.print(_weighted_text(tok, enc))
@@ -98,7 +142,7 @@ def _weighted_text(tok, enc):
     for i, weight in enumerate(enc.weights):
         # Decoding prefixes (not single tokens) keeps sentencepiece's word-boundary spaces.
         decoded = tok.decode(enc.input_ids[: i + 1])
-        text.append(decoded[len(previous):], style="bold green" if weight > 0 else "dim")
+        text.append(decoded[len(previous) :], style="bold green" if weight > 0 else "dim")
         previous = decoded
     return text
 
@@ -110,12 +154,21 @@ def _plain_messages(conv) -> list[dict]:
 
 @templates.command("tokenize")
 @click.option("--model-type", "-m", required=True)
-@click.option("--tokenizer", "-t", required=True, type=click.Path(exists=True),
-              help="HF tokenizer folder, or a bare tokenizer.model (sentencepiece or tiktoken).")
-@click.option("--inference", is_flag=True, help="Inference prompt instead of training IDs and weights.")
+@click.option(
+    "--tokenizer",
+    "-t",
+    required=True,
+    type=click.Path(exists=True),
+    help="HF tokenizer folder, or a bare tokenizer.model (sentencepiece or tiktoken).",
+)
+@click.option(
+    "--inference", is_flag=True, help="Inference prompt instead of training IDs and weights."
+)
 @click.option("--condition", default=None, help="Override the condition of every conversation.")
 @click.argument("conversations", type=click.Path(exists=True, dir_okay=False))
-def tokenize(model_type: str, tokenizer: str, inference: bool, condition: str | None, conversations: str) -> None:
+def tokenize(
+    model_type: str, tokenizer: str, inference: bool, condition: str | None, conversations: str
+) -> None:
     """Write one JSON line per conversation with `input_ids` and `weights` to stdout."""
     from ocx.harness.templates.encode import encode_conversation
     from ocx.harness.tokenizer_check import load_checked_tokenizer
@@ -130,11 +183,23 @@ def tokenize(model_type: str, tokenizer: str, inference: bool, condition: str | 
 
 
 @templates.command("check")
-@click.option("--shared", type=click.Path(exists=True, file_okay=False), envvar="OCX_SHARED_DIR",
-              help="Folder holding tokenizers/ (default $OCX_SHARED_DIR; mistral-common / llama-models packages are used too).")
-@click.option("--fixtures", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="Fixture files (default: the documented OpenChat IDs and ocx's own cases).")
-@click.option("--require-all", is_flag=True, help="Fail when a fixture is skipped because its vocabulary is missing.")
+@click.option(
+    "--shared",
+    type=click.Path(exists=True, file_okay=False),
+    envvar="OCX_SHARED_DIR",
+    help="Folder holding tokenizers/ (default $OCX_SHARED_DIR; mistral-common / llama-models packages are used too).",
+)
+@click.option(
+    "--fixtures",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Fixture files (default: the documented OpenChat IDs and ocx's own cases).",
+)
+@click.option(
+    "--require-all",
+    is_flag=True,
+    help="Fail when a fixture is skipped because its vocabulary is missing.",
+)
 def check(shared: str | None, fixtures: tuple[str, ...], require_all: bool) -> None:
     """Verify every template against token-ID fixtures; exit 1 on any mismatch."""
     from rich.table import Table
@@ -177,4 +242,6 @@ def export(model_type: str, tokenizer: str, out: str, overwrite: bool) -> None:
         metadata = export_tokenizer(template, tokenizer, out, overwrite=overwrite)
     except FileExistsError as exc:
         raise click.UsageError(f"{exc}; pass --overwrite to replace it") from None
-    _console().print(f"wrote {out} (template sha256 {metadata['template_sha256'][:12]}, EOT id {metadata['eot_token_id']})")
+    _console().print(
+        f"wrote {out} (template sha256 {metadata['template_sha256'][:12]}, EOT id {metadata['eot_token_id']})"
+    )

@@ -20,8 +20,10 @@ def main(inputs_path: str, responses_path: str, out_path: str) -> None:
     result = {"per_prompt": {}, "metrics": {}}
     scored = {}
     # Strict first, then loose, as run_eval.py does (strict drops None kwargs in place; loose relies on it).
-    for func, mode in [(evaluation_lib.test_instruction_following_strict, "strict"),
-                       (evaluation_lib.test_instruction_following_loose, "loose")]:
+    for func, mode in [
+        (evaluation_lib.test_instruction_following_strict, "strict"),
+        (evaluation_lib.test_instruction_following_loose, "loose"),
+    ]:
         outputs = []
         for inp in inputs:
             entry = result["per_prompt"].setdefault(inp.key, {})
@@ -33,10 +35,20 @@ def main(inputs_path: str, responses_path: str, out_path: str) -> None:
             entry[mode] = output.follow_instruction_list
             outputs.append(output)
         scored[mode] = outputs
-    complete = [k for k, v in result["per_prompt"].items() if all(isinstance(v[m], list) for m in ("strict", "loose"))]
+    complete = [
+        k
+        for k, v in result["per_prompt"].items()
+        if all(isinstance(v[m], list) for m in ("strict", "loose"))
+    ]
     for mode in ("strict", "loose"):
-        kept = [o for inp, o in zip([i for i in inputs if isinstance(result["per_prompt"][i.key][mode], list)], scored[mode])
-                if inp.key in complete]
+        kept = [
+            o
+            for inp, o in zip(
+                [i for i in inputs if isinstance(result["per_prompt"][i.key][mode], list)],
+                scored[mode],
+            )
+            if inp.key in complete
+        ]
         with contextlib.redirect_stdout(io.StringIO()):
             report = evaluation_lib.generate_report(kept, mode)
         result["metrics"][f"{mode}:prompt-level"] = report[f"{mode}:prompt-level"]

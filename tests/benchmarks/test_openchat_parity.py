@@ -56,7 +56,9 @@ def test_mmlu_guesses_c_and_compares_by_substring_of_the_label():
 
 def test_gsm8k_takes_the_last_number_even_inside_thousands():
     suite = get_suite("gsm8k")
-    sample = Sample("gsm8k/t/0", "q", [], "1234", {"subset": "t", "labels": ["1234"], "label_raw": ["1234"]})
+    sample = Sample(
+        "gsm8k/t/0", "q", [], "1234", {"subset": "t", "labels": ["1234"], "label_raw": ["1234"]}
+    )
     e = suite.extract("The answer is 1,234.", sample, "openchat")
     assert (e.answer, e.matched) == ("234", True) and not suite.score(e, sample)
     assert suite.score(suite.extract("The answer is 1,234.", sample), sample)
@@ -64,14 +66,36 @@ def test_gsm8k_takes_the_last_number_even_inside_thousands():
 
 def test_bbh_splits_on_answer_is_and_keeps_free_form_text():
     suite = get_suite("bbh")
-    free = Sample("bbh/navigate/0", "q", [], "No",
-                  {"subset": "navigate", "labels": ["No"], "options": [], "label_raw": ["No"], "options_raw": None})
+    free = Sample(
+        "bbh/navigate/0",
+        "q",
+        [],
+        "No",
+        {
+            "subset": "navigate",
+            "labels": ["No"],
+            "options": [],
+            "label_raw": ["No"],
+            "options_raw": None,
+        },
+    )
     e = suite.extract("So the answer is No.", free, "openchat")
     assert (e.answer, e.matched) == ("No", True) and suite.score(e, free)
     e = suite.extract("no answer phrase", free, "openchat")
     assert (e.answer, e.matched) == ("no answer phrase", False)
-    mc = Sample("bbh/snarks/0", "q", [], "A", {"subset": "snarks", "labels": ["A"], "options": ["A", "B"],
-                                                "label_raw": ["(A)"], "options_raw": ["(A)", "(B)"]})
+    mc = Sample(
+        "bbh/snarks/0",
+        "q",
+        [],
+        "A",
+        {
+            "subset": "snarks",
+            "labels": ["A"],
+            "options": ["A", "B"],
+            "label_raw": ["(A)"],
+            "options_raw": ["(A)", "(B)"],
+        },
+    )
     assert suite.extract("So the answer is (A).", mc, "openchat").answer == "(A)"
 
 

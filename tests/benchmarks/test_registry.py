@@ -22,7 +22,9 @@ def test_every_standard_suite_loads_by_name_and_satisfies_the_protocol():
 
 def test_groups_expand_in_order_without_duplicates():
     assert resolve_sets(["all"]) == EIGHT
-    assert resolve_sets(["cot", "gsm8k", "zero_shot"]) == list(GROUPS["cot"]) + list(GROUPS["zero_shot"])
+    assert resolve_sets(["cot", "gsm8k", "zero_shot"]) == list(GROUPS["cot"]) + list(
+        GROUPS["zero_shot"]
+    )
 
 
 def test_unknown_names_are_all_reported_with_did_you_mean():
@@ -35,8 +37,12 @@ def test_unknown_names_are_all_reported_with_did_you_mean():
 
 
 def test_a_registered_suite_whose_module_is_missing_fails_with_a_clear_error(monkeypatch):
-    monkeypatch.setitem(registered_suites.__globals__["BUILTIN_SUITES"], "ghost", "ocx.benchmarks.ghost_suite:SUITE")
-    with pytest.raises(SuiteUnavailableError, match="'ghost' is registered as ocx.benchmarks.ghost_suite:SUITE"):
+    monkeypatch.setitem(
+        registered_suites.__globals__["BUILTIN_SUITES"], "ghost", "ocx.benchmarks.ghost_suite:SUITE"
+    )
+    with pytest.raises(
+        SuiteUnavailableError, match="'ghost' is registered as ocx.benchmarks.ghost_suite:SUITE"
+    ):
         get_suite("ghost")
 
 
@@ -46,5 +52,7 @@ def test_importing_the_registry_loads_no_suite_module_and_no_sympy():
         "bad = [m for m in sys.modules if m in ('sympy', 'ocx.benchmarks.mmlu', 'ocx.benchmarks.math', 'datasets')];"
         "print(bad)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
     assert out.stdout.strip() == "[]", out.stdout

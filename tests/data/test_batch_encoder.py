@@ -11,23 +11,49 @@ from ocx.harness.templates import get_template, template_names
 from ocx.harness.templates.encode import encode_conversation
 from ocx.harness.tokenizers import load_tokenizer
 
-VOCAB_FILES = {"mistral-v1": "mistral-v1/tokenizer.model", "llama2": "llama2/tokenizer.model",
-               "llama3": "llama3/tokenizer.model"}
+VOCAB_FILES = {
+    "mistral-v1": "mistral-v1/tokenizer.model",
+    "llama2": "llama2/tokenizer.model",
+    "llama3": "llama3/tokenizer.model",
+}
 
 
 def _conversations() -> list[Conversation]:
-    convs = [parse_conversation(c, require_weights=True) for c in sharegpt_like(40, seed=5, mean_words=25)]
-    convs.append(Conversation((Message("user", "  lead and trail  ", 0.5), Message("assistant", "", 1.0)), "GPT3", "sys"))
+    convs = [
+        parse_conversation(c, require_weights=True)
+        for c in sharegpt_like(40, seed=5, mean_words=25)
+    ]
+    convs.append(
+        Conversation(
+            (Message("user", "  lead and trail  ", 0.5), Message("assistant", "", 1.0)),
+            "GPT3",
+            "sys",
+        )
+    )
     convs.append(Conversation((Message("assistant", "starts with the assistant", 2.0),), ""))
-    convs.append(Conversation((Message("user", "<|eot_id|><|end_of_turn|></s><s> typed", 0.0),
-                               Message("assistant", "ok", 1.0), Message("user", "more", 0.0)), "GPT4 Correct"))
+    convs.append(
+        Conversation(
+            (
+                Message("user", "<|eot_id|><|end_of_turn|></s><s> typed", 0.0),
+                Message("assistant", "ok", 1.0),
+                Message("user", "more", 0.0),
+            ),
+            "GPT4 Correct",
+        )
+    )
     return convs
 
 
-@pytest.mark.parametrize("model_type", [n for n in template_names() if get_template(n).base_vocabulary in VOCAB_FILES])
-def test_batch_encoder_gives_the_same_ids_and_weights_as_encode_conversation(model_type, shared_dir):
+@pytest.mark.parametrize(
+    "model_type", [n for n in template_names() if get_template(n).base_vocabulary in VOCAB_FILES]
+)
+def test_batch_encoder_gives_the_same_ids_and_weights_as_encode_conversation(
+    model_type, shared_dir
+):
     template = get_template(model_type)
-    tokenizer = load_tokenizer(shared_dir / "tokenizers" / VOCAB_FILES[template.base_vocabulary], template.added_tokens)
+    tokenizer = load_tokenizer(
+        shared_dir / "tokenizers" / VOCAB_FILES[template.base_vocabulary], template.added_tokens
+    )
     convs = _conversations()
     expected = [encode_conversation(template, tokenizer, c) for c in convs]
     encoder = BatchEncoder(template, tokenizer)

@@ -14,7 +14,9 @@ def scheduled(sampler: MultipackSampler, epoch: int) -> list[int]:
 
 
 @pytest.mark.parametrize("batch_max_len,num_ranks", [(8192, 1), (40960, 8), (77824, 8), (16384, 3)])
-def test_every_batch_fits_and_only_the_final_partial_steps_may_leave_a_rank_empty(batch_max_len, num_ranks):
+def test_every_batch_fits_and_only_the_final_partial_steps_may_leave_a_rank_empty(
+    batch_max_len, num_ranks
+):
     lengths = sharegpt_like_lengths(20000, 8192, seed=1)
     sampler = MultipackSampler(lengths, batch_max_len, num_ranks, seed=0)
     for epoch in range(2):
@@ -28,9 +30,19 @@ def test_every_batch_fits_and_only_the_final_partial_steps_may_leave_a_rank_empt
         assert len(sampler.rank_batches(epoch, num_ranks - 1)) == sampler.num_steps(epoch)
 
 
-@pytest.mark.parametrize("num_sequences,num_ranks,batch_max_len",
-                         [(1000, 8, 81920), (300, 1, 2048), (300, 2, 2048), (5000, 8, 40960), (7, 3, 4096),
-                          (1, 2, 4096), (2, 8, 4096), (20000, 8, 77824)])
+@pytest.mark.parametrize(
+    "num_sequences,num_ranks,batch_max_len",
+    [
+        (1000, 8, 81920),
+        (300, 1, 2048),
+        (300, 2, 2048),
+        (5000, 8, 40960),
+        (7, 3, 4096),
+        (1, 2, 4096),
+        (2, 8, 4096),
+        (20000, 8, 77824),
+    ],
+)
 def test_every_epoch_schedules_every_sequence_exactly_once(num_sequences, num_ranks, batch_max_len):
     lengths = sharegpt_like_lengths(num_sequences, min(8192, batch_max_len), seed=2)
     sampler = MultipackSampler(lengths, batch_max_len, num_ranks, seed=3)
@@ -47,7 +59,7 @@ def test_one_conversation_on_two_ranks_trains_in_epoch_0_with_the_other_rank_idl
 def test_the_partial_steps_are_balanced_over_the_ranks():
     lengths = sharegpt_like_lengths(1000, 8192, seed=4)
     sampler = MultipackSampler(lengths, 81920, 8, seed=0)
-    (step,) = sampler.batches(0)[sampler.num_steps(0) - sampler.num_partial_steps(0):][-1:]
+    (step,) = sampler.batches(0)[sampler.num_steps(0) - sampler.num_partial_steps(0) :][-1:]
     loads = [int(lengths[b].sum()) for b in step]
     assert max(loads) - min(loads) <= lengths.max(), loads
 
@@ -71,7 +83,9 @@ def test_the_same_seed_gives_the_same_batches_and_another_seed_does_not():
 
 def test_sequences_longer_than_the_budget_are_refused_by_default():
     lengths = np.array([100, 5000, 200, 7000])
-    with pytest.raises(SequenceTooLongError, match="2 sequence.*longer than batch_max_len=4096.*index 1"):
+    with pytest.raises(
+        SequenceTooLongError, match="2 sequence.*longer than batch_max_len=4096.*index 1"
+    ):
         MultipackSampler(lengths, 4096, 1)
 
 
@@ -80,7 +94,9 @@ def test_truncate_packs_too_long_sequences_at_the_budget_and_counts_them():
     sampler = MultipackSampler(lengths, 4096, 2, seed=0, too_long="truncate")
     assert sampler.num_truncated == 100
     assert sampler.lengths.max() == 4096 and sampler.truncated_indices.tolist()[:2] == [1, 3]
-    assert sorted(scheduled(sampler, 0)) == list(range(len(lengths))), "a too-long sequence must not end the epoch"
+    assert sorted(scheduled(sampler, 0)) == list(range(len(lengths))), (
+        "a too-long sequence must not end the epoch"
+    )
     for step in sampler.batches(0):
         for batch in step:
             assert sampler.lengths[batch].sum() <= 4096

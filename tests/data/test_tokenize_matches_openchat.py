@@ -38,7 +38,9 @@ def test_rows_equal_those_recorded_from_openchats_own_generator(tmp_path, mistra
     for number, (row, want) in enumerate(zip(rows, expected), start=1):
         assert row["input_ids"].tolist() == want["input_ids"], f"line {number}: input_ids"
         assert row["labels"].tolist() == want["labels"], f"line {number}: labels"
-        assert np.array_equal(row["weights"], np.asarray(want["weights"], dtype=np.float32)), f"line {number}: weights"
+        assert np.array_equal(row["weights"], np.asarray(want["weights"], dtype=np.float32)), (
+            f"line {number}: weights"
+        )
 
 
 def _openchat_reference(sp: sentencepiece.SentencePieceProcessor, conv: dict):
@@ -64,17 +66,33 @@ def _openchat_reference(sp: sentencepiece.SentencePieceProcessor, conv: dict):
 
 def test_rows_equal_openchats_algorithm_on_raw_sentencepiece(tmp_path, mistral_tokenizer_file):
     convs = sharegpt_like(60, seed=7, mean_words=40)  # includes text that spells special tokens
-    convs.append({"condition": "GPT4 Correct", "items": [  # longer than the context: truncated
-        {"role": "user", "content": "word " * 9000, "weight": 0.0},
-        {"role": "assistant", "content": "tail", "weight": 1.0}]})
-    convs.append({"condition": "GPT4 Correct", "items": [
-        {"role": "user", "content": "x " * 50, "weight": 1.0},
-        {"role": "assistant", "content": "y " * 9000, "weight": 1.0}]})
-    convs.append({"items": [{"role": "user", "content": "no supervised token", "weight": 0.0}]})  # dropped
+    convs.append(
+        {
+            "condition": "GPT4 Correct",
+            "items": [  # longer than the context: truncated
+                {"role": "user", "content": "word " * 9000, "weight": 0.0},
+                {"role": "assistant", "content": "tail", "weight": 1.0},
+            ],
+        }
+    )
+    convs.append(
+        {
+            "condition": "GPT4 Correct",
+            "items": [
+                {"role": "user", "content": "x " * 50, "weight": 1.0},
+                {"role": "assistant", "content": "y " * 9000, "weight": 1.0},
+            ],
+        }
+    )
+    convs.append(
+        {"items": [{"role": "user", "content": "no supervised token", "weight": 0.0}]}
+    )  # dropped
     rows = _tokenize(tmp_path, write_jsonl(convs, tmp_path / "in.jsonl"), mistral_tokenizer_file)
     sp = sentencepiece.SentencePieceProcessor(model_file=str(mistral_tokenizer_file))
     expected = [r for r in (_openchat_reference(sp, c) for c in convs) if r is not None]
-    assert len(rows) == len(expected) == len(convs) - 2  # the first long one has no weight left after 8192
+    assert (
+        len(rows) == len(expected) == len(convs) - 2
+    )  # the first long one has no weight left after 8192
     for row, (tokens, labels, weights) in zip(rows, expected):
         assert row["input_ids"].tolist() == tokens
         assert row["labels"].tolist() == labels

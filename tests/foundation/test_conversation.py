@@ -17,22 +17,54 @@ def _write(tmp_path, lines):
 
 
 def test_a_valid_file_reads_with_condition_system_and_weights(tmp_path):
-    path = _write(tmp_path, [json.dumps({"condition": "GPT4", "system": "S", "items": [
-        {"role": "user", "content": "a", "weight": 0}, {"role": "assistant", "content": "b", "weight": 1.5}]})])
+    path = _write(
+        tmp_path,
+        [
+            json.dumps(
+                {
+                    "condition": "GPT4",
+                    "system": "S",
+                    "items": [
+                        {"role": "user", "content": "a", "weight": 0},
+                        {"role": "assistant", "content": "b", "weight": 1.5},
+                    ],
+                }
+            )
+        ],
+    )
     (conv,) = read_conversations(path, require_weights=True)
     assert conv.condition == "GPT4" and conv.system == "S" and conv.items[1].weight == 1.5
 
 
-@pytest.mark.parametrize("line, field, words", [
-    ("{not json", None, "malformed JSON"),
-    ('{"items": [{"role": "user", "content": "a"}]}', "items[0].weight", "missing weight"),
-    ('{"items": [{"role": "user", "content": "a", "weight": "high"}]}', "items[0].weight", "must be a number"),
-    ('{"items": [{"role": "robot", "content": "a", "weight": 1}]}', "items[0].role", "unknown role 'robot'"),
-    ('{"items": [{"role": "user", "content": "a", "weight": -1}]}', "items[0].weight", ">= 0"),
-    ('{"items": []}', "items", "empty conversation"),
-    ('{"items": [{"role": "user", "content": 5, "weight": 1}]}', "items[0].content", "must be a string"),
-    ('{"condition": 3, "items": [{"role": "user", "content": "a", "weight": 1}]}', "condition", "must be a string"),
-])
+@pytest.mark.parametrize(
+    "line, field, words",
+    [
+        ("{not json", None, "malformed JSON"),
+        ('{"items": [{"role": "user", "content": "a"}]}', "items[0].weight", "missing weight"),
+        (
+            '{"items": [{"role": "user", "content": "a", "weight": "high"}]}',
+            "items[0].weight",
+            "must be a number",
+        ),
+        (
+            '{"items": [{"role": "robot", "content": "a", "weight": 1}]}',
+            "items[0].role",
+            "unknown role 'robot'",
+        ),
+        ('{"items": [{"role": "user", "content": "a", "weight": -1}]}', "items[0].weight", ">= 0"),
+        ('{"items": []}', "items", "empty conversation"),
+        (
+            '{"items": [{"role": "user", "content": 5, "weight": 1}]}',
+            "items[0].content",
+            "must be a string",
+        ),
+        (
+            '{"condition": 3, "items": [{"role": "user", "content": "a", "weight": 1}]}',
+            "condition",
+            "must be a string",
+        ),
+    ],
+)
 def test_each_bad_line_names_file_line_and_field(line, field, words):
     with pytest.raises(InputError) as err:
         parse_jsonl_line(line, file="data.jsonl", line=7, require_weights=True)
@@ -43,7 +75,10 @@ def test_each_bad_line_names_file_line_and_field(line, field, words):
 
 
 def test_every_problem_in_a_file_is_reported_at_once(tmp_path):
-    path = _write(tmp_path, ['{"items": []}', '{"items": [{"role": "user", "content": "ok", "weight": 1}]}', "nope"])
+    path = _write(
+        tmp_path,
+        ['{"items": []}', '{"items": [{"role": "user", "content": "ok", "weight": 1}]}', "nope"],
+    )
     with pytest.raises(InputError) as err:
         read_conversations(path, require_weights=True)
     assert [p.line for p in err.value.problems] == [1, 3]

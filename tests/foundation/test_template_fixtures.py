@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -12,14 +13,16 @@ from ocx.harness.templates import ChatTemplate, get_template
 from ocx.harness.templates.check import bundled_fixture_paths, check_case, run_checks
 from ocx.harness.tokenizers import load_tokenizer
 
-import json
-
 
 def _cases(model_type: str) -> list[dict]:
     cases = []
     for path in bundled_fixture_paths():
         data = json.loads(path.read_text())
-        cases += [dict(c, _tokenizers=data["tokenizers"]) for c in data["cases"] if c["model_type"] == model_type]
+        cases += [
+            dict(c, _tokenizers=data["tokenizers"])
+            for c in data["cases"]
+            if c["model_type"] == model_type
+        ]
     return cases
 
 
@@ -31,8 +34,20 @@ def test_every_documented_and_ocx_fixture_passes(shared_dir):
 
 
 def test_templates_check_command_passes_and_reports_counts(shared_dir):
-    out = subprocess.run([sys.executable, "-m", "ocx.cli.__main__", "templates", "check", "--shared", str(shared_dir),
-                          "--require-all"], capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ocx.cli.__main__",
+            "templates",
+            "check",
+            "--shared",
+            str(shared_dir),
+            "--require-all",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert re.search(r"\d+ passed, 0 failed, 0 skipped", out.stdout)
 
@@ -48,8 +63,18 @@ def _output_literals(source: str) -> list[tuple[int, int]]:
     return spans
 
 
-@pytest.mark.parametrize("model_type", ["openchat_3.5", "openchat_3.6", "openchat_v3.2", "openchat_v3.1_llama2",
-                                        "llama3_instruct", "chatml", "zephyr"])
+@pytest.mark.parametrize(
+    "model_type",
+    [
+        "openchat_3.5",
+        "openchat_3.6",
+        "openchat_v3.2",
+        "openchat_v3.1_llama2",
+        "llama3_instruct",
+        "chatml",
+        "zephyr",
+    ],
+)
 def test_changing_one_character_of_a_template_fails_the_check(model_type, shared_dir):
     template = get_template(model_type)
     cases = _cases(model_type)
@@ -60,7 +85,11 @@ def test_changing_one_character_of_a_template_fails_the_check(model_type, shared
     survivors = []
     for start, end in spans:
         for pos in (start, end - 1):  # first and last character of every literal
-            mutated = template.source[:pos] + ("#" if template.source[pos] != "#" else "%") + template.source[pos + 1:]
+            mutated = (
+                template.source[:pos]
+                + ("#" if template.source[pos] != "#" else "%")
+                + template.source[pos + 1 :]
+            )
             changed = ChatTemplate.from_source(model_type, mutated)
             if all(_passes(changed, tok, c) for c in cases if c["tokenizer"] == vocab):
                 survivors.append(template.source[start:end])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from ocx.harness.mock_server import last_user_content
 
 

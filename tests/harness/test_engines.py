@@ -25,16 +25,22 @@ def mistral_folder(tmp_path, mistral_tokenizer_file) -> Path:
     folder = tmp_path / "mistral-style"
     folder.mkdir()
     shutil.copy(mistral_tokenizer_file, folder / "tokenizer.model")
-    (folder / "config.json").write_text(json.dumps({"model_type": "mistral", "max_position_embeddings": 32768}))
+    (folder / "config.json").write_text(
+        json.dumps({"model_type": "mistral", "max_position_embeddings": 32768})
+    )
     (folder / "ocx.json").write_text(json.dumps({"model_type": "openchat_3.5"}))
     return folder
 
 
 def test_importing_the_registry_and_naming_engines_loads_no_gpu_library():
-    code = ("import sys; from ocx.harness.engines import engines, get_engine, check_engine, EngineOptions; "
-            "names = sorted(engines()); [get_engine(n) for n in names]; check_engine('vllm', EngineOptions()); "
-            "print(names, [m for m in ('torch', 'vllm', 'transformers') if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    code = (
+        "import sys; from ocx.harness.engines import engines, get_engine, check_engine, EngineOptions; "
+        "names = sorted(engines()); [get_engine(n) for n in names]; check_engine('vllm', EngineOptions()); "
+        "print(names, [m for m in ('torch', 'vllm', 'transformers') if m in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "['openai', 'transformers', 'vllm'] []"
 
 
@@ -53,9 +59,23 @@ def test_parallel_sizes_above_one_are_refused_for_the_transformers_engine(flag):
     assert check_engine("transformers", EngineOptions()) == []
 
 
-def test_ocx_eval_with_tensor_parallelism_on_transformers_exits_2_naming_the_flag(monkeypatch, capsys, mistral_folder):
-    code, _, err = invoke_ocx(monkeypatch, capsys, "eval", "--model", mistral_folder, "--sets", "arithmetic",
-                              "--tensor-parallel-size", "2", "--engine", "transformers", "--no-cache")
+def test_ocx_eval_with_tensor_parallelism_on_transformers_exits_2_naming_the_flag(
+    monkeypatch, capsys, mistral_folder
+):
+    code, _, err = invoke_ocx(
+        monkeypatch,
+        capsys,
+        "eval",
+        "--model",
+        mistral_folder,
+        "--sets",
+        "arithmetic",
+        "--tensor-parallel-size",
+        "2",
+        "--engine",
+        "transformers",
+        "--no-cache",
+    )
     assert code == 2, err
     assert "--tensor-parallel-size" in err and "Traceback" not in err
 
@@ -67,7 +87,9 @@ def test_eval_and_serve_agree_on_the_context_length_of_a_mistral_style_checkpoin
 
     served = load_served_model(str(mistral_folder))
     local = LocalModel(mistral_folder)
-    assert local.max_positions() == served.context_length == 8192  # the template's, not the config's 32,768
+    assert (
+        local.max_positions() == served.context_length == 8192
+    )  # the template's, not the config's 32,768
     long_prompt = Request(0, ({"role": "user", "content": "x" + " the" * 20000},), None, Sampling())
     ids = local.prompt_ids(long_prompt)
     assert len(ids) == 8191  # the end is kept, with room for one new token
@@ -78,9 +100,21 @@ def test_the_vllm_engine_gets_the_parallel_sizes_ocx_eval_was_given(mistral_fold
     from ocx.cli.eval import _validate, eval_command
     from ocx.harness.eval_session import build_backend
 
-    ctx = eval_command.make_context("eval", ["--model", str(mistral_folder), "--engine", "vllm",
-                                             "--tensor-parallel-size", "4", "--data-parallel-size", "2",
-                                             "--engine-arg", "gpu_memory_utilization=0.5"])
+    ctx = eval_command.make_context(
+        "eval",
+        [
+            "--model",
+            str(mistral_folder),
+            "--engine",
+            "vllm",
+            "--tensor-parallel-size",
+            "4",
+            "--data-parallel-size",
+            "2",
+            "--engine-arg",
+            "gpu_memory_utilization=0.5",
+        ],
+    )
     backend = build_backend(_validate(ctx.params), "openchat_3.5")
     args = backend.engine.engine_arguments()  # built without importing vllm
     assert (args["tensor_parallel_size"], args["data_parallel_size"]) == (4, 2)
@@ -88,64 +122,122 @@ def test_the_vllm_engine_gets_the_parallel_sizes_ocx_eval_was_given(mistral_fold
     assert args["skip_tokenizer_init"] is True and args["model"] == str(mistral_folder.resolve())
 
 
-def test_the_vllm_engine_gets_the_parallel_sizes_ocx_serve_was_given(monkeypatch, capsys, mistral_folder):
+def test_the_vllm_engine_gets_the_parallel_sizes_ocx_serve_was_given(
+    monkeypatch, capsys, mistral_folder
+):
     import ocx.cli.serve as serve_cli
     import ocx.harness.engines as engines
 
     built = {}
     monkeypatch.setattr(engines, "vllm_installed", lambda: True)
-    monkeypatch.setattr(serve_cli, "_run", lambda backend, *a, **k: built.setdefault("engine", backend))
-    code, _, err = invoke_ocx(monkeypatch, capsys, "serve", "--model", mistral_folder, "--engine", "vllm",
-                              "--tensor-parallel-size", "2", "--data-parallel-size", "3")
+    monkeypatch.setattr(
+        serve_cli, "_run", lambda backend, *a, **k: built.setdefault("engine", backend)
+    )
+    code, _, err = invoke_ocx(
+        monkeypatch,
+        capsys,
+        "serve",
+        "--model",
+        mistral_folder,
+        "--engine",
+        "vllm",
+        "--tensor-parallel-size",
+        "2",
+        "--data-parallel-size",
+        "3",
+    )
     assert code == 0, err
     args = built["engine"].engine_arguments()
-    assert (args["tensor_parallel_size"], args["data_parallel_size"], args["max_model_len"]) == (2, 3, 8192)
+    assert (args["tensor_parallel_size"], args["data_parallel_size"], args["max_model_len"]) == (
+        2,
+        3,
+        8192,
+    )
 
 
-@pytest.mark.parametrize("config, words", [
-    ('{"max_position_embeddings": ', "not a JSON config"),
-    (b"\xff\xfe{}", "not a JSON config"),
-    ("[1, 2]", "not a JSON object"),
-    ('{"max_position_embeddings": "lots"}', "must be a positive integer, got 'lots'"),
-    ('{"max_position_embeddings": -5}', "must be a positive integer, got -5"),
-])
+@pytest.mark.parametrize(
+    "config, words",
+    [
+        ('{"max_position_embeddings": ', "not a JSON config"),
+        (b"\xff\xfe{}", "not a JSON config"),
+        ("[1, 2]", "not a JSON object"),
+        ('{"max_position_embeddings": "lots"}', "must be a positive integer, got 'lots'"),
+        ('{"max_position_embeddings": -5}', "must be a positive integer, got -5"),
+    ],
+)
 @pytest.mark.parametrize("command", ["eval", "serve"])
-def test_a_corrupt_config_json_is_named_with_exit_2_before_any_output(monkeypatch, capsys, mistral_folder, tmp_path,
-                                                                       config, words, command):
+def test_a_corrupt_config_json_is_named_with_exit_2_before_any_output(
+    monkeypatch, capsys, mistral_folder, tmp_path, config, words, command
+):
     config_file = mistral_folder / "config.json"
     config_file.write_bytes(config if isinstance(config, bytes) else config.encode())
-    args = ["--sets", "arithmetic", "--output", tmp_path / "out"] if command == "eval" else ["--port", "0"]
+    args = (
+        ["--sets", "arithmetic", "--output", tmp_path / "out"]
+        if command == "eval"
+        else ["--port", "0"]
+    )
     code, _, err = invoke_ocx(monkeypatch, capsys, command, "--model", mistral_folder, *args)
     assert code == 2, err
     assert f"{config_file}: " in err and words in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
 
 
-def test_ocx_serve_refuses_data_parallelism_on_transformers_before_loading(monkeypatch, capsys, mistral_folder):
-    code, _, err = invoke_ocx(monkeypatch, capsys, "serve", "--model", mistral_folder, "--engine", "transformers",
-                              "--data-parallel-size", "2")
+def test_ocx_serve_refuses_data_parallelism_on_transformers_before_loading(
+    monkeypatch, capsys, mistral_folder
+):
+    code, _, err = invoke_ocx(
+        monkeypatch,
+        capsys,
+        "serve",
+        "--model",
+        mistral_folder,
+        "--engine",
+        "transformers",
+        "--data-parallel-size",
+        "2",
+    )
     assert code == 2 and "--data-parallel-size" in err and "Traceback" not in err
 
 
-def test_a_registered_engine_runs_ocx_eval_end_to_end(monkeypatch, capsys, mistral_folder, tmp_path):
+def test_a_registered_engine_runs_ocx_eval_end_to_end(
+    monkeypatch, capsys, mistral_folder, tmp_path
+):
     """What docs/extending.md describes: one module (echo_engine.py) plus one registry entry."""
     from ocx.harness.engines import register_engine, unregister_engine
 
     monkeypatch.syspath_prepend(str(PLUGINS))
     register_engine("echo", "echo_engine:build", summary="fixed answers, for tests")
     try:
-        code, out, err = invoke_ocx(monkeypatch, capsys, "eval", "--engine", "echo", "--model", mistral_folder,
-                                    "--sets", "arithmetic", "--limit", "4", "--output", tmp_path / "out", "--quiet")
+        code, out, err = invoke_ocx(
+            monkeypatch,
+            capsys,
+            "eval",
+            "--engine",
+            "echo",
+            "--model",
+            mistral_folder,
+            "--sets",
+            "arithmetic",
+            "--limit",
+            "4",
+            "--output",
+            tmp_path / "out",
+            "--quiet",
+        )
     finally:
         unregister_engine("echo")
     assert code == 0, err
     document = json.loads((tmp_path / "out" / "results.json").read_text())
     assert document["model"]["kind"] == "echo" and document["engine"] == "echo"
-    records = [json.loads(line) for line in (tmp_path / "out" / "samples.jsonl").read_text().splitlines()]
+    records = [
+        json.loads(line) for line in (tmp_path / "out" / "samples.jsonl").read_text().splitlines()
+    ]
     assert [r["response"] for r in records] == ["The answer is 4."] * 4
 
 
-def test_the_deprecated_backend_flag_still_works_and_says_it_is_deprecated(monkeypatch, capsys, mistral_folder):
+def test_the_deprecated_backend_flag_still_works_and_says_it_is_deprecated(
+    monkeypatch, capsys, mistral_folder
+):
     from ocx.cli.eval import _validate, eval_command
 
     ctx = eval_command.make_context("eval", ["--model", str(mistral_folder), "--backend", "vllm"])
@@ -157,16 +249,26 @@ def test_endpoint_implies_the_openai_engine_and_refuses_a_local_one(mistral_fold
     from ocx.cli.eval import _validate, eval_command
     from ocx.harness.errors import InputError
 
-    ctx = eval_command.make_context("eval", ["--endpoint", "http://a/v1,http://b/v1", "--model-name", "m"])
+    ctx = eval_command.make_context(
+        "eval", ["--endpoint", "http://a/v1,http://b/v1", "--model-name", "m"]
+    )
     opts = _validate(ctx.params)
     assert opts.engine == "openai" and opts.all_endpoints() == ("http://a/v1", "http://b/v1")
-    ctx = eval_command.make_context("eval", ["--endpoint", "http://a/v1", "--model-name", "m", "--engine", "vllm"])
+    ctx = eval_command.make_context(
+        "eval", ["--endpoint", "http://a/v1", "--model-name", "m", "--engine", "vllm"]
+    )
     with pytest.raises(InputError, match="--engine"):
         _validate(ctx.params)
 
 
 def test_sampling_records_keep_their_old_cache_keys_and_name_new_fields_only_when_set():
-    assert Sampling().as_dict() == {"temperature": 0.0, "top_p": 1.0, "max_tokens": 2048, "seed": None, "stop": ()}
+    assert Sampling().as_dict() == {
+        "temperature": 0.0,
+        "top_p": 1.0,
+        "max_tokens": 2048,
+        "seed": None,
+        "stop": (),
+    }
     assert Sampling(top_k=-1) == Sampling()  # vLLM's "off" is the same setting
     assert Sampling(min_p=0.1).as_dict()["min_p"] == 0.1
     assert Sampling(top_k=5, min_p=0.1).unsupported(frozenset()) == ["top_k", "min_p"]
@@ -174,8 +276,8 @@ def test_sampling_records_keep_their_old_cache_keys_and_name_new_fields_only_whe
 
 def test_an_engine_that_cannot_honour_top_k_fails_those_eval_requests_not_others(mistral_folder):
     from ocx.harness.backends import Request
-    from ocx.harness.engines import build_backend, register_engine, unregister_engine
     from ocx.harness.checkpoint import resolve_checkpoint_spec
+    from ocx.harness.engines import build_backend, register_engine, unregister_engine
 
     sys.path.insert(0, str(PLUGINS))
     register_engine("echo", "echo_engine:build")
@@ -183,8 +285,11 @@ def test_an_engine_that_cannot_honour_top_k_fails_those_eval_requests_not_others
         backend = build_backend("echo", resolve_checkpoint_spec(mistral_folder))
         messages = ({"role": "user", "content": "2+2?"},)
         answers, errors = {}, {}
-        backend.generate([Request(0, messages, None, Sampling(top_k=5)), Request(1, messages, None, Sampling())],
-                         answers.__setitem__, errors.__setitem__)
+        backend.generate(
+            [Request(0, messages, None, Sampling(top_k=5)), Request(1, messages, None, Sampling())],
+            answers.__setitem__,
+            errors.__setitem__,
+        )
         backend.close()
     finally:
         unregister_engine("echo")
@@ -193,7 +298,9 @@ def test_an_engine_that_cannot_honour_top_k_fails_those_eval_requests_not_others
     assert "does not support top_k" in str(errors[0])
 
 
-def test_a_hub_id_resolves_to_the_same_checkpoint_for_eval_and_serve(monkeypatch, capsys, mistral_folder, tmp_path):
+def test_a_hub_id_resolves_to_the_same_checkpoint_for_eval_and_serve(
+    monkeypatch, capsys, mistral_folder, tmp_path
+):
     """`--model org/name` from the offline Hugging Face cache, through one resolution for both commands."""
     import huggingface_hub.constants
 
@@ -213,10 +320,27 @@ def test_a_hub_id_resolves_to_the_same_checkpoint_for_eval_and_serve(monkeypatch
     monkeypatch.syspath_prepend(str(PLUGINS))
     register_engine("echo", "echo_engine:build")
     try:
-        code, _, err = invoke_ocx(monkeypatch, capsys, "eval", "--engine", "echo", "--model", "ocx-test/mistral-style",
-                                  "--sets", "arithmetic", "--limit", "2", "--output", tmp_path / "out", "--quiet")
+        code, _, err = invoke_ocx(
+            monkeypatch,
+            capsys,
+            "eval",
+            "--engine",
+            "echo",
+            "--model",
+            "ocx-test/mistral-style",
+            "--sets",
+            "arithmetic",
+            "--limit",
+            "2",
+            "--output",
+            tmp_path / "out",
+            "--quiet",
+        )
     finally:
         unregister_engine("echo")
     assert code == 0, err
     document = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert document["model"]["path"] == str(served.path) and document["model_path"] == "ocx-test/mistral-style"
+    assert (
+        document["model"]["path"] == str(served.path)
+        and document["model_path"] == "ocx-test/mistral-style"
+    )

@@ -24,12 +24,14 @@ async def _serve(answers: list[bytes], *, dribble: bool = False, close_after_eac
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
                 lines = head.lower().split(b"\r\n")
-                length = int(next(ln.split(b":")[1] for ln in lines if ln.startswith(b"content-length")))
+                length = int(
+                    next(ln.split(b":")[1] for ln in lines if ln.startswith(b"content-length"))
+                )
                 await reader.readexactly(length)
                 answer = answers[min(served["requests"], len(answers) - 1)]
                 served["requests"] += 1
                 for i in range(len(answer)) if dribble else [None]:
-                    writer.write(answer if i is None else answer[i:i + 1])
+                    writer.write(answer if i is None else answer[i : i + 1])
                     await writer.drain()
                 if close_after_each:
                     break
@@ -71,9 +73,11 @@ def test_a_response_dribbled_one_byte_at_a_time_is_read_whole_and_the_connection
 
 
 def test_chunked_bodies_with_extensions_and_trailers_are_joined():
-    chunked = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-               b"4;name=x\r\n" + BODY[:4] + b"\r\n" + b"%x\r\n" % (len(BODY) - 4) + BODY[4:] + b"\r\n"
-               b"0\r\nX-Trailer: 1\r\n\r\n")
+    chunked = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"4;name=x\r\n" + BODY[:4] + b"\r\n" + b"%x\r\n" % (len(BODY) - 4) + BODY[4:] + b"\r\n"
+        b"0\r\nX-Trailer: 1\r\n\r\n"
+    )
     results, served = _run([chunked], dribble=True)
     assert results == [{"ok": True}] * 3 and served["connections"] == 1
 
@@ -90,7 +94,9 @@ def test_a_connection_the_server_closes_after_answering_is_not_reused():
 
 def test_a_keep_alive_connection_the_server_dropped_while_idle_is_replaced():
     async def main():
-        server, url, served = await _serve([_ok()], close_after_each=True)  # closes without saying so
+        server, url, served = await _serve(
+            [_ok()], close_after_each=True
+        )  # closes without saying so
         client = FastHTTPClient(url, api_key="k", timeout=5, max_connections=1)
         try:
             first = await client.post_json("/x", {})
@@ -104,12 +110,16 @@ def test_a_keep_alive_connection_the_server_dropped_while_idle_is_replaced():
     assert first == second == {"ok": True} and served["connections"] == 2
 
 
-@pytest.mark.parametrize("answer", [b"garbage\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nnot"])
+@pytest.mark.parametrize(
+    "answer", [b"garbage\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nnot"]
+)
 def test_garbage_heads_and_bodies_are_malformed_responses(answer):
     results, _ = _run([answer], n=1)
     assert isinstance(results[0], MalformedResponseError)
 
 
 def test_a_response_cut_short_is_an_error_not_a_hang():
-    results, _ = _run([b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"ok\""], n=1, close_after_each=True)
+    results, _ = _run(
+        [b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"ok"'], n=1, close_after_each=True
+    )
     assert isinstance(results[0], (asyncio.IncompleteReadError, ConnectionError))

@@ -50,7 +50,9 @@ def lmeval_python() -> Path:
 def checkpoint(tmp_path_factory, mistral_tokenizer_file) -> Path:
     from ocx.adapters.hf.tiny import build_tiny_checkpoint
 
-    return build_tiny_checkpoint(tmp_path_factory.mktemp("parity") / "tiny", mistral_tokenizer_file, "openchat_3.5")
+    return build_tiny_checkpoint(
+        tmp_path_factory.mktemp("parity") / "tiny", mistral_tokenizer_file, "openchat_3.5"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -58,31 +60,78 @@ def served(checkpoint):
     from tests.serve.conftest import free_port, server_process
 
     port = free_port()
-    cmd = [sys.executable, "-m", "ocx.cli", "serve", "--model", str(checkpoint), "--port", str(port),
-           "--served-model-name", "tiny", "--dtype", "float32", "--disable-log-requests"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ocx.cli",
+        "serve",
+        "--model",
+        str(checkpoint),
+        "--port",
+        str(port),
+        "--served-model-name",
+        "tiny",
+        "--dtype",
+        "float32",
+        "--disable-log-requests",
+    ]
     with server_process(cmd, port, start_timeout=120) as url:
         yield url
 
 
 def run_lmeval_against(served: str, checkpoint: Path, python: Path, work: Path) -> dict:
-    from tests.perf.lmeval_task import exact_hf_tokenizer, run_lmeval, write_arc_task, write_hellaswag_task
+    from tests.perf.lmeval_task import (
+        exact_hf_tokenizer,
+        run_lmeval,
+        write_arc_task,
+        write_hellaswag_task,
+    )
 
     tokenizer = exact_hf_tokenizer(checkpoint, work / "tokenizer")
     include = work / "tasks"
     write_arc_task(include, TASKS["arc_easy"], FIXTURES / "ai2_arc/ARC-Easy/test.jsonl")
     write_hellaswag_task(include, TASKS["hellaswag"], FIXTURES / "hellaswag/validation.jsonl")
     # batch_size 4: prompts go as lists of token-ID lists, several per request.
-    args = (f"model=tiny,base_url={served}/v1/completions,tokenizer_backend=huggingface,tokenizer={tokenizer},"
-            "tokenized_requests=True,add_bos_token=True,num_concurrent=1,max_retries=1")
-    return run_lmeval(python, include, list(TASKS.values()), "local-completions", args, 4, work, timeout=600,
-                      builtin_tasks=False)
+    args = (
+        f"model=tiny,base_url={served}/v1/completions,tokenizer_backend=huggingface,tokenizer={tokenizer},"
+        "tokenized_requests=True,add_bos_token=True,num_concurrent=1,max_retries=1"
+    )
+    return run_lmeval(
+        python,
+        include,
+        list(TASKS.values()),
+        "local-completions",
+        args,
+        4,
+        work,
+        timeout=600,
+        builtin_tasks=False,
+    )
 
 
 def ocx_eval(out: Path, *how: str) -> dict[str, list[dict]]:
     """`ocx eval --scoring loglikelihood --no-chat` on the fixture data: samples.jsonl by suite."""
-    cmd = [sys.executable, "-m", "ocx.cli", "eval", *how, "--sets", *TASKS, "--data", str(FIXTURES),
-           "--scoring", "loglikelihood", "--no-chat", "--output", str(out), "--no-cache", "--quiet"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "ocx.cli",
+        "eval",
+        *how,
+        "--sets",
+        *TASKS,
+        "--data",
+        str(FIXTURES),
+        "--scoring",
+        "loglikelihood",
+        "--no-chat",
+        "--output",
+        str(out),
+        "--no-cache",
+        "--quiet",
+    ]
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     by_suite: dict[str, list[dict]] = {}
     for line in (out / "samples.jsonl").read_text(encoding="utf-8").splitlines():
@@ -101,8 +150,15 @@ def runs(lmeval_python, checkpoint, served, tmp_path_factory) -> dict:
     with ThreadPoolExecutor(1) as pool:
         lmeval = pool.submit(run_lmeval_against, served, checkpoint, lmeval_python, work / "lmeval")
         local = ocx_eval(work / "local", "--model", str(checkpoint))
-        http = ocx_eval(work / "http", "--endpoint", f"{served}/v1", "--model-name", "tiny",
-                        "--tokenizer", str(checkpoint))
+        http = ocx_eval(
+            work / "http",
+            "--endpoint",
+            f"{served}/v1",
+            "--model-name",
+            "tiny",
+            "--tokenizer",
+            str(checkpoint),
+        )
         return {"lmeval": lmeval.result(), "local": local, "http": http}
 
 
@@ -130,19 +186,32 @@ def test_lm_eval_poses_the_same_contexts_and_continuations_as_ocx(lmeval, ocx_lo
         samples, records = lmeval["tasks"][task]["samples"], ocx_local[suite]
         assert len(samples) == len(records) > 0
         for sample, record in zip(samples, records):
-            assert [a[0] for a in sample["arguments"]] == [record["context"]] * len(record["options"]), record["id"]
-            assert [a[1] for a in sample["arguments"]] == [o["continuation"] for o in record["options"]], record["id"]
+            assert [a[0] for a in sample["arguments"]] == [record["context"]] * len(
+                record["options"]
+            ), record["id"]
+            assert [a[1] for a in sample["arguments"]] == [
+                o["continuation"] for o in record["options"]
+            ], record["id"]
 
 
-def test_lm_eval_local_completions_against_ocx_serve_gets_ocx_eval_s_log_likelihoods_and_accuracy(lmeval, ocx_local):
+def test_lm_eval_local_completions_against_ocx_serve_gets_ocx_eval_s_log_likelihoods_and_accuracy(
+    lmeval, ocx_local
+):
     for suite, task in TASKS.items():
         theirs, records = lmeval["tasks"][task], ocx_local[suite]
         for sample, record in zip(theirs["samples"], records):
             mine = [o["logprob"] for o in record["options"]]
             theirs_lp = sample["logprobs"]
-            assert all(_close(a, b) for a, b in zip(mine, theirs_lp, strict=True)), (record["id"], mine, theirs_lp)
+            assert all(_close(a, b) for a, b in zip(mine, theirs_lp, strict=True)), (
+                record["id"],
+                mine,
+                theirs_lp,
+            )
             assert [o["is_greedy"] for o in record["options"]] == sample["greedy"], record["id"]
-            assert (record["acc"], record["acc_norm"]) == (bool(sample["acc"]), bool(sample["acc_norm"])), record["id"]
+            assert (record["acc"], record["acc_norm"]) == (
+                bool(sample["acc"]),
+                bool(sample["acc_norm"]),
+            ), record["id"]
         n = len(records)
         assert _close(sum(r["acc"] for r in records) / n, theirs["acc"])
         assert _close(sum(r["acc_norm"] for r in records) / n, theirs["acc_norm"])
@@ -172,7 +241,7 @@ def test_ocx_log_likelihoods_equal_a_direct_transformers_forward_pass(checkpoint
             for option in record["options"]:
                 context, continuation = record["context"], option["continuation"]
                 stripped = context.rstrip()
-                continuation = context[len(stripped):] + continuation
+                continuation = context[len(stripped) :] + continuation
                 context_ids = tokenizer.encode(stripped)
                 whole = tokenizer.encode(stripped + continuation)
                 ids = [bos, *whole]

@@ -8,9 +8,9 @@ import pytest
 
 from ocx.benchmarks.base import MultipleChoice, Sample
 from ocx.harness.cache import ResponseCache
-from ocx.harness.logprobs import Loglikelihood
 from ocx.harness.loglikelihood_encode import PairEncoder
 from ocx.harness.loglikelihood_runner import LoglikelihoodRunner
+from ocx.harness.logprobs import Loglikelihood
 from ocx.harness.runner import RequestsFailedError
 from ocx.harness.stats import accuracy_interval
 
@@ -61,8 +61,16 @@ class ListSuite:
 
     def load(self, data, limit=None):
         items = self.items[:limit] if limit else self.items
-        return [Sample(f"{self.name}/t/{i}", mc.context, [{"role": "user", "content": mc.context}], str(mc.gold), {})
-                for i, mc in enumerate(items)]
+        return [
+            Sample(
+                f"{self.name}/t/{i}",
+                mc.context,
+                [{"role": "user", "content": mc.context}],
+                str(mc.gold),
+                {},
+            )
+            for i, mc in enumerate(items)
+        ]
 
     def multiple_choice(self, sample, num_fewshot=0):
         return self.items[int(sample.id.rsplit("/", 1)[1])]
@@ -77,7 +85,15 @@ ITEMS = [
     MultipleChoice("Which", ("red", "blue", "green"), (1, 2)),
 ]
 # continuations are " yes" (4 chars with delimiter; acc_norm divides by len("yes") = 3), ...
-TABLE = {" yes": -1.5, " no": -1.2, " x": -0.7, " y": -0.7, " red": -3.0, " blue": -2.0, " green": -2.5}
+TABLE = {
+    " yes": -1.5,
+    " no": -1.2,
+    " x": -0.7,
+    " y": -0.7,
+    " red": -3.0,
+    " blue": -2.0,
+    " green": -2.5,
+}
 
 
 def run(backend, cache, items=ITEMS, chat=False, name="toy"):
@@ -94,14 +110,24 @@ def test_acc_and_acc_norm_follow_lm_eval_on_hand_computed_log_likelihoods():
     # item 2: acc " blue" (-2.0), gold: right; acc_norm -3/3=-1, -2/4=-0.5, -2.5/5=-0.5 -> tie -> "blue": right
     records = [r.to_dict() for r in result.records]
     assert [(r["pred"], r["pred_norm"], r["acc"], r["acc_norm"]) for r in records] == [
-        (1, 0, False, True), (0, 0, False, False), (1, 1, True, True)]
-    assert summary["accuracy"] == pytest.approx(1 / 3) and summary["acc_norm"] == pytest.approx(2 / 3)
+        (1, 0, False, True),
+        (0, 0, False, False),
+        (1, 1, True, True),
+    ]
+    assert summary["accuracy"] == pytest.approx(1 / 3) and summary["acc_norm"] == pytest.approx(
+        2 / 3
+    )
     assert summary["correct"] == 1 and summary["n"] == 3
     expected = accuracy_interval([0.0, 0.0, 1.0]).as_dict()
     assert {k: summary[k] for k in expected} == expected
     assert summary["acc_norm_stderr"] == accuracy_interval([1.0, 0.0, 1.0]).stderr
-    assert records[0]["options"][0] == {"choice": "yes", "continuation": " yes", "logprob": -1.5, "is_greedy": False,
-                                        "tokens": 4}
+    assert records[0]["options"][0] == {
+        "choice": "yes",
+        "continuation": " yes",
+        "logprob": -1.5,
+        "is_greedy": False,
+        "tokens": 4,
+    }
     assert result.settings["scoring"] == "loglikelihood" and result.settings["chat"] is False
 
 
@@ -110,6 +136,7 @@ def test_a_rerun_is_answered_from_the_cache_and_a_new_model_is_not(tmp_path):
     with ResponseCache(path) as cache:
         first = run(TableBackend(TABLE), cache)
     assert first.sent == 7 and first.cached == 0
+
     class Untouchable(TableBackend):
         def loglikelihood(self, requests, on_result, on_error):
             raise AssertionError("a fully cached run must not start the model")
@@ -117,7 +144,9 @@ def test_a_rerun_is_answered_from_the_cache_and_a_new_model_is_not(tmp_path):
     with ResponseCache(path) as cache:
         again = run(Untouchable({}), cache)
     assert again.sent == 0 and again.cached == 7
-    assert [r.to_dict()["options"] for r in again.records] == [r.to_dict()["options"] for r in first.records]
+    assert [r.to_dict()["options"] for r in again.records] == [
+        r.to_dict()["options"] for r in first.records
+    ]
     assert all(r.cached for r in again.records)
     with ResponseCache(path) as cache:
         other = run(TableBackend(TABLE, model="other"), cache)
@@ -172,7 +201,11 @@ def test_an_option_that_encodes_to_no_tokens_is_refused_by_sample():
     from ocx.harness.errors import InputError
 
     with ResponseCache(None) as cache, pytest.raises(InputError, match="toy/t/0.*no tokens"):
-        run(TableBackend(TABLE), cache, items=[MultipleChoice("Q", ("",), (0,), target_delimiter="")])
+        run(
+            TableBackend(TABLE),
+            cache,
+            items=[MultipleChoice("Q", ("",), (0,), target_delimiter="")],
+        )
 
 
 def test_chat_and_plain_prompts_are_cached_apart():
@@ -189,9 +222,19 @@ def test_chat_and_plain_prompts_are_cached_apart():
     backend = TableBackend({**TABLE, "yes": -1.0, "no": -2.0})
     items = [ITEMS[0]]
     with ResponseCache(None) as cache:
-        plain = LoglikelihoodRunner(backend, cache, PairEncoder(ChatChars(), chat=False)).run([ListSuite("t", items)], None)
-        chat = LoglikelihoodRunner(backend, cache, PairEncoder(ChatChars(), chat=True, template=get_template("openchat_3.5"),
-                                                               condition="GPT4 Correct")).run([ListSuite("t", items)], None)
+        plain = LoglikelihoodRunner(backend, cache, PairEncoder(ChatChars(), chat=False)).run(
+            [ListSuite("t", items)], None
+        )
+        chat = LoglikelihoodRunner(
+            backend,
+            cache,
+            PairEncoder(
+                ChatChars(),
+                chat=True,
+                template=get_template("openchat_3.5"),
+                condition="GPT4 Correct",
+            ),
+        ).run([ListSuite("t", items)], None)
     assert plain.sent == 2 and chat.sent == 2 and chat.cached == 0
     # Chat mode scores the bare option after the assistant header (no delimiter).
     assert [text for _, text in backend.asked[2:]] == ["yes", "no"]
@@ -214,6 +257,10 @@ def test_the_progress_bar_counts_every_option_once_cached_or_asked(tmp_path):
     with ResponseCache(tmp_path / "c.sqlite") as cache:
         for _ in range(2):  # asked, then cached
             progress = Progress()
-            LoglikelihoodRunner(TableBackend(TABLE), cache, PairEncoder(CharTokenizer(), chat=False),
-                                progress=progress).run([ListSuite("p", items)], None)
+            LoglikelihoodRunner(
+                TableBackend(TABLE),
+                cache,
+                PairEncoder(CharTokenizer(), chat=False),
+                progress=progress,
+            ).run([ListSuite("p", items)], None)
             assert progress.total == progress.done == {"p": 7}

@@ -12,18 +12,46 @@ import pytest
 from ocx.benchmarks.base import canonical_json
 from ocx.harness.messages_json import json_string, messages_json
 
-HOSTILE = ['"', "\\", "\\n", "\\u0041", "\n", "\r", "\t", "\b", "\f", "\x00", "\x1f", "\x7f", "é", "ß", "中",
-           "\u2028", "\u2029", "\ufeff", "\U0001F600", "</script>", "{", "}", ",", ":"]
+HOSTILE = [
+    '"',
+    "\\",
+    "\\n",
+    "\\u0041",
+    "\n",
+    "\r",
+    "\t",
+    "\b",
+    "\f",
+    "\x00",
+    "\x1f",
+    "\x7f",
+    "é",
+    "ß",
+    "中",
+    "\u2028",
+    "\u2029",
+    "\ufeff",
+    "\U0001f600",
+    "</script>",
+    "{",
+    "}",
+    ",",
+    ":",
+]
 
 
 def plain(value) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8"
+    )
 
 
 def test_every_code_point_is_escaped_as_json_dumps_escapes_it():
-    points = [chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000]  # lone surrogates: see below
+    points = [
+        chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000
+    ]  # lone surrogates: see below
     for start in range(0, len(points), 251):  # in runs, with newlines and quotes between them
-        text = '\n"'.join(points[start:start + 251])
+        text = '\n"'.join(points[start : start + 251])
         assert json_string(text) == plain(text), hex(ord(points[start]))
     for code in range(0x80):
         assert json_string(chr(code)) == plain(chr(code)), hex(code)
@@ -31,25 +59,41 @@ def test_every_code_point_is_escaped_as_json_dumps_escapes_it():
 
 def test_random_mixes_of_hostile_text_give_the_same_bytes_as_json_dumps():
     rng = random.Random(13)
-    alphabet = HOSTILE + [chr(c) for c in range(0x20, 0x7f)]
+    alphabet = HOSTILE + [chr(c) for c in range(0x20, 0x7F)]
     for _ in range(3000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
         assert json_string(text) == plain(text), repr(text)
-        messages = [{"role": "system", "content": text[::-1]}, {"role": "user", "content": text, text[:3]: text[-3:]}]
+        messages = [
+            {"role": "system", "content": text[::-1]},
+            {"role": "user", "content": text, text[:3]: text[-3:]},
+        ]
         assert messages_json(messages) == plain(messages), repr(messages)
 
 
 def test_a_long_few_shot_prompt_gives_the_same_bytes_as_json_dumps():
-    prompt = "Q: Wie heißt „das“?\nA: \"x\"\t\\ 😀. The answer is 4.\n\n" * 400 + "Q: 中?\nA:"
+    prompt = 'Q: Wie heißt „das“?\nA: "x"\t\\ 😀. The answer is 4.\n\n' * 400 + "Q: 中?\nA:"
     messages = [{"role": "user", "content": prompt}]
     assert messages_json(messages) == plain(messages) == canonical_json(messages)
 
 
-@pytest.mark.parametrize("value", [
-    [], [{}], [{}, {}], (({"role": "user", "content": "tuple"}),), [{"role": "user", "content": None}],
-    [{"role": "user", "content": [{"type": "text", "text": "parts"}]}], [{"role": "user", "n": 1.5, "ok": True}],
-    [{1: "int key"}], [["not", "a", "dict"]], "a string", None, {"role": "user"},
-], ids=repr)
+@pytest.mark.parametrize(
+    "value",
+    [
+        [],
+        [{}],
+        [{}, {}],
+        (({"role": "user", "content": "tuple"}),),
+        [{"role": "user", "content": None}],
+        [{"role": "user", "content": [{"type": "text", "text": "parts"}]}],
+        [{"role": "user", "n": 1.5, "ok": True}],
+        [{1: "int key"}],
+        [["not", "a", "dict"]],
+        "a string",
+        None,
+        {"role": "user"},
+    ],
+    ids=repr,
+)
 def test_other_shapes_fall_back_to_canonical_json(value):
     assert messages_json(value) == plain(value)
 

@@ -17,22 +17,46 @@ from ocx.harness.runner import plan_suites
 MODEL = {"kind": "openai", "base_url": "http://127.0.0.1:8000/v1", "model": "näive/model"}
 
 SAMPLES = [
-    Sample("s/a/0", "What is 2+2?", [{"role": "user", "content": "What is 2+2?"}], "4", {"subset": "a"}),
+    Sample(
+        "s/a/0", "What is 2+2?", [{"role": "user", "content": "What is 2+2?"}], "4", {"subset": "a"}
+    ),
     # non-ASCII, quotes, backslashes, control characters and a lone surrogate-free emoji
-    Sample("s/a/1", 'Wie heißt „das“?\n\t\\ "x" 😀 \x01', [{"role": "user", "content": 'Wie heißt „das“?\n\t\\ "x" 😀 \x01'}],
-           "ß", {"subset": "a", "labels": ["ß", "ss"], "options": ("(A)", "(B)"), "n": 1.5, "none": None}),
+    Sample(
+        "s/a/1",
+        'Wie heißt „das“?\n\t\\ "x" 😀 \x01',
+        [{"role": "user", "content": 'Wie heißt „das“?\n\t\\ "x" 😀 \x01'}],
+        "ß",
+        {"subset": "a", "labels": ["ß", "ss"], "options": ("(A)", "(B)"), "n": 1.5, "none": None},
+    ),
     # the question is not the user message (a suite may format it): no shortcut may be taken
     Sample("s/b/0", "short", [{"role": "user", "content": "Q: short\nA:"}], "x", {}),
     # several messages, extra fields, and a question that equals a later message only
-    Sample("s/b/1", "hi", [{"role": "system", "content": "sys"}, {"role": "user", "content": "hi"}], "y", {}),
-    Sample("s/b/2", "hi", [{"role": "user", "content": "hi", "name": "bob"}], "y", {"k": {"z": 1, "a": [1, 2]}}),
+    Sample(
+        "s/b/1",
+        "hi",
+        [{"role": "system", "content": "sys"}, {"role": "user", "content": "hi"}],
+        "y",
+        {},
+    ),
+    Sample(
+        "s/b/2",
+        "hi",
+        [{"role": "user", "content": "hi", "name": "bob"}],
+        "y",
+        {"k": {"z": 1, "a": [1, 2]}},
+    ),
     Sample("s/b/3", "", [{"role": "user", "content": ""}], "", {}),
 ]
 
 
 def plain_line(sample: Sample) -> bytes:
     """The data hash's definition: canonical JSON of the whole sample, one line each."""
-    return json.dumps(sample.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    return (
+        json.dumps(
+            sample.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
+        + b"\n"
+    )
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=[s.id for s in SAMPLES])
@@ -44,11 +68,13 @@ def test_a_sample_hashed_piece_by_piece_gives_the_bytes_of_its_canonical_json(sa
 
 
 def test_the_suite_data_hash_is_the_hash_of_every_sample_line_in_order():
-    assert suite_data_sha256(SAMPLES) == hashlib.sha256(b"".join(map(plain_line, SAMPLES))).hexdigest()
+    assert (
+        suite_data_sha256(SAMPLES) == hashlib.sha256(b"".join(map(plain_line, SAMPLES))).hexdigest()
+    )
     assert suite_data_sha256(SAMPLES) != suite_data_sha256(SAMPLES[::-1])
 
 
-@pytest.mark.parametrize("condition", [None, "", "GPT4 Correct", "ünïcode \"quoted\""])
+@pytest.mark.parametrize("condition", [None, "", "GPT4 Correct", 'ünïcode "quoted"'])
 @pytest.mark.parametrize("completion", [0, 1, 7])
 def test_request_keys_from_a_serialized_prompt_equal_request_key(condition, completion):
     sampling = Sampling(temperature=0.7, max_tokens=1024, seed=3, stop=("\n\n", "Q:")).as_dict()
@@ -57,7 +83,10 @@ def test_request_keys_from_a_serialized_prompt_equal_request_key(condition, comp
         expected = request_key(MODEL, sample.messages, condition, sampling, completion=completion)
         assert keys.key(canonical_json(sample.messages)) == expected
         # and any change to what determines the answer changes the key
-        assert keys.key(canonical_json([*sample.messages, {"role": "user", "content": "x"}])) != expected
+        assert (
+            keys.key(canonical_json([*sample.messages, {"role": "user", "content": "x"}]))
+            != expected
+        )
 
 
 class _Suite:
@@ -80,12 +109,22 @@ class _Suite:
 @pytest.mark.parametrize("system_prompt", [None, "Be brief."])
 def test_planned_keys_and_data_hash_match_the_plain_definitions(reformat, system_prompt):
     suite = _Suite(reformat)
-    (planned,) = plan_suites([suite], None, limit=None, condition="GPT4", overrides={}, identity=MODEL,
-                             completions=2, system_prompt=system_prompt)
+    (planned,) = plan_suites(
+        [suite],
+        None,
+        limit=None,
+        condition="GPT4",
+        overrides={},
+        identity=MODEL,
+        completions=2,
+        system_prompt=system_prompt,
+    )
     sampling = Sampling.for_suite(suite.generation, {})
     system = [{"role": "system", "content": system_prompt}] if system_prompt is not None else []
     for sample, keys, prompt in zip(SAMPLES, planned.keys, planned.prompts):
         assert prompt == [*system, *suite.prompt(sample)]
-        assert keys == [request_key(MODEL, prompt, "GPT4", sampling.as_dict()),
-                        request_key(MODEL, prompt, "GPT4", sampling.as_dict(), completion=1)]
+        assert keys == [
+            request_key(MODEL, prompt, "GPT4", sampling.as_dict()),
+            request_key(MODEL, prompt, "GPT4", sampling.as_dict(), completion=1),
+        ]
     assert planned.data_sha256 == suite_data_sha256(SAMPLES)

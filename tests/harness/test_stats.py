@@ -8,8 +8,18 @@ import random
 import numpy as np
 import pytest
 
-from ocx.harness.stats import (Z95, accuracy_interval, binomial_two_sided_p, bootstrap_ratio, clustered_stderr,
-                               mcnemar_exact, mean_stderr, paired_bootstrap, paired_test, wilson_interval)
+from ocx.harness.stats import (
+    Z95,
+    accuracy_interval,
+    binomial_two_sided_p,
+    bootstrap_ratio,
+    clustered_stderr,
+    mcnemar_exact,
+    mean_stderr,
+    paired_bootstrap,
+    paired_test,
+    wilson_interval,
+)
 
 
 def test_stderr_of_seven_correct_in_ten_is_the_lm_eval_value_computed_by_hand():
@@ -21,7 +31,9 @@ def test_stderr_of_seven_correct_in_ten_is_the_lm_eval_value_computed_by_hand():
 def test_stderr_matches_numpy_sample_std_over_sqrt_n():
     rng = random.Random(0)
     values = [rng.random() for _ in range(333)]
-    assert mean_stderr(values) == pytest.approx(np.std(values, ddof=1) / math.sqrt(len(values)), rel=1e-12)
+    assert mean_stderr(values) == pytest.approx(
+        np.std(values, ddof=1) / math.sqrt(len(values)), rel=1e-12
+    )
 
 
 def test_stderr_of_a_single_item_is_unknown_not_zero():
@@ -31,7 +43,9 @@ def test_stderr_of_a_single_item_is_unknown_not_zero():
 
 def test_clustered_stderr_with_one_item_per_cluster_equals_the_plain_stderr():
     values = [1, 0, 1, 1, 0, 1, 0, 0, 1, 1, 1]
-    assert clustered_stderr(values, list(range(len(values)))) == pytest.approx(mean_stderr(values), rel=1e-12)
+    assert clustered_stderr(values, list(range(len(values)))) == pytest.approx(
+        mean_stderr(values), rel=1e-12
+    )
 
 
 def test_clustered_stderr_matches_the_cr1_formula_computed_by_hand():
@@ -73,7 +87,9 @@ def test_mcnemar_exact_p_matches_scipy_binomtest_on_the_discordant_pairs():
         a = [1] * only_a + [0] * only_b + [1] * 5 + [0] * 4
         b = [0] * only_a + [1] * only_b + [1] * 5 + [0] * 4
         test = mcnemar_exact(a, b)
-        expected = 1.0 if only_a + only_b == 0 else stats.binomtest(only_b, only_a + only_b, 0.5).pvalue
+        expected = (
+            1.0 if only_a + only_b == 0 else stats.binomtest(only_b, only_a + only_b, 0.5).pvalue
+        )
         assert test.p_value == pytest.approx(expected, rel=1e-9, abs=1e-15), (only_a, only_b)
         assert test.difference == pytest.approx((only_b - only_a) / len(a))
 

@@ -15,7 +15,10 @@ class _Suite:
 
     def load(self, data, limit=None):
         questions = [f"q{i % 150}" if i % 97 else "dup" for i in range(300)]
-        samples = [Sample(f"id{i}", q, [{"role": "user", "content": q}], q.upper()) for i, q in enumerate(questions)]
+        samples = [
+            Sample(f"id{i}", q, [{"role": "user", "content": q}], q.upper())
+            for i, q in enumerate(questions)
+        ]
         return samples[:limit]
 
     def prompt(self, sample):
@@ -101,12 +104,17 @@ def test_each_request_carries_its_prompts_canonical_json_when_the_backend_takes_
             assert len(backend.requests) == 151  # 150 distinct questions and "dup"
             for request in backend.requests:
                 assert request.messages_json == canonical_json(list(request.messages))
-                assert (request.messages[0]["content"] == system_prompt) == (system_prompt is not None)
-    plain = _Backend(True)  # a backend that does not ask for it gets none (no bytes held for nothing)
+                assert (request.messages[0]["content"] == system_prompt) == (
+                    system_prompt is not None
+                )
+    plain = _Backend(
+        True
+    )  # a backend that does not ask for it gets none (no bytes held for nothing)
     original = plain.generate
     seen = []
     plain.generate = lambda requests, on_result, on_error: original(
-        (seen.append(r.messages_json) or r for r in requests), on_result, on_error)
+        (seen.append(r.messages_json) or r for r in requests), on_result, on_error
+    )
     with ResponseCache(None) as cache:
         Runner(plain, cache).run([_Suite()], None)
     assert seen and set(seen) == {None}

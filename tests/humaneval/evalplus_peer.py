@@ -27,12 +27,26 @@ from pathlib import Path
 
 CACHE = Path(os.environ.get("OCX_CACHE_DIR", Path.home() / ".cache" / "ocx"))
 VENV = CACHE / "evalplus-0.3.1-venv"
-DEPS = ["numpy", "psutil", "termcolor", "tqdm", "appdirs", "wget", "tempdir", "multipledispatch", "fire", "rich",
-        "tree-sitter>=0.22", "tree-sitter-python>=0.21"]
+DEPS = [
+    "numpy",
+    "psutil",
+    "termcolor",
+    "tqdm",
+    "appdirs",
+    "wget",
+    "tempdir",
+    "multipledispatch",
+    "fire",
+    "rich",
+    "tree-sitter>=0.22",
+    "tree-sitter-python>=0.21",
+]
 # evalplus.data imports the `datasets` hub client at module level; offline it is never called.
-DATASETS_STUB = 'def load_dataset(*args, **kwargs):\n    raise RuntimeError("offline: not used by evaluate")\n'
+DATASETS_STUB = (
+    'def load_dataset(*args, **kwargs):\n    raise RuntimeError("offline: not used by evaluate")\n'
+)
 FIELDS = ("task_id", "prompt", "entry_point", "canonical_solution", "base_input", "atol")
-PERTURB = '''
+PERTURB = """
 
 def _perturb(r):
     if isinstance(r, bool):
@@ -44,8 +58,8 @@ def _perturb(r):
     if isinstance(r, list):
         return r[::-1] + [None]
     return None
-'''
-NUDGE = '''
+"""
+NUDGE = """
 
 def _perturb(r):
     if isinstance(r, float):
@@ -53,8 +67,8 @@ def _perturb(r):
     if isinstance(r, list) and r and all(isinstance(x, float) for x in r):
         return [x + 1e-9 for x in r]
     return r
-'''
-FAIL_LATER = '''
+"""
+FAIL_LATER = """
 
 _calls = [0]
 
@@ -63,7 +77,7 @@ def _perturb(r):
     if _calls[0] > 2:
         raise ValueError("third call")
     return r
-'''
+"""
 
 
 class EvalPlusUnavailable(RuntimeError):
@@ -77,13 +91,26 @@ def evalplus_python() -> Path:
         return python
     partial = VENV.with_name(f"{VENV.name}.partial-{os.getpid()}")
     try:
-        subprocess.run([sys.executable, "-m", "venv", str(partial)], check=True, capture_output=True)
-        pip = [str(partial / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-        subprocess.run([*pip, "--no-deps", "evalplus==0.3.1"], check=True, capture_output=True, timeout=600)
+        subprocess.run(
+            [sys.executable, "-m", "venv", str(partial)], check=True, capture_output=True
+        )
+        pip = [
+            str(partial / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+        ]
+        subprocess.run(
+            [*pip, "--no-deps", "evalplus==0.3.1"], check=True, capture_output=True, timeout=600
+        )
         subprocess.run([*pip, *DEPS], check=True, capture_output=True, timeout=600)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
         shutil.rmtree(partial, ignore_errors=True)
-        raise EvalPlusUnavailable(f"evalplus 0.3.1 could not be installed with pip (no PyPI?): {exc}") from None
+        raise EvalPlusUnavailable(
+            f"evalplus 0.3.1 could not be installed with pip (no PyPI?): {exc}"
+        ) from None
     partial.rename(VENV)  # only a complete venv gets the name a rerun looks for
     return python
 
@@ -94,7 +121,9 @@ def problems_from(samples, plus_inputs: int | None = None) -> list[dict]:
     problems = []
     for s in samples:
         record = {k: s.meta[k] for k in FIELDS}
-        problems.append({**record, "plus_input": s.meta["plus_input"][:plus_inputs], "contract": "", "test": ""})
+        problems.append(
+            {**record, "plus_input": s.meta["plus_input"][:plus_inputs], "contract": "", "test": ""}
+        )
     return problems
 
 
@@ -107,8 +136,10 @@ def broken(problem: dict, index: int) -> str:
     """A completion (prompt + completion is the program) that is wrong in one of three ways."""
     entry, body = problem["entry_point"], problem["canonical_solution"]
     helper = (PERTURB, NUDGE, FAIL_LATER)[index % 3]
-    return (f"{body}\n{helper}\n_original_{entry} = {entry}\n\ndef {entry}(*args):\n"
-            f"    return _perturb(_original_{entry}(*args))\n")
+    return (
+        f"{body}\n{helper}\n_original_{entry} = {entry}\n\ndef {entry}(*args):\n"
+        f"    return _perturb(_original_{entry}(*args))\n"
+    )
 
 
 def answers(problems: list[dict]) -> list[dict]:
@@ -116,17 +147,21 @@ def answers(problems: list[dict]) -> list[dict]:
     samples = []
     for index, p in enumerate(problems):
         reformatted = ast.unparse(ast.parse(p["prompt"] + p["canonical_solution"]))
-        samples += [{"task_id": p["task_id"], "completion": p["canonical_solution"]},
-                    {"task_id": p["task_id"], "completion": broken(p, index)},
-                    {"task_id": p["task_id"], "solution": reformatted}]
+        samples += [
+            {"task_id": p["task_id"], "completion": p["canonical_solution"]},
+            {"task_id": p["task_id"], "completion": broken(p, index)},
+            {"task_id": p["task_id"], "solution": reformatted},
+        ]
     return samples
 
 
 def ocx_jobs(problems: list[dict], samples: list[dict]) -> list[tuple[str, dict]]:
     """(program, problem) for ocx, the program EvalPlus runs: the solution, or prompt + completion."""
     by_id = {p["task_id"]: p for p in problems}
-    return [(s.get("solution") or by_id[s["task_id"]]["prompt"] + s["completion"], by_id[s["task_id"]])
-            for s in samples]
+    return [
+        (s.get("solution") or by_id[s["task_id"]]["prompt"] + s["completion"], by_id[s["task_id"]])
+        for s in samples
+    ]
 
 
 def evalplus_env(data: Path, work: Path, cache: Path) -> dict:
@@ -134,16 +169,38 @@ def evalplus_env(data: Path, work: Path, cache: Path) -> dict:
     stubs = work / "stubs"
     stubs.mkdir(exist_ok=True)
     (stubs / "datasets.py").write_text(DATASETS_STUB)
-    return {**os.environ, "HUMANEVAL_OVERRIDE_PATH": str(data), "PYTHONPATH": str(stubs),
-            "XDG_CACHE_HOME": str(cache)}
+    return {
+        **os.environ,
+        "HUMANEVAL_OVERRIDE_PATH": str(data),
+        "PYTHONPATH": str(stubs),
+        "XDG_CACHE_HOME": str(cache),
+    }
 
 
-def run_evalplus(python: Path, data: Path, samples: Path, work: Path, *, parallel: int = 2,
-                 cache: Path | None = None, timeout: float = 3600) -> dict:
+def run_evalplus(
+    python: Path,
+    data: Path,
+    samples: Path,
+    work: Path,
+    *,
+    parallel: int = 2,
+    cache: Path | None = None,
+    timeout: float = 3600,
+) -> dict:
     """``evalplus.evaluate`` on ``samples`` (its ground truth cached under ``cache``); its results JSON."""
     env = evalplus_env(data, work, cache or CACHE / "evalplus-parity-cache")
-    cmd = [str(python), "-m", "evalplus.evaluate", "--dataset", "humaneval", "--samples", str(samples),
-           "--parallel", str(parallel), "--i-just-wanna-run"]
+    cmd = [
+        str(python),
+        "-m",
+        "evalplus.evaluate",
+        "--dataset",
+        "humaneval",
+        "--samples",
+        str(samples),
+        "--parallel",
+        str(parallel),
+        "--i-just-wanna-run",
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         raise RuntimeError(f"evalplus.evaluate exited {done.returncode}: {done.stderr[-3000:]}")

@@ -9,10 +9,18 @@ from importlib import resources
 
 import pytest
 
-from ocx.benchmarks.humaneval_compare import (SAME_AS_EXPECTED, ExpectedOutputs, Malformed, judge_part,
-                                              parse_stream, raw_outputs)
+from ocx.benchmarks.humaneval_compare import (
+    SAME_AS_EXPECTED,
+    ExpectedOutputs,
+    Malformed,
+    judge_part,
+    parse_stream,
+    raw_outputs,
+)
 
-PRODUCER = resources.files("ocx.benchmarks").joinpath("humaneval_check.py").read_text(encoding="utf-8")
+PRODUCER = (
+    resources.files("ocx.benchmarks").joinpath("humaneval_check.py").read_text(encoding="utf-8")
+)
 
 
 def _producer() -> dict:
@@ -46,13 +54,18 @@ def test_an_output_with_the_expected_bytes_is_matched_without_being_decoded():
     assert part.times == [1e-05, 1e-05]
 
 
-@pytest.mark.parametrize("got, expected, verdict", [
-    ([1, 2], [1.0, 2.0], "pass"),     # equal in Python though not byte-identical
-    ([True], [1], "pass"),            # EvalPlus's out == exp
-    ([1, 3], [1, 2], "fail"),
-    ([[1, 2]], [{"t": [1, 2]}], "fail"),  # a list is not a tuple
-])
-def test_outputs_that_are_not_byte_identical_are_judged_by_value_as_evalplus_does(got, expected, verdict):
+@pytest.mark.parametrize(
+    "got, expected, verdict",
+    [
+        ([1, 2], [1.0, 2.0], "pass"),  # equal in Python though not byte-identical
+        ([True], [1], "pass"),  # EvalPlus's out == exp
+        ([1, 3], [1, 2], "fail"),
+        ([[1, 2]], [{"t": [1, 2]}], "fail"),  # a list is not a tuple
+    ],
+)
+def test_outputs_that_are_not_byte_identical_are_judged_by_value_as_evalplus_does(
+    got, expected, verdict
+):
     assert _judge(_stream(*got), _expected(*expected)) == verdict
 
 
@@ -65,12 +78,14 @@ def test_an_expected_nan_is_never_matched_by_its_bytes():
 
 def test_the_sticky_tolerance_counts_expected_floats_the_fast_path_skipped():
     expected = _expected(0.5, 2.0)
-    assert _judge(_stream(0.5, 2.0 + 1e-9), expected) == "pass"  # 1e-6 set by input 0, matched by its bytes
+    assert (
+        _judge(_stream(0.5, 2.0 + 1e-9), expected) == "pass"
+    )  # 1e-6 set by input 0, matched by its bytes
     assert _judge(_stream(0.5, 2.0 + 1e-3), expected) == "fail"
     assert _judge(_stream(1, 2 + 1e-9), _expected(1, 2)) == "fail"  # no float expected: exact only
 
 
-@pytest.mark.parametrize("forged_tail", [b',1,0.1]', b',0.1] ', b',0.1]]', b']', b',"x"]'])
+@pytest.mark.parametrize("forged_tail", [b",1,0.1]", b",0.1] ", b",0.1]]", b"]", b',"x"]'])
 def test_bytes_after_a_matching_value_are_parsed_strictly_not_taken_as_a_match(forged_tail):
     line = b'["out",0,[1,2]' + forged_tail
     stream = b'["part","base"]\n' + line + b'\n["end","base","exit"]\n'
@@ -87,15 +102,31 @@ def test_a_matching_frame_after_the_samples_error_is_out_of_order():
         parse_stream(stream, ["base"], {"base": _expected(3, 7).raw})
 
 
-@pytest.mark.parametrize("value", [
-    [1, 2.5, True, None, "s"], [2 ** 53, 1], [-(2 ** 53) + 1], [float("nan"), 1], [float("inf")], [10 ** 400, 1.0],
-    [], (1, 2.5), (), [[1], [2]], [1.5, 2 ** 53], [1e300, 3], list(range(-5, 5)) * 1000,
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        [1, 2.5, True, None, "s"],
+        [2**53, 1],
+        [-(2**53) + 1],
+        [float("nan"), 1],
+        [float("inf")],
+        [10**400, 1.0],
+        [],
+        (1, 2.5),
+        (),
+        [[1], [2]],
+        [1.5, 2**53],
+        [1e300, 3],
+        list(range(-5, 5)) * 1000,
+    ],
+)
 def test_bulk_encoding_of_flat_lists_writes_what_item_by_item_encoding_writes(value):
     producer = _producer()
     bulk = json.dumps(producer["encode"](value), separators=(",", ":"), allow_nan=False)
     items = [producer["encode"](v, 1) for v in value]
-    one_by_one = json.dumps(items if type(value) is list else {"t": items}, separators=(",", ":"), allow_nan=False)
+    one_by_one = json.dumps(
+        items if type(value) is list else {"t": items}, separators=(",", ":"), allow_nan=False
+    )
     assert bulk == one_by_one
 
 

@@ -23,11 +23,21 @@ import sys
 import pytest
 
 from ocx.benchmarks.humaneval_exec import check_many
-from tests.humaneval.evalplus_peer import (EvalPlusUnavailable, answers, evalplus_python, ocx_jobs, problems_from,
-                                          run_evalplus, write_jsonl)
+from tests.humaneval.evalplus_peer import (
+    EvalPlusUnavailable,
+    answers,
+    evalplus_python,
+    ocx_jobs,
+    problems_from,
+    run_evalplus,
+    write_jsonl,
+)
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform != "linux", reason="the sandbox needs Linux"),
-              pytest.mark.bwrap]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(sys.platform != "linux", reason="the sandbox needs Linux"),
+    pytest.mark.bwrap,
+]
 PLUS_INPUTS = None if os.environ.get("OCX_PARITY_FULL") == "1" else 8
 
 
@@ -49,7 +59,9 @@ def test_every_base_and_plus_verdict_agrees_with_evalplus_0_3_1(humaneval_sample
         expected = (verdict["base_status"] == "pass", verdict["plus_status"] == "pass")
         got = (result.base == "pass", result.plus == "pass")
         if sample["task_id"] == "HumanEval/32" and not any(expected) and position % 3 != 1:
-            assert got == (True, True), result  # 0.3.1's find_zero bug: ocx passes the correct answers
+            assert got == (True, True), (
+                result
+            )  # 0.3.1's find_zero bug: ocx passes the correct answers
             continue
         if got != expected:
             disagreements.append((sample["task_id"], position % 3, expected, got, result.failure))

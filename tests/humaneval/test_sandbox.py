@@ -15,12 +15,19 @@ import time
 
 import pytest
 
-from ocx.harness.sandbox import SandboxLimits, SandboxUnavailableError, check_isolation, run_sandboxed
+from ocx.harness.sandbox import (
+    SandboxLimits,
+    SandboxUnavailableError,
+    check_isolation,
+    run_sandboxed,
+)
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox relies on Linux namespaces")
+pytestmark = pytest.mark.skipif(
+    sys.platform != "linux", reason="the sandbox relies on Linux namespaces"
+)
 FAST = SandboxLimits(timeout_s=20, cpu_seconds=10, memory_bytes=1 << 30)
 
-PROBES = r'''
+PROBES = r"""
 import json, os, signal, socket, sys
 cfg = json.loads(PAYLOAD)
 found = {}
@@ -51,7 +58,7 @@ found["env"] = sorted(os.environ)
 found["uid"] = [line.split()[1:] for line in open("/proc/self/status") if line.startswith("Uid")][0]
 found["pids"] = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
 os.write(1, json.dumps(found).encode())
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +70,13 @@ def probed(tmp_path_factory):
     threading.Thread(target=lambda: server.accept(), daemon=True).start()
     os.environ["OPENAI_API_KEY"] = "sk-parent-secret"
     try:
-        config = {"host_file": str(host / "secret.txt"), "host_dir": str(host), "port": server.getsockname()[1],
-                  "parent_pid": os.getpid(), "project": os.getcwd()}
+        config = {
+            "host_file": str(host / "secret.txt"),
+            "host_dir": str(host),
+            "port": server.getsockname()[1],
+            "parent_pid": os.getpid(),
+            "project": os.getcwd(),
+        }
         run = run_sandboxed(PROBES, json.dumps(config).encode(), limits=FAST)
     finally:
         del os.environ["OPENAI_API_KEY"]
@@ -73,10 +85,26 @@ def probed(tmp_path_factory):
     return json.loads(run.stdout), host
 
 
-@pytest.mark.parametrize("probe", ["core_pattern", "core_pattern_dir_fd", "shadow", "root_ssh", "host_file",
-                                   "project", "write_outside", "write_host_dir", "loopback", "inet_socket",
-                                   "signal_parent", "signal_init", "exec_shell", "exec_python",
-                                   "new_user_namespace"])
+@pytest.mark.parametrize(
+    "probe",
+    [
+        "core_pattern",
+        "core_pattern_dir_fd",
+        "shadow",
+        "root_ssh",
+        "host_file",
+        "project",
+        "write_outside",
+        "write_host_dir",
+        "loopback",
+        "inet_socket",
+        "signal_parent",
+        "signal_init",
+        "exec_shell",
+        "exec_python",
+        "new_user_namespace",
+    ],
+)
 @pytest.mark.bwrap
 def test_a_capability_probe_is_denied_by_the_kernel_without_the_guard(probed, probe):
     found, _ = probed
@@ -84,24 +112,32 @@ def test_a_capability_probe_is_denied_by_the_kernel_without_the_guard(probed, pr
 
 
 @pytest.mark.bwrap
-def test_the_sample_sees_an_empty_environment_an_unprivileged_uid_and_only_its_own_processes(probed):
+def test_the_sample_sees_an_empty_environment_an_unprivileged_uid_and_only_its_own_processes(
+    probed,
+):
     found, host = probed
     assert "OPENAI_API_KEY" not in found["env"] and len(found["env"]) <= 2, found["env"]
     if os.geteuid() == 0:
         assert all(int(uid) >= 61000 for uid in found["uid"]), found["uid"]
     assert max(found["pids"]) < 10, found["pids"]
-    assert not (host / "planted.txt").exists() and (host / "secret.txt").read_text() == "host secret"
+    assert (
+        not (host / "planted.txt").exists() and (host / "secret.txt").read_text() == "host secret"
+    )
 
 
 @pytest.mark.bwrap
 def test_one_sample_cannot_read_what_another_wrote_even_while_it_runs():
     writer = "import os, time\nopen('/work/answer.txt', 'w').write('sample A')\nos.write(1, b'written')\ntime.sleep(3)"
-    reader = ("import os, time\ntime.sleep(1)\n"
-              "seen = [p for p in os.listdir('/work')] + [p for p in os.listdir('/proc') if p.isdigit()]\n"
-              "os.write(1, repr(seen).encode())")
+    reader = (
+        "import os, time\ntime.sleep(1)\n"
+        "seen = [p for p in os.listdir('/work')] + [p for p in os.listdir('/proc') if p.isdigit()]\n"
+        "os.write(1, repr(seen).encode())"
+    )
     runs = {}
-    threads = [threading.Thread(target=lambda k=k, p=p: runs.__setitem__(k, run_sandboxed(p, limits=FAST)))
-               for k, p in (("writer", writer), ("reader", reader))]
+    threads = [
+        threading.Thread(target=lambda k=k, p=p: runs.__setitem__(k, run_sandboxed(p, limits=FAST)))
+        for k, p in (("writer", writer), ("reader", reader))
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -121,19 +157,25 @@ def test_a_sleeping_program_is_killed_at_the_wall_clock_and_an_endless_loop_by_t
 
 @pytest.mark.bwrap
 def test_unbounded_memory_fails_with_memory_error_and_a_fork_bomb_is_bounded():
-    run = run_sandboxed("try:\n    x = bytearray(8 << 30)\nexcept MemoryError:\n    import os; os.write(1, b'refused')",
-                        limits=FAST)
+    run = run_sandboxed(
+        "try:\n    x = bytearray(8 << 30)\nexcept MemoryError:\n    import os; os.write(1, b'refused')",
+        limits=FAST,
+    )
     assert run.stdout == b"refused", run
-    bomb = ("import os\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n            import time; time.sleep(30)\n"
-            "        n += 1\nexcept OSError:\n    os.write(1, str(n).encode())")
+    bomb = (
+        "import os\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n            import time; time.sleep(30)\n"
+        "        n += 1\nexcept OSError:\n    os.write(1, str(n).encode())"
+    )
     run = run_sandboxed(bomb, limits=SandboxLimits(timeout_s=20, max_processes=16))
     assert run.status == "ok" and int(run.stdout) < 16, run
 
 
 @pytest.mark.bwrap
 def test_output_floods_are_capped_in_the_parent():
-    run = run_sandboxed("import os\nwhile True:\n    os.write(1, b'x' * 65536)",
-                        limits=SandboxLimits(timeout_s=20, output_bytes=1 << 20))
+    run = run_sandboxed(
+        "import os\nwhile True:\n    os.write(1, b'x' * 65536)",
+        limits=SandboxLimits(timeout_s=20, output_bytes=1 << 20),
+    )
     assert run.status == "output_limit" and len(run.stdout) <= 1 << 20, run.status
 
 

@@ -16,11 +16,13 @@ import pytest
 from ocx.harness.sandbox import SandboxLimits
 from ocx.harness.sandbox_worker import SandboxWorker
 
-pytestmark = [pytest.mark.skipif(sys.platform != "linux", reason="the sandbox relies on Linux namespaces"),
-              pytest.mark.bwrap]
+pytestmark = [
+    pytest.mark.skipif(sys.platform != "linux", reason="the sandbox relies on Linux namespaces"),
+    pytest.mark.bwrap,
+]
 FAST = SandboxLimits(timeout_s=20, cpu_seconds=10, memory_bytes=1 << 30)
 
-LEAVE_TRACES = r'''
+LEAVE_TRACES = r"""
 import os, time
 open("secret.txt", "w").write(PAYLOAD.decode())
 open("/work/beside.txt", "w").write(PAYLOAD.decode())
@@ -29,8 +31,8 @@ if os.fork() == 0:  # outlives the job and keeps writing to stdout
         time.sleep(0.05)
         os.write(1, b"FORGED")
 os.write(1, b"A")
-'''
-LOOK_AROUND = r'''
+"""
+LOOK_AROUND = r"""
 import json, os, time
 time.sleep(0.5)  # a leftover of the last job would write now
 found = {"cwd": os.listdir("."), "work": os.listdir("/work"), "uid": os.getuid(),
@@ -48,7 +50,7 @@ probe("dev_shm", lambda: open("/dev/shm/x", "w").write("x"))
 probe("sysv_shm", lambda: __import__("ctypes").CDLL(None).shmget(1234, 4096, 0o1666))
 found["inherited_fds"] = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
 os.write(1, json.dumps(found).encode())
-'''
+"""
 
 
 @pytest.fixture
@@ -77,7 +79,9 @@ def test_a_job_cannot_read_the_zygote_or_leave_ipc_or_dev_files(worker):
         assert found["uid"] != 0
 
 
-def test_a_job_that_overruns_its_clock_takes_the_sandbox_down_and_the_next_job_gets_a_fresh_one(worker):
+def test_a_job_that_overruns_its_clock_takes_the_sandbox_down_and_the_next_job_gets_a_fresh_one(
+    worker,
+):
     slow = worker.run("import time\ntime.sleep(30)", b"", SandboxLimits(timeout_s=1, cpu_seconds=5))
     assert slow.status == "timeout"
     after = worker.run("import os\nos.write(1, b'fresh')", b"", FAST)
@@ -86,8 +90,11 @@ def test_a_job_that_overruns_its_clock_takes_the_sandbox_down_and_the_next_job_g
 
 def test_a_job_that_kills_its_zygote_fails_alone(worker):
     # As root the job's uid cannot signal the zygote; without root it can, which only ends this job.
-    worker.run("import os, signal\ntry:\n    os.kill(os.getppid(), signal.SIGKILL)\nexcept OSError:\n    pass",
-               b"", FAST)
+    worker.run(
+        "import os, signal\ntry:\n    os.kill(os.getppid(), signal.SIGKILL)\nexcept OSError:\n    pass",
+        b"",
+        FAST,
+    )
     after = worker.run("import os\nos.write(1, b'still works')", b"", FAST)
     assert (after.status, after.stdout) == ("ok", b"still works"), after
 

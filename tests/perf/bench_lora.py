@@ -40,23 +40,61 @@ from tests.perf.core import Context, Ratio, shared_file
 
 NAME = "lora"
 TITLE = "LoRA vs full fine-tuning: training throughput and optimizer state (CPU)"
-LABELS = {"supervised_tokens_per_s": "supervised tokens/s", "optimizer_state_mb": "optimizer state (MB)",
-          "timed_supervised_tokens": "supervised tokens timed",
-          "trainable_params": "trained parameters", "first_loss": "first-step loss", "last_loss": "last-step loss"}
-RATIOS = [Ratio("LoRA / full, supervised tokens/s", "lora.supervised_tokens_per_s", "full.supervised_tokens_per_s",
-                target=1.5, limit=("frozen.supervised_tokens_per_s", "full.supervised_tokens_per_s"),
-                limit_note="a frozen base with no adapter (no weight gradients at all) / full"),
-          Ratio("full / LoRA, optimizer state", "full.optimizer_state_mb", "lora.optimizer_state_mb",
-                limit=("full.trainable_params", "lora.trainable_params"),
-                limit_note="trained parameters, full / LoRA")]
+LABELS = {
+    "supervised_tokens_per_s": "supervised tokens/s",
+    "optimizer_state_mb": "optimizer state (MB)",
+    "timed_supervised_tokens": "supervised tokens timed",
+    "trainable_params": "trained parameters",
+    "first_loss": "first-step loss",
+    "last_loss": "last-step loss",
+}
+RATIOS = [
+    Ratio(
+        "LoRA / full, supervised tokens/s",
+        "lora.supervised_tokens_per_s",
+        "full.supervised_tokens_per_s",
+        target=1.5,
+        limit=("frozen.supervised_tokens_per_s", "full.supervised_tokens_per_s"),
+        limit_note="a frozen base with no adapter (no weight gradients at all) / full",
+    ),
+    Ratio(
+        "full / LoRA, optimizer state",
+        "full.optimizer_state_mb",
+        "lora.optimizer_state_mb",
+        limit=("full.trainable_params", "lora.trainable_params"),
+        limit_note="trained parameters, full / LoRA",
+    ),
+]
 
 LORA = dict(lora_rank=16)
-FULL = dict(steps=5, batch_max_len=2048, context=1024, conversations=120,
-            model=dict(hidden_size=512, intermediate_size=1408, num_hidden_layers=8, num_attention_heads=8,
-                       num_key_value_heads=8, vocab_size=8000))
-QUICK = dict(steps=3, batch_max_len=1024, context=512, conversations=30,
-             model=dict(hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=4,
-                        num_key_value_heads=4, vocab_size=4000))
+FULL = dict(
+    steps=5,
+    batch_max_len=2048,
+    context=1024,
+    conversations=120,
+    model=dict(
+        hidden_size=512,
+        intermediate_size=1408,
+        num_hidden_layers=8,
+        num_attention_heads=8,
+        num_key_value_heads=8,
+        vocab_size=8000,
+    ),
+)
+QUICK = dict(
+    steps=3,
+    batch_max_len=1024,
+    context=512,
+    conversations=30,
+    model=dict(
+        hidden_size=256,
+        intermediate_size=688,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        vocab_size=4000,
+    ),
+)
 
 
 def _optimizer_state_bytes(run: Path) -> int:
@@ -74,8 +112,17 @@ def _trainable_params(model: Path, lora: bool) -> int:
         return sum(p.numel() for p in lm.parameters())
     from ocx.adapters.train.lora import LoraSpec, wrap
 
-    peft_model = wrap(lm, LoraSpec(rank=LORA["lora_rank"], alpha=2.0 * LORA["lora_rank"], dropout=0.0,
-                                   target_modules="all-linear"), base=str(model), gradient_checkpointing=False)
+    peft_model = wrap(
+        lm,
+        LoraSpec(
+            rank=LORA["lora_rank"],
+            alpha=2.0 * LORA["lora_rank"],
+            dropout=0.0,
+            target_modules="all-linear",
+        ),
+        base=str(model),
+        gradient_checkpointing=False,
+    )
     return sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
 
 
@@ -105,11 +152,19 @@ def train_once(data: Path, model: Path, work: Path, sizes: dict, kind: str) -> d
     lora = kind == "lora"
     out = Path(tempfile.mkdtemp(dir=work, prefix=f"{kind}-")) / "run"
     # LoRA at 10x the LR of full fine-tuning, as the automatic LR does (the rate does not depend on it).
-    config = TrainConfig(data=data, model=str(model), out=out, epochs=1, lr=1e-3 if lora else 1e-4,
-                         batch_max_len=sizes["batch_max_len"], max_steps=sizes["steps"],
-                         gradient_checkpointing=False, progress=False,
-                         tokenizer=str(shared_file("tokenizers/mistral-v1/tokenizer.model")),
-                         **(LORA if lora else {}))
+    config = TrainConfig(
+        data=data,
+        model=str(model),
+        out=out,
+        epochs=1,
+        lr=1e-3 if lora else 1e-4,
+        batch_max_len=sizes["batch_max_len"],
+        max_steps=sizes["steps"],
+        gradient_checkpointing=False,
+        progress=False,
+        tokenizer=str(shared_file("tokenizers/mistral-v1/tokenizer.model")),
+        **(LORA if lora else {}),
+    )
     if kind == "frozen":
         with _only_embeddings_trained():
             run_training(config)
@@ -117,12 +172,17 @@ def train_once(data: Path, model: Path, work: Path, sizes: dict, kind: str) -> d
         run_training(config)
     steps = read_metrics(out)
     timed, seconds = steps[1:], steps[-1]["time"] - steps[0]["time"]
-    figures = {"supervised_tokens_per_s": sum(r["supervised_tokens"] for r in timed) / seconds,
-               "timed_supervised_tokens": sum(r["supervised_tokens"] for r in timed),
-               "first_loss": steps[0]["loss"], "last_loss": steps[-1]["loss"]}
+    figures = {
+        "supervised_tokens_per_s": sum(r["supervised_tokens"] for r in timed) / seconds,
+        "timed_supervised_tokens": sum(r["supervised_tokens"] for r in timed),
+        "first_loss": steps[0]["loss"],
+        "last_loss": steps[-1]["loss"],
+    }
     if kind != "frozen":
-        figures.update(optimizer_state_mb=_optimizer_state_bytes(out) / 2**20,
-                       trainable_params=_trainable_params(model, lora))
+        figures.update(
+            optimizer_state_mb=_optimizer_state_bytes(out) / 2**20,
+            trainable_params=_trainable_params(model, lora),
+        )
     return figures
 
 
@@ -130,11 +190,20 @@ def variants(ctx: Context):
     from tests.perf.bench_train import random_llama, token_dataset
 
     sizes = QUICK if ctx.quick else FULL
-    ctx.settings.update({k: v for k, v in sizes.items() if k != "model"}, lora_rank=LORA["lora_rank"],
-                        lora_targets="all-linear", **{f"model.{k}": v for k, v in sizes["model"].items()})
-    data = token_dataset(ctx.work, sizes["conversations"], sizes["context"], sizes["model"]["vocab_size"])
+    ctx.settings.update(
+        {k: v for k, v in sizes.items() if k != "model"},
+        lora_rank=LORA["lora_rank"],
+        lora_targets="all-linear",
+        **{f"model.{k}": v for k, v in sizes["model"].items()},
+    )
+    data = token_dataset(
+        ctx.work, sizes["conversations"], sizes["context"], sizes["model"]["vocab_size"]
+    )
     model = random_llama(ctx.work, sizes["context"], **sizes["model"])
-    yield {kind: (lambda kind=kind: train_once(data, model, ctx.work, sizes, kind)) for kind in ("full", "lora", "frozen")}
+    yield {
+        kind: (lambda kind=kind: train_once(data, model, ctx.work, sizes, kind))
+        for kind in ("full", "lora", "frozen")
+    }
 
 
 def check(figures: dict, quick: bool) -> None:
@@ -142,9 +211,15 @@ def check(figures: dict, quick: bool) -> None:
     for kind in ("lora", "frozen"):
         # LoRA's B starts at zero: every run's first step sees exactly the base model.
         other = figures[f"{kind}.first_loss"]
-        assert abs(full - other) <= 1e-4 * abs(full), f"first-step loss full {full} != {kind} {other}: not the same base"
-        assert figures[f"{kind}.timed_supervised_tokens"] == figures["full.timed_supervised_tokens"], \
-            f"{kind} timed other batches than full"
-    assert figures["lora.trainable_params"] < figures["full.trainable_params"] / 10, "LoRA trains too much"
-    assert figures["lora.optimizer_state_mb"] < figures["full.optimizer_state_mb"] / 5, \
+        assert abs(full - other) <= 1e-4 * abs(full), (
+            f"first-step loss full {full} != {kind} {other}: not the same base"
+        )
+        assert (
+            figures[f"{kind}.timed_supervised_tokens"] == figures["full.timed_supervised_tokens"]
+        ), f"{kind} timed other batches than full"
+    assert figures["lora.trainable_params"] < figures["full.trainable_params"] / 10, (
+        "LoRA trains too much"
+    )
+    assert figures["lora.optimizer_state_mb"] < figures["full.optimizer_state_mb"] / 5, (
         "the optimizer state did not shrink with the trained parameters"
+    )

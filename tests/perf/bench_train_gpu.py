@@ -15,18 +15,52 @@ from tests.perf.core import Context, Ratio, Skip
 NAME = "train_gpu"
 TITLE = "Training throughput on GPU, packed (flash-attention) vs padded"
 GPU = True
-LABELS = {"supervised_tokens_per_s": "supervised tokens/s", "tokens_per_s": "tokens/s",
-          "positions": "positions computed (timed steps)", "tokens": "tokens (timed steps)",
-          "first_loss": "first-step loss", "flash_attention": "flash-attention used (1 = yes)"}
-RATIOS = [Ratio("packed / padded, supervised tokens/s", "packed.supervised_tokens_per_s",
-                "padded.supervised_tokens_per_s", target=3.0, limit=("padded.positions", "packed.positions"),
-                limit_note="padded / packed positions computed for the same tokens")]
-FULL = dict(steps=10, batch_max_len=16384, context=4096, conversations=2000,
-            model=dict(hidden_size=1024, intermediate_size=2816, num_hidden_layers=8, num_attention_heads=8,
-                       num_key_value_heads=8, vocab_size=32000))
-QUICK = dict(steps=3, batch_max_len=4096, context=2048, conversations=100,
-             model=dict(hidden_size=256, intermediate_size=688, num_hidden_layers=2, num_attention_heads=4,
-                        num_key_value_heads=4, vocab_size=32000))
+LABELS = {
+    "supervised_tokens_per_s": "supervised tokens/s",
+    "tokens_per_s": "tokens/s",
+    "positions": "positions computed (timed steps)",
+    "tokens": "tokens (timed steps)",
+    "first_loss": "first-step loss",
+    "flash_attention": "flash-attention used (1 = yes)",
+}
+RATIOS = [
+    Ratio(
+        "packed / padded, supervised tokens/s",
+        "packed.supervised_tokens_per_s",
+        "padded.supervised_tokens_per_s",
+        target=3.0,
+        limit=("padded.positions", "packed.positions"),
+        limit_note="padded / packed positions computed for the same tokens",
+    )
+]
+FULL = dict(
+    steps=10,
+    batch_max_len=16384,
+    context=4096,
+    conversations=2000,
+    model=dict(
+        hidden_size=1024,
+        intermediate_size=2816,
+        num_hidden_layers=8,
+        num_attention_heads=8,
+        num_key_value_heads=8,
+        vocab_size=32000,
+    ),
+)
+QUICK = dict(
+    steps=3,
+    batch_max_len=4096,
+    context=2048,
+    conversations=100,
+    model=dict(
+        hidden_size=256,
+        intermediate_size=688,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        vocab_size=32000,
+    ),
+)
 
 
 def variants(ctx: Context):

@@ -48,7 +48,9 @@ class Ratio:
 
     def __post_init__(self) -> None:
         if self.better not in ("higher", "lower"):
-            raise ValueError(f"Ratio {self.name!r}: better must be 'higher' or 'lower', got {self.better!r}")
+            raise ValueError(
+                f"Ratio {self.name!r}: better must be 'higher' or 'lower', got {self.better!r}"
+            )
 
 
 @dataclass
@@ -91,7 +93,12 @@ def shared_file(relative: str) -> Path:
 
 def spread(values: list[float]) -> dict:
     """min / median / max (and n) of one figure over the rounds."""
-    return {"min": min(values), "median": statistics.median(values), "max": max(values), "n": len(values)}
+    return {
+        "min": min(values),
+        "median": statistics.median(values),
+        "max": max(values),
+        "n": len(values),
+    }
 
 
 def _value(operand, figures: dict) -> float | None:
@@ -137,5 +144,8 @@ def summarize_ratio(ratio: Ratio, rounds: list[dict]) -> dict:
 
 def sane(figures: dict) -> list[str]:
     """Figures that no working benchmark produces: NaN, infinite or negative."""
-    return [f"{k}={v}" for k, v in figures.items()
-            if not isinstance(v, (int, float)) or math.isnan(v) or math.isinf(v) or v < 0]
+    return [
+        f"{k}={v}"
+        for k, v in figures.items()
+        if not isinstance(v, (int, float)) or math.isnan(v) or math.isinf(v) or v < 0
+    ]

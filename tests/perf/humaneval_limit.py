@@ -42,8 +42,9 @@ def _expected_outputs(problems: list[dict]) -> dict:
         reference = compute_reference(problem)
         if reference.error:
             raise RuntimeError(f"reference for {problem['task_id']}: {reference.error}")
-        expected[problem["task_id"]] = {p: [reference.outputs[p][i] for i in range(len(reference.outputs[p]))]
-                                        for p in PARTS}
+        expected[problem["task_id"]] = {
+            p: [reference.outputs[p][i] for i in range(len(reference.outputs[p]))] for p in PARTS
+        }
     return expected
 
 
@@ -53,9 +54,11 @@ def _score(index: int) -> list[str]:
 
     code, problem = _JOBS[index]
     verdicts = []
-    for part, inputs_key in (("base", "base_input"), ("plus", "plus_input")):
+    for part in ("base", "plus"):
         expected = _EXPECTED[problem["task_id"]][part]
-        inputs = pickle.loads(_INPUTS[problem["task_id"]][part])  # a fresh copy, made in C as ocx's json.loads
+        inputs = pickle.loads(
+            _INPUTS[problem["task_id"]][part]
+        )  # a fresh copy, made in C as ocx's json.loads
         judge = PartJudge(expected, inputs, problem.get("atol", 0) or 0, problem["entry_point"])
         verdict = "pass"
         try:
@@ -80,19 +83,35 @@ def main(data: Path, samples: Path, out: Path, workers: int) -> None:
     answers = [json.loads(line) for line in samples.read_text().splitlines()]
     _JOBS[:] = ocx_jobs(problems, answers)
     _EXPECTED.update(_expected_outputs(problems))
-    _INPUTS.update({p["task_id"]: {"base": pickle.dumps(p["base_input"]), "plus": pickle.dumps(p["plus_input"])}
-                    for p in problems})
+    _INPUTS.update(
+        {
+            p["task_id"]: {
+                "base": pickle.dumps(p["base_input"]),
+                "plus": pickle.dumps(p["plus_input"]),
+            }
+            for p in problems
+        }
+    )
     first: dict[str, int] = {}
     for index, (_, problem) in enumerate(_JOBS):
         first.setdefault(problem["task_id"], index)
-    order = sorted(range(len(_JOBS)), key=lambda i: (first[_JOBS[i][1]["task_id"]], i))  # as check_many
+    order = sorted(
+        range(len(_JOBS)), key=lambda i: (first[_JOBS[i][1]["task_id"]], i)
+    )  # as check_many
     gc.freeze()  # the expected outputs are never collected: no GC pass walks them
     start, cpu = time.perf_counter(), _children_cpu()
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         verdicts = dict(zip(order, pool.imap(_score, order, chunksize=1)))
     seconds = time.perf_counter() - start  # the pool's workers have exited and been waited for
-    out.write_text(json.dumps({"programs_s": seconds, "programs_cpu_s": _children_cpu() - cpu,
-                               "verdicts": [verdicts[i] for i in range(len(_JOBS))]}))
+    out.write_text(
+        json.dumps(
+            {
+                "programs_s": seconds,
+                "programs_cpu_s": _children_cpu() - cpu,
+                "verdicts": [verdicts[i] for i in range(len(_JOBS))],
+            }
+        )
+    )
 
 
 def _children_cpu() -> float:

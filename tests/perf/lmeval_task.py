@@ -49,11 +49,15 @@ def write_items_task(folder: Path, task: str, items: list[dict]) -> Path:
     not templates, so lm-eval uses the text verbatim; its default target delimiter " ")."""
     folder.mkdir(parents=True, exist_ok=True)
     data = folder / f"{task}.jsonl"
-    data.write_text("".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items), encoding="utf-8")
+    data.write_text(
+        "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items), encoding="utf-8"
+    )
     (folder / f"{task}.yaml").write_text(
         f"task: {task}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {json.dumps(str(data))}\n"
         "test_split: test\noutput_type: multiple_choice\n"
-        "doc_to_text: context\ndoc_to_choice: choices\ndoc_to_target: gold\n" + METRICS, encoding="utf-8")
+        "doc_to_text: context\ndoc_to_choice: choices\ndoc_to_target: gold\n" + METRICS,
+        encoding="utf-8",
+    )
     return folder
 
 
@@ -65,7 +69,9 @@ def write_arc_task(folder: Path, task: str, rows: Path) -> Path:
         "test_split: test\noutput_type: multiple_choice\n"
         'doc_to_text: "Question: {{question}}\\nAnswer:"\n'
         'doc_to_target: "{{choices.label.index(answerKey)}}"\n'
-        'doc_to_choice: "{{choices.text}}"\n' + METRICS, encoding="utf-8")
+        'doc_to_choice: "{{choices.text}}"\n' + METRICS,
+        encoding="utf-8",
+    )
     return folder
 
 
@@ -73,14 +79,17 @@ def write_hellaswag_task(folder: Path, task: str, rows: Path) -> Path:
     """lm-eval 0.4.13's own `hellaswag.yaml`, its `process_docs` imported from lm-eval itself,
     over local rows in Rowan/hellaswag's schema (scored as lm-eval does: the validation split)."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "utils.py").write_text("from lm_eval.tasks.hellaswag.utils import process_docs  # noqa: F401\n",
-                                     encoding="utf-8")
+    (folder / "utils.py").write_text(
+        "from lm_eval.tasks.hellaswag.utils import process_docs  # noqa: F401\n", encoding="utf-8"
+    )
     (folder / f"{task}.yaml").write_text(
         f"task: {task}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    validation: {json.dumps(str(rows))}\n"
         "validation_split: validation\noutput_type: multiple_choice\n"
         "process_docs: !function utils.process_docs\n"
-        'doc_to_text: "{{query}}"\ndoc_to_target: "{{label}}"\ndoc_to_choice: "choices"\n' + METRICS,
-        encoding="utf-8")
+        'doc_to_text: "{{query}}"\ndoc_to_target: "{{label}}"\ndoc_to_choice: "choices"\n'
+        + METRICS,
+        encoding="utf-8",
+    )
     return folder
 
 
@@ -113,8 +122,18 @@ print(json.dumps(report))
 """
 
 
-def run_lmeval(python: Path, include: Path, tasks: list[str], model: str, model_args: str, batch_size: str | int,
-               work: Path, timeout: float = 3600, env: dict | None = None, builtin_tasks: bool = True) -> dict:
+def run_lmeval(
+    python: Path,
+    include: Path,
+    tasks: list[str],
+    model: str,
+    model_args: str,
+    batch_size: str | int,
+    work: Path,
+    timeout: float = 3600,
+    env: dict | None = None,
+    builtin_tasks: bool = True,
+) -> dict:
     """Run lm-eval on `tasks` in its venv: {"import_s", "evaluate_s", "tasks": {task: {"acc",
     "acc_norm", "samples"}}}, or RuntimeError with the tail of its output.
 
@@ -122,13 +141,30 @@ def run_lmeval(python: Path, include: Path, tasks: list[str], model: str, model_
     which the local tasks do not need (a user's `--include_path` run indexes them: the benchmark
     keeps that cost)."""
     log = work / "lmeval.log"
-    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-                   "HF_DATASETS_CACHE": str(work / "hf_datasets"), "TOKENIZERS_PARALLELISM": "false",
-                   **(env or {})}
+    environment = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_DATASETS_CACHE": str(work / "hf_datasets"),
+        "TOKENIZERS_PARALLELISM": "false",
+        **(env or {}),
+    }
     with open(log, "w+") as output:
-        cmd = [str(python), "-c", RUN_SCRIPT, str(include), ",".join(tasks), model, model_args, str(batch_size),
-               "1" if builtin_tasks else "0"]
-        done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=output, text=True, timeout=timeout, env=environment)
+        cmd = [
+            str(python),
+            "-c",
+            RUN_SCRIPT,
+            str(include),
+            ",".join(tasks),
+            model,
+            model_args,
+            str(batch_size),
+            "1" if builtin_tasks else "0",
+        ]
+        done = subprocess.run(
+            cmd, stdout=subprocess.PIPE, stderr=output, text=True, timeout=timeout, env=environment
+        )
         if done.returncode != 0:
             output.seek(0)
             raise RuntimeError(f"lm-eval exited {done.returncode}:\n{output.read()[-4000:]}")

@@ -23,19 +23,47 @@ from pathlib import Path
 # local CPU build: a bare `torch` requirement would pull a CUDA build of several GB.
 SPECS: dict[str, list[list[str]]] = {
     # docs/data.md: ochat itself without its pins, plus what generate_dataset and the sampler import.
-    "ochat": [["torch==2.13.0"], ["--no-deps", "ochat==3.6.1"],
-              ["ray", "pyarrow", "orjson", "pydantic", "numba", "numpy", "transformers==4.44.2",
-               "sentencepiece", "protobuf", "torch==2.13.0"]],
+    "ochat": [
+        ["torch==2.13.0"],
+        ["--no-deps", "ochat==3.6.1"],
+        [
+            "ray",
+            "pyarrow",
+            "orjson",
+            "pydantic",
+            "numba",
+            "numpy",
+            "transformers==4.44.2",
+            "sentencepiece",
+            "protobuf",
+            "torch==2.13.0",
+        ],
+    ],
     "lmeval": [["torch==2.13.0", "lm-eval[api]==0.4.*"]],
     # lm-eval's `hf` model and its HF tokenizer for `local-completions`: the transformers of ocx's
     # own venv, so both sides run the same forward pass.
     # protobuf: transformers' slow (exact) sentencepiece tokenizer reads the model file with it.
-    "lmeval_hf": [["torch==2.13.0", "lm-eval[api,hf]==0.4.13", "transformers==5.24.0", "sentencepiece", "protobuf"]],
+    "lmeval_hf": [
+        [
+            "torch==2.13.0",
+            "lm-eval[api,hf]==0.4.13",
+            "transformers==5.24.0",
+            "sentencepiece",
+            "protobuf",
+        ]
+    ],
 }
-OVERRIDES = {"ochat": "OCHAT_PYTHON", "lmeval": "OCX_LMEVAL_PYTHON", "lmeval_hf": "OCX_LMEVAL_HF_PYTHON"}
+OVERRIDES = {
+    "ochat": "OCHAT_PYTHON",
+    "lmeval": "OCX_LMEVAL_PYTHON",
+    "lmeval_hf": "OCX_LMEVAL_HF_PYTHON",
+}
 # What the JSON records of each venv, so a reader knows which peer version was measured.
-RECORDED = {"ochat": ["ochat", "transformers", "ray", "numba"], "lmeval": ["lm_eval", "httpx", "aiohttp"],
-            "lmeval_hf": ["lm_eval", "transformers", "torch", "accelerate"]}
+RECORDED = {
+    "ochat": ["ochat", "transformers", "ray", "numba"],
+    "lmeval": ["lm_eval", "httpx", "aiohttp"],
+    "lmeval_hf": ["lm_eval", "transformers", "torch", "accelerate"],
+}
 
 
 class PeerUnavailable(RuntimeError):
@@ -71,12 +99,21 @@ def _build(name: str, venv: Path) -> None:
     partial = venv.with_name(f"{venv.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "venv", str(partial)], check=True, capture_output=True)
-    pip = [str(partial / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    pip = [
+        str(partial / "bin" / "python"),
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--disable-pip-version-check",
+    ]
     for args in SPECS[name]:
         done = subprocess.run([*pip, *args], capture_output=True, text=True)
         if done.returncode != 0:
             shutil.rmtree(partial, ignore_errors=True)
-            raise PeerUnavailable(f"pip install {' '.join(args)} failed for the {name} venv: {done.stderr[-600:]}")
+            raise PeerUnavailable(
+                f"pip install {' '.join(args)} failed for the {name} venv: {done.stderr[-600:]}"
+            )
     # The rename leaves the venv's console scripts with the partial path in their shebang; the
     # baselines only ever run `bin/python -m ...`, which does not use them.
     partial.rename(venv)
@@ -84,13 +121,17 @@ def _build(name: str, venv: Path) -> None:
 
 def versions(name: str, python: Path) -> dict[str, str]:
     """Versions of the packages RECORDED for this peer, as its own venv reports them."""
-    script = ("import importlib.metadata as m, json, sys\n"
-              "out = {}\n"
-              "for p in sys.argv[1:]:\n"
-              "    try: out[p] = m.version(p.replace('_', '-'))\n"
-              "    except m.PackageNotFoundError: pass\n"
-              "print(json.dumps(out))")
-    done = subprocess.run([str(python), "-c", script, *RECORDED[name]], capture_output=True, text=True)
+    script = (
+        "import importlib.metadata as m, json, sys\n"
+        "out = {}\n"
+        "for p in sys.argv[1:]:\n"
+        "    try: out[p] = m.version(p.replace('_', '-'))\n"
+        "    except m.PackageNotFoundError: pass\n"
+        "print(json.dumps(out))"
+    )
+    done = subprocess.run(
+        [str(python), "-c", script, *RECORDED[name]], capture_output=True, text=True
+    )
     return json.loads(done.stdout) if done.returncode == 0 else {}
 
 

@@ -24,17 +24,24 @@ ARMS = ("full", "lora", "lora_peft", "frozen")
 
 
 def _setup(kind: str, data: Path, model: Path, work: Path, sizes: dict, dataset):
-    from ocx.adapters.train import TrainConfig
-    from ocx.adapters.train import trainer
+    from ocx.adapters.train import TrainConfig, trainer
     from ocx.adapters.train.engine import load_ds_config
     from tests.perf.bench_lora import LORA, _only_embeddings_trained
     from tests.perf.core import shared_file
 
     lora = kind.startswith("lora")
-    cfg = TrainConfig(data=data, model=str(model), out=Path(tempfile.mkdtemp(dir=work)) / "run", epochs=1,
-                      lr=1e-3 if lora else 1e-4, batch_max_len=sizes["batch_max_len"], gradient_checkpointing=False,
-                      progress=False, tokenizer=str(shared_file("tokenizers/mistral-v1/tokenizer.model")),
-                      **(LORA if lora else {}))
+    cfg = TrainConfig(
+        data=data,
+        model=str(model),
+        out=Path(tempfile.mkdtemp(dir=work)) / "run",
+        epochs=1,
+        lr=1e-3 if lora else 1e-4,
+        batch_max_len=sizes["batch_max_len"],
+        gradient_checkpointing=False,
+        progress=False,
+        tokenizer=str(shared_file("tokenizers/mistral-v1/tokenizer.model")),
+        **(LORA if lora else {}),
+    )
     ds_config = load_ds_config(cfg.zero_stage, None, grad_clip=cfg.grad_clip, bf16=False)
     if kind == "frozen":
         with _only_embeddings_trained():
@@ -65,14 +72,22 @@ def _step(run, indices: list[int]) -> tuple[float, float, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.perf.profile_lora", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.perf.profile_lora", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--quick", action="store_true", help="the benchmark's quick sizes")
-    parser.add_argument("--steps", type=int, default=3, help="steps per arm; the first is not counted (default 3)")
+    parser.add_argument(
+        "--steps", type=int, default=3, help="steps per arm; the first is not counted (default 3)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument("--torch-profile", action="store_true", help="print torch.profiler's table of the last step")
+    parser.add_argument(
+        "--torch-profile", action="store_true", help="print torch.profiler's table of the last step"
+    )
     args = parser.parse_args(argv)
     if args.steps < 2 or args.threads < 1:
-        parser.error("--steps must be at least 2 (the first is not counted) and --threads at least 1")
+        parser.error(
+            "--steps must be at least 2 (the first is not counted) and --threads at least 1"
+        )
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
@@ -84,7 +99,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     sizes = QUICK if args.quick else FULL
     work = Path(tempfile.mkdtemp(prefix="ocx-profile-lora-"))
-    data = token_dataset(work, sizes["conversations"], sizes["context"], sizes["model"]["vocab_size"])
+    data = token_dataset(
+        work, sizes["conversations"], sizes["context"], sizes["model"]["vocab_size"]
+    )
     model = random_llama(work, sizes["context"], **sizes["model"])
     init_distributed()
     dataset = load_tokenized(data)
@@ -100,14 +117,27 @@ def main(argv: list[str] | None = None) -> None:
             seconds[kind].append(_step(run, batches[i % len(batches)][0]))
             if profiler is not None:
                 profiler.__exit__(None, None, None)
-                print(f"== {kind}\n" + profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
-            print(f"step {i} {kind}: forward {seconds[kind][-1][0]:.3f} s, backward {seconds[kind][-1][1]:.3f} s, "
-                  f"optimizer {seconds[kind][-1][2]:.3f} s", flush=True)
-    counted = {kind: [sum(phase) / (args.steps - 1) for phase in zip(*steps[1:])] for kind, steps in seconds.items()}
+                print(
+                    f"== {kind}\n"
+                    + profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=25)
+                )
+            print(
+                f"step {i} {kind}: forward {seconds[kind][-1][0]:.3f} s, backward {seconds[kind][-1][1]:.3f} s, "
+                f"optimizer {seconds[kind][-1][2]:.3f} s",
+                flush=True,
+            )
+    counted = {
+        kind: [sum(phase) / (args.steps - 1) for phase in zip(*steps[1:])]
+        for kind, steps in seconds.items()
+    }
     full_total = sum(counted["full"])
-    print(f"\nCPU seconds per step (mean of steps 2-{args.steps}, {args.threads} torch thread(s), "
-          f"load {open('/proc/loadavg').read().split()[0]}):")
-    print(f"{'arm':10} {'forward':>8} {'backward':>9} {'optimizer':>10} {'total':>7} {'full/arm':>9}")
+    print(
+        f"\nCPU seconds per step (mean of steps 2-{args.steps}, {args.threads} torch thread(s), "
+        f"load {open('/proc/loadavg').read().split()[0]}):"
+    )
+    print(
+        f"{'arm':10} {'forward':>8} {'backward':>9} {'optimizer':>10} {'total':>7} {'full/arm':>9}"
+    )
     for kind, (fwd, bwd, opt) in counted.items():
         total = fwd + bwd + opt
         print(f"{kind:10} {fwd:8.3f} {bwd:9.3f} {opt:10.3f} {total:7.3f} {full_total / total:9.3f}")

@@ -33,7 +33,9 @@ def discover() -> dict[str, object]:
         module = importlib.import_module(f"tests.perf.{path.stem}")
         name = getattr(module, "NAME", None)
         if name is None or not hasattr(module, "variants"):
-            raise TypeError(f"{path}: a benchmark module needs NAME and variants(ctx) (see tests/perf/README.md)")
+            raise TypeError(
+                f"{path}: a benchmark module needs NAME and variants(ctx) (see tests/perf/README.md)"
+            )
         if name in modules:
             raise ValueError(f"{path}: NAME {name!r} is already used by {modules[name].__file__}")
         modules[name] = module
@@ -42,13 +44,21 @@ def discover() -> dict[str, object]:
 
 def machine() -> dict:
     """Cores, CPU model, torch threads and versions: what a reader needs to compare figures."""
-    info = {"cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
-            "cpu_model": _cpu_model(), "python": platform.python_version(), "platform": platform.platform()}
+    info = {
+        "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)),
+        "cpu_model": _cpu_model(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
     with contextlib.suppress(ImportError):
         import torch
 
-        info.update(torch=torch.__version__, torch_threads=torch.get_num_threads(),
-                    cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
+        info.update(
+            torch=torch.__version__,
+            torch_threads=torch.get_num_threads(),
+            cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        )
     return info
 
 
@@ -65,7 +75,10 @@ def git_commit() -> dict:
         done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
         return done.stdout.strip() if done.returncode == 0 else ""
 
-    return {"commit": git("rev-parse", "--short", "HEAD"), "dirty": bool(git("status", "--porcelain", "--", "."))}
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "dirty": bool(git("status", "--porcelain", "--", ".")),
+    }
 
 
 def load_average() -> list[float]:
@@ -87,19 +100,27 @@ def run_rounds(fns: dict, repeats: int, check, quick: bool, say) -> list[dict]:
         record["load_after"] = load_average()
         bad = sane(record["figures"])
         if bad:
-            raise AssertionError(f"round {index + 1}: figures no working benchmark gives: {', '.join(bad)}")
+            raise AssertionError(
+                f"round {index + 1}: figures no working benchmark gives: {', '.join(bad)}"
+            )
         if check is not None:
             check(record["figures"], quick)
         rounds.append(record)
-        say(f"  round {index + 1}/{repeats}: load {record['load_before'][0]} -> {record['load_after'][0]}, "
-            + ", ".join(f"{v} {s:.1f} s" for v, s in record["seconds"].items()))
+        say(
+            f"  round {index + 1}/{repeats}: load {record['load_before'][0]} -> {record['load_after'][0]}, "
+            + ", ".join(f"{v} {s:.1f} s" for v, s in record["seconds"].items())
+        )
     return rounds
 
 
 def run_benchmark(module, quick: bool, repeats: int, build_peers: bool, say) -> dict:
     """One benchmark: prepare, rounds, summary. Never raises: failures are recorded with their traceback."""
-    out = {"title": getattr(module, "TITLE", module.NAME), "module": f"tests/perf/{Path(module.__file__).name}",
-           "labels": getattr(module, "LABELS", {}), "gpu": getattr(module, "GPU", False)}
+    out = {
+        "title": getattr(module, "TITLE", module.NAME),
+        "module": f"tests/perf/{Path(module.__file__).name}",
+        "labels": getattr(module, "LABELS", {}),
+        "gpu": getattr(module, "GPU", False),
+    }
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"ocx-bench-{module.NAME}-") as tmp:
         ctx = Context(quick=quick, work=Path(tmp), build_peers=build_peers)
@@ -110,7 +131,11 @@ def run_benchmark(module, quick: bool, repeats: int, build_peers: bool, say) -> 
         except Skip as exc:
             out.update(status="skipped", reason=str(exc))
         except Exception as exc:  # noqa: BLE001 - one broken benchmark must not hide the others' figures
-            out.update(status="failed", reason=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+            out.update(
+                status="failed",
+                reason=f"{type(exc).__name__}: {exc}",
+                traceback=traceback.format_exc(),
+            )
         else:
             out.update(status="ok", rounds=rounds, **summarize(module, rounds))
         out.update(skipped_variants=ctx.skipped, peers=ctx.peers, settings=ctx.settings)
@@ -124,22 +149,38 @@ def summarize(module, rounds: list[dict]) -> dict:
     per_round = [r["figures"] for r in rounds]
     ratios = [summarize_ratio(ratio, per_round) for ratio in getattr(module, "RATIOS", [])]
     loads = [x for r in rounds for x in (r["load_before"][0], r["load_after"][0])]
-    return {"figures": figures, "ratios": ratios, "load_1min": {"min": min(loads), "max": max(loads)}}
+    return {
+        "figures": figures,
+        "ratios": ratios,
+        "load_1min": {"min": min(loads), "max": max(loads)},
+    }
 
 
-def run(names: list[str], quick: bool, repeats: int, gpu: bool, build_peers: bool, say=print) -> dict:
+def run(
+    names: list[str], quick: bool, repeats: int, gpu: bool, build_peers: bool, say=print
+) -> dict:
     modules = discover()
     unknown = [n for n in names if n not in modules]
     if unknown:
         raise KeyError(unknown)
     chosen = names or [n for n, m in modules.items() if gpu or not getattr(m, "GPU", False)]
-    result = {"command": " ".join(["python -m tests.perf", *sys.argv[1:]]),
-              "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "quick": quick, "repeats": repeats, "machine": machine(), "git": git_commit(),
-              "load_at_start": load_average(), "benchmarks": {}}
+    result = {
+        "command": " ".join(["python -m tests.perf", *sys.argv[1:]]),
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "quick": quick,
+        "repeats": repeats,
+        "machine": machine(),
+        "git": git_commit(),
+        "load_at_start": load_average(),
+        "benchmarks": {},
+    }
     for name in chosen:
         say(f"[{name}] {getattr(modules[name], 'TITLE', '')}")
-        result["benchmarks"][name] = bench = run_benchmark(modules[name], quick, repeats, build_peers, say)
-        say(f"  {bench['status']}{': ' + bench['reason'] if 'reason' in bench else ''} ({bench['wall_s']} s)")
+        result["benchmarks"][name] = bench = run_benchmark(
+            modules[name], quick, repeats, build_peers, say
+        )
+        say(
+            f"  {bench['status']}{': ' + bench['reason'] if 'reason' in bench else ''} ({bench['wall_s']} s)"
+        )
     result["load_at_end"] = load_average()
     return result

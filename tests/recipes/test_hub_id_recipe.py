@@ -72,8 +72,23 @@ def hub_run(tmp_path_factory, mistral_tokenizer_file):
     # (its port is still held), so the recipe's trainer makes its own process group.
     env = {k: v for k, v in os.environ.items() if k not in DIST_ENV and k != "HF_HUB_CACHE"}
     env.update(HF_HOME=str(root / "hf"), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "ocx.cli", "recipe", "run", str(root / "hub-tiny.yaml"), "--output",
-                           str(root / "out")], capture_output=True, text=True, env=env, cwd=root, timeout=900)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ocx.cli",
+            "recipe",
+            "run",
+            str(root / "hub-tiny.yaml"),
+            "--output",
+            str(root / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return root, env
 
@@ -91,25 +106,61 @@ def test_every_epoch_folder_is_a_complete_model_with_the_datas_tokenizer(hub_run
     from ocx.adapters.serve.model import load_served_model
 
     root, _ = hub_run
-    manifest = json.loads(next((root / "out" / "data").glob("tokenized-*/manifest.json")).read_text())
+    manifest = json.loads(
+        next((root / "out" / "data").glob("tokenized-*/manifest.json")).read_text()
+    )
     for epoch in (0, 1):
         folder = root / "out" / "train" / f"epoch_{epoch}"
         names = {p.name for p in folder.iterdir()}
-        assert {"config.json", "model.safetensors", "tokenizer.model", "tokenizer_config.json", "chat_template.jinja",
-                "ocx.json"} <= names, names
+        assert {
+            "config.json",
+            "model.safetensors",
+            "tokenizer.model",
+            "tokenizer_config.json",
+            "chat_template.jinja",
+            "ocx.json",
+        } <= names, names
         meta = json.loads((folder / "ocx.json").read_text())
-        assert meta["model_type"] == "openchat_3.5" and meta["tokenizer_sha256"] == manifest["tokenizer_sha256"]
+        assert (
+            meta["model_type"] == "openchat_3.5"
+            and meta["tokenizer_sha256"] == manifest["tokenizer_sha256"]
+        )
         assert AutoModelForCausalLM.from_pretrained(folder).config.vocab_size == 32002
-        served = load_served_model(str(folder))  # what `ocx serve --model` checks before loading weights
-        assert served.model_type == "openchat_3.5" and served.tokenizer.sha256 == manifest["tokenizer_sha256"]
+        served = load_served_model(
+            str(folder)
+        )  # what `ocx serve --model` checks before loading weights
+        assert (
+            served.model_type == "openchat_3.5"
+            and served.tokenizer.sha256 == manifest["tokenizer_sha256"]
+        )
 
 
 def test_ocx_eval_loads_an_epoch_folder_with_no_other_model_argument(hub_run):
     root, env = hub_run
     out = root / "eval-again"
-    proc = subprocess.run([sys.executable, "-m", "ocx.cli", "eval", "--model", str(root / "out" / "train" / "epoch_1"),
-                           "--sets", "arithmetic", "--limit", "2", "--max-tokens", "4", "--output", str(out), "--quiet"],
-                          capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ocx.cli",
+            "eval",
+            "--model",
+            str(root / "out" / "train" / "epoch_1"),
+            "--sets",
+            "arithmetic",
+            "--limit",
+            "2",
+            "--max-tokens",
+            "4",
+            "--output",
+            str(out),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "arithmetic" in json.loads((out / "results.json").read_text())["summary"]
 

@@ -21,8 +21,13 @@ pytest.importorskip("transformers")
 pytest.importorskip("mistral_common")
 
 STEPS = 3
-HF_SWITCHES = ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY",
-               "TRANSFORMERS_NO_ADVISORY_WARNINGS", "DATASETS_VERBOSITY")
+HF_SWITCHES = (
+    "HF_HUB_DISABLE_PROGRESS_BARS",
+    "HF_DATASETS_DISABLE_PROGRESS_BARS",
+    "TRANSFORMERS_VERBOSITY",
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS",
+    "DATASETS_VERBOSITY",
+)
 
 
 def stand_in_training(cfg, on_epoch_end=None):
@@ -36,11 +41,19 @@ def stand_in_training(cfg, on_epoch_end=None):
     with TrainProgress(cfg.epochs * STEPS, 0, True) as bar:
         for epoch in range(cfg.epochs):
             for k in range(STEPS):
-                record = {"kind": "step", "step": epoch * STEPS + k + 1, "epoch": epoch, "loss": 2.0 / (k + 1),
-                          "lr": 1e-3, "packing_efficiency": 0.9}
+                record = {
+                    "kind": "step",
+                    "step": epoch * STEPS + k + 1,
+                    "epoch": epoch,
+                    "loss": 2.0 / (k + 1),
+                    "lr": 1e-3,
+                    "packing_efficiency": 0.9,
+                }
                 metrics.write(record)
                 bar.update(record, 100.0)
-            metrics.write({"kind": "epoch", "step": (epoch + 1) * STEPS, "epoch": epoch, "steps": STEPS})
+            metrics.write(
+                {"kind": "epoch", "step": (epoch + 1) * STEPS, "epoch": epoch, "steps": STEPS}
+            )
             shutil.copytree(cfg.model, out / f"epoch_{epoch}")
             bar.log(f"epoch {epoch}: {STEPS} steps")
             on_epoch_end(epoch, out / f"epoch_{epoch}")
@@ -61,7 +74,9 @@ def terminal():
 
 
 @pytest.mark.slow  # ~15 s: a tiny model is loaded and evaluated 4 times (2 epochs x 2 conditions)
-def test_a_recipe_run_prints_one_table_per_epoch_and_no_third_party_bars(tmp_path, monkeypatch, capsys, terminal):
+def test_a_recipe_run_prints_one_table_per_epoch_and_no_third_party_bars(
+    tmp_path, monkeypatch, capsys, terminal
+):
     import transformers
 
     import ocx.adapters.train
@@ -91,7 +106,9 @@ def test_a_recipe_run_prints_one_table_per_epoch_and_no_third_party_bars(tmp_pat
     ends = [i for i, line in enumerate(lines) if "└" in line]
     assert len(starts) == len(ends) == 2
     for start, end in zip(starts, ends):
-        assert not any("sup tok/s" in line for line in lines[start:end + 1]), "the training bar was drawn inside a table"
+        assert not any("sup tok/s" in line for line in lines[start : end + 1]), (
+            "the training bar was drawn inside a table"
+        )
     assert "best epoch:" in shown and re.search(r"run/train/epoch_[01]\)", shown)
     report = json.loads((recipe.output / "report.json").read_text())
     assert [e["epoch"] for e in report["epochs"]] == [0, 1]

@@ -64,14 +64,29 @@ MISTAKES = {
     "lr in e-notation without a dot": (19, "  lr: 1e-3", "train.lr", "YAML reads it as text"),
     "lr as yes": (19, "  lr: yes", "train.lr", "got boolean True"),
     "zero batch_max_len": (20, "  batch_max_len: 0", "train.batch_max_len", "got 0"),
-    "absurd batch_max_len": (20, "  batch_max_len: 1000000000000", "train.batch_max_len", "16,777,216"),
+    "absurd batch_max_len": (
+        20,
+        "  batch_max_len: 1000000000000",
+        "train.batch_max_len",
+        "16,777,216",
+    ),
     "zero_stage 5": (21, "  zero_stage: 5", "train.zero_stage", "one of 2, 3, got integer 5"),
     "zero_stage yes": (21, "  zero_stage: yes", "train.zero_stage", "got boolean True"),
     "zero_stage 2.0": (21, "  zero_stage: 2.0", "train.zero_stage", "got number 2.0"),
-    "too_long maybe": (22, "  too_long: maybe", "train.too_long", "one of 'refuse', 'truncate', got string 'maybe'"),
+    "too_long maybe": (
+        22,
+        "  too_long: maybe",
+        "train.too_long",
+        "one of 'refuse', 'truncate', got string 'maybe'",
+    ),
     "too_long misspelt": (22, "  too_long: truncat", "train.too_long", "did you mean 'truncate'"),
     "warmup ratio of 1": (23, "  lr_warmup_ratio: 1", "train.lr_warmup_ratio", "< 1"),
-    "boolean as a string": (24, '  gradient_checkpointing: "false"', "train.gradient_checkpointing", "true or false"),
+    "boolean as a string": (
+        24,
+        '  gradient_checkpointing: "false"',
+        "train.gradient_checkpointing",
+        "true or false",
+    ),
     "unknown train key": (18, "  epoch: 2", "train.epoch", "did you mean 'epochs'"),
     "managed train key": (18, "  out: elsewhere", "train.out", "unknown key 'out'"),
     "unknown top-level key": (31, "outputs: out", "outputs", "did you mean 'output'"),
@@ -85,33 +100,86 @@ MISTAKES = {
     "nan weight": (15, "    weight: .nan", "data[1].weight", "got nan"),
     "infinite weight": (15, "    weight: .inf", "data[1].weight", "got inf"),
     "weight as a word": (15, "    weight: high", "data[1].weight", "got string 'high'"),
-    "weight missing": (15, "    # no weight", "data[1].weight", "is required", 11),  # the source's line
+    "weight missing": (
+        15,
+        "    # no weight",
+        "data[1].weight",
+        "is required",
+        11,
+    ),  # the source's line
     "quality misspelt": (13, "    quality: wrnog", "data[1].quality", "did you mean 'wrong'"),
     "quality unknown": (13, "    quality: maybe", "data[1].quality", "one of 'correct', 'wrong'"),
-    "generator misspelt": (11, "  - generator: arithmetc", "data[1].generator", "did you mean 'arithmetic'"),
+    "generator misspelt": (
+        11,
+        "  - generator: arithmetc",
+        "data[1].generator",
+        "did you mean 'arithmetic'",
+    ),
     "negative seed": (16, "    seed: -1", "data[1].seed", "got -1"),
     "condition as a number": (14, "    condition: 5", "data[1].condition", "must be a string"),
     "missing data file": (8, "  - path: data/missing.jsonl", "data[0].path", "data file not found"),
     "unknown data key": (9, "    conditon: GPT4", "data[0].conditon", "did you mean 'condition'"),
     "misspelt model type": (4, "  model_type: openchat_35", "model.model_type", "Did you mean"),
-    "missing tokenizer": (5, "  tokenizer: tok/nothing.model", "model.tokenizer", "tokenizer not found"),
+    "missing tokenizer": (
+        5,
+        "  tokenizer: tok/nothing.model",
+        "model.tokenizer",
+        "tokenizer not found",
+    ),
     "empty tokenizer": (5, '  tokenizer: ""', "model.tokenizer", "tokenizer not found"),
-    "tokenizer of another model type": (4, "  model_type: openchat_3.6", "model.tokenizer", "'<|eot_id|>'", 5),
-    "tokenizer that is not a tokenizer": (5, "  tokenizer: data/a.jsonl", "model.tokenizer", "not a readable tokenizer"),
+    "tokenizer of another model type": (
+        4,
+        "  model_type: openchat_3.6",
+        "model.tokenizer",
+        "'<|eot_id|>'",
+        5,
+    ),
+    "tokenizer that is not a tokenizer": (
+        5,
+        "  tokenizer: data/a.jsonl",
+        "model.tokenizer",
+        "not a readable tokenizer",
+    ),
     "zero hidden size": (6, "  tiny: {hidden_size: 0}", "model.tiny.hidden_size", "got 0"),
-    "fractional layer count": (6, "  tiny: {num_hidden_layers: 1.5}", "model.tiny.num_hidden_layers", "integer"),
-    "missing local base folder": (3, "  base: ./models/nowhere", "model.base", "model folder not found"),
+    "fractional layer count": (
+        6,
+        "  tiny: {num_hidden_layers: 1.5}",
+        "model.tiny.num_hidden_layers",
+        "integer",
+    ),
+    "missing local base folder": (
+        3,
+        "  base: ./models/nowhere",
+        "model.base",
+        "model folder not found",
+    ),
     "empty suite list": (26, "  suites: []", "eval.suites", "at least one suite"),
     "misspelt suite": (26, "  suites: [arithmetik]", "eval.suites[0]", "did you mean 'arithmetic'"),
     "misspelt backend": (28, "  backend: vlm", "eval.backend", "did you mean 'vllm'"),
     "misspelt engine": (28, "  engine: vlm", "eval.engine", "did you mean 'vllm'"),
-    "engine and its old name both": (28, "  engine: vllm\n  backend: vllm", "eval.backend", "give only eval.engine", 29),
+    "engine and its old name both": (
+        28,
+        "  engine: vllm\n  backend: vllm",
+        "eval.backend",
+        "give only eval.engine",
+        29,
+    ),
     "zero limit": (29, "  limit: 0", "eval.limit", "got 0"),
     "zero eval batch size": (30, "  batch_size: 0", "eval.batch_size", "got 0"),
-    "condition list of numbers": (27, "  conditions: [5]", "eval.conditions[0]", "must be a string"),
+    "condition list of numbers": (
+        27,
+        "  conditions: [5]",
+        "eval.conditions[0]",
+        "must be a string",
+    ),
     "output as a number": (31, "output: 5", "output", "must be a string"),
     "name as a list": (1, "name: [a]", "name", "must be a string"),
-    "duplicate key": (19, "  epochs: 3", "train.epochs", "duplicate key 'epochs' (first on line 18)"),
+    "duplicate key": (
+        19,
+        "  epochs: 3",
+        "train.epochs",
+        "duplicate key 'epochs' (first on line 18)",
+    ),
     "python tag": (1, "name: !!python/object/apply:os.system ['true']", None, "YAML tag"),
     "custom tag": (31, "output: !include other.yaml", None, "YAML tag '!include' refused"),
     "broken indentation": (19, "   lr: 0.001", None, "invalid YAML"),
@@ -149,7 +217,8 @@ def test_the_base_recipe_of_the_table_is_valid(recipe_dir, monkeypatch, capsys):
 
 @pytest.mark.parametrize("case", list(MISTAKES))
 def test_a_recipe_mistake_exits_2_naming_file_line_and_field_and_creates_nothing(
-        case, recipe_dir, tmp_path, monkeypatch, capsys):
+    case, recipe_dir, tmp_path, monkeypatch, capsys
+):
     line, text, field, words, *reported = MISTAKES[case]
     recipe = recipe_dir / "r.yaml"
     recipe.write_text(with_line(line, text))
@@ -161,14 +230,17 @@ def test_a_recipe_mistake_exits_2_naming_file_line_and_field_and_creates_nothing
         code, output = run_ocx(monkeypatch, capsys, "recipe", command, str(recipe))
         assert code == 2, f"{command}: {output}"
         where = f"{recipe}:{line}: {field}: " if field else f"{recipe}:{line}: "
-        assert where in output and words in output, f"{command}: expected {where!r} ... {words!r} in {output!r}"
+        assert where in output and words in output, (
+            f"{command}: expected {where!r} ... {words!r} in {output!r}"
+        )
         assert "Traceback" not in output
     assert list(work.iterdir()) == [], "recipe run created output before validating"
     assert sorted(p.name for p in recipe_dir.iterdir()) == ["data", "r.yaml", "tok"]
 
 
-def test_a_llama2_tokenizer_under_a_mistral_model_type_is_refused(recipe_dir, llama2_tokenizer_file, monkeypatch,
-                                                                  capsys):
+def test_a_llama2_tokenizer_under_a_mistral_model_type_is_refused(
+    recipe_dir, llama2_tokenizer_file, monkeypatch, capsys
+):
     # Both are 32,000-piece sentencepiece models and both get <|end_of_turn|> = 32000: only the IDs differ.
     shutil.copyfile(llama2_tokenizer_file, recipe_dir / "tok" / "tokenizer.model")
     (recipe_dir / "r.yaml").write_text(BASE)
@@ -179,22 +251,33 @@ def test_a_llama2_tokenizer_under_a_mistral_model_type_is_refused(recipe_dir, ll
 
 def test_a_bad_override_names_the_command_line(recipe_dir, monkeypatch, capsys):
     (recipe_dir / "r.yaml").write_text(BASE)
-    for override, words in (("train.epochs=0", "command line: train.epochs: must be an integer from 1 to 1000"),
-                            ("train.lr=!!python/name:os.system", "command line:"),
-                            ("data.0.weight=.nan", "command line: data[0].weight:"),
-                            ("data.9.weight=1", "no such place")):
-        code, output = run_ocx(monkeypatch, capsys, "recipe", "validate", str(recipe_dir / "r.yaml"), override)
+    for override, words in (
+        ("train.epochs=0", "command line: train.epochs: must be an integer from 1 to 1000"),
+        ("train.lr=!!python/name:os.system", "command line:"),
+        ("data.0.weight=.nan", "command line: data[0].weight:"),
+        ("data.9.weight=1", "no such place"),
+    ):
+        code, output = run_ocx(
+            monkeypatch, capsys, "recipe", "validate", str(recipe_dir / "r.yaml"), override
+        )
         assert code == 2 and words in output, (override, output)
         assert "Traceback" not in output
 
 
 def test_every_problem_is_reported_at_once_one_line_each_without_a_traceback(recipe_dir, tmp_path):
     text = BASE.replace("  epochs: 2", "  epochs: 0").replace("  lr: 0.001", "  lr: .nan")
-    text = text.replace("    count: 100", "    count: 0").replace("  too_long: refuse", "  too_long: maybe")
+    text = text.replace("    count: 100", "    count: 0").replace(
+        "  too_long: refuse", "  too_long: maybe"
+    )
     recipe = recipe_dir / "r.yaml"
     recipe.write_text(text)
-    result = subprocess.run([sys.executable, "-m", "ocx.cli.__main__", "recipe", "run", str(recipe)],
-                            capture_output=True, text=True, cwd=tmp_path, env={"COLUMNS": "60", **_env()})
+    result = subprocess.run(
+        [sys.executable, "-m", "ocx.cli.__main__", "recipe", "run", str(recipe)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"COLUMNS": "60", **_env()},
+    )
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     lines = result.stderr.splitlines()

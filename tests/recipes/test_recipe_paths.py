@@ -40,7 +40,12 @@ def recipe_file(tmp_path, mistral_tokenizer_file) -> Path:
     shutil.copyfile(mistral_tokenizer_file, folder / "tok" / "tokenizer.model")
     (folder / "model" / "config.json").write_text("{}")
     (folder / "ds.json").write_text("{}")
-    row = {"items": [{"role": "user", "content": "What is 1 + 1?"}, {"role": "assistant", "content": "2"}]}
+    row = {
+        "items": [
+            {"role": "user", "content": "What is 1 + 1?"},
+            {"role": "assistant", "content": "2"},
+        ]
+    }
     (folder / "data" / "a.jsonl").write_text(json.dumps(row) + "\n")
     (folder / "r.yaml").write_text(RECIPE)
     return folder / "r.yaml"
@@ -55,8 +60,12 @@ def elsewhere(tmp_path, monkeypatch) -> Path:
 
 
 def test_validate_from_another_directory_finds_the_recipes_files(recipe_file, elsewhere):
-    result = subprocess.run([sys.executable, "-m", "ocx.cli.__main__", "recipe", "validate", str(recipe_file)],
-                            capture_output=True, text=True, cwd=elsewhere)
+    result = subprocess.run(
+        [sys.executable, "-m", "ocx.cli.__main__", "recipe", "validate", str(recipe_file)],
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+    )
     assert result.returncode == 0, result.stderr
     assert "ok" in result.stdout
 
@@ -68,7 +77,9 @@ def test_the_recipe_stores_every_input_path_resolved_against_its_folder(recipe_f
     assert recipe.data[0].path == folder / "data" / "a.jsonl"
     assert Path(recipe.base_model) == folder / "model"
     assert Path(recipe.train["deepspeed_config"]) == folder / "ds.json"
-    assert recipe.output == Path("out"), "output stays relative to the working directory, like any output flag"
+    assert recipe.output == Path("out"), (
+        "output stays relative to the working directory, like any output flag"
+    )
 
 
 def test_run_reads_the_same_tokenizer_and_data_from_another_directory(recipe_file, elsewhere):

@@ -31,20 +31,39 @@ output: runs/x
 
 
 def test_the_builtin_recipes_are_the_five_the_docs_promise():
-    assert set(builtin_recipes()) == {"tiny-crlft", "tiny-crlft-lora", "crlft-llama3", "crlft-mistral", "sft-llama3"}
+    assert set(builtin_recipes()) == {
+        "tiny-crlft",
+        "tiny-crlft-lora",
+        "crlft-llama3",
+        "crlft-mistral",
+        "sft-llama3",
+    }
 
 
 def test_tiny_crlft_validates_with_its_mixed_quality_sources():
     recipe = load_recipe("tiny-crlft")
-    assert [(d.condition, d.weight, d.quality) for d in recipe.data] == [("GPT4", 1.0, "correct"), ("GPT3", 0.1, "wrong")]
+    assert [(d.condition, d.weight, d.quality) for d in recipe.data] == [
+        ("GPT4", 1.0, "correct"),
+        ("GPT3", 0.1, "wrong"),
+    ]
     assert recipe.eval.conditions == ["GPT4", "GPT3"] and recipe.model_type == "openchat_3.5"
 
 
-@pytest.mark.parametrize("name, batch_max_len", [("crlft-llama3", 40960), ("crlft-mistral", 77824), ("sft-llama3", 40960)])
+@pytest.mark.parametrize(
+    "name, batch_max_len",
+    [("crlft-llama3", 40960), ("crlft-mistral", 77824), ("sft-llama3", 40960)],
+)
 def test_gpu_recipes_validate_once_their_data_exists(name, batch_max_len, tmp_path):
     data = tmp_path / "d.jsonl"
-    data.write_text(json.dumps({"items": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}) + "\n")
-    overrides = [f"data.0.path={data}"] + ([f"data.1.path={data}"] if name.startswith("crlft") else [])
+    data.write_text(
+        json.dumps(
+            {"items": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}
+        )
+        + "\n"
+    )
+    overrides = [f"data.0.path={data}"] + (
+        [f"data.1.path={data}"] if name.startswith("crlft") else []
+    )
     recipe = load_recipe(name, overrides)
     assert recipe.train["batch_max_len"] == batch_max_len
 
@@ -55,8 +74,14 @@ def test_a_broken_recipe_reports_every_problem_with_its_line(tmp_path):
     with pytest.raises(InputError) as err:
         load_recipe(str(path))
     found = {(p.line, p.field) for p in err.value.problems}
-    assert {(4, "model.model_type"), (9, "data[0].weight"), (7, "data[0].path"), (11, "train.epochs"),
-            (12, "train.batch_maxlen"), (14, "eval.suites[1]")} <= found
+    assert {
+        (4, "model.model_type"),
+        (9, "data[0].weight"),
+        (7, "data[0].path"),
+        (11, "train.epochs"),
+        (12, "train.batch_maxlen"),
+        (14, "eval.suites[1]"),
+    } <= found
     messages = " | ".join(p.message for p in err.value.problems)
     assert "did you mean 'batch_max_len'" in messages and "did you mean 'gsm8k'" in messages
     assert "data file not found" in messages
@@ -65,9 +90,12 @@ def test_a_broken_recipe_reports_every_problem_with_its_line(tmp_path):
 def test_validate_command_exits_2_and_imports_no_torch(tmp_path):
     path = tmp_path / "broken.yaml"
     path.write_text(BROKEN)
-    code = ("import sys\nfrom ocx.cli import main\nsys.argv=['ocx','recipe','validate',%r]\n"
-            "try:\n    main()\nexcept SystemExit as e:\n    print('EXIT', e.code, [m for m in ('torch','transformers','deepspeed') if m in sys.modules])"
-            % str(path))
+    heavy = "('torch', 'transformers', 'deepspeed')"
+    code = (
+        f"import sys\nfrom ocx.cli import main\nsys.argv=['ocx','recipe','validate',{str(path)!r}]\n"
+        "try:\n    main()\nexcept SystemExit as e:\n"
+        f"    print('EXIT', e.code, [m for m in {heavy} if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "EXIT 2 []" in out.stdout, out.stdout + out.stderr
     assert f"{path}:14: eval.suites[1]: unknown suite 'gsm8kk'" in out.stderr
@@ -85,7 +113,10 @@ def test_unknown_recipe_name_suggests_the_closest(tmp_path):
 
 
 def test_recipe_cp_copies_a_builtin_for_editing(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "ocx.cli.__main__", "recipe", "cp", "tiny-crlft", str(tmp_path)],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "ocx.cli.__main__", "recipe", "cp", "tiny-crlft", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "tiny-crlft.yaml").read_text() == builtin_recipes()["tiny-crlft"].read_text()

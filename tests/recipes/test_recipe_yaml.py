@@ -25,7 +25,9 @@ def refused(text: str) -> str:
 
 
 def test_a_billion_laughs_file_is_refused_quickly_and_in_little_memory():
-    flat = "values: [" + ", ".join(["lol"] * (MAX_VALUES - 10)) + "]\n"  # as many values, no aliases
+    flat = (
+        "values: [" + ", ".join(["lol"] * (MAX_VALUES - 10)) + "]\n"
+    )  # as many values, no aliases
     start = time.perf_counter()
     load_with_lines(flat, "flat.yaml")
     flat_seconds = time.perf_counter() - start
@@ -41,13 +43,16 @@ def test_a_billion_laughs_file_is_refused_quickly_and_in_little_memory():
     assert peak < 30 * 2**20, f"peak {peak / 2**20:.1f} MiB"
 
 
-@pytest.mark.parametrize("text, line", [
-    ("name: !!python/object/apply:os.system ['echo pwned']\n", 1),
-    ("name: x\nmodel: !!python/name:os.system\n", 2),
-    ("name: !!str 5\n", 1),  # even the harmless standard tags: recipes never need one
-    ("output: !include other.yaml\n", 1),
-    ("data:\n  - !!map {path: a}\n", 2),
-])
+@pytest.mark.parametrize(
+    "text, line",
+    [
+        ("name: !!python/object/apply:os.system ['echo pwned']\n", 1),
+        ("name: x\nmodel: !!python/name:os.system\n", 2),
+        ("name: !!str 5\n", 1),  # even the harmless standard tags: recipes never need one
+        ("output: !include other.yaml\n", 1),
+        ("data:\n  - !!map {path: a}\n", 2),
+    ],
+)
 def test_every_explicit_tag_is_refused_with_its_line(text, line):
     message = refused(text)
     assert message.startswith(f"r.yaml:{line}: YAML tag ") and "refused" in message
@@ -64,13 +69,16 @@ def test_anchors_aliases_and_merge_keys_within_bounds_work_and_keep_lines():
     assert lines[("train", "lr")] == 4 and lines[("train", "epochs")] == 1
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("a: 1\na: 2\n", "r.yaml:2: a: duplicate key 'a' (first on line 1)"),
-    ("t:\n  x: 1\n  y: 2\n  x: 3\n", "r.yaml:4: t.x: duplicate key 'x' (first on line 2)"),
-    ("? [a, b]\n: 1\n", "r.yaml:1: a key must be a plain name"),
-    ("a: [1, 2\n", "r.yaml:2: invalid YAML"),
-    ("---\na: 1\n---\nb: 2\n", "r.yaml:3: invalid YAML"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("a: 1\na: 2\n", "r.yaml:2: a: duplicate key 'a' (first on line 1)"),
+        ("t:\n  x: 1\n  y: 2\n  x: 3\n", "r.yaml:4: t.x: duplicate key 'x' (first on line 2)"),
+        ("? [a, b]\n: 1\n", "r.yaml:1: a key must be a plain name"),
+        ("a: [1, 2\n", "r.yaml:2: invalid YAML"),
+        ("---\na: 1\n---\nb: 2\n", "r.yaml:3: invalid YAML"),
+    ],
+)
 def test_duplicate_or_complex_keys_and_broken_yaml_name_their_line(text, expected):
     message = refused(text)
     assert message.startswith(expected) and "\n" not in message, message

@@ -28,7 +28,9 @@ def free_port() -> int:
 def tiny_checkpoint(tmp_path_factory, mistral_tokenizer_file) -> Path:
     from ocx.adapters.hf.tiny import build_tiny_checkpoint
 
-    return build_tiny_checkpoint(tmp_path_factory.mktemp("serve") / "tiny", mistral_tokenizer_file, "openchat_3.5")
+    return build_tiny_checkpoint(
+        tmp_path_factory.mktemp("serve") / "tiny", mistral_tokenizer_file, "openchat_3.5"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -55,8 +57,15 @@ def running_server(engine, model, **settings):
     settings = ServeSettings(model=model, log_requests=False, **settings)
     app = create_app(engine, settings)
     port = free_port()
-    server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port, read_timeout=settings.read_timeout,
-                                          log_level="warning"))
+    server = uvicorn.Server(
+        server_config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            read_timeout=settings.read_timeout,
+            log_level="warning",
+        )
+    )
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + 120
@@ -87,7 +96,9 @@ def client(server_url):
 
 
 @contextlib.contextmanager
-def server_process(cmd: list[str], port: int, start_timeout: float = 300, pids: list[int] | None = None):
+def server_process(
+    cmd: list[str], port: int, start_timeout: float = 300, pids: list[int] | None = None
+):
     """Run a server command in its own process group; yield its URL once /health answers.
 
     Output goes to a file, not a pipe, so a chatty server can never block on a full pipe.
@@ -96,7 +107,9 @@ def server_process(cmd: list[str], port: int, start_timeout: float = 300, pids: 
 
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
     with tempfile.TemporaryFile("w+") as log:
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
         if pids is not None:
             pids.append(proc.pid)
         url = f"http://127.0.0.1:{port}"
@@ -105,7 +118,9 @@ def server_process(cmd: list[str], port: int, start_timeout: float = 300, pids: 
             while not _healthy(url):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     log.seek(0)
-                    raise RuntimeError(f"{' '.join(cmd[:3])} did not start (exit {proc.poll()}):\n{log.read()[-4000:]}")
+                    raise RuntimeError(
+                        f"{' '.join(cmd[:3])} did not start (exit {proc.poll()}):\n{log.read()[-4000:]}"
+                    )
                 time.sleep(1)
             yield url
         finally:

@@ -47,20 +47,32 @@ class LogprobEngine:
         self.started.append(request_id)
         self.prompts.append(list(prompt_ids))
         try:
-            tokens = [*self.answer, *([self.eot] if self.eot is not None else [])][:settings.max_tokens]
+            tokens = [*self.answer, *([self.eot] if self.eot is not None else [])][
+                : settings.max_tokens
+            ]
             prompt = None
             if settings.prompt_logprobs is not None:
-                prompt = (None, *(_entry(t, prompt_logprob(k), settings.prompt_logprobs)
-                                  for k, t in enumerate(prompt_ids) if k > 0))
+                prompt = (
+                    None,
+                    *(
+                        _entry(t, prompt_logprob(k), settings.prompt_logprobs)
+                        for k, t in enumerate(prompt_ids)
+                        if k > 0
+                    ),
+                )
             for k, token in enumerate(tokens):
                 if self.delay:
                     await asyncio.sleep(self.delay)
                 last = k == len(tokens) - 1
-                finish = None if not last else "stop" if token in settings.stop_token_ids else "length"
+                finish = (
+                    None if not last else "stop" if token in settings.stop_token_ids else "length"
+                )
                 logprobs = None
                 if settings.logprobs is not None:
                     logprobs = (_entry(token, generated_logprob(k), settings.logprobs),)
-                yield Step((token,), finish, logprobs=logprobs, prompt_logprobs=prompt if k == 0 else None)
+                yield Step(
+                    (token,), finish, logprobs=logprobs, prompt_logprobs=prompt if k == 0 else None
+                )
         finally:
             self.ended.append(request_id)
 

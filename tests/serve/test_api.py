@@ -25,21 +25,31 @@ def test_non_streaming_completion_has_exact_usage_and_respects_max_tokens(client
 
 
 def test_max_completion_tokens_is_honoured_like_max_tokens(client):
-    r = client.chat.completions.create(model="tiny-chat", messages=HELLO, max_completion_tokens=3,
-                                       temperature=0)
+    r = client.chat.completions.create(
+        model="tiny-chat", messages=HELLO, max_completion_tokens=3, temperature=0
+    )
     assert r.usage.completion_tokens <= 3
 
 
 def test_streaming_yields_the_same_text_as_non_streaming_for_a_seed_and_ends_with_usage(client):
     kwargs = dict(model="tiny-chat", messages=HELLO, max_tokens=12, seed=7, temperature=0.9)
     whole = client.chat.completions.create(**kwargs)
-    chunks = list(client.chat.completions.create(**kwargs, stream=True, stream_options={"include_usage": True}))
+    chunks = list(
+        client.chat.completions.create(
+            **kwargs, stream=True, stream_options={"include_usage": True}
+        )
+    )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == whole.choices[0].message.content
     assert chunks[0].choices[0].delta.role == "assistant"
-    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    finishes = [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ]
     assert finishes == [whole.choices[0].finish_reason]
-    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+    assert (
+        chunks[-1].choices == []
+        and chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+    )
 
 
 def test_raw_stream_ends_with_done(server_url):
@@ -60,8 +70,11 @@ def test_n_two_returns_two_choices_whose_tokens_add_up(client):
 
 
 def test_streaming_with_n_two_delivers_both_choices(client):
-    chunks = list(client.chat.completions.create(model="tiny-chat", messages=HELLO, n=2, max_tokens=4,
-                                                 seed=3, stream=True))
+    chunks = list(
+        client.chat.completions.create(
+            model="tiny-chat", messages=HELLO, n=2, max_tokens=4, seed=3, stream=True
+        )
+    )
     finished = {c.choices[0].index for c in chunks if c.choices and c.choices[0].finish_reason}
     assert finished == {0, 1}
 
@@ -70,8 +83,12 @@ def test_same_seed_gives_same_output_and_greedy_is_deterministic(client):
     a = client.chat.completions.create(model="tiny-chat", messages=HELLO, max_tokens=10, seed=11)
     b = client.chat.completions.create(model="tiny-chat", messages=HELLO, max_tokens=10, seed=11)
     assert a.choices[0].message.content == b.choices[0].message.content
-    g1 = client.chat.completions.create(model="tiny-chat", messages=HELLO, max_tokens=10, temperature=0)
-    g2 = client.chat.completions.create(model="tiny-chat", messages=HELLO, max_tokens=10, temperature=0)
+    g1 = client.chat.completions.create(
+        model="tiny-chat", messages=HELLO, max_tokens=10, temperature=0
+    )
+    g2 = client.chat.completions.create(
+        model="tiny-chat", messages=HELLO, max_tokens=10, temperature=0
+    )
     assert g1.choices[0].message.content == g2.choices[0].message.content
 
 
@@ -85,7 +102,9 @@ def test_stop_string_cuts_the_output_before_it(client, stream):
     if stream:
         chunks = list(client.chat.completions.create(**kwargs, stop=[stop], stream=True))
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-        reason = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason][0]
+        reason = [
+            c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+        ][0]
     else:
         r = client.chat.completions.create(**kwargs, stop=stop)
         text, reason = r.choices[0].message.content, r.choices[0].finish_reason
@@ -94,11 +113,14 @@ def test_stop_string_cuts_the_output_before_it(client, stream):
 
 def test_condition_system_message_and_default_shape_the_prompt(client, served_model):
     def usage(messages, **extra):
-        return client.chat.completions.create(model="tiny-chat", messages=messages, max_tokens=1,
-                                              extra_body=extra).usage.prompt_tokens
+        return client.chat.completions.create(
+            model="tiny-chat", messages=messages, max_tokens=1, extra_body=extra
+        ).usage.prompt_tokens
 
     assert usage(HELLO) == _prompt_tokens(served_model, HELLO, "GPT4 Correct")
-    assert usage(HELLO, condition="Math Correct") == _prompt_tokens(served_model, HELLO, "Math Correct")
+    assert usage(HELLO, condition="Math Correct") == _prompt_tokens(
+        served_model, HELLO, "Math Correct"
+    )
     assert usage(HELLO, condition="") == _prompt_tokens(served_model, HELLO, "")
     assert usage(HELLO, condition="") < usage(HELLO)  # "" means no condition, not the default
     with_system = [{"role": "system", "content": "You are a careful assistant."}, *HELLO]

@@ -23,19 +23,28 @@ def answer_ids(served_model):
 
 @pytest.fixture(scope="module")
 def url(served_model, answer_ids):
-    with running_server(LogprobEngine(answer_ids, eot=served_model.stop_token_ids[0]), served_model) as u:
+    with running_server(
+        LogprobEngine(answer_ids, eot=served_model.stop_token_ids[0]), served_model
+    ) as u:
         yield u
 
 
 def chat(url: str, **body) -> httpx.Response:
-    return httpx.post(f"{url}/v1/chat/completions", json={"model": "tiny-chat", "messages": HELLO, **body},
-                      timeout=60)
+    return httpx.post(
+        f"{url}/v1/chat/completions",
+        json={"model": "tiny-chat", "messages": HELLO, **body},
+        timeout=60,
+    )
 
 
 def streamed(url: str, **body) -> list[dict]:
     chunks = []
-    with httpx.stream("POST", f"{url}/v1/chat/completions", timeout=60,
-                      json={"model": "tiny-chat", "messages": HELLO, "stream": True, **body}) as r:
+    with httpx.stream(
+        "POST",
+        f"{url}/v1/chat/completions",
+        timeout=60,
+        json={"model": "tiny-chat", "messages": HELLO, "stream": True, **body},
+    ) as r:
         for line in r.iter_lines():
             if line.startswith("data: ") and line != "data: [DONE]":
                 chunks.append(json.loads(line.removeprefix("data: ")))
@@ -50,7 +59,9 @@ def test_each_generated_token_is_reported_once_and_the_end_of_turn_never(url, an
     assert choice["message"]["content"] == ANSWER and choice["finish_reason"] == "stop"
     assert len(content) == len(answer_ids)
     assert [e["logprob"] for e in content] == [generated_logprob(k) for k in range(len(answer_ids))]
-    assert all(len(e["top_logprobs"]) == 3 and e["top_logprobs"][0]["token"] == e["token"] for e in content)
+    assert all(
+        len(e["top_logprobs"]) == 3 and e["top_logprobs"][0]["token"] == e["token"] for e in content
+    )
     assert b"".join(bytes(e["bytes"]) for e in content).decode("utf-8").strip() == ANSWER
 
 
@@ -89,7 +100,12 @@ def test_streamed_logprobs_arrive_with_their_text_and_equal_the_whole(url):
 
 def test_streamed_logprobs_are_held_back_with_a_possible_stop_string(url):
     chunks = streamed(url, logprobs=True, stop=[" is n"])
-    entries = [e for c in chunks if c["choices"][0].get("logprobs") for e in c["choices"][0]["logprobs"]["content"]]
+    entries = [
+        e
+        for c in chunks
+        if c["choices"][0].get("logprobs")
+        for e in c["choices"][0]["logprobs"]["content"]
+    ]
     assert "".join(e["token"] for e in entries).strip() == "Paris"
 
 
@@ -98,14 +114,17 @@ def test_every_choice_of_n_gets_its_own_logprobs(url, answer_ids):
     assert [len(c["logprobs"]["content"]) for c in choices] == [len(answer_ids)] * 3
 
 
-@pytest.mark.parametrize("body, param", [
-    ({"top_logprobs": 2}, "top_logprobs"),
-    ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
-    ({"logprobs": True, "top_logprobs": 10**20}, "top_logprobs"),
-    ({"logprobs": True, "top_logprobs": -1}, "top_logprobs"),
-    ({"logprobs": 5}, "logprobs"),
-    ({"logprobs": "true"}, "logprobs"),
-])
+@pytest.mark.parametrize(
+    "body, param",
+    [
+        ({"top_logprobs": 2}, "top_logprobs"),
+        ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
+        ({"logprobs": True, "top_logprobs": 10**20}, "top_logprobs"),
+        ({"logprobs": True, "top_logprobs": -1}, "top_logprobs"),
+        ({"logprobs": 5}, "logprobs"),
+        ({"logprobs": "true"}, "logprobs"),
+    ],
+)
 def test_bad_logprobs_settings_are_400s_naming_the_field(url, body, param):
     r = chat(url, **body)
     assert r.status_code == 400, r.text
@@ -118,14 +137,18 @@ def test_logprobs_false_with_top_logprobs_zero_is_accepted_as_clients_send_it(ur
 
 
 @pytest.mark.parametrize("kind", ["sentencepiece", "tiktoken", "tokenizer.json"])
-def test_token_bytes_rebuild_the_exact_text_with_every_kind_of_tokenizer(shared_dir, tmp_path, kind):
+def test_token_bytes_rebuild_the_exact_text_with_every_kind_of_tokenizer(
+    shared_dir, tmp_path, kind
+):
     import shutil
 
     from ocx.adapters.serve.logprobs_format import TokenTexts
     from ocx.harness.tokenizers import HFJsonTokenizer, SentencePieceTokenizer, TiktokenTokenizer
 
     if kind == "sentencepiece":
-        tokenizer = SentencePieceTokenizer(shared_dir / "tokenizers" / "mistral-v1" / "tokenizer.model")
+        tokenizer = SentencePieceTokenizer(
+            shared_dir / "tokenizers" / "mistral-v1" / "tokenizer.model"
+        )
     elif kind == "tiktoken":
         tokenizer = TiktokenTokenizer(shared_dir / "tokenizers" / "llama3" / "tokenizer.model")
     else:
@@ -135,5 +158,7 @@ def test_token_bytes_rebuild_the_exact_text_with_every_kind_of_tokenizer(shared_
     ids = tokenizer.encode_text(text)
     texts = TokenTexts(tokenizer)
     joined = b"".join(texts.bytes_of(i) for i in ids)
-    assert joined.decode("utf-8").lstrip(" ") == text  # sentencepiece's word boundary opens the text
+    assert (
+        joined.decode("utf-8").lstrip(" ") == text
+    )  # sentencepiece's word boundary opens the text
     assert any(texts.text_of(i).startswith("\\x") for i in ids)  # 𝔘 is split below a character

@@ -14,8 +14,22 @@ def _params(args: list[str]) -> dict:
 
 
 def test_api_keys_and_served_names_take_several_values_after_one_flag():
-    params = _params(["--model", "m", "--api-keys", "k1", "k2", "--port", "9000",
-                      "--served-model-name", "a", "b", "--api-keys", "k3"])
+    params = _params(
+        [
+            "--model",
+            "m",
+            "--api-keys",
+            "k1",
+            "k2",
+            "--port",
+            "9000",
+            "--served-model-name",
+            "a",
+            "b",
+            "--api-keys",
+            "k3",
+        ]
+    )
     assert params["api_keys"] == ("k1", "k2", "k3")
     assert params["served_model_name"] == ("a", "b")
     assert params["port"] == 9000 and params["host"] == "127.0.0.1"
@@ -28,22 +42,57 @@ def test_defaults_follow_openchat_port_and_loopback_host():
 
 def test_a_missing_checkpoint_is_an_input_error_with_exit_code_2(tmp_path):
     missing = tmp_path / "no-such-checkpoint"
-    r = subprocess.run([sys.executable, "-c", "from ocx.cli import main; main()", "serve", "--model", str(missing)],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from ocx.cli import main; main()",
+            "serve",
+            "--model",
+            str(missing),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2, r.stderr
     assert "--model" in r.stderr and "no such checkpoint folder" in r.stderr
 
 
 def test_a_checkpoint_without_model_type_asks_for_model_type(tmp_path):
-    r = subprocess.run([sys.executable, "-c", "from ocx.cli import main; main()", "serve", "--model", str(tmp_path)],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from ocx.cli import main; main()",
+            "serve",
+            "--model",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and "--model-type" in r.stderr, r.stderr
 
 
 def test_empty_or_whitespace_api_keys_are_refused_at_start_up_with_exit_code_2(tmp_path):
     for keys in ([""], ["good", "   "], ["has space"]):
-        r = subprocess.run([sys.executable, "-c", "from ocx.cli import main; main()", "serve", "--model",
-                            str(tmp_path), "--api-keys", *keys], capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from ocx.cli import main; main()",
+                "serve",
+                "--model",
+                str(tmp_path),
+                "--api-keys",
+                *keys,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert r.returncode == 2, r.stderr
         assert "--api-keys" in r.stderr and "Traceback" not in r.stderr, r.stderr
 

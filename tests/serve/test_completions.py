@@ -47,32 +47,56 @@ def lm_eval_parse(choice: dict, ctxlen: int) -> tuple[float, bool]:
     return logprobs, is_greedy
 
 
-def test_a_text_prompt_is_completed_without_a_chat_template_and_starts_with_bos(fake_url, served_model):
+def test_a_text_prompt_is_completed_without_a_chat_template_and_starts_with_bos(
+    fake_url, served_model
+):
     r = post(fake_url, {"prompt": "The capital of France is", "max_tokens": 50, "temperature": 0})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["object"] == "text_completion" and body["id"].startswith("cmpl-")
     choice = body["choices"][0]
-    assert choice["text"] == ANSWER and choice["finish_reason"] == "stop" and choice["logprobs"] is None
+    assert (
+        choice["text"] == ANSWER
+        and choice["finish_reason"] == "stop"
+        and choice["logprobs"] is None
+    )
     tok = served_model.tokenizer
     expected_prompt = 1 + len(tok.encode_text("The capital of France is"))
     assert body["usage"]["prompt_tokens"] == expected_prompt
 
 
-def test_lm_evals_loglikelihood_request_gets_one_logprob_per_token_and_parses(fake_url, served_model):
+def test_lm_evals_loglikelihood_request_gets_one_logprob_per_token_and_parses(
+    fake_url, served_model
+):
     contexts = [[1, 415, 5565], [1, 22557]]
     continuations = [[302, 4843], [28705]]
     prompts = [c + k for c, k in zip(contexts, continuations)]
-    r = post(fake_url, {"prompt": prompts, "max_tokens": 1, "logprobs": 1, "echo": True, "temperature": 0,
-                        "seed": 1234})
+    r = post(
+        fake_url,
+        {
+            "prompt": prompts,
+            "max_tokens": 1,
+            "logprobs": 1,
+            "echo": True,
+            "temperature": 0,
+            "seed": 1234,
+        },
+    )
     assert r.status_code == 200, r.text
     choices = sorted(r.json()["choices"], key=lambda c: c["index"])
     assert [c["index"] for c in choices] == [0, 1]
     for choice, prompt, context in zip(choices, prompts, contexts):
         lp = choice["logprobs"]
-        assert len(lp["token_logprobs"]) == len(lp["tokens"]) == len(lp["top_logprobs"]) == len(prompt) + 1
+        assert (
+            len(lp["token_logprobs"])
+            == len(lp["tokens"])
+            == len(lp["top_logprobs"])
+            == len(prompt) + 1
+        )
         assert lp["token_logprobs"][0] is None and lp["top_logprobs"][0] is None
-        assert lp["token_logprobs"][1:len(prompt)] == [prompt_logprob(k) for k in range(1, len(prompt))]
+        assert lp["token_logprobs"][1 : len(prompt)] == [
+            prompt_logprob(k) for k in range(1, len(prompt))
+        ]
         assert lp["token_logprobs"][-1] == generated_logprob(0)
         assert all(len(top) <= 2 for top in lp["top_logprobs"][1:])
         total, greedy = lm_eval_parse(choice, len(context))
@@ -87,7 +111,10 @@ def test_max_tokens_zero_with_echo_scores_the_prompt_and_generates_nothing(fake_
     body = r.json()
     choice = body["choices"][0]
     assert choice["text"] == served_model.tokenizer.decode(prompt) == "one two three"
-    assert choice["logprobs"]["token_logprobs"] == [None, *(prompt_logprob(k) for k in range(1, len(prompt)))]
+    assert choice["logprobs"]["token_logprobs"] == [
+        None,
+        *(prompt_logprob(k) for k in range(1, len(prompt))),
+    ]
     assert choice["logprobs"]["text_offset"][0] == 0
     assert body["usage"]["completion_tokens"] == 0 and choice["finish_reason"] == "length"
 
@@ -112,7 +139,9 @@ def test_text_offsets_index_the_returned_text(fake_url):
     assert "".join(pieces) == text
 
 
-def test_n_choices_of_several_prompts_are_numbered_prompt_index_times_n_plus_j(fake_url, served_model):
+def test_n_choices_of_several_prompts_are_numbered_prompt_index_times_n_plus_j(
+    fake_url, served_model
+):
     words = ["apple", "river", "stone"]
     prompts = [served_model.tokenizer.encode_text(w) for w in words]
     r = post(fake_url, {"prompt": prompts, "n": 2, "max_tokens": 2, "seed": 7, "echo": True})
@@ -125,8 +154,12 @@ def test_n_choices_of_several_prompts_are_numbered_prompt_index_times_n_plus_j(f
     assert body["usage"]["completion_tokens"] == 12
 
 
-def test_logprobs_without_echo_cover_the_generated_tokens_including_the_end_of_text(fake_url, answer_ids):
-    choice = post(fake_url, {"prompt": [1, 2, 3], "max_tokens": 50, "logprobs": 2}).json()["choices"][0]
+def test_logprobs_without_echo_cover_the_generated_tokens_including_the_end_of_text(
+    fake_url, answer_ids
+):
+    choice = post(fake_url, {"prompt": [1, 2, 3], "max_tokens": 50, "logprobs": 2}).json()[
+        "choices"
+    ][0]
     lp = choice["logprobs"]
     assert choice["finish_reason"] == "stop"
     assert lp["token_logprobs"] == [generated_logprob(k) for k in range(len(answer_ids) + 1)]
@@ -153,9 +186,17 @@ def test_a_stream_sends_text_completion_chunks_whose_logprobs_add_up_to_the_whol
     request = {"prompt": [1, 415, 5565], "max_tokens": 10, "echo": True, "logprobs": 1}
     whole = post(fake_url, request).json()["choices"][0]
     events = []
-    with httpx.stream("POST", f"{fake_url}/v1/completions", timeout=60,
-                      json={"model": "tiny-chat", **request, "stream": True,
-                            "stream_options": {"include_usage": True}}) as r:
+    with httpx.stream(
+        "POST",
+        f"{fake_url}/v1/completions",
+        timeout=60,
+        json={
+            "model": "tiny-chat",
+            **request,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+    ) as r:
         for line in r.iter_lines():
             if line.startswith("data: "):
                 events.append(line.removeprefix("data: "))
@@ -172,33 +213,36 @@ def test_a_stream_sends_text_completion_chunks_whose_logprobs_add_up_to_the_whol
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] > 0
 
 
-@pytest.mark.parametrize("body, param", [
-    ({"prompt": "x", "logprobs": 21}, "logprobs"),
-    ({"prompt": "x", "logprobs": 10**30}, "logprobs"),
-    ({"prompt": "x", "logprobs": True}, "logprobs"),
-    ({"prompt": "x", "max_tokens": 0}, "max_tokens"),
-    ({"prompt": "x", "max_tokens": -1}, "max_tokens"),
-    ({"prompt": ["a", 1]}, "prompt"),
-    ({"prompt": [[1, 2], 3]}, "prompt"),
-    ({"prompt": [[1, 2], ["a"]]}, "prompt"),
-    ({"prompt": [1, True]}, "prompt"),
-    ({"prompt": [1, -5]}, "prompt"),
-    ({"prompt": [[1], [10**9]]}, "prompt"),
-    ({"prompt": [1, 2**70]}, "prompt"),
-    ({"prompt": ""}, "prompt"),
-    ({"prompt": []}, "prompt"),
-    ({"prompt": [[]]}, "prompt"),
-    ({"prompt": 42}, "prompt"),
-    ({"prompt": [[1]] * 2000}, "prompt"),
-    ({"prompt": [[1]] * 40, "n": 2}, "prompt"),
-    ({"prompt": [1] * 100_000}, "prompt"),
-    ({"prompt": "x", "suffix": "y"}, "suffix"),
-    ({"prompt": "x", "stop": ["a"] * 17}, "stop"),
-    ({"prompt": "x", "stop": [""]}, "stop"),
-    ({"prompt": "x", "best_of": 3}, "best_of"),
-    ({"prompt": "x", "n": 17}, "n"),
-    ({"prompt": "x", "echo": "yes"}, "echo"),
-])
+@pytest.mark.parametrize(
+    "body, param",
+    [
+        ({"prompt": "x", "logprobs": 21}, "logprobs"),
+        ({"prompt": "x", "logprobs": 10**30}, "logprobs"),
+        ({"prompt": "x", "logprobs": True}, "logprobs"),
+        ({"prompt": "x", "max_tokens": 0}, "max_tokens"),
+        ({"prompt": "x", "max_tokens": -1}, "max_tokens"),
+        ({"prompt": ["a", 1]}, "prompt"),
+        ({"prompt": [[1, 2], 3]}, "prompt"),
+        ({"prompt": [[1, 2], ["a"]]}, "prompt"),
+        ({"prompt": [1, True]}, "prompt"),
+        ({"prompt": [1, -5]}, "prompt"),
+        ({"prompt": [[1], [10**9]]}, "prompt"),
+        ({"prompt": [1, 2**70]}, "prompt"),
+        ({"prompt": ""}, "prompt"),
+        ({"prompt": []}, "prompt"),
+        ({"prompt": [[]]}, "prompt"),
+        ({"prompt": 42}, "prompt"),
+        ({"prompt": [[1]] * 2000}, "prompt"),
+        ({"prompt": [[1]] * 40, "n": 2}, "prompt"),
+        ({"prompt": [1] * 100_000}, "prompt"),
+        ({"prompt": "x", "suffix": "y"}, "suffix"),
+        ({"prompt": "x", "stop": ["a"] * 17}, "stop"),
+        ({"prompt": "x", "stop": [""]}, "stop"),
+        ({"prompt": "x", "best_of": 3}, "best_of"),
+        ({"prompt": "x", "n": 17}, "n"),
+        ({"prompt": "x", "echo": "yes"}, "echo"),
+    ],
+)
 def test_bad_completion_requests_are_400s_naming_the_field(fake_url, body, param):
     r = post(fake_url, body)
     assert r.status_code == 400, r.text
@@ -207,9 +251,19 @@ def test_bad_completion_requests_are_400s_naming_the_field(fake_url, body, param
 
 
 def test_more_stop_strings_than_chat_allows_are_served_as_lm_evals_until_lists_need(fake_url):
-    r = post(fake_url, {"prompt": "x", "stop": ["Question:", "</s>", "<|im_end|>", "\n\n", " nice"], "max_tokens": 9})
+    r = post(
+        fake_url,
+        {
+            "prompt": "x",
+            "stop": ["Question:", "</s>", "<|im_end|>", "\n\n", " nice"],
+            "max_tokens": 9,
+        },
+    )
     assert r.status_code == 200, r.text
-    assert r.json()["choices"][0]["text"] == " Paris is" and r.json()["choices"][0]["finish_reason"] == "stop"
+    assert (
+        r.json()["choices"][0]["text"] == " Paris is"
+        and r.json()["choices"][0]["finish_reason"] == "stop"
+    )
 
 
 def test_a_missing_prompt_or_model_is_a_400_not_a_500(fake_url):
@@ -222,8 +276,14 @@ def test_a_missing_prompt_or_model_is_a_400_not_a_500(fake_url):
 def test_a_client_leaving_mid_stream_frees_its_capacity(served_model, answer_ids):
     engine = LogprobEngine(answer_ids * 50, delay=0.02)
     with running_server(engine, served_model, max_pending=4) as url:
-        body = {"model": "tiny-chat", "prompt": [[1, 2], [1, 3]], "n": 2, "max_tokens": 500, "logprobs": 1,
-                "stream": True}
+        body = {
+            "model": "tiny-chat",
+            "prompt": [[1, 2], [1, 3]],
+            "n": 2,
+            "max_tokens": 500,
+            "logprobs": 1,
+            "stream": True,
+        }
         with httpx.stream("POST", f"{url}/v1/completions", json=body, timeout=60) as r:
             lines = r.iter_lines()
             assert next(line for line in lines if line.startswith("data: "))
@@ -254,7 +314,9 @@ def test_a_prompt_filling_the_context_is_a_400_naming_the_prompt(fake_url, serve
     assert r.status_code == 400 and r.json()["error"]["code"] == "context_length_exceeded"
 
 
-def test_an_engine_without_prompt_logprobs_refuses_echo_with_logprobs_naming_echo(served_model, answer_ids):
+def test_an_engine_without_prompt_logprobs_refuses_echo_with_logprobs_naming_echo(
+    served_model, answer_ids
+):
     class GeneratedOnly(LogprobEngine):
         sampling_fields = frozenset(LogprobEngine.sampling_fields - {"prompt_logprobs"})
 
@@ -262,7 +324,9 @@ def test_an_engine_without_prompt_logprobs_refuses_echo_with_logprobs_naming_ech
         r = post(url, {"prompt": [1, 2], "echo": True, "logprobs": 1, "max_tokens": 1})
         assert r.status_code == 400 and r.json()["error"]["param"] == "echo", r.text
         r = post(url, {"prompt": [1, 2], "logprobs": 1, "max_tokens": 1})
-        assert r.status_code == 200 and r.json()["choices"][0]["logprobs"]["token_logprobs"] == [-0.125]
+        assert r.status_code == 200 and r.json()["choices"][0]["logprobs"]["token_logprobs"] == [
+            -0.125
+        ]
 
 
 def test_the_request_log_records_completions_streamed_or_not(served_model, answer_ids):
@@ -279,8 +343,12 @@ def test_the_request_log_records_completions_streamed_or_not(served_model, answe
     request_log.addHandler(Collect())
     with running_server(LogprobEngine(answer_ids), served_model, request_log=request_log) as url:
         post(url, {"prompt": [[1, 415], [1, 5565]], "max_tokens": 3})
-        with httpx.stream("POST", f"{url}/v1/completions", timeout=60,
-                          json={"model": "tiny-chat", "prompt": "Hi", "max_tokens": 3, "stream": True}) as r:
+        with httpx.stream(
+            "POST",
+            f"{url}/v1/completions",
+            timeout=60,
+            json={"model": "tiny-chat", "prompt": "Hi", "max_tokens": 3, "stream": True},
+        ) as r:
             list(r.iter_lines())
     deadline = time.monotonic() + 10
     while len(records) < 2 and time.monotonic() < deadline:

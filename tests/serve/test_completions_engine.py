@@ -27,17 +27,29 @@ def reference(served_model):
 
 
 def test_echoed_prompt_logprobs_equal_a_direct_forward_pass(server_url, reference):
-    r = httpx.post(f"{server_url}/v1/completions", timeout=120,
-                   json={"model": "tiny-chat", "prompt": PROMPTS, "max_tokens": 1, "logprobs": 1, "echo": True,
-                         "temperature": 0, "seed": 1234})
+    r = httpx.post(
+        f"{server_url}/v1/completions",
+        timeout=120,
+        json={
+            "model": "tiny-chat",
+            "prompt": PROMPTS,
+            "max_tokens": 1,
+            "logprobs": 1,
+            "echo": True,
+            "temperature": 0,
+            "seed": 1234,
+        },
+    )
     assert r.status_code == 200, r.text
     choices = sorted(r.json()["choices"], key=lambda c: c["index"])
     for choice, prompt, logsoftmax in zip(choices, PROMPTS, reference):
         values = choice["logprobs"]["token_logprobs"]
         assert len(values) == len(prompt) + 1 and values[0] is None
         expected = [float(logsoftmax[k - 1, prompt[k]]) for k in range(1, len(prompt))]
-        assert values[1:len(prompt)] == pytest.approx(expected, abs=1e-4)
-        assert values[-1] == pytest.approx(float(logsoftmax[-1].max()), abs=1e-4)  # greedy: the likeliest
+        assert values[1 : len(prompt)] == pytest.approx(expected, abs=1e-4)
+        assert values[-1] == pytest.approx(
+            float(logsoftmax[-1].max()), abs=1e-4
+        )  # greedy: the likeliest
         total, greedy = lm_eval_parse(choice, 2)
         assert total == pytest.approx(sum(expected[1:]), abs=1e-4)
         ranks_first = [float(logsoftmax[k - 1].max()) for k in range(2, len(prompt))]
@@ -45,9 +57,18 @@ def test_echoed_prompt_logprobs_equal_a_direct_forward_pass(server_url, referenc
 
 
 def test_chat_logprobs_report_each_greedy_token_as_its_own_likeliest(server_url):
-    r = httpx.post(f"{server_url}/v1/chat/completions", timeout=120,
-                   json={"model": "tiny-chat", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8,
-                         "temperature": 0, "logprobs": True, "top_logprobs": 3})
+    r = httpx.post(
+        f"{server_url}/v1/chat/completions",
+        timeout=120,
+        json={
+            "model": "tiny-chat",
+            "messages": [{"role": "user", "content": "Hi"}],
+            "max_tokens": 8,
+            "temperature": 0,
+            "logprobs": True,
+            "top_logprobs": 3,
+        },
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     content = body["choices"][0]["logprobs"]["content"]
@@ -60,12 +81,19 @@ def test_chat_logprobs_report_each_greedy_token_as_its_own_likeliest(server_url)
 
 
 def test_the_openai_sdk_reads_both_logprob_shapes(client):
-    completion = client.completions.create(model="tiny-chat", prompt=PROMPTS[0], max_tokens=2, echo=True, logprobs=2,
-                                           temperature=0)
+    completion = client.completions.create(
+        model="tiny-chat", prompt=PROMPTS[0], max_tokens=2, echo=True, logprobs=2, temperature=0
+    )
     logprobs = completion.choices[0].logprobs
     assert logprobs.token_logprobs[0] is None and len(logprobs.tokens) == len(PROMPTS[0]) + 2
     assert all(isinstance(o, int) for o in logprobs.text_offset)
-    chat = client.chat.completions.create(model="tiny-chat", messages=[{"role": "user", "content": "Hi"}],
-                                          max_tokens=3, temperature=0, logprobs=True, top_logprobs=2)
+    chat = client.chat.completions.create(
+        model="tiny-chat",
+        messages=[{"role": "user", "content": "Hi"}],
+        max_tokens=3,
+        temperature=0,
+        logprobs=True,
+        top_logprobs=2,
+    )
     content = chat.choices[0].logprobs.content
     assert content and all(len(c.top_logprobs) == 2 and isinstance(c.bytes, list) for c in content)

@@ -18,7 +18,9 @@ def _score(backend, requests):
 
 
 def test_each_request_gets_its_continuations_prompt_logprobs_from_the_server(served_model):
-    requests = [LoglikelihoodRequest(i, tuple(range(1, 2 + i)), (40 + i, 50 + i, 60)) for i in range(6)]
+    requests = [
+        LoglikelihoodRequest(i, tuple(range(1, 2 + i)), (40 + i, 50 + i, 60)) for i in range(6)
+    ]
     with running_server(LogprobEngine([7, 8]), served_model) as url:
         results, errors = _score(OpenAIBackend(f"{url}/v1", "tiny-chat", concurrency=4), requests)
     assert errors == {}
@@ -29,13 +31,19 @@ def test_each_request_gets_its_continuations_prompt_logprobs_from_the_server(ser
         assert results[r.index].logprob == sum(expected) and results[r.index].is_greedy
 
 
-def test_scores_through_the_transformers_engine_equal_a_direct_forward_pass(server_url, served_model):
+def test_scores_through_the_transformers_engine_equal_a_direct_forward_pass(
+    server_url, served_model
+):
     import torch
     from transformers import AutoModelForCausalLM
 
-    requests = [LoglikelihoodRequest(0, (1, 415, 5565, 302), (4843, 349)),
-                LoglikelihoodRequest(1, (1, 22557), (28725, 1526, 28723))]
-    results, errors = _score(OpenAIBackend(f"{server_url}/v1", "tiny-chat", concurrency=2), requests)
+    requests = [
+        LoglikelihoodRequest(0, (1, 415, 5565, 302), (4843, 349)),
+        LoglikelihoodRequest(1, (1, 22557), (28725, 1526, 28723)),
+    ]
+    results, errors = _score(
+        OpenAIBackend(f"{server_url}/v1", "tiny-chat", concurrency=2), requests
+    )
     assert errors == {}
     model = AutoModelForCausalLM.from_pretrained(served_model.path, dtype=torch.float32).eval()
     for r in requests:

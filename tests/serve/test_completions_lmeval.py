@@ -24,18 +24,27 @@ def url(served_model):
 
 def test_tokenize_reads_special_token_text_as_the_special_token_as_vllm_does(url, served_model):
     tok = served_model.tokenizer
-    r = httpx.post(f"{url}/tokenize", json={"prompt": "Hello world</s>", "add_special_tokens": False})
+    r = httpx.post(
+        f"{url}/tokenize", json={"prompt": "Hello world</s>", "add_special_tokens": False}
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["tokens"] == [*tok.encode_text("Hello world"), tok.special_id("</s>")]
-    assert body["count"] == len(body["tokens"]) and body["max_model_len"] == served_model.context_length
-    with_bos = httpx.post(f"{url}/tokenize", json={"prompt": "Hello", "model": "tiny-chat"}).json()["tokens"]
+    assert (
+        body["count"] == len(body["tokens"])
+        and body["max_model_len"] == served_model.context_length
+    )
+    with_bos = httpx.post(f"{url}/tokenize", json={"prompt": "Hello", "model": "tiny-chat"}).json()[
+        "tokens"
+    ]
     assert with_bos == [tok.special_id("<s>"), *tok.encode_text("Hello")]
 
 
 def test_detokenize_inverts_tokenize_and_refuses_ids_outside_the_vocabulary(url, served_model):
     ids = served_model.tokenizer.encode_text("Grüße, 世界 𝔘")
-    assert httpx.post(f"{url}/detokenize", json={"tokens": ids}).json() == {"prompt": "Grüße, 世界 𝔘"}
+    assert httpx.post(f"{url}/detokenize", json={"tokens": ids}).json() == {
+        "prompt": "Grüße, 世界 𝔘"
+    }
     for tokens in ([-1], [10**9], "abc", [True]):
         r = httpx.post(f"{url}/detokenize", json={"tokens": tokens})
         assert r.status_code == 400 and r.json()["error"]["param"].startswith("tokens"), r.text
@@ -77,14 +86,20 @@ def test_lm_evals_own_client_code_tokenizes_remotely_and_parses_the_answer(url, 
             pytest.fail(f"CI is set, so lm-eval's own client code must run: {exc}", pytrace=False)
         pytest.skip(str(exc))
     contexts, continuations = [[1, 415, 5565], [1, 22557, 28725, 1526]], [[302, 4843], [28723]]
-    done = subprocess.run([str(python), "-c", LMEVAL_SCRIPT, url, json.dumps(contexts), json.dumps(continuations)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [str(python), "-c", LMEVAL_SCRIPT, url, json.dumps(contexts), json.dumps(continuations)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     tok = served_model.tokenizer
     assert result["auto"] is True
     assert (result["eos"], result["bos"]) == (tok.special_id("</s>"), tok.special_id("<s>"))
     assert result["encoded"] == tok.encode_text("Hello world")
-    expected = [[sum(prompt_logprob(k) for k in range(len(c), len(c) + len(k_))), True]
-                for c, k_ in zip(contexts, continuations)]
+    expected = [
+        [sum(prompt_logprob(k) for k in range(len(c), len(c) + len(k_))), True]
+        for c, k_ in zip(contexts, continuations)
+    ]
     assert result["scores"] == expected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+
 import pytest
 
 from ocx.adapters.serve.engine import SamplingSettings, Step
@@ -22,15 +23,24 @@ def _prompts(model):
     from ocx.harness.templates.encode import encode_prompt
 
     texts = ["Hi", "Tell me a long story about a dragon and a knight, please.", "2+2?"]
-    return [encode_prompt(model.template, model.tokenizer, [{"role": "user", "content": t}]) for t in texts]
+    return [
+        encode_prompt(model.template, model.tokenizer, [{"role": "user", "content": t}])
+        for t in texts
+    ]
 
 
 def _hf_greedy(model, prompt: list[int], steps: int, eot: int) -> list[int]:
     # An explicit mask: with pad == EOT, generate() would otherwise mask the prompt's EOT tokens.
     ids = torch.tensor([prompt])
-    out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=steps, do_sample=False,
-                         eos_token_id=None, pad_token_id=eot)
-    return out[0, len(prompt):].tolist()
+    out = model.generate(
+        ids,
+        attention_mask=torch.ones_like(ids),
+        max_new_tokens=steps,
+        do_sample=False,
+        eos_token_id=None,
+        pad_token_id=eot,
+    )
+    return out[0, len(prompt) :].tolist()
 
 
 def _greedy(steps: int, eot: int) -> SamplingSettings:
@@ -66,10 +76,15 @@ def test_top_p_keeps_only_the_nucleus_and_penalties_change_greedy_choice(served_
     from ocx.adapters.serve.batching import Sequence, sample
 
     logits = torch.tensor([4.0, 3.9, -5.0, -5.0])
-    seq = Sequence.create("x", [1], SamplingSettings(max_tokens=5, stop_token_ids=(99,), top_p=0.5, seed=0))
+    seq = Sequence.create(
+        "x", [1], SamplingSettings(max_tokens=5, stop_token_ids=(99,), top_p=0.5, seed=0)
+    )
     assert {sample(logits, seq) for _ in range(50)} == {0}
-    penalised = Sequence.create("y", [1], SamplingSettings(max_tokens=5, stop_token_ids=(99,), temperature=0,
-                                                           frequency_penalty=1.0))
+    penalised = Sequence.create(
+        "y",
+        [1],
+        SamplingSettings(max_tokens=5, stop_token_ids=(99,), temperature=0, frequency_penalty=1.0),
+    )
     penalised.append(0)
     assert sample(logits, penalised) == 1
 
@@ -85,17 +100,38 @@ def _drawn(logits, settings: SamplingSettings, history=(), draws=200) -> set[int
 
 def test_top_k_samples_only_among_the_k_likeliest_tokens():
     logits = torch.tensor([2.0, 1.9, 1.8, 1.7, 1.6])
-    assert _drawn(logits, SamplingSettings(max_tokens=5, seed=0, temperature=1.0)) == {0, 1, 2, 3, 4}
-    assert _drawn(logits, SamplingSettings(max_tokens=5, seed=0, temperature=1.0, top_k=2)) == {0, 1}
-    assert _drawn(logits, SamplingSettings(max_tokens=5, seed=0, temperature=1.0, top_k=2**31 - 1)) == {0, 1, 2, 3, 4}
+    assert _drawn(logits, SamplingSettings(max_tokens=5, seed=0, temperature=1.0)) == {
+        0,
+        1,
+        2,
+        3,
+        4,
+    }
+    assert _drawn(logits, SamplingSettings(max_tokens=5, seed=0, temperature=1.0, top_k=2)) == {
+        0,
+        1,
+    }
+    assert _drawn(
+        logits, SamplingSettings(max_tokens=5, seed=0, temperature=1.0, top_k=2**31 - 1)
+    ) == {0, 1, 2, 3, 4}
 
 
 def test_min_p_drops_tokens_far_less_likely_than_the_top_one():
     # Probabilities ~ 0.49, 0.49, 0.018, 0.0003: min_p 0.1 keeps the first two only.
     logits = torch.tensor([5.0, 5.0, 1.7, -2.5])
-    assert _drawn(logits, SamplingSettings(max_tokens=5, seed=1, temperature=1.0), draws=2000) >= {0, 1, 2}
-    assert _drawn(logits, SamplingSettings(max_tokens=5, seed=1, temperature=1.0, min_p=0.1)) == {0, 1}
-    assert _drawn(logits, SamplingSettings(max_tokens=5, seed=1, temperature=1.0, min_p=1.0)) == {0, 1}
+    assert _drawn(logits, SamplingSettings(max_tokens=5, seed=1, temperature=1.0), draws=2000) >= {
+        0,
+        1,
+        2,
+    }
+    assert _drawn(logits, SamplingSettings(max_tokens=5, seed=1, temperature=1.0, min_p=0.1)) == {
+        0,
+        1,
+    }
+    assert _drawn(logits, SamplingSettings(max_tokens=5, seed=1, temperature=1.0, min_p=1.0)) == {
+        0,
+        1,
+    }
 
 
 def test_repetition_penalty_counts_prompt_and_answer_tokens_and_changes_the_greedy_choice():
@@ -105,12 +141,19 @@ def test_repetition_penalty_counts_prompt_and_answer_tokens_and_changes_the_gree
     greedy = dict(max_tokens=5, temperature=0)
     assert sample(logits, Sequence.create("a", [1], SamplingSettings(**greedy))) == 0
     penalised = SamplingSettings(**greedy, repetition_penalty=1.2)
-    assert sample(logits, Sequence.create("b", [0], penalised)) == 1  # 0 is in the prompt: 3.0 / 1.2 < 2.9
+    assert (
+        sample(logits, Sequence.create("b", [0], penalised)) == 1
+    )  # 0 is in the prompt: 3.0 / 1.2 < 2.9
     answered = Sequence.create("c", [2], penalised)
     answered.append(0)
     assert sample(logits, answered) == 1  # 0 in the answer so far
     # A penalty below 1 favours what was seen: 2.9 / 0.5 > 3.0.
-    assert sample(logits, Sequence.create("d", [1], SamplingSettings(**greedy, repetition_penalty=0.5))) == 1
+    assert (
+        sample(
+            logits, Sequence.create("d", [1], SamplingSettings(**greedy, repetition_penalty=0.5))
+        )
+        == 1
+    )
 
 
 def test_the_transformers_engine_declares_every_sampling_field_it_honours():
@@ -118,7 +161,12 @@ def test_the_transformers_engine_declares_every_sampling_field_it_honours():
     from ocx.harness.sampling import ALL_FIELDS, Sampling, honoured_fields
 
     assert honoured_fields(TransformersEngine) == ALL_FIELDS
-    assert Sampling(top_k=5, min_p=0.2, repetition_penalty=1.3).unsupported(honoured_fields(TransformersEngine)) == []
+    assert (
+        Sampling(top_k=5, min_p=0.2, repetition_penalty=1.3).unsupported(
+            honoured_fields(TransformersEngine)
+        )
+        == []
+    )
 
 
 class ScriptedEngine:
@@ -194,8 +242,14 @@ def test_engine_batches_concurrent_requests_into_shared_forward_passes(served_mo
 
         engine.model.forward = counting_forward
         try:
+
             async def one(i, p):
-                return [t async for s in engine.generate(str(i), p, _greedy(10, eot)) for t in s.token_ids]
+                return [
+                    t
+                    async for s in engine.generate(str(i), p, _greedy(10, eot))
+                    for t in s.token_ids
+                ]
+
             return await asyncio.gather(*(one(i, p) for i, p in enumerate(prompts)))
         finally:
             await engine.shutdown()
@@ -207,7 +261,9 @@ def test_engine_batches_concurrent_requests_into_shared_forward_passes(served_mo
     assert outputs[0] == outputs[3] == outputs[6]  # same prompt, greedy: batch-independent
 
 
-def test_requests_arriving_during_a_batch_are_gathered_into_one_prefill_but_never_wait_long(served_model):
+def test_requests_arriving_during_a_batch_are_gathered_into_one_prefill_but_never_wait_long(
+    served_model,
+):
     from collections import deque
 
     from ocx.adapters.serve.hf_engine import _GATHER_STEPS, TransformersEngine
@@ -224,7 +280,9 @@ def test_requests_arriving_during_a_batch_are_gathered_into_one_prefill_but_neve
     assert waits == _GATHER_STEPS
     # Enough arrivals to fill the batch go in at once; a full batch admits nobody.
     assert engine._admit_now(running, deque(["a", "b"]))
-    assert not any(engine._admit_now([object()] * 4, deque(["a"])) for _ in range(3 * _GATHER_STEPS))
+    assert not any(
+        engine._admit_now([object()] * 4, deque(["a"])) for _ in range(3 * _GATHER_STEPS)
+    )
     # Once room opens, a request that has already waited is not held again.
     assert engine._admit_now(running, deque(["a"]))
 
@@ -239,8 +297,16 @@ def test_non_streaming_sequences_get_all_tokens_in_one_final_step(served_model):
         engine = TransformersEngine(served_model.path, pad_id=eot)
         await engine.start()
         try:
-            whole = [s async for s in engine.generate("a", prompt, SamplingSettings(
-                max_tokens=6, stop_token_ids=(eot,), temperature=0, incremental=False))]
+            whole = [
+                s
+                async for s in engine.generate(
+                    "a",
+                    prompt,
+                    SamplingSettings(
+                        max_tokens=6, stop_token_ids=(eot,), temperature=0, incremental=False
+                    ),
+                )
+            ]
             streamed = [s async for s in engine.generate("b", prompt, _greedy(6, eot))]
             return whole, streamed
         finally:
@@ -289,8 +355,12 @@ def test_top_k_1_and_min_p_1_sample_exactly_the_greedy_answer_through_the_server
     import httpx
 
     def answer(**fields) -> str:
-        body = {"model": "tiny-chat", "messages": [{"role": "user", "content": "Name a colour."}],
-                "max_tokens": 12, **fields}
+        body = {
+            "model": "tiny-chat",
+            "messages": [{"role": "user", "content": "Name a colour."}],
+            "max_tokens": 12,
+            **fields,
+        }
         r = httpx.post(f"{server_url}/v1/chat/completions", json=body, timeout=60)
         assert r.status_code == 200, r.text
         return r.json()["choices"][0]["message"]["content"]

@@ -31,6 +31,7 @@ class EngineThread:
 
     def score_all(self, pairs: list[tuple[list[int], list[int]]]) -> list:
         """Every pair submitted at once; each result, or the exception it raised."""
+
         async def run():
             calls = [self.engine.loglikelihood(f"r{i}", c, x) for i, (c, x) in enumerate(pairs)]
             return await asyncio.gather(*calls, return_exceptions=True)
@@ -62,7 +63,9 @@ def model(tiny_checkpoint):
 
 @pytest.fixture(scope="module")
 def engine(served_model):
-    with running(transformers_engine(served_model, max_batch_size=8, score_token_budget=256)) as runner:
+    with running(
+        transformers_engine(served_model, max_batch_size=8, score_token_budget=256)
+    ) as runner:
         yield runner
 
 
@@ -71,7 +74,9 @@ def _forward(model, tokens: tuple[int, ...], last: int):
     import torch
 
     with torch.no_grad():
-        return torch.log_softmax(model(torch.tensor([tokens]), logits_to_keep=last).logits[0].float(), dim=-1)
+        return torch.log_softmax(
+            model(torch.tensor([tokens]), logits_to_keep=last).logits[0].float(), dim=-1
+        )
 
 
 def full_logprobs(model, tokens: list[int], last: int = 0):
@@ -88,7 +93,7 @@ def reference(model, context: list[int], continuation: list[int], max_positions:
     greedy: list[bool] = []
     end = len(tokens)
     while end > len(context):
-        window = tokens[max(0, end - 1 - max_positions):end]
+        window = tokens[max(0, end - 1 - max_positions) : end]
         scored = min(end - len(context), len(window) - 1)
         logprobs = full_logprobs(model, window[:-1], scored)
         targets = window[-scored:]
@@ -109,7 +114,7 @@ def greedy_continuation(model, context: list[int], length: int) -> list[int]:
     tokens = list(context)
     for _ in range(length):
         tokens.append(int(full_logprobs(model, tokens, 1)[-1].argmax()))
-    return tokens[len(context):]
+    return tokens[len(context) :]
 
 
 def test_option_loglikelihoods_equal_a_direct_forward_pass_in_mixed_batches(engine, model):
@@ -130,17 +135,26 @@ def test_option_loglikelihoods_equal_a_direct_forward_pass_in_mixed_batches(engi
     assert sum(r.is_greedy for r in results) == 11
 
 
-def test_an_input_longer_than_the_context_limit_keeps_its_last_tokens_as_lm_eval_does(served_model, model):
+def test_an_input_longer_than_the_context_limit_keeps_its_last_tokens_as_lm_eval_does(
+    served_model, model
+):
     rng = random.Random(1)
-    pairs = [([rng.randrange(100, 30000) for _ in range(n)], [rng.randrange(100, 30000) for _ in range(k)])
-             for n, k in ((40, 3), (12, 1), (11, 2), (5, 12))]
+    pairs = [
+        (
+            [rng.randrange(100, 30000) for _ in range(n)],
+            [rng.randrange(100, 30000) for _ in range(k)],
+        )
+        for n, k in ((40, 3), (12, 1), (11, 2), (5, 12))
+    ]
     with running(transformers_engine(served_model, max_positions=12)) as short:
         results = short.score_all(pairs)
     for (context, continuation), result in zip(pairs, results):
         assert_matches(result, reference(model, context, continuation, max_positions=12))
 
 
-def test_a_continuation_longer_than_the_context_limit_is_scored_whole_in_windows(served_model, model):
+def test_a_continuation_longer_than_the_context_limit_is_scored_whole_in_windows(
+    served_model, model
+):
     rng = random.Random(2)
     context = [rng.randrange(100, 30000) for _ in range(7)]
     continuation = [rng.randrange(100, 30000) for _ in range(30)]
@@ -152,7 +166,7 @@ def test_a_continuation_longer_than_the_context_limit_is_scored_whole_in_windows
 
 def test_scoring_requests_with_bad_input_fail_alone_with_a_clear_error(engine, model):
     good = ([400, 500, 600], [700])
-    results = engine.score_all([good, ([1, 2], [10 ** 9]), ([], [5]), ([5], []), ([-1], [5]), good])
+    results = engine.score_all([good, ([1, 2], [10**9]), ([], [5]), ([5], []), ([-1], [5]), good])
     assert_matches(results[0], reference(model, *good))
     assert results[5] == results[0]
     assert isinstance(results[1], ValueError) and "1000000000" in str(results[1])
@@ -187,10 +201,17 @@ def test_scoring_and_generation_share_the_worker_and_both_finish(engine, model):
 
     async def run():
         async def generated(i):
-            return [s.token_ids async for s in engine.engine.generate(f"g{i}", [100 + i, 200, 300],
-                                                                    Sampling(max_tokens=6))]
+            return [
+                s.token_ids
+                async for s in engine.engine.generate(
+                    f"g{i}", [100 + i, 200, 300], Sampling(max_tokens=6)
+                )
+            ]
+
         gen = [asyncio.ensure_future(generated(i)) for i in range(3)]
-        scores = [engine.engine.loglikelihood(f"s{i}", [50 + i, 60, 70], [80, 90]) for i in range(40)]
+        scores = [
+            engine.engine.loglikelihood(f"s{i}", [50 + i, 60, 70], [80, 90]) for i in range(40)
+        ]
         return await asyncio.gather(*gen), await asyncio.gather(*scores)
 
     steps, scores = engine.call(run())

@@ -28,6 +28,7 @@ def engine(served_model):
 
 def generate_all(engine, jobs: list[tuple[list[int], object]]) -> list[list]:
     """Every (prompt, sampling) at once, so they share prefill and decode passes; their Steps."""
+
     async def steps(i, prompt, sampling):
         return [s async for s in engine.engine.generate(f"lp{i}", prompt, sampling)]
 
@@ -48,12 +49,16 @@ def assert_token_logprob(entry, logprobs_row, token: int, top: int):
 
 
 @pytest.mark.parametrize("incremental", [True, False])
-def test_generated_token_logprobs_equal_the_forward_pass_and_greedy_has_rank_one(engine, model, incremental):
+def test_generated_token_logprobs_equal_the_forward_pass_and_greedy_has_rank_one(
+    engine, model, incremental
+):
     from ocx.harness.sampling import Sampling
 
     asking = Sampling(temperature=0, max_tokens=5, logprobs=3, incremental=incremental)
     quiet = Sampling(temperature=0, max_tokens=5, incremental=incremental)
-    results = generate_all(engine, [(PROMPTS[0], asking), (PROMPTS[1], quiet), (PROMPTS[2], asking)])
+    results = generate_all(
+        engine, [(PROMPTS[0], asking), (PROMPTS[1], quiet), (PROMPTS[2], asking)]
+    )
     for prompt, steps in ((PROMPTS[0], results[0]), (PROMPTS[2], results[2])):
         tokens = [t for s in steps for t in s.token_ids]
         entries = [e for s in steps for e in s.logprobs]
@@ -68,8 +73,16 @@ def test_generated_token_logprobs_equal_the_forward_pass_and_greedy_has_rank_one
 def test_logprobs_are_the_raw_distribution_whatever_the_sampling_settings(engine, model):
     from ocx.harness.sampling import Sampling
 
-    hot = Sampling(temperature=1.7, top_p=0.5, top_k=7, repetition_penalty=1.3, presence_penalty=0.5,
-                   max_tokens=4, seed=3, logprobs=0)
+    hot = Sampling(
+        temperature=1.7,
+        top_p=0.5,
+        top_k=7,
+        repetition_penalty=1.3,
+        presence_penalty=0.5,
+        max_tokens=4,
+        seed=3,
+        logprobs=0,
+    )
     [steps] = generate_all(engine, [(PROMPTS[0], hot)])
     tokens = [t for s in steps for t in s.token_ids]
     logprobs = full_logprobs(model, PROMPTS[0] + tokens[:-1], len(tokens))
@@ -80,13 +93,17 @@ def test_logprobs_are_the_raw_distribution_whatever_the_sampling_settings(engine
 
 
 @pytest.mark.parametrize("incremental", [True, False])
-def test_prompt_logprobs_come_on_the_first_step_and_equal_the_forward_pass(engine, model, incremental):
+def test_prompt_logprobs_come_on_the_first_step_and_equal_the_forward_pass(
+    engine, model, incremental
+):
     from ocx.harness.sampling import Sampling
 
     asking = Sampling(temperature=0, max_tokens=3, prompt_logprobs=2, incremental=incremental)
     quiet = Sampling(temperature=0, max_tokens=3, incremental=incremental)
     # Mixed lengths in one prefill: the left padding must not shift any row's positions.
-    results = generate_all(engine, [(PROMPTS[0], asking), (PROMPTS[1], asking), (PROMPTS[2], quiet)])
+    results = generate_all(
+        engine, [(PROMPTS[0], asking), (PROMPTS[1], asking), (PROMPTS[2], quiet)]
+    )
     for prompt, steps in zip(PROMPTS[:2], results[:2]):
         first = steps[0].prompt_logprobs
         assert len(first) == len(prompt) and first[0] is None
@@ -111,7 +128,9 @@ def test_a_one_token_prompt_has_one_empty_prompt_logprob(served_model):
     from ocx.harness.sampling import Sampling
 
     with running(transformers_engine(served_model)) as engine:
-        [steps] = generate_all(engine, [([1], Sampling(max_tokens=1, prompt_logprobs=0, logprobs=0))])
+        [steps] = generate_all(
+            engine, [([1], Sampling(max_tokens=1, prompt_logprobs=0, logprobs=0))]
+        )
     assert steps[0].prompt_logprobs == (None,) and len(steps[0].logprobs) == 1
 
 
@@ -132,4 +151,6 @@ def test_only_rows_that_ask_for_prompt_logprobs_get_logits_at_every_position(eng
     results = generate_all(engine, [(PROMPTS[0], quiet), (PROMPTS[1], asking), (PROMPTS[2], quiet)])
     assert results[1][0].prompt_logprobs is not None
     every_position = [rows for rows, keep in passes if keep == 0]
-    assert every_position == [1]  # the asking row alone; the quiet ones had only their last position
+    assert every_position == [
+        1
+    ]  # the asking row alone; the quiet ones had only their last position

@@ -19,34 +19,60 @@ import pytest
 
 TOL = 1e-4
 PROMPTS = [[1, 400, 500, 600, 700, 800, 900], [1, 4000, 4100]]
-PAIRS = [([1, 400, 500, 600], [700]), ([1, 400, 500, 600], [701]), ([1, 30, 40], [50, 60, 70, 80]),
-         ([1] + list(range(2000, 2040)), [3000, 3001])]
+PAIRS = [
+    ([1, 400, 500, 600], [700]),
+    ([1, 400, 500, 600], [701]),
+    ([1, 30, 40], [50, 60, 70, 80]),
+    ([1] + list(range(2000, 2040)), [3000, 3001]),
+]
 
 
 async def _collect(folder: str) -> dict:
     from ocx.adapters.serve.vllm_engine import VLLMEngine
     from ocx.harness.sampling import Sampling
 
-    engine = VLLMEngine(folder, context_length=256,
-                        engine_args={"dtype": "float32", "enforce_eager": True, "max_num_seqs": 8})
+    engine = VLLMEngine(
+        folder,
+        context_length=256,
+        engine_args={"dtype": "float32", "enforce_eager": True, "max_num_seqs": 8},
+    )
     await engine.start()
     try:
+
         async def steps(i, prompt, incremental):
-            sampling = Sampling(temperature=0, max_tokens=4, logprobs=3, prompt_logprobs=2, incremental=incremental)
+            sampling = Sampling(
+                temperature=0, max_tokens=4, logprobs=3, prompt_logprobs=2, incremental=incremental
+            )
             return [s async for s in engine.generate(f"g{i}", prompt, sampling)]
 
-        generated = await asyncio.gather(*(steps(i, p, i % 2 == 0) for i, p in enumerate(PROMPTS * 2)))
-        scores = await asyncio.gather(*(engine.loglikelihood(f"s{i}", c, x) for i, (c, x) in enumerate(PAIRS)))
+        generated = await asyncio.gather(
+            *(steps(i, p, i % 2 == 0) for i, p in enumerate(PROMPTS * 2))
+        )
+        scores = await asyncio.gather(
+            *(engine.loglikelihood(f"s{i}", c, x) for i, (c, x) in enumerate(PAIRS))
+        )
     finally:
         await engine.shutdown()
 
     def entry(e):
         return None if e is None else [e.token_id, e.logprob, e.rank, [list(t) for t in e.top]]
 
-    return {"generated": [[{"tokens": list(s.token_ids), "logprobs": [entry(e) for e in s.logprobs],
-                            "prompt_logprobs": None if s.prompt_logprobs is None else
-                            [entry(e) for e in s.prompt_logprobs]} for s in run] for run in generated],
-            "scores": [s.to_dict() for s in scores]}
+    return {
+        "generated": [
+            [
+                {
+                    "tokens": list(s.token_ids),
+                    "logprobs": [entry(e) for e in s.logprobs],
+                    "prompt_logprobs": None
+                    if s.prompt_logprobs is None
+                    else [entry(e) for e in s.prompt_logprobs],
+                }
+                for s in run
+            ]
+            for run in generated
+        ],
+        "scores": [s.to_dict() for s in scores],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -55,13 +81,25 @@ def vllm_run(tmp_path_factory, mistral_tokenizer_file):
     from ocx.adapters.hf.tiny import build_tiny_checkpoint
 
     # vLLM's CPU attention needs a head size of 32 or more.
-    folder = build_tiny_checkpoint(tmp_path_factory.mktemp("vllm-lp") / "tiny", mistral_tokenizer_file,
-                                   "openchat_3.5", hidden_size=128, intermediate_size=256,
-                                   num_attention_heads=2, num_key_value_heads=1)
+    folder = build_tiny_checkpoint(
+        tmp_path_factory.mktemp("vllm-lp") / "tiny",
+        mistral_tokenizer_file,
+        "openchat_3.5",
+        hidden_size=128,
+        intermediate_size=256,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+    )
     out = folder.parent / "vllm.json"
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
-    done = subprocess.run([sys.executable, __file__, str(folder), str(out)], env=env, capture_output=True,
-                          text=True, timeout=600, cwd=Path(__file__).parents[2])
+    done = subprocess.run(
+        [sys.executable, __file__, str(folder), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(__file__).parents[2],
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     return folder, json.loads(out.read_text())
 
@@ -107,11 +145,13 @@ def test_vllm_generated_and_prompt_logprobs_equal_the_transformers_forward_pass(
 def test_vllm_loglikelihoods_equal_the_transformers_forward_pass(vllm_run):
     folder, seen = vllm_run
     for (context, continuation), score in zip(PAIRS, seen["scores"]):
-        row = _logprobs(folder, context + continuation)[len(context) - 1:-1]
+        row = _logprobs(folder, context + continuation)[len(context) - 1 : -1]
         expected = [float(row[i, t]) for i, t in enumerate(continuation)]
         assert score["token_logprobs"] == pytest.approx(expected, abs=TOL)
         assert score["logprob"] == pytest.approx(sum(expected), abs=TOL)
-        assert score["is_greedy"] == all(int(row[i].argmax()) == t for i, t in enumerate(continuation))
+        assert score["is_greedy"] == all(
+            int(row[i].argmax()) == t for i, t in enumerate(continuation)
+        )
 
 
 if __name__ == "__main__":

@@ -16,11 +16,18 @@ HELLO = [{"role": "user", "content": "Hi"}]
 def _post(url: str, body, **kwargs) -> httpx.Response:
     if isinstance(body, (dict, list)):
         return httpx.post(f"{url}/v1/chat/completions", json=body, **{"timeout": 60, **kwargs})
-    return httpx.post(f"{url}/v1/chat/completions", content=body, timeout=60,
-                      headers={"content-type": "application/json", **kwargs.pop("headers", {})}, **kwargs)
+    return httpx.post(
+        f"{url}/v1/chat/completions",
+        content=body,
+        timeout=60,
+        headers={"content-type": "application/json", **kwargs.pop("headers", {})},
+        **kwargs,
+    )
 
 
-def _assert_error(r: httpx.Response, status: int, code: str | None = None, param: str | None = None) -> dict:
+def _assert_error(
+    r: httpx.Response, status: int, code: str | None = None, param: str | None = None
+) -> dict:
     assert r.status_code == status, r.text
     error = r.json()["error"]
     assert set(error) == {"message", "type", "param", "code"} and error["message"]
@@ -51,7 +58,10 @@ BAD_REQUESTS = [
     ({"model": "tiny-chat", "messages": HELLO, "stream": "yes"}, "stream"),
     ({"model": "tiny-chat", "messages": HELLO, "condition": 5}, "condition"),
     ({"model": "tiny-chat", "messages": HELLO, "condition": "bad\ue000"}, "condition"),
-    ({"model": "tiny-chat", "messages": HELLO, "logprobs": 5}, "logprobs"),  # a boolean (served since issue 15)
+    (
+        {"model": "tiny-chat", "messages": HELLO, "logprobs": 5},
+        "logprobs",
+    ),  # a boolean (served since issue 15)
     ({"model": "tiny-chat", "messages": HELLO, "presence_penalty": 9}, "presence_penalty"),
 ]
 
@@ -68,13 +78,17 @@ def test_bodies_that_are_not_a_json_object_are_400(server_url, raw):
 
 def test_prompt_longer_than_the_context_is_context_length_exceeded(server_url, served_model):
     long = [{"role": "user", "content": "word " * (served_model.context_length + 10)}]
-    _assert_error(_post(server_url, {"model": "tiny-chat", "messages": long}), 400, "context_length_exceeded")
+    _assert_error(
+        _post(server_url, {"model": "tiny-chat", "messages": long}), 400, "context_length_exceeded"
+    )
     too_many = {"model": "tiny-chat", "messages": HELLO, "max_tokens": served_model.context_length}
     _assert_error(_post(server_url, too_many), 400, "context_length_exceeded")
 
 
 def test_unknown_model_is_404_and_unknown_route_is_404_in_openai_shape(server_url):
-    _assert_error(_post(server_url, {"model": "gpt-5", "messages": HELLO}), 404, "model_not_found", "model")
+    _assert_error(
+        _post(server_url, {"model": "gpt-5", "messages": HELLO}), 404, "model_not_found", "model"
+    )
     _assert_error(httpx.get(f"{server_url}/v1/nothing"), 404)
     _assert_error(httpx.get(f"{server_url}/v1/chat/completions"), 405)
 
@@ -83,7 +97,9 @@ def test_the_openai_client_raises_its_typed_errors(client):
     import openai
 
     with pytest.raises(openai.BadRequestError):
-        client.chat.completions.create(model="tiny-chat", messages=[{"role": "tool", "content": "x"}])
+        client.chat.completions.create(
+            model="tiny-chat", messages=[{"role": "tool", "content": "x"}]
+        )
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="nope", messages=HELLO)
 
@@ -95,23 +111,36 @@ def test_server_stays_healthy_after_a_burst_of_malformed_requests(server_url):
     async def burst():
         async with httpx.AsyncClient(base_url=server_url, timeout=60) as c:
             jobs = [c.post("/v1/chat/completions", json=b) for b in bodies]
-            jobs += [c.post("/v1/chat/completions", content=r, headers={"content-type": "application/json"})
-                     for r in raws * 10]
+            jobs += [
+                c.post(
+                    "/v1/chat/completions", content=r, headers={"content-type": "application/json"}
+                )
+                for r in raws * 10
+            ]
             return await asyncio.gather(*jobs)
 
     responses = asyncio.run(burst())
     assert {r.status_code for r in responses} == {400}
-    assert httpx.get(f"{server_url}/health").json() == {**httpx.get(f"{server_url}/health").json(), "pending": 0}
+    assert httpx.get(f"{server_url}/health").json() == {
+        **httpx.get(f"{server_url}/health").json(),
+        "pending": 0,
+    }
     ok = _post(server_url, {"model": "tiny-chat", "messages": HELLO, "max_tokens": 2})
     assert ok.status_code == 200 and ok.json()["usage"]["completion_tokens"] >= 1
 
 
 def test_api_keys_are_required_and_checked(served_model):
-    with running_server(transformers_engine(served_model), served_model, api_keys=("k1", "k2")) as url:
+    with running_server(
+        transformers_engine(served_model), served_model, api_keys=("k1", "k2")
+    ) as url:
         body = {"model": "tiny-chat", "messages": HELLO, "max_tokens": 1}
         _assert_error(_post(url, body), 401, "invalid_api_key")
-        _assert_error(_post(url, body, headers={"Authorization": "Bearer k3"}), 401, "invalid_api_key")
-        _assert_error(_post(url, body, headers={"Authorization": "Basic k1"}), 401, "invalid_api_key")
+        _assert_error(
+            _post(url, body, headers={"Authorization": "Bearer k3"}), 401, "invalid_api_key"
+        )
+        _assert_error(
+            _post(url, body, headers={"Authorization": "Basic k1"}), 401, "invalid_api_key"
+        )
         _assert_error(httpx.get(f"{url}/v1/models"), 401)
         assert _post(url, body, headers={"Authorization": "Bearer k2"}).status_code == 200
         assert httpx.get(f"{url}/health").status_code == 200  # health stays open for probes
@@ -163,5 +192,7 @@ def test_client_disconnect_cancels_its_generation(served_model, stream):
         else:
             with pytest.raises(httpx.ReadTimeout):
                 _post(url, body, timeout=1.0)
-        assert _wait_until(lambda: engine.active_sequences == 0, timeout=5), "generation still running"
+        assert _wait_until(lambda: engine.active_sequences == 0, timeout=5), (
+            "generation still running"
+        )
         assert httpx.get(f"{url}/health").json()["pending"] == 0

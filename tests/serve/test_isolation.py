@@ -15,8 +15,13 @@ POISON_WORD = "zebra"
 
 
 def _request(i: int, **fields) -> dict:
-    return {"model": "tiny-chat", "messages": [{"role": "user", "content": f"user {i}: hello there"}],
-            "max_tokens": 16, "seed": i, **fields}
+    return {
+        "model": "tiny-chat",
+        "messages": [{"role": "user", "content": f"user {i}: hello there"}],
+        "max_tokens": 16,
+        "seed": i,
+        **fields,
+    }
 
 
 async def _stream(c: httpx.AsyncClient, body: dict) -> list[dict]:
@@ -30,12 +35,16 @@ async def _stream(c: httpx.AsyncClient, body: dict) -> list[dict]:
 
 
 def _finished(events: list[dict]) -> bool:
-    return any(e.get("choices") and e["choices"][0]["finish_reason"] for e in events) and \
-        not any("error" in e for e in events)
+    return any(e.get("choices") and e["choices"][0]["finish_reason"] for e in events) and not any(
+        "error" in e for e in events
+    )
 
 
-def _run_with_neighbours(url: str, poisoned: dict) -> tuple[list[list[dict]], list[dict], httpx.Response]:
+def _run_with_neighbours(
+    url: str, poisoned: dict
+) -> tuple[list[list[dict]], list[dict], httpx.Response]:
     """Three normal streams, the poisoned request streamed and not, all at once."""
+
     async def run():
         async with httpx.AsyncClient(base_url=url, timeout=120) as c:
             normal = [asyncio.ensure_future(_stream(c, _request(i))) for i in range(3)]
@@ -78,13 +87,17 @@ def test_a_sequence_whose_sampling_raises_fails_alone(engine_server, monkeypatch
     assert httpx.get(f"{url}/health").json()["pending"] == 0
 
 
-def test_a_prompt_whose_forward_pass_raises_fails_alone_even_when_batched_with_others(engine_server, served_model):
+def test_a_prompt_whose_forward_pass_raises_fails_alone_even_when_batched_with_others(
+    engine_server, served_model
+):
     engine, url = engine_server
     poison_ids = set(served_model.tokenizer.encode_text(POISON_WORD))
     forward = engine.model.forward
 
     def poisoned_forward(*args, input_ids=None, **kwargs):
-        if poison_ids & set(input_ids.flatten().tolist()) and input_ids.shape[1] > 1:  # prefill only
+        if (
+            poison_ids & set(input_ids.flatten().tolist()) and input_ids.shape[1] > 1
+        ):  # prefill only
             raise RuntimeError("poisoned forward")
         return forward(*args, input_ids=input_ids, **kwargs)
 
@@ -103,7 +116,11 @@ def test_seeds_at_the_int64_limits_wrap_per_choice_and_are_reproducible(engine_s
     body = _request(0, seed=2**63 - 1, n=2, max_tokens=6)
     first = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60).json()
     again = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60).json()
-    assert [c["message"]["content"] for c in first["choices"]] == [c["message"]["content"] for c in again["choices"]]
+    assert [c["message"]["content"] for c in first["choices"]] == [
+        c["message"]["content"] for c in again["choices"]
+    ]
     # Choice 1 used seed 2**63 - 1 + 1, wrapped to -2**63: the same as asking for that seed alone.
-    alone = httpx.post(f"{url}/v1/chat/completions", json={**body, "seed": -(2**63), "n": 1}, timeout=60).json()
+    alone = httpx.post(
+        f"{url}/v1/chat/completions", json={**body, "seed": -(2**63), "n": 1}, timeout=60
+    ).json()
     assert alone["choices"][0]["message"]["content"] == first["choices"][1]["message"]["content"]

@@ -20,21 +20,33 @@ def test_64_concurrent_clients_times_8_requests_complete_without_errors(server_u
             messages = [{"role": "user", "content": f"client {c} request {i}: say something"}]
             if i % 2:
                 stream = await client.chat.completions.create(
-                    model="tiny-chat", messages=messages, max_tokens=4, seed=c * 100 + i, stream=True,
-                    stream_options={"include_usage": True})
+                    model="tiny-chat",
+                    messages=messages,
+                    max_tokens=4,
+                    seed=c * 100 + i,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                )
                 usage = [chunk.usage async for chunk in stream if chunk.usage][-1]
             else:
-                usage = (await client.chat.completions.create(model="tiny-chat", messages=messages,
-                                                              max_tokens=4, seed=c * 100 + i)).usage
+                usage = (
+                    await client.chat.completions.create(
+                        model="tiny-chat", messages=messages, max_tokens=4, seed=c * 100 + i
+                    )
+                ).usage
             tokens.append(usage.completion_tokens)
         return tokens
 
     async def run():
         # The pool drops idle connections well before the server's 5 s keep-alive closes them: on a
         # starved machine a pooled connection reused at the server's deadline fails mid-request.
-        limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS, keepalive_expiry=2.0)
+        limits = httpx.Limits(
+            max_connections=CLIENTS, max_keepalive_connections=CLIENTS, keepalive_expiry=2.0
+        )
         async with httpx.AsyncClient(limits=limits, timeout=120) as http:
-            client = AsyncOpenAI(base_url=f"{server_url}/v1", api_key="x", http_client=http, max_retries=0)
+            client = AsyncOpenAI(
+                base_url=f"{server_url}/v1", api_key="x", http_client=http, max_retries=0
+            )
             return await asyncio.gather(*(one_client(client, c) for c in range(CLIENTS)))
 
     results = asyncio.run(run())  # any error status raises here

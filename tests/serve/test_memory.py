@@ -52,9 +52,25 @@ def server(tiny_checkpoint):
         pytest.skip("reads process memory from /proc (Linux)")
     port = free_port()
     ocx = Path(sys.executable).parent / "ocx"
-    cmd = [str(ocx), "serve", "--model", str(tiny_checkpoint), "--engine", "transformers", "--port", str(port),
-           "--served-model-name", "tiny-chat", "--api-keys", KEY, "--max-request-bytes", str(2**20),
-           "--read-timeout", "2", "--disable-log-requests"]
+    cmd = [
+        str(ocx),
+        "serve",
+        "--model",
+        str(tiny_checkpoint),
+        "--engine",
+        "transformers",
+        "--port",
+        str(port),
+        "--served-model-name",
+        "tiny-chat",
+        "--api-keys",
+        KEY,
+        "--max-request-bytes",
+        str(2**20),
+        "--read-timeout",
+        "2",
+        "--disable-log-requests",
+    ]
     with server_process(cmd, port, start_timeout=300) as url:
         yield url, port
 
@@ -69,10 +85,25 @@ def _server_pid(port: int) -> int:
 
 
 CASES = [
-    ("wrong key, Content-Length", "Authorization: Bearer sk-wrong\r\nContent-Length: %d\r\n" % HUGE, False, b" 401 "),
+    (
+        "wrong key, Content-Length",
+        f"Authorization: Bearer sk-wrong\r\nContent-Length: {HUGE}\r\n",
+        False,
+        b" 401 ",
+    ),
     ("no key, chunked", "Transfer-Encoding: chunked\r\n", True, b" 401 "),
-    ("right key, Content-Length", f"Authorization: Bearer {KEY}\r\nContent-Length: {HUGE}\r\n", False, b" 413 "),
-    ("right key, chunked", f"Authorization: Bearer {KEY}\r\nTransfer-Encoding: chunked\r\n", True, b" 413 "),
+    (
+        "right key, Content-Length",
+        f"Authorization: Bearer {KEY}\r\nContent-Length: {HUGE}\r\n",
+        False,
+        b" 413 ",
+    ),
+    (
+        "right key, chunked",
+        f"Authorization: Bearer {KEY}\r\nTransfer-Encoding: chunked\r\n",
+        True,
+        b" 413 ",
+    ),
 ]
 
 
@@ -80,18 +111,36 @@ CASES = [
 def test_300_mb_bodies_are_refused_without_the_server_holding_them(server):
     url, port = server
     pid = _server_pid(port)
-    httpx.post(f"{url}/v1/chat/completions", json={"model": "tiny-chat", "messages": [{"role": "user", "content": "a"}],
-                                                  "max_tokens": 1}, headers={"Authorization": f"Bearer {KEY}"},
-               timeout=60)  # warm up: first-request allocations are not the body's
+    httpx.post(
+        f"{url}/v1/chat/completions",
+        json={
+            "model": "tiny-chat",
+            "messages": [{"role": "user", "content": "a"}],
+            "max_tokens": 1,
+        },
+        headers={"Authorization": f"Bearer {KEY}"},
+        timeout=60,
+    )  # warm up: first-request allocations are not the body's
     before = _memory(pid)
     for name, headers, chunked, status in CASES:
-        answer = _push(port, f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
-                             f"Content-Type: application/json\r\n{headers}\r\n", chunked)
+        answer = _push(
+            port,
+            f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+            f"Content-Type: application/json\r\n{headers}\r\n",
+            chunked,
+        )
         assert answer == b"" or status in answer.split(b"\r\n")[0], (name, answer[:200])
     after = _memory(pid)
     assert after["VmHWM"] - before["VmHWM"] < MAX_GROWTH, (before, after)
     assert after["VmRSS"] - before["VmRSS"] < MAX_GROWTH, (before, after)
-    ok = httpx.post(f"{url}/v1/chat/completions", json={"model": "tiny-chat", "messages": [{"role": "user", "content": "a"}],
-                                                       "max_tokens": 1}, headers={"Authorization": f"Bearer {KEY}"},
-                    timeout=60)
+    ok = httpx.post(
+        f"{url}/v1/chat/completions",
+        json={
+            "model": "tiny-chat",
+            "messages": [{"role": "user", "content": "a"}],
+            "max_tokens": 1,
+        },
+        headers={"Authorization": f"Bearer {KEY}"},
+        timeout=60,
+    )
     assert ok.status_code == 200 and httpx.get(f"{url}/health").json()["pending"] == 0

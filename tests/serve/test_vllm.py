@@ -30,9 +30,15 @@ def _greedy_ids(folder: Path, prompt_ids: list[int], steps: int, eot: int) -> li
 
     model = AutoModelForCausalLM.from_pretrained(folder).eval()
     ids = torch.tensor([prompt_ids])
-    out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=steps, do_sample=False,
-                         eos_token_id=None, pad_token_id=eot)
-    return out[0, len(prompt_ids):].tolist()
+    out = model.generate(
+        ids,
+        attention_mask=torch.ones_like(ids),
+        max_new_tokens=steps,
+        do_sample=False,
+        eos_token_id=None,
+        pad_token_id=eot,
+    )
+    return out[0, len(prompt_ids) :].tolist()
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +50,15 @@ def eot_checkpoint(tmp_path_factory, mistral_tokenizer_file):
     from ocx.adapters.serve.model import load_served_model
     from ocx.harness.templates.encode import encode_prompt
 
-    folder = build_tiny_checkpoint(tmp_path_factory.mktemp("vllm") / "tiny", mistral_tokenizer_file, "openchat_3.5",
-                                   hidden_size=128, intermediate_size=256, num_attention_heads=2, num_key_value_heads=1)
+    folder = build_tiny_checkpoint(
+        tmp_path_factory.mktemp("vllm") / "tiny",
+        mistral_tokenizer_file,
+        "openchat_3.5",
+        hidden_size=128,
+        intermediate_size=256,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+    )
     model = load_served_model(str(folder))
     eot = model.stop_token_ids[0]
     prompt_ids = encode_prompt(model.template, model.tokenizer, PROMPT)
@@ -64,9 +77,23 @@ def vllm_url(eot_checkpoint):
     folder = eot_checkpoint[0]
     port = free_port()
     ocx = Path(sys.executable).parent / "ocx"
-    cmd = [str(ocx), "serve", "--model", str(folder), "--engine", "vllm", "--port", str(port),
-           "--served-model-name", "tiny-vllm", "--api-keys", *KEYS, "--engine-arg", "enforce_eager=true",
-           "--disable-log-requests"]
+    cmd = [
+        str(ocx),
+        "serve",
+        "--model",
+        str(folder),
+        "--engine",
+        "vllm",
+        "--port",
+        str(port),
+        "--served-model-name",
+        "tiny-vllm",
+        "--api-keys",
+        *KEYS,
+        "--engine-arg",
+        "enforce_eager=true",
+        "--disable-log-requests",
+    ]
     with server_process(cmd, port, start_timeout=300) as url:
         yield url
 
@@ -81,7 +108,9 @@ def client(vllm_url):
 
 def test_vllm_greedy_reply_stops_at_eot_which_is_counted_but_not_shown(client, eot_checkpoint):
     _, model, expected = eot_checkpoint
-    r = client.chat.completions.create(model="tiny-vllm", messages=PROMPT, temperature=0, max_tokens=20)
+    r = client.chat.completions.create(
+        model="tiny-vllm", messages=PROMPT, temperature=0, max_tokens=20
+    )
     assert r.choices[0].finish_reason == "stop"
     assert r.choices[0].message.content == model.tokenizer.decode(expected)
     assert "<|end_of_turn|>" not in r.choices[0].message.content
@@ -93,17 +122,33 @@ def test_vllm_greedy_reply_stops_at_eot_which_is_counted_but_not_shown(client, e
 
 def test_vllm_streaming_n_two_stop_and_max_tokens(client):
     messages = [{"role": "user", "content": "Write a long answer."}]
-    full = client.chat.completions.create(model="openchat_3.5", messages=messages, max_tokens=12, temperature=0)
+    full = client.chat.completions.create(
+        model="openchat_3.5", messages=messages, max_tokens=12, temperature=0
+    )
     assert full.choices[0].finish_reason == "length" and full.usage.completion_tokens == 12
-    chunks = list(client.chat.completions.create(model="openchat_3.5", messages=messages, max_tokens=12,
-                                                 temperature=0, stream=True, stream_options={"include_usage": True}))
-    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == full.choices[0].message.content
+    chunks = list(
+        client.chat.completions.create(
+            model="openchat_3.5",
+            messages=messages,
+            max_tokens=12,
+            temperature=0,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert (
+        "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        == full.choices[0].message.content
+    )
     assert chunks[-1].usage.completion_tokens == 12
     text = full.choices[0].message.content
-    stopped = client.chat.completions.create(model="openchat_3.5", messages=messages, max_tokens=12,
-                                             temperature=0, stop=[text[4:7]])
+    stopped = client.chat.completions.create(
+        model="openchat_3.5", messages=messages, max_tokens=12, temperature=0, stop=[text[4:7]]
+    )
     assert stopped.choices[0].message.content == text[: text.index(text[4:7])]
-    two = client.chat.completions.create(model="openchat_3.5", messages=messages, max_tokens=5, n=2, seed=1)
+    two = client.chat.completions.create(
+        model="openchat_3.5", messages=messages, max_tokens=5, n=2, seed=1
+    )
     assert [c.index for c in two.choices] == [0, 1] and two.usage.completion_tokens == 10
 
 
@@ -113,6 +158,8 @@ def test_vllm_server_checks_keys_and_answers_errors_in_openai_shape(vllm_url):
     auth = {"Authorization": "Bearer k1"}
     bad = httpx.post(f"{vllm_url}/v1/chat/completions", json={**body, "n": "two"}, headers=auth)
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "n"
-    missing = httpx.post(f"{vllm_url}/v1/chat/completions", json={**body, "model": "nope"}, headers=auth)
+    missing = httpx.post(
+        f"{vllm_url}/v1/chat/completions", json={**body, "model": "nope"}, headers=auth
+    )
     assert missing.status_code == 404
     assert httpx.post(f"{vllm_url}/v1/chat/completions", json=body, headers=auth).status_code == 200

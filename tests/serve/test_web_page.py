@@ -17,17 +17,26 @@ CHROMIUM = Path("/usr/bin/chromium")
 @pytest.fixture
 def browser():
     if not CHROMIUM.exists():
-        pytest.skip("headless Chromium test: /usr/bin/chromium is missing (apt-get install chromium chromium-driver)")
+        pytest.skip(
+            "headless Chromium test: /usr/bin/chromium is missing (apt-get install chromium chromium-driver)"
+        )
     driver_path = shutil.which("chromedriver")
     if driver_path is None:
-        pytest.skip("headless Chromium test: chromedriver is missing (apt-get install chromium-driver)")
+        pytest.skip(
+            "headless Chromium test: chromedriver is missing (apt-get install chromium-driver)"
+        )
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-dev-shm-usage"]:
+    for flag in [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-dev-shm-usage",
+    ]:
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     try:
@@ -37,7 +46,9 @@ def browser():
 
 
 @pytest.mark.slow
-def test_the_chat_page_sends_a_message_with_the_chosen_condition_and_shows_the_reply(browser, served_model):
+def test_the_chat_page_sends_a_message_with_the_chosen_condition_and_shows_the_reply(
+    browser, served_model
+):
     from selenium.webdriver.common.by import By
 
     records = []
@@ -45,7 +56,9 @@ def test_the_chat_page_sends_a_message_with_the_chosen_condition_and_shows_the_r
     request_log.propagate = False
     request_log.setLevel(logging.INFO)
     request_log.addHandler(_Collect(records))
-    with running_server(transformers_engine(served_model), served_model, request_log=request_log) as url:
+    with running_server(
+        transformers_engine(served_model), served_model, request_log=request_log
+    ) as url:
         browser.get(url + "/")
         _chat(browser)
     user, reply = browser.find_elements(By.CSS_SELECTOR, ".msg")

@@ -20,11 +20,20 @@ def tiny_llama(vocab_size: int = 97, attention: str = "sdpa", seed: int = 0, **o
     """A random 2-layer Llama from a config (no download), fp32, without a KV cache."""
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    settings = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                    num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=False)
+    settings = dict(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=False,
+    )
     settings.update(overrides)
     torch.manual_seed(seed)
-    lm = AutoModelForCausalLM.from_config(LlamaConfig(vocab_size=vocab_size, **settings), attn_implementation=attention)
+    lm = AutoModelForCausalLM.from_config(
+        LlamaConfig(vocab_size=vocab_size, **settings), attn_implementation=attention
+    )
     lm.config.use_cache = False
     return lm
 
@@ -36,11 +45,23 @@ def clean_env() -> dict:
     return env
 
 
-def run_cli(args: list[str], *, nproc: int = 1, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(
+    args: list[str], *, nproc: int = 1, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """`ocx train ARGS` in a child process; with nproc > 1 under torchrun (gloo on CPU)."""
     if nproc > 1:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
-               "--master_port", str(_free_port()), "-m", "ocx.adapters.train", *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            str(nproc),
+            "--master_port",
+            str(_free_port()),
+            "-m",
+            "ocx.adapters.train",
+            *args,
+        ]
     else:
         cmd = [sys.executable, "-m", "ocx.adapters.train", *args]
     return subprocess.run(cmd, env=clean_env(), capture_output=True, text=True, timeout=timeout)
@@ -62,15 +83,25 @@ def tiny_run_inputs(tmp_path_factory, mistral_tokenizer_file) -> tuple[Path, Pat
     from ocx.harness.data.writer import TokenizeJob, tokenize_files
 
     root = tmp_path_factory.mktemp("train_inputs")
-    model = build_tiny_checkpoint(root / "model", tokenizer=mistral_tokenizer_file, model_type="openchat_3.5")
+    model = build_tiny_checkpoint(
+        root / "model", tokenizer=mistral_tokenizer_file, model_type="openchat_3.5"
+    )
     conversations = sharegpt_like(24, seed=1, mean_words=8.0)
     write_jsonl(conversations, root / "conversations.jsonl")
-    tokenize_files(TokenizeJob(model_type="openchat_3.5", tokenizer=str(mistral_tokenizer_file),
-                               inputs=[root / "conversations.jsonl"], out=root / "data"))
+    tokenize_files(
+        TokenizeJob(
+            model_type="openchat_3.5",
+            tokenizer=str(mistral_tokenizer_file),
+            inputs=[root / "conversations.jsonl"],
+            out=root / "data",
+        )
+    )
     return model, root / "data"
 
 
-def write_token_dataset(out: Path, rows: list[tuple[list[int], list[float]]], model_type: str = "openchat_3.5") -> Path:
+def write_token_dataset(
+    out: Path, rows: list[tuple[list[int], list[float]]], model_type: str = "openchat_3.5"
+) -> Path:
     """A tokenized dataset in the documented format from (input_ids, per-token weights) pairs,
     shifted here as `ocx data tokenize` does; for tests that need exact lengths."""
     import json
@@ -86,15 +117,29 @@ def write_token_dataset(out: Path, rows: list[tuple[list[int], list[float]]], mo
         columns["weights"].append(shifted)
         columns["length"].append(len(ids))
         columns["condition"].append("")
-    schema = pa.schema([("input_ids", pa.list_(pa.int32())), ("labels", pa.list_(pa.int32())),
-                        ("weights", pa.list_(pa.float32())), ("length", pa.int32()), ("condition", pa.string())])
+    schema = pa.schema(
+        [
+            ("input_ids", pa.list_(pa.int32())),
+            ("labels", pa.list_(pa.int32())),
+            ("weights", pa.list_(pa.float32())),
+            ("length", pa.int32()),
+            ("condition", pa.string()),
+        ]
+    )
     out.mkdir(parents=True)
     parquet.write_table(pa.table(columns, schema=schema), out / "data.parquet")
     tokens = sum(columns["length"])
     supervised = sum(sum(1 for w in ws if w) for ws in columns["weights"])
     from ocx.harness.data.writer import FORMAT, FORMAT_VERSION
 
-    (out / "manifest.json").write_text(json.dumps(
-        {"format": FORMAT, "format_version": FORMAT_VERSION, "model_type": model_type,
-         "counts": {"tokens": tokens, "supervised_tokens": supervised}}))
+    (out / "manifest.json").write_text(
+        json.dumps(
+            {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "model_type": model_type,
+                "counts": {"tokens": tokens, "supervised_tokens": supervised},
+            }
+        )
+    )
     return out

@@ -42,7 +42,9 @@ def test_a_tiny_models_loss_falls_on_a_small_dataset(reference_run):
     assert {"step", "epoch", "loss", "lr", "tokens", "supervised_tokens", "time"} <= set(metrics[0])
 
 
-def test_each_epoch_is_checkpointed_as_a_loadable_hf_folder_with_template_and_metadata(reference_run, tiny_run_inputs):
+def test_each_epoch_is_checkpointed_as_a_loadable_hf_folder_with_template_and_metadata(
+    reference_run, tiny_run_inputs
+):
     from transformers import AutoModelForCausalLM
 
     from ocx.adapters.hf.checkpoint import read_ocx_metadata
@@ -59,7 +61,9 @@ def test_each_epoch_is_checkpointed_as_a_loadable_hf_folder_with_template_and_me
     assert meta["tokenizer_sha256"] == manifest["tokenizer_sha256"]
     assert meta["training"]["epoch"] == 2 and meta["training"]["global_step"] == result.steps
     assert AutoModelForCausalLM.from_pretrained(last).config.vocab_size == 32002
-    assert not [p for p in result.out.iterdir() if p.name.startswith(".")], "temporary folders left behind"
+    assert not [p for p in result.out.iterdir() if p.name.startswith(".")], (
+        "temporary folders left behind"
+    )
 
 
 def test_a_run_killed_mid_epoch_resumes_and_finishes(reference_run, tiny_run_inputs, tmp_path):
@@ -68,10 +72,33 @@ def test_a_run_killed_mid_epoch_resumes_and_finishes(reference_run, tiny_run_inp
     out = tmp_path / "run"
     per_epoch = sum(1 for m in ref_metrics if m["epoch"] == 0)
     kill_after = per_epoch + 2  # inside epoch 1, after epoch 0's checkpoint
-    args = ["--data", str(data), "--model", str(model), "--out", str(out), "--epochs", "3", "--batch-max-len", "1024",
-            "--lr", "3e-3", "--seed", "7", "--no-gradient-checkpointing", "--no-progress", "--save-every-steps", "1"]
-    child = subprocess.Popen([sys.executable, "-m", "ocx.adapters.train", *args], env=clean_env(),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    args = [
+        "--data",
+        str(data),
+        "--model",
+        str(model),
+        "--out",
+        str(out),
+        "--epochs",
+        "3",
+        "--batch-max-len",
+        "1024",
+        "--lr",
+        "3e-3",
+        "--seed",
+        "7",
+        "--no-gradient-checkpointing",
+        "--no-progress",
+        "--save-every-steps",
+        "1",
+    ]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "ocx.adapters.train", *args],
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and child.poll() is None:
@@ -84,7 +111,9 @@ def test_a_run_killed_mid_epoch_resumes_and_finishes(reference_run, tiny_run_inp
         child.wait(timeout=30)
     assert not (out / "epoch_2").exists()
 
-    result = run_training(TrainConfig(data=data, model=str(model), out=out, epochs=3, resume=True, **COMMON))
+    result = run_training(
+        TrainConfig(data=data, model=str(model), out=out, epochs=3, resume=True, **COMMON)
+    )
     metrics = read_metrics(out)
     assert result.steps == ref_result.steps
     assert [m["step"] for m in metrics] == list(range(1, ref_result.steps + 1))
@@ -95,22 +124,49 @@ def test_a_run_killed_mid_epoch_resumes_and_finishes(reference_run, tiny_run_inp
         assert math.isclose(mine["loss"], ref["loss"], rel_tol=1e-3), (mine, ref)
 
 
-def test_two_process_zero2_run_on_cpu_matches_a_one_process_runs_first_step_loss(tiny_run_inputs, tmp_path):
+def test_two_process_zero2_run_on_cpu_matches_a_one_process_runs_first_step_loss(
+    tiny_run_inputs, tmp_path
+):
     model, _ = tiny_run_inputs
     # 16 sequences of 64 tokens: one step holds all of them, as 1 x 1024 or 2 x 512 tokens.
     import random
 
     rng = random.Random(0)
-    rows = [([rng.randrange(32000) for _ in range(64)], [0.0] * 16 + [rng.choice([1.0, 0.1])] * 48) for _ in range(16)]
+    rows = [
+        ([rng.randrange(32000) for _ in range(64)], [0.0] * 16 + [rng.choice([1.0, 0.1])] * 48)
+        for _ in range(16)
+    ]
     data = write_token_dataset(tmp_path / "data", rows)
-    common = ["--data", str(data), "--model", str(model), "--epochs", "1", "--lr", "1e-3", "--max-steps", "1",
-              "--no-gradient-checkpointing", "--no-progress"]
-    run_training(TrainConfig(data=data, model=str(model), out=tmp_path / "one", epochs=1, lr=1e-3, max_steps=1,
-                             batch_max_len=1024, gradient_checkpointing=False, progress=False))
+    common = [
+        "--data",
+        str(data),
+        "--model",
+        str(model),
+        "--epochs",
+        "1",
+        "--lr",
+        "1e-3",
+        "--max-steps",
+        "1",
+        "--no-gradient-checkpointing",
+        "--no-progress",
+    ]
+    run_training(
+        TrainConfig(
+            data=data,
+            model=str(model),
+            out=tmp_path / "one",
+            epochs=1,
+            lr=1e-3,
+            max_steps=1,
+            batch_max_len=1024,
+            gradient_checkpointing=False,
+            progress=False,
+        )
+    )
     two = run_cli([*common, "--out", str(tmp_path / "two"), "--batch-max-len", "512"], nproc=2)
     assert two.returncode == 0, two.stderr[-3000:]
     (first_one,), (first_two,) = read_metrics(tmp_path / "one"), read_metrics(tmp_path / "two")
     assert first_one["tokens"] == first_two["tokens"] == 1024
     assert json.loads((tmp_path / "two" / "train.json").read_text())["world_size"] == 2
     assert math.isclose(first_one["loss"], first_two["loss"], rel_tol=1e-5), (first_one, first_two)
-

@@ -8,11 +8,10 @@ import json
 
 import pytest
 
-from tests.cli import invoke_ocx
-from tests.train.conftest import write_token_dataset
-
 from ocx.adapters.train.config import TrainConfig  # noqa: E402
 from ocx.harness.errors import InputError  # noqa: E402
+from tests.cli import invoke_ocx
+from tests.train.conftest import write_token_dataset
 
 
 def rows(n: int, seed: int = 0):
@@ -22,7 +21,9 @@ def rows(n: int, seed: int = 0):
     out = []
     for _ in range(n):
         length = rng.randint(4, 20)
-        out.append(([rng.randrange(100, 30000) for _ in range(length)], [0.0] * 2 + [1.0] * (length - 2)))
+        out.append(
+            ([rng.randrange(100, 30000) for _ in range(length)], [0.0] * 2 + [1.0] * (length - 2))
+        )
     return out
 
 
@@ -33,7 +34,9 @@ def dataset(tmp_path):
     return load_tokenized(write_token_dataset(tmp_path / "data", rows(40)))
 
 
-def test_the_validation_split_holds_out_the_fraction_and_does_not_depend_on_row_order(tmp_path, dataset):
+def test_the_validation_split_holds_out_the_fraction_and_does_not_depend_on_row_order(
+    tmp_path, dataset
+):
     from ocx.adapters.train.validation import split_by_conversation
     from ocx.harness.data import load_tokenized
 
@@ -50,7 +53,9 @@ def test_copies_of_a_conversation_are_never_split_between_training_and_validatio
     from ocx.adapters.train.validation import split_by_conversation
     from ocx.harness.data import load_tokenized
 
-    data = load_tokenized(write_token_dataset(tmp_path / "d", rows(5) * 4))  # every conversation 4 times
+    data = load_tokenized(
+        write_token_dataset(tmp_path / "d", rows(5) * 4)
+    )  # every conversation 4 times
     kept, held = split_by_conversation(data, 0.1, seed=0)
     as_ids = lambda indices: {tuple(data[int(i)]["input_ids"]) for i in indices}  # noqa: E731
     assert len(held) % 4 == 0 and len(held) >= 4 and not as_ids(kept) & as_ids(held)
@@ -75,18 +80,42 @@ def test_validation_data_tokenized_with_another_tokenizer_is_refused_naming_the_
     assert problem.file.endswith("manifest.json") and problem.field == "tokenizer_sha256"
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--report-to", "tensorbord"], "unknown tracker 'tensorbord'; did you mean 'tensorboard'?"),
-    (["--report-to", "tensorboard,mlflow"], "unknown tracker 'mlflow'"),
-    (["--grad-accum-steps", "0"], "--grad-accum-steps: must be an integer in [1, 65536], got 0"),
-    (["--val-fraction", "1"], "--val-fraction: must be in [0, 1), got 1.0"),
-    (["--val-every-steps", "10"], "--val-every-steps: needs a validation set"),
-    (["--val-fraction", "0.1", "--val-data", "."], "give either --val-data or --val-fraction, not both"),
-])
-def test_bad_extras_flags_exit_2_with_the_fix_and_no_traceback(tmp_path, monkeypatch, capsys, flags, message):
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (
+            ["--report-to", "tensorbord"],
+            "unknown tracker 'tensorbord'; did you mean 'tensorboard'?",
+        ),
+        (["--report-to", "tensorboard,mlflow"], "unknown tracker 'mlflow'"),
+        (
+            ["--grad-accum-steps", "0"],
+            "--grad-accum-steps: must be an integer in [1, 65536], got 0",
+        ),
+        (["--val-fraction", "1"], "--val-fraction: must be in [0, 1), got 1.0"),
+        (["--val-every-steps", "10"], "--val-every-steps: needs a validation set"),
+        (
+            ["--val-fraction", "0.1", "--val-data", "."],
+            "give either --val-data or --val-fraction, not both",
+        ),
+    ],
+)
+def test_bad_extras_flags_exit_2_with_the_fix_and_no_traceback(
+    tmp_path, monkeypatch, capsys, flags, message
+):
     data = write_token_dataset(tmp_path / "data", rows(3))
-    code, out, err = invoke_ocx(monkeypatch, capsys, "train", "--data", data, "--model", "m", "--out", tmp_path / "o",
-                                *flags)
+    code, out, err = invoke_ocx(
+        monkeypatch,
+        capsys,
+        "train",
+        "--data",
+        data,
+        "--model",
+        "m",
+        "--out",
+        tmp_path / "o",
+        *flags,
+    )
     assert code == 2 and message in err and "Traceback" not in err, err
     assert not (tmp_path / "o").exists()
 
@@ -95,10 +124,16 @@ def test_wandb_missing_is_refused_with_the_pip_command(tmp_path, monkeypatch):
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a)
+    )
     with pytest.raises(InputError) as err:
-        TrainConfig(data=write_token_dataset(tmp_path / "d", rows(2)), model="m", out=tmp_path / "o",
-                    report_to=["wandb"]).validate()
+        TrainConfig(
+            data=write_token_dataset(tmp_path / "d", rows(2)),
+            model="m",
+            out=tmp_path / "o",
+            report_to=["wandb"],
+        ).validate()
     assert [p.message for p in err.value.problems] == ["wandb is not installed: pip install wandb"]
 
 
@@ -115,7 +150,10 @@ def test_deepspeed_accumulates_as_many_steps_as_the_trainer_whatever_the_users_f
     user = tmp_path / "ds.json"
     user.write_text(json.dumps({"gradient_accumulation_steps": 8}))
     config = build_ds_config(2, user, grad_clip=1.0, bf16=False, grad_accum_steps=4)
-    assert (config["gradient_accumulation_steps"], config["train_micro_batch_size_per_gpu"]) == (4, 1)
+    assert (config["gradient_accumulation_steps"], config["train_micro_batch_size_per_gpu"]) == (
+        4,
+        1,
+    )
 
 
 def test_an_epochs_last_optimizer_step_takes_the_remaining_micro_steps():
@@ -128,13 +166,24 @@ def test_recipes_check_the_new_train_keys_like_the_flags():
     from ocx.recipes import load_recipe
 
     with pytest.raises(InputError) as err:
-        load_recipe("tiny-crlft", ["train.grad_accum_steps=0", "train.report_to=[tensorbord]",
-                                   "train.val_fraction=1.5"])
+        load_recipe(
+            "tiny-crlft",
+            ["train.grad_accum_steps=0", "train.report_to=[tensorbord]", "train.val_fraction=1.5"],
+        )
     fields = {p.field: p.message for p in err.value.problems}
-    assert {"train.grad_accum_steps", "train.report_to", "train.val_fraction"} <= set(fields), fields
+    assert {"train.grad_accum_steps", "train.report_to", "train.val_fraction"} <= set(fields), (
+        fields
+    )
     assert "did you mean 'tensorboard'" in fields["train.report_to"]
-    recipe = load_recipe("tiny-crlft", ["train.grad_accum_steps=4", "train.report_to=[tensorboard]",
-                                        "train.val_fraction=0.1", "train.val_every_steps=5"])
+    recipe = load_recipe(
+        "tiny-crlft",
+        [
+            "train.grad_accum_steps=4",
+            "train.report_to=[tensorboard]",
+            "train.val_fraction=0.1",
+            "train.val_every_steps=5",
+        ],
+    )
     assert (recipe.train["grad_accum_steps"], recipe.train["report_to"]) == (4, ["tensorboard"])
 
 

@@ -19,8 +19,15 @@ pytestmark = [pytest.mark.deepspeed]
 from ocx.adapters.train import TrainConfig, run_training  # noqa: E402
 from ocx.adapters.train.progress import read_metrics  # noqa: E402
 
-COMMON = dict(batch_max_len=512, lr=2e-2, seed=7, gradient_checkpointing=False, progress=False, lora_rank=8,
-              merge_lora=True)
+COMMON = dict(
+    batch_max_len=512,
+    lr=2e-2,
+    seed=7,
+    gradient_checkpointing=False,
+    progress=False,
+    lora_rank=8,
+    merge_lora=True,
+)
 EPOCHS = 2
 
 
@@ -38,7 +45,9 @@ def lora_inputs(tmp_path_factory, mistral_tokenizer_file):
     from tests.train.conftest import write_token_dataset
 
     root = tmp_path_factory.mktemp("lora_inputs")
-    model = build_tiny_checkpoint(root / "model", tokenizer=mistral_tokenizer_file, initializer_range=0.2)
+    model = build_tiny_checkpoint(
+        root / "model", tokenizer=mistral_tokenizer_file, initializer_range=0.2
+    )
     rng = random.Random(0)
     rows = []
     for _ in range(32):
@@ -51,7 +60,9 @@ def lora_inputs(tmp_path_factory, mistral_tokenizer_file):
 def lora_run(lora_inputs, tmp_path_factory):
     model, data = lora_inputs
     out = tmp_path_factory.mktemp("lora") / "run"
-    result = run_training(TrainConfig(data=data, model=str(model), out=out, epochs=EPOCHS, **COMMON))
+    result = run_training(
+        TrainConfig(data=data, model=str(model), out=out, epochs=EPOCHS, **COMMON)
+    )
     return result, read_metrics(out)
 
 
@@ -78,7 +89,9 @@ def test_each_epoch_holds_the_adapter_and_a_merged_model(lora_run, lora_inputs):
     assert config["base_model_name_or_path"] == str(lora_inputs[0].resolve())
     assert (last / "adapter" / "adapter_model.safetensors").is_file()
     assert (last / "model.safetensors").is_file() and (last / "chat_template.jinja").is_file()
-    assert not (last / "adapter_config.json").exists(), "a top-level adapter config makes transformers load the base"
+    assert not (last / "adapter_config.json").exists(), (
+        "a top-level adapter config makes transformers load the base"
+    )
     assert read_ocx_metadata(last)["training"]["config"]["merge_lora"] is True
 
 
@@ -101,7 +114,9 @@ def test_the_merged_model_gives_the_logits_of_base_plus_adapter(lora_run, lora_i
     base_logits = _logits(base, ids)
     with_adapter = _logits(PeftModel.from_pretrained(base, last / "adapter"), ids)
     merged = _logits(AutoModelForCausalLM.from_pretrained(last), ids)
-    assert (with_adapter - base_logits).abs().max() > 1e-2, "the adapter changed nothing: was it trained and saved?"
+    assert (with_adapter - base_logits).abs().max() > 1e-2, (
+        "the adapter changed nothing: was it trained and saved?"
+    )
     torch.testing.assert_close(merged, with_adapter, rtol=1e-4, atol=1e-4)
 
 
@@ -111,7 +126,9 @@ def test_the_resume_state_holds_only_the_trained_adapter(lora_run):
     tag = (state / "latest").read_text().strip()
     size = sum(p.stat().st_size for p in (state / tag).rglob("*") if p.is_file())
     model = sum(p.stat().st_size for p in result.checkpoints[-1].glob("model.safetensors"))
-    assert size < model / 3, f"state/ holds {size:,} bytes for a {model:,}-byte model: the frozen base was saved"
+    assert size < model / 3, (
+        f"state/ holds {size:,} bytes for a {model:,}-byte model: the frozen base was saved"
+    )
 
 
 class _Stop(Exception):
@@ -122,13 +139,20 @@ def _stop_after_epoch_0(epoch, checkpoint):
     raise _Stop  # as a crash right after epoch 0's state was saved
 
 
-def test_a_resumed_lora_run_continues_the_adapter_and_its_optimizer_state(lora_run, lora_inputs, tmp_path):
+def test_a_resumed_lora_run_continues_the_adapter_and_its_optimizer_state(
+    lora_run, lora_inputs, tmp_path
+):
     model, data = lora_inputs
     _, reference = lora_run
     out = tmp_path / "run"
     with pytest.raises(_Stop):
-        run_training(TrainConfig(data=data, model=str(model), out=out, epochs=EPOCHS, **COMMON), _stop_after_epoch_0)
-    result = run_training(TrainConfig(data=data, model=str(model), out=out, epochs=EPOCHS, resume=True, **COMMON))
+        run_training(
+            TrainConfig(data=data, model=str(model), out=out, epochs=EPOCHS, **COMMON),
+            _stop_after_epoch_0,
+        )
+    result = run_training(
+        TrainConfig(data=data, model=str(model), out=out, epochs=EPOCHS, resume=True, **COMMON)
+    )
     metrics = read_metrics(out)
     assert [m["step"] for m in metrics] == [m["step"] for m in reference]
     # The same trajectory after the resume: the adapter and the AdamW moments were restored

@@ -20,11 +20,24 @@ def _model(dtype=torch.float32, dropout: float = 0.0, targets="all-linear"):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    lm = LlamaForCausalLM(LlamaConfig(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
-                                      num_key_value_heads=2, vocab_size=300, max_position_embeddings=64,
-                                      attention_bias=True)).to(dtype)
-    model = wrap(lm, LoraSpec(rank=4, alpha=12.0, dropout=dropout, target_modules=targets), base="base",
-                 gradient_checkpointing=False)
+    lm = LlamaForCausalLM(
+        LlamaConfig(
+            hidden_size=64,
+            intermediate_size=96,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            vocab_size=300,
+            max_position_embeddings=64,
+            attention_bias=True,
+        )
+    ).to(dtype)
+    model = wrap(
+        lm,
+        LoraSpec(rank=4, alpha=12.0, dropout=dropout, target_modules=targets),
+        base="base",
+        gradient_checkpointing=False,
+    )
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "lora_B" in name:
@@ -62,14 +75,18 @@ def _compare(model, tol: float) -> None:
 
     ids = torch.randint(0, 300, (2, 24), generator=torch.Generator().manual_seed(1))
     probe = torch.zeros(1, model.config.hidden_size, dtype=model.dtype)
-    assert all(lora_fused._fusable(layer, probe, {}) == "default" for layer in _lora_layers(model)[:4])
+    assert all(
+        lora_fused._fusable(layer, probe, {}) == "default" for layer in _lora_layers(model)[:4]
+    )
     fused = _run(model, ids)
     _use_peft_forward(model)
     peft = _run(model, ids)
     assert _max_rel(fused[0], peft[0]) < tol, "logits differ from peft's forward"
     assert fused[1].keys() == peft[1].keys() and all("lora_" in n for n in fused[1])
     for name in fused[1]:
-        assert _max_rel(fused[1][name], peft[1][name]) < tol, f"gradient of {name} differs from peft's forward"
+        assert _max_rel(fused[1][name], peft[1][name]) < tol, (
+            f"gradient of {name} differs from peft's forward"
+        )
     assert _max_rel(fused[2], peft[2]) < tol, "the input gradient differs from peft's forward"
 
 
@@ -123,6 +140,8 @@ def test_a_disabled_adapter_runs_the_base_alone():
 
 def test_fused_lora_under_gradient_checkpointing_gives_peft_gradients():
     model = _model()
-    model.get_base_model().gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.get_base_model().gradient_checkpointing_enable(
+        gradient_checkpointing_kwargs={"use_reentrant": False}
+    )
     model.train()
     _compare(model, tol=1e-5)

@@ -64,12 +64,22 @@ def test_packed_row_without_a_kv_cache_gives_each_sequence_its_own_logits():
     lm = tiny_llama(VOCAB, attention="sdpa").eval()
     rows = make_rows([7, 5])
     batch = pack(rows)
-    separate = torch.cat([lm(input_ids=r["input_ids"][None], use_cache=False).logits for r in rows], dim=1)
-    packed = lm(input_ids=batch.inputs["input_ids"], position_ids=batch.inputs["position_ids"], use_cache=False).logits
+    separate = torch.cat(
+        [lm(input_ids=r["input_ids"][None], use_cache=False).logits for r in rows], dim=1
+    )
+    packed = lm(
+        input_ids=batch.inputs["input_ids"],
+        position_ids=batch.inputs["position_ids"],
+        use_cache=False,
+    ).logits
     assert torch.allclose(packed, separate, atol=1e-5)
     # Why the trainer forces use_cache=False: with a cache, transformers 5 lets the second
     # sequence attend to the first.
-    cached = lm(input_ids=batch.inputs["input_ids"], position_ids=batch.inputs["position_ids"], use_cache=True).logits
+    cached = lm(
+        input_ids=batch.inputs["input_ids"],
+        position_ids=batch.inputs["position_ids"],
+        use_cache=True,
+    ).logits
     assert not torch.allclose(cached[:, 7:], separate[:, 7:], atol=1e-3)
 
 
@@ -109,7 +119,9 @@ def test_chunked_supervised_only_loss_equals_the_full_vocabulary_loss(chunk):
     hidden.grad = head.grad = None
     full_logits_loss_sum(hidden, head, labels, weights).backward()
     assert count == int((weights != 0).sum())
-    assert math.isclose(mine[0], float(full_logits_loss_sum(hidden, head, labels, weights)), rel_tol=1e-5)
+    assert math.isclose(
+        mine[0], float(full_logits_loss_sum(hidden, head, labels, weights)), rel_tol=1e-5
+    )
     assert torch.allclose(mine[1], hidden.grad, atol=1e-5)
     assert torch.allclose(mine[2], head.grad, atol=1e-5)
 
@@ -117,14 +129,19 @@ def test_chunked_supervised_only_loss_equals_the_full_vocabulary_loss(chunk):
 def test_a_batch_without_supervised_tokens_has_zero_loss_and_zero_gradients():
     hidden = torch.randn(4, 8, requires_grad=True)
     head = torch.randn(10, 8, requires_grad=True)
-    loss, count = supervised_loss_sum(hidden, head, torch.zeros(4, dtype=torch.long), torch.zeros(4))
+    loss, count = supervised_loss_sum(
+        hidden, head, torch.zeros(4, dtype=torch.long), torch.zeros(4)
+    )
     loss.backward()
     assert (float(loss), count) == (0.0, 0)
     assert not hidden.grad.any() and not head.grad.any()
 
 
 def test_schedule_warms_up_linearly_then_follows_a_cosine_down_to_the_floor():
-    lr = [cosine_with_warmup(s, warmup_steps=10, total_steps=110, min_ratio=0.1) for s in range(0, 111)]
+    lr = [
+        cosine_with_warmup(s, warmup_steps=10, total_steps=110, min_ratio=0.1)
+        for s in range(0, 111)
+    ]
     assert lr[0] == 0.0 and lr[5] == pytest.approx(0.5) and lr[10] == pytest.approx(1.0)
     assert lr[60] == pytest.approx(0.1 + 0.9 * 0.5)
     assert lr[110] == pytest.approx(0.1)
@@ -135,7 +152,12 @@ def test_automatic_lr_follows_openchats_formula():
     # OpenChat 3.5 (Mistral) on 8 GPUs x 81920 tokens, half of them supervised:
     # 3e-4 / 6 * sqrt(8 * 81920 * 0.5 / 4e6)
     expected = 3e-4 / 6 * math.sqrt(8 * 81920 * 0.5 / 4_000_000)
-    got = auto_lr(batch_max_len=81920, world_size=8, supervised_ratio=0.5, divisor=family_lr_divisor("mistral", 32002))
+    got = auto_lr(
+        batch_max_len=81920,
+        world_size=8,
+        supervised_ratio=0.5,
+        divisor=family_lr_divisor("mistral", 32002),
+    )
     assert got == pytest.approx(expected)
     assert family_lr_divisor("llama", 128256) == 5.3 and family_lr_divisor("llama", 32000) == 1.0
     assert family_lr_divisor("gemma", 256000) == 5.5

@@ -16,12 +16,17 @@ pytest.importorskip("tensorboard")
 pytest.importorskip("wandb")
 pytestmark = [pytest.mark.deepspeed, pytest.mark.slow]
 
-from ocx.adapters.train import TrainConfig, run_training  # noqa: E402
-from ocx.adapters.train import tracking  # noqa: E402
+from ocx.adapters.train import (  # noqa: E402
+    TrainConfig,
+    run_training,
+    tracking,  # noqa: E402
+)
 from ocx.adapters.train.progress import read_metrics  # noqa: E402
 
-SCORES = {0: {"gsm8k [GPT4 Correct]": 0.25, "gsm8k [GPT3]": 0.125},
-          1: {"gsm8k [GPT4 Correct]": 0.5, "gsm8k [GPT3]": 0.25}}
+SCORES = {
+    0: {"gsm8k [GPT4 Correct]": 0.25, "gsm8k [GPT3]": 0.125},
+    1: {"gsm8k [GPT4 Correct]": 0.5, "gsm8k [GPT3]": 0.25},
+}
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +43,21 @@ def tracked_run(tiny_run_inputs, tmp_path_factory):
     def evaluate(epoch, checkpoint):  # what the recipe runner does after each epoch's evaluation
         tracking.log_eval_scores(epoch, SCORES[epoch], out)
 
-    cfg = TrainConfig(data=data, model=str(model), out=out, epochs=2, batch_max_len=1024, lr=3e-3, seed=7,
-                      gradient_checkpointing=False, progress=False, grad_accum_steps=2, val_fraction=0.25,
-                      val_every_steps=1, report_to=["tensorboard", "wandb"])
+    cfg = TrainConfig(
+        data=data,
+        model=str(model),
+        out=out,
+        epochs=2,
+        batch_max_len=1024,
+        lr=3e-3,
+        seed=7,
+        gradient_checkpointing=False,
+        progress=False,
+        grad_accum_steps=2,
+        val_fraction=0.25,
+        val_every_steps=1,
+        report_to=["tensorboard", "wandb"],
+    )
     try:
         run_training(cfg, on_epoch_end=evaluate)
     finally:
@@ -63,8 +80,12 @@ def test_accumulated_epochs_count_optimizer_steps_and_the_schedule_follows_them(
     assert [s["step"] for s in steps] == list(range(1, info["total_steps"] + 1))
     assert sum(s["micro_steps"] for s in steps) > len(steps)  # two micro-steps per optimizer step
     for s in steps:
-        expected = cfg.lr * cosine_with_warmup(s["step"], warmup_steps=info["warmup_steps"],
-                                               total_steps=info["total_steps"], min_ratio=cfg.lr_min_ratio)
+        expected = cfg.lr * cosine_with_warmup(
+            s["step"],
+            warmup_steps=info["warmup_steps"],
+            total_steps=info["total_steps"],
+            min_ratio=cfg.lr_min_ratio,
+        )
         assert s["lr"] == pytest.approx(expected)
         assert s["grad_norm"] > 0 and s["tokens_per_s"] > 0 and 0 < s["packing_efficiency"] <= 1
 
@@ -81,7 +102,9 @@ def test_validation_loss_is_logged_every_step_and_at_each_epoch_end(tracked_run)
         assert math.isfinite(summary["val_loss"])
 
 
-def test_the_validation_loss_equals_the_checkpoints_weighted_loss_on_the_held_out_conversations(tracked_run):
+def test_the_validation_loss_equals_the_checkpoints_weighted_loss_on_the_held_out_conversations(
+    tracked_run,
+):
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -97,9 +120,15 @@ def test_the_validation_loss_equals_the_checkpoints_weighted_loss_on_the_held_ou
     with torch.no_grad():
         for i in held:
             row = data[int(i)]
-            hidden = lm.model(input_ids=torch.tensor(row["input_ids"], dtype=torch.long)[None]).last_hidden_state
+            hidden = lm.model(
+                input_ids=torch.tensor(row["input_ids"], dtype=torch.long)[None]
+            ).last_hidden_state
             weights = torch.tensor(row["weights"])
-            loss_sum += float(full_logits_loss_sum(hidden, lm.lm_head.weight, torch.tensor(row["labels"]), weights))
+            loss_sum += float(
+                full_logits_loss_sum(
+                    hidden, lm.lm_head.weight, torch.tensor(row["labels"]), weights
+                )
+            )
             weight_sum += float(weights.sum())
     (summary,) = [e for e in read_metrics(out, kind="epoch") if e["epoch"] == 1]
     assert summary["val_loss"] == pytest.approx(loss_sum / weight_sum, rel=1e-4)
@@ -116,12 +145,14 @@ def test_tensorboard_event_files_hold_the_step_validation_and_eval_scalars(track
         logged = [(e.step, e.value) for e in events.Scalars(tag)]
         assert logged == [(s["step"], pytest.approx(s[key], rel=1e-6)) for s in steps], tag
     vals = read_metrics(out, kind="val")
-    assert [(e.step, e.value) for e in events.Scalars("val/loss")] == \
-        [(v["step"], pytest.approx(v["val_loss"], rel=1e-6)) for v in vals]
+    assert [(e.step, e.value) for e in events.Scalars("val/loss")] == [
+        (v["step"], pytest.approx(v["val_loss"], rel=1e-6)) for v in vals
+    ]
     ends = [e["step"] for e in read_metrics(out, kind="epoch")]
     for name in SCORES[0]:
-        assert [(e.step, e.value) for e in events.Scalars(f"eval/{name}")] == \
-            [(ends[epoch], SCORES[epoch][name]) for epoch in (0, 1)]
+        assert [(e.step, e.value) for e in events.Scalars(f"eval/{name}")] == [
+            (ends[epoch], SCORES[epoch][name]) for epoch in (0, 1)
+        ]
 
 
 def test_wandb_runs_offline_under_the_output_folder_with_the_same_history(tracked_run):

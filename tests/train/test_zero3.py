@@ -17,22 +17,62 @@ pytestmark = [pytest.mark.deepspeed, pytest.mark.slow]
 from ocx.adapters.train.progress import read_metrics  # noqa: E402
 
 
-def test_two_process_zero3_matches_zero2_saves_consolidated_checkpoints_and_resumes(tiny_run_inputs, tmp_path):
+def test_two_process_zero3_matches_zero2_saves_consolidated_checkpoints_and_resumes(
+    tiny_run_inputs, tmp_path
+):
     import torch
     from transformers import AutoModelForCausalLM
 
     model, _ = tiny_run_inputs
     rng = random.Random(0)
     # 16 sequences of 64 tokens: one step per epoch, as 1 x 1024 or 2 x 512 tokens.
-    rows = [([rng.randrange(32000) for _ in range(64)], [0.0] * 16 + [rng.choice([1.0, 0.1])] * 48) for _ in range(16)]
+    rows = [
+        ([rng.randrange(32000) for _ in range(64)], [0.0] * 16 + [rng.choice([1.0, 0.1])] * 48)
+        for _ in range(16)
+    ]
     data = write_token_dataset(tmp_path / "data", rows)
-    common = ["--data", str(data), "--model", str(model), "--lr", "1e-3", "--no-gradient-checkpointing", "--no-progress"]
-    two = run_cli([*common, "--out", str(tmp_path / "z2"), "--epochs", "1", "--batch-max-len", "1024",
-                   "--zero-stage", "2"])
+    common = [
+        "--data",
+        str(data),
+        "--model",
+        str(model),
+        "--lr",
+        "1e-3",
+        "--no-gradient-checkpointing",
+        "--no-progress",
+    ]
+    two = run_cli(
+        [
+            *common,
+            "--out",
+            str(tmp_path / "z2"),
+            "--epochs",
+            "1",
+            "--batch-max-len",
+            "1024",
+            "--zero-stage",
+            "2",
+        ]
+    )
     assert two.returncode == 0, two.stderr[-3000:]
     out = tmp_path / "z3"
-    first = run_cli([*common, "--out", str(out), "--epochs", "3", "--batch-max-len", "512", "--zero-stage", "3",
-                     "--max-steps", "2"], nproc=2, timeout=600)
+    first = run_cli(
+        [
+            *common,
+            "--out",
+            str(out),
+            "--epochs",
+            "3",
+            "--batch-max-len",
+            "512",
+            "--zero-stage",
+            "3",
+            "--max-steps",
+            "2",
+        ],
+        nproc=2,
+        timeout=600,
+    )
     assert first.returncode == 0, first.stderr[-3000:]
     info = json.loads((out / "train.json").read_text())
     assert (info["world_size"], info["zero_stage"]) == (2, 3)
@@ -46,14 +86,34 @@ def test_two_process_zero3_matches_zero2_saves_consolidated_checkpoints_and_resu
         saved = AutoModelForCausalLM.from_pretrained(out / f"epoch_{epoch}")
         shapes = {k: v.shape for k, v in saved.state_dict().items()}
         assert shapes == {k: v.shape for k, v in base.state_dict().items()}
-        assert not torch.equal(saved.lm_head.weight, base.lm_head.weight), "the consolidated head was not trained"
+        assert not torch.equal(saved.lm_head.weight, base.lm_head.weight), (
+            "the consolidated head was not trained"
+        )
     assert not (out / "epoch_2").exists()
 
     # Continue to epoch 3 (without --max-steps, a changed setting, hence --force-resume).
-    resumed = run_cli([*common, "--out", str(out), "--epochs", "3", "--batch-max-len", "512", "--zero-stage", "3",
-                       "--resume", "--force-resume"], nproc=2, timeout=600)
+    resumed = run_cli(
+        [
+            *common,
+            "--out",
+            str(out),
+            "--epochs",
+            "3",
+            "--batch-max-len",
+            "512",
+            "--zero-stage",
+            "3",
+            "--resume",
+            "--force-resume",
+        ],
+        nproc=2,
+        timeout=600,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "--max-steps: the run has 2, now None" in resumed.stdout
     assert [m["step"] for m in read_metrics(out)] == [1, 2, 3]
     assert [s["epoch"] for s in read_metrics(out, kind="epoch")] == [0, 1, 2]
-    assert AutoModelForCausalLM.from_pretrained(out / "epoch_2").config.vocab_size == base.config.vocab_size
+    assert (
+        AutoModelForCausalLM.from_pretrained(out / "epoch_2").config.vocab_size
+        == base.config.vocab_size
+    )

@@ -24,11 +24,11 @@ def _payloads(data: bytes):
         if left_in_block < HEADER:  # the block's tail is padding
             pos += left_in_block
             continue
-        length, kind = struct.unpack("<HB", data[pos + 4:pos + 7])
+        length, kind = struct.unpack("<HB", data[pos + 4 : pos + 7])
         if kind == 0 and length == 0:
             pos += left_in_block
             continue
-        piece = data[pos + HEADER:pos + HEADER + length]
+        piece = data[pos + HEADER : pos + HEADER + length]
         pos += HEADER + length
         if kind == 1:
             yield piece
@@ -50,6 +50,10 @@ def wandb_history(run_file: Path) -> list[dict]:
         record = pb.Record()
         record.ParseFromString(payload)
         if record.WhichOneof("record_type") == "history":
-            rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
-                         for item in record.history.item})
+            rows.append(
+                {
+                    item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                    for item in record.history.item
+                }
+            )
     return rows

@@ -24,8 +24,10 @@ class EchoEngine:
 
     async def shutdown(self) -> None: ...
 
-    async def generate(self, request_id: str, prompt_ids: list[int], settings: Sampling) -> AsyncIterator[Step]:
-        tokens = self.tokens[:settings.max_tokens]
+    async def generate(
+        self, request_id: str, prompt_ids: list[int], settings: Sampling
+    ) -> AsyncIterator[Step]:
+        tokens = self.tokens[: settings.max_tokens]
         yield Step(tuple(tokens), "stop" if tokens[-1] in settings.stop_token_ids else "length")
 
     async def abort(self, request_id: str) -> None: ...
