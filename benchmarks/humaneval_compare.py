@@ -28,13 +28,15 @@ megabytes per problem) this skips parsing and walking millions of values per pro
 
 from __future__ import annotations
 
+import array
+import base64
 import json
 import math
 import re
 from dataclasses import dataclass, field
 
 MAX_DEPTH = 120  # the producer nests at most 100 levels (plus its frame)
-_TAGS = {"i", "f", "t", "d"}
+_TAGS = {"i", "f", "t", "d", "F", "M"}
 _OUT_HEAD = re.compile(rb'\["out",(0|[1-9][0-9]*),')
 _OUT_TAIL = re.compile(
     rb",(-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)\]"
@@ -63,6 +65,7 @@ class PartOutputs:
     name: str
     outputs: list = field(default_factory=list)
     times: list = field(default_factory=list)
+    """Each output's seconds (the reference's; None where the frame gives none: a candidate's)."""
     error: str | None = None
     """The sample's own failure at input ``len(outputs)`` (an exception, a per-input timeout,
     an unserialisable output)."""
@@ -71,7 +74,8 @@ class PartOutputs:
 
 
 def decode(value, depth: int = 0):
-    """A value in the restricted form, back to Python (ints, floats, str, bool, None, list, tuple, dict)."""
+    """A value in the restricted form, back to Python (int, float, str, bool, None, list, tuple,
+    dict)."""
     if depth > MAX_DEPTH:
         raise Malformed("nested too deep")
     if value is None or isinstance(value, (str, bool, int, float)):
@@ -94,6 +98,10 @@ def _decode_tagged(tag: str, inner, depth: int):
         return float(inner)
     if tag == "t" and isinstance(inner, list):
         return tuple(decode(v, depth + 1) for v in inner)
+    if tag == "F" and isinstance(inner, str):
+        return _doubles(inner).tolist()
+    if tag == "M" and isinstance(inner, list) and len(inner) == 2:
+        return _mixed_numbers(*inner)
     if tag == "d" and isinstance(inner, list):
         pairs = [decode(p, depth + 1) for p in inner]
         if not all(isinstance(p, list) and len(p) == 2 for p in pairs):
@@ -103,6 +111,41 @@ def _decode_tagged(tag: str, inner, depth: int):
         except TypeError:
             raise Malformed("unhashable dict key") from None
     raise Malformed(f"bad {tag!r} value")
+
+
+def _base64(text) -> bytes:
+    if not isinstance(text, str):
+        raise Malformed("bad blob")
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError:  # binascii.Error
+        raise Malformed("bad blob") from None
+
+
+def _doubles(text) -> array.array:
+    """A blob of float64 values (``humaneval_check._number_blob``: the machine's own byte order)."""
+    data = _base64(text)
+    if len(data) % 8:
+        raise Malformed("bad blob")
+    values = array.array("d")
+    values.frombytes(data)
+    return values
+
+
+def _mixed_numbers(blob, mask_text) -> list:
+    """A list of ints and floats: the values' blob, and one mask byte per value (1: an int,
+    which its float64 must hold exactly)."""
+    values, mask = _doubles(blob).tolist(), _base64(mask_text)
+    if len(mask) != len(values) or mask.translate(None, b"\0\1"):
+        raise Malformed("bad blob mask")
+    numbers = []
+    for value, is_int in zip(values, mask):
+        if is_int:
+            if not (math.isfinite(value) and value.is_integer()):
+                raise Malformed("bad int in blob")
+            value = int(value)
+        numbers.append(value)
+    return numbers
 
 
 class ExpectedOutputs:
@@ -128,16 +171,20 @@ def _lines(data: bytes) -> list[bytes]:
     return data.split(b"\n")[:-1] if data.endswith(b"\n") else data.split(b"\n")
 
 
-def _fast_output(raw: bytes, index: int, expected: list | None) -> float | None:
-    """The output's time if frame ``raw`` is ``["out",index,<expected bytes>,<time>]``, else None."""
+def _fast_output(raw: bytes, index: int, expected: list | None) -> float | None | bool:
+    """If frame ``raw`` is ``["out",index,<expected bytes>]``: None, the time it gives in
+    ``["out",index,<expected bytes>,<time>]``; else False (not this fast path)."""
     if expected is None or index >= len(expected) or expected[index] is None:
-        return None
+        return False
     head = b'["out",%d,' % index
     value = expected[index]
+    end = len(head) + len(value)
     if not raw.startswith(head) or not raw.startswith(value, len(head)):
+        return False
+    if len(raw) == end + 1 and raw.endswith(b"]"):
         return None
-    tail = _OUT_TAIL.fullmatch(raw, len(head) + len(value))
-    return None if tail is None else float(tail[1])
+    tail = _OUT_TAIL.fullmatch(raw, end)
+    return False if tail is None else float(tail[1])
 
 
 def raw_outputs(data: bytes, parts: list[str]) -> dict[str, PartOutputs]:
@@ -215,7 +262,8 @@ class StreamParser:
         self._newline_last = False
 
     def feed(self, data: bytes) -> bool:
-        """Parse what ``data`` completes; True once the run may be stopped (see the class docstring)."""
+        """Parse what ``data`` completes; True once the run may be stopped (see the class
+        docstring)."""
         if data and self.error is None:
             self._newline_last = data.endswith(b"\n")
             try:
@@ -225,7 +273,8 @@ class StreamParser:
         return self.error is not None or self.wrong is not None
 
     def close(self) -> list[PartOutputs]:
-        """The parts (a last line without its newline counts, as in ``parse_stream``); raises ``Malformed``."""
+        """The parts (a last line without its newline counts, as in ``parse_stream``); raises
+        ``Malformed``."""
         if self.error is None and not self._newline_last:  # also when nothing was written: "empty"
             line, self._pending = b"".join(self._pending), []
             try:
@@ -257,7 +306,7 @@ class StreamParser:
         current = self.current
         if current is not None and current.error is None:
             seconds = _fast_output(raw, len(current.outputs), self.expected.get(current.name))
-            if seconds is not None:
+            if seconds is not False:
                 current.outputs.append(SAME_AS_EXPECTED)
                 current.times.append(seconds)
                 self._judge(current)
@@ -316,10 +365,11 @@ def _add_output(part: PartOutputs, frame: list, number: int) -> None:
             raise Malformed(f"line {number + 1}: bad error")
         part.error = frame[2][:300]
         return
-    if len(frame) != 4 or not isinstance(frame[3], (int, float)) or isinstance(frame[3], bool):
+    timed = len(frame) == 4 and isinstance(frame[3], (int, float)) and type(frame[3]) is not bool
+    if len(frame) != 3 and not timed:
         raise Malformed(f"line {number + 1}: bad output")
     part.outputs.append(decode(frame[2]))
-    part.times.append(float(frame[3]))
+    part.times.append(float(frame[3]) if timed else None)
 
 
 def is_floats(x) -> bool:
@@ -417,7 +467,7 @@ def judge_part(
         if index >= len(got.outputs):
             if got.error is not None:
                 return "fail", {"input": index, "error": got.error}
-            # EvalPlus reports any run that ends without a status (killed, exited early) as a timeout.
+            # EvalPlus reports a run that ends without a status (killed, exited early) as a timeout.
             return "timeout", {"input": index, "error": f"no output ({got.ended or 'killed'})"}
         if not judge.take(got.outputs[index]):
             return "fail", {"input": index, "error": "wrong output"}

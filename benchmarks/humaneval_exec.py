@@ -12,7 +12,7 @@ As EvalPlus's ``fast_check``, a run stops at its first wrong output: this proces
 output as the stream arrives (:class:`~ocx.benchmarks.humaneval_compare.StreamParser`) and, at
 the first wrong one, has the sandbox kill the run; a part that had not finished by then (the
 plus part, when base went wrong) runs again in a fresh job. The sandbox only ever receives that
-"stop": the expected outputs stay here, and the part's verdict was already fixed by the wrong output.
+"stop": the expected outputs stay here, and the wrong output had already fixed the part's verdict.
 
 ``check_many`` scores many programs on a small thread pool, each thread running its programs
 one after another in a reused sandbox of its own (:class:`ocx.harness.sandbox_worker.SandboxWorker`:
@@ -33,7 +33,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -101,6 +101,9 @@ class Reference:
     times: dict
     stream_bytes: int
     error: str | None = None
+    part_json: dict = field(default_factory=dict, compare=False, repr=False)
+    """Each part's spec for a candidate (inputs, limits, budget) as JSON, written once per problem
+    and reused for each of its programs (``_candidate_parts``)."""
 
 
 def _producer_source() -> str:
@@ -124,15 +127,17 @@ def _produce(
     worker=None,
     watch=None,
 ) -> SandboxRun:
-    payload = json.dumps(
+    """Run the producer on ``parts`` (specs; one written already as JSON has it under "json")."""
+    head = json.dumps(
         {
             "code": code,
             "entry_point": problem["entry_point"],
             "mode": mode,
-            "parts": parts,
             "own_pid_namespace": isolation == "namespace",
         }
-    ).encode("utf-8")
+    )
+    specs = ",".join(p["json"] if "json" in p else json.dumps(p) for p in parts)
+    payload = f'{head[:-1]}, "parts": [{specs}]}}'.encode()
     if worker is not None:
         return worker.run(program, payload, limits, watch=watch)
     return run_sandboxed(program, payload, limits=limits, isolation=isolation, watch=watch)
@@ -175,6 +180,7 @@ def compute_reference(
             "limits": None,
             "budget": REFERENCE_LIMITS.timeout_s,
             "copy_inputs": True,
+            "times": True,  # a candidate's outputs go without theirs: only these are used
         }
         for p in PARTS
     ]
@@ -216,6 +222,20 @@ def time_limits(reference_times: list[float]) -> tuple[list[float], float]:
     return limits, min(RUN_TIMEOUT, sum(limits)) + 2.0
 
 
+def _candidate_parts(problem: dict, reference: Reference) -> dict[str, dict]:
+    """Each part's spec for a candidate run, with its JSON under ``"json"`` (written once per
+    problem and kept with its reference: some problems' inputs are megabytes)."""
+    inputs, specs = _inputs(problem), {}
+    for part in PARTS:
+        kept = reference.part_json.get(part)
+        if kept is None or kept["inputs"] is not inputs[part]:  # another problem's inputs
+            limits, budget = time_limits(reference.times[part])
+            spec = {"name": part, "inputs": inputs[part], "limits": limits, "budget": budget}
+            kept = reference.part_json[part] = {**spec, "json": json.dumps(spec)}
+        specs[part] = kept
+    return specs
+
+
 def check_with_reference(
     code: str,
     problem: dict,
@@ -237,10 +257,8 @@ def check_with_reference(
             isolation,
             task,
         )
-    inputs, specs = _inputs(problem), {}
-    for part in PARTS:
-        limits, budget = time_limits(reference.times[part])
-        specs[part] = {"name": part, "inputs": inputs[part], "limits": limits, "budget": budget}
+    inputs = _inputs(problem)
+    specs = _candidate_parts(problem, reference)
     try:
         found, runs = _run_candidate(
             code, problem, reference, specs, isolation, program or _producer_source(), worker
@@ -359,7 +377,8 @@ def check_program(code: str, problem: dict, *, isolation: str = "namespace") -> 
 
 
 class _References:
-    """Each problem's expected outputs, computed once, dropped after the last program needing them."""
+    """Each problem's expected outputs, computed once, dropped after the last program that
+    needs them."""
 
     def __init__(self, keys: list[str], isolation: str, program: str) -> None:
         self._isolation, self._program = isolation, program
@@ -384,7 +403,8 @@ class _References:
 
 
 def _problem_key(problem: dict) -> str:
-    return f"{problem.get('task_id')}\0{problem['entry_point']}\0{problem['prompt']}{problem['canonical_solution']}"
+    solution = problem["prompt"] + problem["canonical_solution"]
+    return f"{problem.get('task_id')}\0{problem['entry_point']}\0{solution}"
 
 
 def check_many(
@@ -394,7 +414,8 @@ def check_many(
     isolation: str = "namespace",
     on_done: Callable[[int, CheckResult], None] | None = None,
 ) -> list[CheckResult]:
-    """``check_program`` for every ``(code, problem)``, ``workers`` sandboxes at a time, in input order."""
+    """``check_program`` for every ``(code, problem)``, ``workers`` sandboxes at a time, in input
+    order."""
     program = _producer_source()
     keys = [_problem_key(problem) for _, problem in jobs]
     references = _References(keys, isolation, program)
@@ -431,10 +452,10 @@ def check_many(
     try:
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             list(pool.map(one, order))
-            for (
-                started_worker
-            ) in started:  # while the threads that started them live: a sandbox dies
-                started_worker.close()  # with its thread (--die-with-parent), this lets it exit by itself
+            # Closed while the threads that started them live: a sandbox dies with its thread
+            # (--die-with-parent); this lets each exit by itself.
+            for started_worker in started:
+                started_worker.close()
     finally:
         for started_worker in started:
             started_worker.close()

@@ -54,7 +54,8 @@ CHILD = Path(__file__).with_name("sandbox_child.py")
 SETUP_FAILED = 70  # must equal sandbox_child.SETUP_FAILED
 ISOLATIONS = ("namespace", "process")
 INSTALL_HINT = (
-    "install bubblewrap (Debian/Ubuntu: apt-get install -y bubblewrap; Fedora: dnf install bubblewrap), "
+    "install bubblewrap (Debian/Ubuntu: apt-get install -y bubblewrap; "
+    "Fedora: dnf install bubblewrap), "
     "or set OCX_BWRAP to its path"
 )
 UID_BASE, UID_SLOTS = 61000, 256  # unprivileged uids for samples when ocx runs as root
@@ -114,7 +115,8 @@ def bwrap_path() -> str | None:
 
 
 def check_isolation(isolation: str) -> None:
-    """Raise ``SandboxUnavailableError`` (or ValueError for an unknown mode) unless ``isolation`` works here."""
+    """Raise ``SandboxUnavailableError`` (or ValueError for an unknown mode) unless
+    ``isolation`` works here."""
     if isolation not in ISOLATIONS:
         raise ValueError(f"unknown isolation {isolation!r}; choose one of {', '.join(ISOLATIONS)}")
     if sys.platform != "linux":
@@ -152,7 +154,8 @@ def run_sandboxed(
     watch: Callable[[bytes], bool] | None = None,
 ) -> SandboxRun:
     """Run ``program`` (Python source, trusted harness code) confined; it sees ``PAYLOAD`` (bytes)
-    and ``install_guard()``, and whatever untrusted code it ``exec``s runs under the same confinement.
+    and ``install_guard()``, and whatever untrusted code it ``exec``s runs under the same
+    confinement.
     ``watch`` (optional) sees each piece of stdout as it arrives; True kills the run ("stopped")."""
     check_isolation(isolation)
     return _run(bwrap_path(), program, payload, limits or SandboxLimits(), isolation, watch)
@@ -245,6 +248,10 @@ def _runtime_binds() -> tuple[str, ...]:
         if os.path.islink(path):
             args += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
+            if path.startswith("/usr/") and "/usr" not in args:
+                # bwrap would make /usr 0700: a sample's uid could not load a system library
+                # after the start (zlib for binascii, libffi for ctypes...)
+                args += ["--perms", "0755", "--dir", "/usr"]
             args += ["--ro-bind", path, path]
     prefix = os.path.realpath(sys.base_prefix)
     # bwrap copies the modes of the parents it creates (/root is 0700): open them up.

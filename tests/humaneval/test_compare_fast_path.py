@@ -85,7 +85,7 @@ def test_the_sticky_tolerance_counts_expected_floats_the_fast_path_skipped():
     assert _judge(_stream(1, 2 + 1e-9), _expected(1, 2)) == "fail"  # no float expected: exact only
 
 
-@pytest.mark.parametrize("forged_tail", [b",1,0.1]", b",0.1] ", b",0.1]]", b"]", b',"x"]'])
+@pytest.mark.parametrize("forged_tail", [b",1,0.1]", b",0.1] ", b",0.1]]", b"]]", b"] ", b',"x"]'])
 def test_bytes_after_a_matching_value_are_parsed_strictly_not_taken_as_a_match(forged_tail):
     line = b'["out",0,[1,2]' + forged_tail
     stream = b'["part","base"]\n' + line + b'\n["end","base","exit"]\n'
@@ -94,6 +94,14 @@ def test_bytes_after_a_matching_value_are_parsed_strictly_not_taken_as_a_match(f
     except Malformed:
         return
     assert part.outputs != [SAME_AS_EXPECTED]
+
+
+def test_a_candidates_frame_without_its_time_matches_by_its_bytes_too():
+    stream = b'["part","base"]\n["out",0,[1,2]]\n["out",1,[1,3]]\n["end","base","exit"]\n'
+    expected = _expected([1, 2], [1, 2])
+    part = parse_stream(stream, ["base"], {"base": expected.raw})[0]
+    assert part.outputs == [SAME_AS_EXPECTED, [1, 3]] and part.times == [None, None]
+    assert _judge(stream, expected) == "fail"
 
 
 def test_a_matching_frame_after_the_samples_error_is_out_of_order():
@@ -146,3 +154,54 @@ def test_an_integer_of_millions_of_digits_is_decoded_not_called_malformed():
 
     huge = (1 << (1 << 24)) - 1  # HumanEval/160's canonical solution returns integers this size
     assert decode({"i": format(huge, "x")}) == huge
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        [i / 7 for i in range(100)],
+        [1, 3] + [1 + i / 2 for i in range(2, 50)],  # HumanEval/130's shape: ints, then floats
+        [-0.0, 0.0] * 10,
+        [5e-324, 1.7976931348623157e308] * 8,
+        [2**53 - 1] + [0.5] * 20,  # the largest int written as is
+    ],
+)
+def test_long_number_lists_with_floats_go_as_exact_blobs(value):
+    from ocx.benchmarks.humaneval_compare import decode
+
+    encoded = _producer()["encode"](value)
+    assert set(encoded) <= {"F", "M"}
+    back = decode(json.loads(json.dumps(encoded)))
+    assert [(type(v), repr(v)) for v in back] == [(type(v), repr(v)) for v in value]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [[2**53 + 1] + [0.5] * 20, [float("nan")] + [0.5] * 20, [float("inf")] * 20, [0.5] * 15],
+)
+def test_lists_a_blob_cannot_hold_exactly_stay_json(value):
+    from ocx.benchmarks.humaneval_compare import decode
+
+    encoded = _producer()["encode"](value)
+    assert isinstance(encoded, list)
+    assert repr(decode(json.loads(json.dumps(encoded)))) == repr(value)
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        {"F": "!!!!"},
+        {"F": "AAAAAAAAAA=="},  # 7 bytes: not whole float64s
+        {"F": 5},
+        {"M": ["AAAAAAAA4D8=", "AQ=="]},  # 0.5 marked as an int
+        {"M": ["AAAAAAAA8H8=", "AQ=="]},  # inf marked as an int
+        {"M": ["AAAAAAAA4D8=", "AAE="]},  # one value, two mask bytes
+        {"M": ["AAAAAAAA4D8=", "Ag=="]},  # a mask byte that is neither 0 nor 1
+        {"M": ["AAAAAAAA4D8="]},
+    ],
+)
+def test_a_forged_number_blob_is_malformed(forged):
+    from ocx.benchmarks.humaneval_compare import decode
+
+    with pytest.raises(Malformed):
+        decode(forged)
