@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import socket
-from pathlib import Path
 
 import torch
 
@@ -29,6 +28,11 @@ def init_distributed() -> tuple[int, int]:
     import deepspeed
     import torch.distributed as dist
 
+    if device_type() == "cpu":
+        # Else DeepSpeed JIT-compiles its shared-memory all-reduce (C++, ~1 min on 2 cores, again
+        # for every new venv), which only its inference all-reduce uses: training all-reduces
+        # through gloo. DeepSpeed keeps edits to this dict (deepspeed/ops/__init__.py).
+        deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
     if not dist.is_initialized():
         if "RANK" not in os.environ:  # not started by torchrun/deepspeed: a single process
             os.environ.update(
@@ -43,22 +47,6 @@ def init_distributed() -> tuple[int, int]:
     if device_type() == "cuda":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     return dist.get_rank(), dist.get_world_size()
-
-
-def load_ds_config(
-    zero_stage: int,
-    user_config: Path | None,
-    *,
-    grad_clip: float,
-    bf16: bool,
-    grad_accum_steps: int = 1,
-) -> dict:
-    """See ocx.adapters.train.ds_config.build_ds_config."""
-    from ocx.adapters.train.ds_config import build_ds_config
-
-    return build_ds_config(
-        zero_stage, user_config, grad_clip=grad_clip, bf16=bf16, grad_accum_steps=grad_accum_steps
-    )
 
 
 def make_optimizer(

@@ -79,8 +79,8 @@ def _free_port() -> int:
 def tiny_run_inputs(tmp_path_factory, mistral_tokenizer_file) -> tuple[Path, Path]:
     """(HF folder of a tiny random Llama with OpenChat 3.5's tokenizer, tokenized dataset)."""
     from ocx.adapters.hf.tiny import build_tiny_checkpoint
-    from ocx.harness.data.synthetic import sharegpt_like, write_jsonl
     from ocx.harness.data.writer import TokenizeJob, tokenize_files
+    from ocx.testing.conversations import sharegpt_like, write_jsonl
 
     root = tmp_path_factory.mktemp("train_inputs")
     model = build_tiny_checkpoint(
@@ -97,6 +97,42 @@ def tiny_run_inputs(tmp_path_factory, mistral_tokenizer_file) -> tuple[Path, Pat
         )
     )
     return model, root / "data"
+
+
+@pytest.fixture(scope="session")
+def zero2_first_step(tiny_run_inputs, tmp_path_factory) -> tuple[Path, dict]:
+    """(16 sequences of 64 tokens, the first step of a 1-process ZeRO-2 run on them): one step
+    holds them all, as 1 x 1024 or 2 x 512 tokens. The baseline the 2-process ZeRO-2 and ZeRO-3
+    runs must match, trained once for both (tests/train/test_deepspeed_run.py, test_zero3.py)."""
+    import random
+
+    from ocx.adapters.train import TrainConfig, run_training
+    from ocx.adapters.train.progress import read_metrics
+
+    model, _ = tiny_run_inputs
+    root = tmp_path_factory.mktemp("zero2_first_step")
+    rng = random.Random(0)
+    rows = [
+        ([rng.randrange(32000) for _ in range(64)], [0.0] * 16 + [rng.choice([1.0, 0.1])] * 48)
+        for _ in range(16)
+    ]
+    data = write_token_dataset(root / "data", rows)
+    run_training(
+        TrainConfig(
+            data=data,
+            model=str(model),
+            out=root / "one",
+            epochs=1,
+            lr=1e-3,
+            max_steps=1,
+            batch_max_len=1024,
+            zero_stage=2,
+            gradient_checkpointing=False,
+            progress=False,
+        )
+    )
+    (first,) = read_metrics(root / "one")
+    return data, first
 
 
 def write_token_dataset(

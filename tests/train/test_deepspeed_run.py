@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.train.conftest import clean_env, run_cli, write_token_dataset
+from tests.train.conftest import clean_env, run_cli
 
 pytest.importorskip("deepspeed")
 pytestmark = [pytest.mark.deepspeed, pytest.mark.slow]
@@ -125,18 +125,10 @@ def test_a_run_killed_mid_epoch_resumes_and_finishes(reference_run, tiny_run_inp
 
 
 def test_two_process_zero2_run_on_cpu_matches_a_one_process_runs_first_step_loss(
-    tiny_run_inputs, tmp_path
+    tiny_run_inputs, zero2_first_step, tmp_path
 ):
     model, _ = tiny_run_inputs
-    # 16 sequences of 64 tokens: one step holds all of them, as 1 x 1024 or 2 x 512 tokens.
-    import random
-
-    rng = random.Random(0)
-    rows = [
-        ([rng.randrange(32000) for _ in range(64)], [0.0] * 16 + [rng.choice([1.0, 0.1])] * 48)
-        for _ in range(16)
-    ]
-    data = write_token_dataset(tmp_path / "data", rows)
+    data, first_one = zero2_first_step  # 16 x 64 tokens: one step, as 1 x 1024 or 2 x 512
     common = [
         "--data",
         str(data),
@@ -151,22 +143,9 @@ def test_two_process_zero2_run_on_cpu_matches_a_one_process_runs_first_step_loss
         "--no-gradient-checkpointing",
         "--no-progress",
     ]
-    run_training(
-        TrainConfig(
-            data=data,
-            model=str(model),
-            out=tmp_path / "one",
-            epochs=1,
-            lr=1e-3,
-            max_steps=1,
-            batch_max_len=1024,
-            gradient_checkpointing=False,
-            progress=False,
-        )
-    )
     two = run_cli([*common, "--out", str(tmp_path / "two"), "--batch-max-len", "512"], nproc=2)
     assert two.returncode == 0, two.stderr[-3000:]
-    (first_one,), (first_two,) = read_metrics(tmp_path / "one"), read_metrics(tmp_path / "two")
+    (first_two,) = read_metrics(tmp_path / "two")
     assert first_one["tokens"] == first_two["tokens"] == 1024
     assert json.loads((tmp_path / "two" / "train.json").read_text())["world_size"] == 2
     assert math.isclose(first_one["loss"], first_two["loss"], rel_tol=1e-5), (first_one, first_two)

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import math
-import random
 
 import pytest
 
-from tests.train.conftest import run_cli, write_token_dataset
+from tests.train.conftest import run_cli
 
 pytest.importorskip("deepspeed")
 pytestmark = [pytest.mark.deepspeed, pytest.mark.slow]
@@ -18,19 +17,15 @@ from ocx.adapters.train.progress import read_metrics  # noqa: E402
 
 
 def test_two_process_zero3_matches_zero2_saves_consolidated_checkpoints_and_resumes(
-    tiny_run_inputs, tmp_path
+    tiny_run_inputs, zero2_first_step, tmp_path
 ):
     import torch
     from transformers import AutoModelForCausalLM
 
     model, _ = tiny_run_inputs
-    rng = random.Random(0)
-    # 16 sequences of 64 tokens: one step per epoch, as 1 x 1024 or 2 x 512 tokens.
-    rows = [
-        ([rng.randrange(32000) for _ in range(64)], [0.0] * 16 + [rng.choice([1.0, 0.1])] * 48)
-        for _ in range(16)
-    ]
-    data = write_token_dataset(tmp_path / "data", rows)
+    # 16 sequences of 64 tokens and a 1-process ZeRO-2 run's first (and only) step on them,
+    # shared with test_deepspeed_run.py: one step per epoch, as 1 x 1024 or 2 x 512 tokens.
+    data, z2 = zero2_first_step
     common = [
         "--data",
         str(data),
@@ -41,20 +36,6 @@ def test_two_process_zero3_matches_zero2_saves_consolidated_checkpoints_and_resu
         "--no-gradient-checkpointing",
         "--no-progress",
     ]
-    two = run_cli(
-        [
-            *common,
-            "--out",
-            str(tmp_path / "z2"),
-            "--epochs",
-            "1",
-            "--batch-max-len",
-            "1024",
-            "--zero-stage",
-            "2",
-        ]
-    )
-    assert two.returncode == 0, two.stderr[-3000:]
     out = tmp_path / "z3"
     first = run_cli(
         [
@@ -76,7 +57,6 @@ def test_two_process_zero3_matches_zero2_saves_consolidated_checkpoints_and_resu
     assert first.returncode == 0, first.stderr[-3000:]
     info = json.loads((out / "train.json").read_text())
     assert (info["world_size"], info["zero_stage"]) == (2, 3)
-    (z2,) = read_metrics(tmp_path / "z2")
     z3 = read_metrics(out)
     assert z3[0]["tokens"] == z2["tokens"] == 1024
     assert math.isclose(z3[0]["loss"], z2["loss"], rel_tol=1e-5), (z3[0], z2)
