@@ -7,8 +7,10 @@ group, e.g. in their pyproject.toml::
     [project.entry-points."ocx.benchmarks"]
     my_suite = "my_pkg.suites:MY_SUITE"
 
-Built-in names win over entry points of the same name. The surface every suite offers is
-documented in :mod:`ocx.benchmarks.base`.
+Built-in names win over entry points of the same name. A suite is one of two kinds, each a
+Protocol: single-prompt (:class:`ocx.benchmarks.base.Suite`, optional hooks in
+:class:`~ocx.benchmarks.base.SuiteHooks`) or judged / multi-turn
+(:class:`ocx.benchmarks.judged.JudgedSuite`). Adding one is a module plus a line below.
 
     >>> from ocx.benchmarks import get_suite, resolve_sets
     >>> resolve_sets(["cot", "gpqa"])
@@ -17,12 +19,19 @@ documented in :mod:`ocx.benchmarks.base`.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Iterable
 
-from ocx.benchmarks.base import DataSource, Extraction, Sample, Suite, suite_data_sha256
+from ocx.benchmarks.base import (
+    DataSource,
+    Extraction,
+    Sample,
+    Suite,
+    SuiteHooks,
+    suite_data_sha256,
+)
 from ocx.harness.errors import InputError, InputProblem
+from ocx.harness.suggest import unknown_name
 
 __all__ = [
     "BUILTIN_SUITES",
@@ -31,6 +40,7 @@ __all__ = [
     "Extraction",
     "Sample",
     "Suite",
+    "SuiteHooks",
     "SuiteUnavailableError",
     "get_suite",
     "registered_suites",
@@ -98,16 +108,11 @@ def suite_names() -> list[str]:
 
 
 def _unknown(name: str, known: Iterable[str]) -> InputProblem:
-    known = list(known)
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
-    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    return InputProblem(
-        "--sets", None, name, f"unknown suite or group {name!r}{hint} (known: {', '.join(known)})"
-    )
+    return InputProblem("--sets", None, name, unknown_name("suite or group", name, known))
 
 
 def resolve_sets(names: Iterable[str]) -> list[str]:
-    """Expand groups, drop duplicates (keeping first order), and report every unknown name at once."""
+    """Expand groups, drop duplicates (keeping first order); report every unknown name at once."""
     registered = registered_suites()
     resolved: list[str] = []
     problems: list[InputProblem] = []
@@ -135,7 +140,8 @@ def get_suite(name: str) -> Suite:
     except ModuleNotFoundError as exc:
         if exc.name is not None and module_name.startswith(exc.name):
             raise SuiteUnavailableError(
-                f"suite {name!r} is registered as {target} but module {module_name} is not installed"
+                f"suite {name!r} is registered as {target} "
+                f"but module {module_name} is not installed"
             ) from exc
         raise
     try:

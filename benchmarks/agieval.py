@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 
 from ocx.benchmarks.choice import ChoiceSuite
-from ocx.benchmarks.openchat_match import zs_agieval_match_answer
 
 
 class AGIEval(ChoiceSuite):
@@ -29,7 +28,7 @@ class AGIEval(ChoiceSuite):
 SUITE = AGIEval(
     name="agieval",
     version="1.1",
-    source="AGIEval (Zhong et al., 2023), English MC subsets, zero-shot as Orca; OpenChat eval_data zs/agieval",
+    source="AGIEval (Zhong et al., 2023), English MC subsets, zero-shot as Orca; "
+    "OpenChat eval_data zs/agieval",
     folder="zs/agieval",
-    openchat_matcher=zs_agieval_match_answer,
 )

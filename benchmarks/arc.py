@@ -34,7 +34,8 @@ def build_arc(record: dict) -> tuple[str, list[str], int, str]:
 
 def _export(config: str) -> str:
     return (
-        f"python -c \"import datasets; datasets.load_dataset('allenai/ai2_arc', '{config}', split='test')"
+        f'python -c "import datasets; '
+        f"datasets.load_dataset('allenai/ai2_arc', '{config}', split='test')"
         f".to_json('FOLDER/ai2_arc/{config}/test.jsonl')\""
     )
 
@@ -42,7 +43,8 @@ def _export(config: str) -> str:
 ARC_EASY = LoglikelihoodOnlySuite(
     name="arc_easy",
     version="1",
-    source="ARC-Easy test (Clark et al., 2018), zero-shot log-likelihood as lm-eval 0.4 arc_easy; allenai/ai2_arc",
+    source="ARC-Easy test (Clark et al., 2018), zero-shot log-likelihood as lm-eval 0.4 "
+    "arc_easy; allenai/ai2_arc",
     path="ai2_arc/ARC-Easy/test.jsonl",
     dataset="allenai/ai2_arc ARC-Easy test split",
     export=_export("ARC-Easy"),
@@ -52,7 +54,8 @@ ARC_EASY = LoglikelihoodOnlySuite(
 ARC_CHALLENGE = LoglikelihoodOnlySuite(
     name="arc_challenge",
     version="1",
-    source="ARC-Challenge test (Clark et al., 2018), zero-shot log-likelihood as lm-eval 0.4 arc_challenge; "
+    source="ARC-Challenge test (Clark et al., 2018), zero-shot log-likelihood as lm-eval 0.4 "
+    "arc_challenge; "
     "allenai/ai2_arc",
     path="ai2_arc/ARC-Challenge/test.jsonl",
     dataset="allenai/ai2_arc ARC-Challenge test split",

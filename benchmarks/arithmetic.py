@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 
-from ocx.benchmarks.base import DataSource, Extraction, Sample, check_matcher, select_limit
+from ocx.benchmarks.base import DataSource, Sample, select_limit
+from ocx.benchmarks.matched import MatchedSuite
 from ocx.recipes.synthetic import MAX_OPERAND, question
 
 _INTEGER = re.compile(r"-?\d+")
 
 
-class ArithmeticSuite:
+class ArithmeticSuite(MatchedSuite):
     name = "arithmetic"
     version = "1"
     source = "ocx synthetic single-digit addition (recipes/synthetic.py)"
@@ -38,21 +39,13 @@ class ArithmeticSuite:
         ]
         return select_limit([samples], limit)
 
-    def prompt(self, sample: Sample) -> list[dict]:
-        return sample.messages
-
-    def extract(self, response: str, sample: Sample, matcher: str = "ocx") -> Extraction:
+    def find_answer(self, response: str, sample: Sample) -> str | None:
         """The first integer of the response (the model answers with a bare number)."""
-        check_matcher(matcher)
         found = _INTEGER.search(response)
-        return Extraction(found.group(0) if found else None, found is not None, matcher)
+        return found.group(0) if found else None
 
-    def score(self, extraction: Extraction, sample: Sample) -> bool:
-        return (
-            extraction.matched
-            and extraction.answer is not None
-            and int(extraction.answer) == int(sample.gold)
-        )
+    def is_correct(self, answer: str, sample: Sample) -> bool:
+        return int(answer) == int(sample.gold)
 
 
 SUITE = ArithmeticSuite()

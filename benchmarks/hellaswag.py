@@ -51,11 +51,13 @@ def build_hellaswag(record: dict) -> tuple[str, list[str], int, str]:
 SUITE = LoglikelihoodOnlySuite(
     name="hellaswag",
     version="1",
-    source="HellaSwag validation (Zellers et al., 2019), zero-shot log-likelihood as lm-eval 0.4 hellaswag; "
+    source="HellaSwag validation (Zellers et al., 2019), zero-shot log-likelihood as lm-eval 0.4 "
+    "hellaswag; "
     "Rowan/hellaswag",
     path="hellaswag/validation.jsonl",
     dataset="Rowan/hellaswag validation split",
-    export="python -c \"import datasets; datasets.load_dataset('Rowan/hellaswag', split='validation')"
+    export='python -c "import datasets; '
+    "datasets.load_dataset('Rowan/hellaswag', split='validation')"
     ".to_json('FOLDER/hellaswag/validation.jsonl')\"",
     build_record=build_hellaswag,
 )

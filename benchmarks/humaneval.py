@@ -11,9 +11,9 @@ either as a complete function or as a body completing the prompt's signature (``
 openchat``: OpenChat's match, run as EvalPlus runs it, prompt + completion). The program runs on
 the base inputs (HumanEval) and the plus inputs (HumanEval+) in a fresh sandbox that only
 produces outputs; ocx compares them with the canonical solution's outputs outside the sandbox
-(:mod:`ocx.benchmarks.humaneval_exec`, :mod:`ocx.harness.sandbox`). ``score`` is the HumanEval+ verdict (base and plus pass), the
-number OpenChat reports; ``check`` / ``score_many`` return a ``CheckResult`` with both
-verdicts and the first failing input. With several completions per problem
+(:mod:`ocx.benchmarks.humaneval_exec`, :mod:`ocx.harness.sandbox`). ``score`` is the HumanEval+
+verdict (base and plus pass), the number OpenChat reports; ``check`` / ``score_many`` return a
+``CheckResult`` with both verdicts and the first failing input. With several completions per problem
 (``ocx eval --samples N``), ``scores_for_completions`` gives the unbiased pass@k for k in
 (1, 10, 100), k <= N, averaged over problems
 (:func:`ocx.benchmarks.humaneval_exec.pass_at_k_summary`); ``scores_for_checks`` adds EvalPlus's
@@ -25,7 +25,8 @@ from __future__ import annotations
 import ast
 import re
 
-from ocx.benchmarks.base import Extraction, Sample, check_matcher, select_limit
+from ocx.benchmarks.base import Extraction, Sample
+from ocx.benchmarks.common import load_records
 from ocx.benchmarks.humaneval_exec import (
     CheckResult,
     base_plus_scores,
@@ -33,6 +34,7 @@ from ocx.benchmarks.humaneval_exec import (
     check_program,
     pass_at_k_summary,
 )
+from ocx.benchmarks.matched import MatchedSuite
 
 DATA_FILE = "coding/humaneval/humaneval.jsonl"
 _REQUIRED = (
@@ -119,12 +121,12 @@ def openchat_extract(response: str, prompt: str, entry_point: str) -> tuple[bool
     return (True, found) if found else (False, response)
 
 
-class HumanEval:
+class HumanEval(MatchedSuite):
     name = "humaneval"
     version = "2.1"
     source = (
-        "HumanEval (Chen et al., 2021) with HumanEval+ inputs (EvalPlus, Liu et al., 2023), chat prompt; "
-        "OpenChat eval_data coding/humaneval"
+        "HumanEval (Chen et al., 2021) with HumanEval+ inputs (EvalPlus, Liu et al., 2023), "
+        "chat prompt; OpenChat eval_data coding/humaneval"
     )
     generation = {"max_tokens": 1024, "temperature": 0.0}
 
@@ -155,36 +157,12 @@ class HumanEval:
         )
 
     def load(self, data, limit=None):
-        from ocx.harness.errors import InputError, InputProblem
-
         records = data.read_jsonl(DATA_FILE)
-        samples, problems = [], []
-        for index, record in enumerate(records):
-            try:
-                samples.append(self._build(record, index))
-            except (ValueError, KeyError, TypeError) as exc:
-                problems.append(
-                    InputProblem(
-                        f"{data.description}:{DATA_FILE}", index + 1, "_metadata", str(exc)
-                    )
-                )
-        if problems:
-            raise InputError(problems)
-        return select_limit([samples], limit)
+        return load_records(records, f"{data.description}:{DATA_FILE}", self._build, limit)
 
-    def prompt(self, sample: Sample) -> list[dict]:
-        return [dict(m) for m in sample.messages]
-
-    def extract(self, response: str, sample: Sample, matcher: str = "ocx") -> Extraction:
-        check_matcher(matcher)
-        prompt, entry = sample.meta["prompt"], sample.meta["entry_point"]
-        if matcher == "openchat":
-            # OpenChat writes {"completion": ...} for EvalPlus, which runs prompt + completion: the
-            # prompt's helpers (HumanEval/10, 32, 38, 50) stay defined even when the answer leaves them out.
-            matched, completion = openchat_extract(response, prompt, entry)
-            return Extraction(prompt + completion, matched, "openchat")
-        program = extract_program(response, prompt, entry)
-        return Extraction(program, program is not None, "ocx")
+    def find_answer(self, response: str, sample: Sample) -> str | None:
+        """The program to run (``--matcher openchat``: its rule in ocx.benchmarks.matchers)."""
+        return extract_program(response, sample.meta["prompt"], sample.meta["entry_point"])
 
     def check(self, extraction: Extraction, sample: Sample) -> CheckResult:
         """Run the extracted program (an unmatched one is still run with the openchat matcher,
@@ -229,7 +207,8 @@ class HumanEval:
         return results  # type: ignore[return-value]
 
     def scores_for_completions(self, correct_per_sample: list[list[bool]]) -> dict[str, float]:
-        """Unbiased pass@k (HumanEval+ verdicts) from each problem's N completions, k in (1, 10, 100), k <= N."""
+        """Unbiased pass@k (HumanEval+ verdicts) from each problem's N completions, k in
+        (1, 10, 100), k <= N."""
         return pass_at_k_summary(
             {str(index): verdicts for index, verdicts in enumerate(correct_per_sample)}
         )

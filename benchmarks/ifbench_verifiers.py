@@ -16,7 +16,8 @@ The verifier code runs unmodified, with three things arranged around it:
   instruction ``words:start_verb``, ``averaged_perceptron_tagger_eng``. Each is taken from
   NLTK's data path, else downloaded by NLTK into the cache; ``punkt_tab`` and ``stopwords``
   also come from PyPI inside the ``llama-index-core`` wheel, which vendors them. The tagger has
-  no PyPI source: without it ``words:start_verb`` is *unavailable* (see :mod:`ocx.benchmarks.ifbench`).
+  no PyPI source: without it ``words:start_verb`` is *unavailable*
+  (see :mod:`ocx.benchmarks.ifbench`).
 """
 
 from __future__ import annotations
@@ -159,7 +160,7 @@ def offline_nltk():
 
 @functools.cache
 def instruction_dict(version: str = IFBENCH_VERSION) -> dict:
-    """IFBench's ``INSTRUCTION_DICT`` (instruction id -> verifier class), imported from the wheel."""
+    """IFBench's ``INSTRUCTION_DICT`` (instruction id -> verifier class), from the wheel."""
     root = str(package_root(version))
     ensure_nltk_data()
     saved = _stub_spacy()

@@ -55,7 +55,8 @@ class LoglikelihoodOnlySuite:
                     data.description,
                     None,
                     None,
-                    f"no {self.name} data: pass --data FOLDER holding FOLDER/{self.path} ({self.dataset} as JSONL; "
+                    f"no {self.name} data: pass --data FOLDER holding FOLDER/{self.path} "
+                    f"({self.dataset} as JSONL; "
                     f"ocx downloads nothing for this suite), e.g. written by: {self.export}",
                 )
             )

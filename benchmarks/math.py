@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import re
 
-from ocx.benchmarks.base import Extraction, Sample, check_matcher
-from ocx.benchmarks.common import CHAIN_OF_THOUGHT, load_subsets, user_messages
+from ocx.benchmarks.base import Sample
 from ocx.benchmarks.extract import answer_phrases, last_boxed
+from ocx.benchmarks.fewshot_cot import FewShotCoTSuite
 from ocx.benchmarks.math_equiv import math_equal
-from ocx.benchmarks.openchat_grader import grade_answer_limited
-from ocx.benchmarks.openchat_match import fs_cothub_math_match_answer, math_ground_truth
+from ocx.benchmarks.openchat_match import math_ground_truth
 
 
 def extract_math_answer(response: str) -> str | None:
@@ -42,42 +41,24 @@ def extract_math_answer(response: str) -> str | None:
     return max(candidates, key=lambda c: c[0])[1] or None
 
 
-class MATH:
+class MATH(FewShotCoTSuite):
     name = "math"
     version = "1.1"
-    source = "MATH test (Hendrycks et al., 2021), 4-shot CoT (Minerva prompt); OpenChat eval_data fs_cothub/math"
-    generation = dict(CHAIN_OF_THOUGHT)
+    source = (
+        "MATH test (Hendrycks et al., 2021), 4-shot CoT (Minerva prompt); "
+        "OpenChat eval_data fs_cothub/math"
+    )
 
-    def _build(self, record: dict, subset: str, index: int) -> Sample:
-        solution = record["_metadata"]["solution"]
+    def answer_key(self, record: dict, subset: str) -> tuple[str, dict]:
         meta = record["_metadata"]
-        return Sample(
-            id=f"{self.name}/{subset}/{index}",
-            question=record["question"],
-            messages=user_messages(record["question"]),
-            gold=math_ground_truth(solution),
-            meta={"subset": subset, "level": meta.get("level"), "type": meta.get("type")},
-        )
+        gold = math_ground_truth(meta["solution"])
+        return gold, {"subset": subset, "level": meta.get("level"), "type": meta.get("type")}
 
-    def load(self, data, limit=None):
-        return load_subsets(data, self.name, "fs_cothub/math", self._build, limit)
+    def find_answer(self, response: str, sample: Sample) -> str | None:
+        return extract_math_answer(response)
 
-    def prompt(self, sample: Sample) -> list[dict]:
-        return [dict(m) for m in sample.messages]
-
-    def extract(self, response: str, sample: Sample, matcher: str = "ocx") -> Extraction:
-        check_matcher(matcher)
-        if matcher == "openchat":
-            matched, text = fs_cothub_math_match_answer({}, response)
-            return Extraction(text, matched, "openchat")
-        answer = extract_math_answer(response)
-        return Extraction(answer, answer is not None, "ocx")
-
-    def score(self, extraction: Extraction, sample: Sample) -> bool:
-        if extraction.matcher == "openchat":
-            # OpenChat grades the (truncated) response even when no answer was matched.
-            return grade_answer_limited(extraction.answer, sample.gold)
-        return extraction.matched and math_equal(extraction.answer, sample.gold)
+    def is_correct(self, answer: str, sample: Sample) -> bool:
+        return math_equal(answer, sample.gold)
 
 
 SUITE = MATH()

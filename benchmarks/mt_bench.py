@@ -17,12 +17,14 @@ counted, never scored (FastChat drops its ``-1`` ratings from the means the same
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ocx.benchmarks.mt_bench_data import JUDGES, MTBenchData, Question
 from ocx.harness.backends import Request, Sampling
 from ocx.harness.cache import request_key
+from ocx.harness.cached_requests import CachedRequests
 from ocx.harness.judge import JUDGE_SAMPLING, MAX_RATING, MIN_RATING, parse_rating
 
 CATEGORIES = (
@@ -74,7 +76,7 @@ class TurnRecord:
 
 @dataclass
 class MTBenchSummary:
-    """Scores (1-10) per category and turn; duck-types the runner's SuiteSummary for results.json."""
+    """Scores (1-10) per category and turn: a :class:`~ocx.benchmarks.judged.JudgedSummary`."""
 
     name: str
     version: str
@@ -104,7 +106,8 @@ class MTBenchSummary:
 
     @property
     def accuracy(self) -> float:
-        """The average score on a 0-1 scale (score / 10), so reports can chart it beside accuracies."""
+        """The average score on a 0-1 scale (score / 10), kept in results.json for old readers;
+        never averaged with accuracies."""
         return (self.score or 0.0) / 10
 
     @property
@@ -157,14 +160,61 @@ class MTBenchSummary:
 
 
 class MTBench:
-    """The ``mt_bench`` suite. Multi-turn and judged, so ``ocx eval`` runs it with :meth:`run`
-    rather than the single-prompt load/prompt/extract/score path."""
+    """The ``mt_bench`` suite. Multi-turn and judged: a :class:`~ocx.benchmarks.judged.JudgedSuite`
+    that ``ocx eval`` runs with its own driver (:meth:`run`), not the single-prompt path."""
 
     name = "mt_bench"
     version = "1.0"
-    source = "MT-Bench (Zheng et al., 2023), FastChat llm_judge data and judge prompts, single-answer grading"
+    source = (
+        "MT-Bench (Zheng et al., 2023), FastChat llm_judge data and judge prompts, "
+        "single-answer grading"
+    )
     generation = {"max_tokens": MAX_TOKENS}
-    multi_turn = True
+    title = "MT-Bench (1-10)"
+
+    def check_options(self, opts) -> list:
+        from ocx.benchmarks.mt_bench_session import check_options
+
+        return check_options(opts.judge_endpoint, opts.judge_model, opts.mt_bench_data)
+
+    def settings(self, opts) -> dict:
+        return {"mt_bench_data": opts.mt_bench_data}
+
+    def run_for_eval(self, backend, cache, opts, progress=None):
+        from ocx.benchmarks.mt_bench_session import run_for_eval
+
+        return run_for_eval(
+            backend,
+            cache,
+            judge_endpoint=opts.judge_endpoint,
+            judge_model=opts.judge_model,
+            mt_bench_data=opts.mt_bench_data,
+            judge_api_key=opts.judge_api_key,
+            condition=opts.condition,
+            overrides=opts.overrides,
+            limit=opts.limit,
+            progress=progress,
+        )
+
+    def table(self, scores: dict, opts):
+        from ocx.benchmarks.mt_bench_report import mt_bench_table
+
+        return mt_bench_table(scores, title=f"{self.title}, judge {opts.judge_model}")
+
+    def headline(self, scores: dict) -> str:
+        from ocx.benchmarks.mt_bench_report import headline
+
+        return headline(scores)
+
+    def results_problems(self, path: str, scores: dict) -> list:
+        from ocx.benchmarks.mt_bench_report import results_problems
+
+        return results_problems(path, scores)
+
+    def report_html(self, documents: list[tuple[str, dict]]) -> str:
+        from ocx.benchmarks.mt_bench_report import report_section
+
+        return report_section(documents)
 
     def run(
         self,
@@ -180,7 +230,7 @@ class MTBench:
     ) -> tuple[MTBenchSummary, list[TurnRecord]]:
         """Answer both turns, judge them, and summarise; everything through ``cache``."""
         questions = data.questions[:limit] if limit is not None else list(data.questions)
-        asker = _Asker(cache, _Tracker(progress))
+        asker = _Asker(cache, progress)
         first_msgs = [[{"role": "user", "content": q.turns[0]}] for q in questions]
         first = asker.ask(
             backend, first_msgs, condition, [_sampling(q, overrides) for q in questions], "turn 1"
@@ -287,28 +337,13 @@ def summarize(
     )
 
 
-class _Tracker:
-    """One progress bar per phase (turn 1, turn 2, judge), or nothing."""
-
-    def __init__(self, progress):
-        self.progress = progress
-
-    def start(self, label: str, total: int, done: int):
-        if self.progress is None:
-            return None
-        return self.progress.add_task(f"mt_bench {label}", total=total, completed=done)
-
-    def advance(self, task) -> None:
-        if task is not None:
-            self.progress.advance(task)
-
-
 class _Asker:
-    """Ask a backend for many chats through the response cache; returns (text, was_cached)."""
+    """Asks a backend for many chats through the cached request loop (the runner's, see
+    harness/cached_requests.py); returns (text, was_cached) per chat and counts what it sent."""
 
-    def __init__(self, cache, tracker: _Tracker):
+    def __init__(self, cache, progress=None):
         self.cache = cache
-        self.tracker = tracker
+        self.progress = progress
         self.sent = 0
         self.cached = 0
 
@@ -320,41 +355,29 @@ class _Asker:
         samplings: list[Sampling],
         label: str,
     ) -> list[tuple[str, bool]]:
-        from ocx.harness.runner import RequestsFailedError
-
         identity = backend.identity()
         keys = [
             request_key(identity, chat, condition, s.as_dict()) for chat, s in zip(chats, samplings)
         ]
-        answers = self.cache.get_many(keys)
-        cached = set(answers)
-        todo = [i for i, k in enumerate(keys) if k not in answers]
-        task = self.tracker.start(label, len(keys), len(keys) - len(todo))
-        requests = [
-            Request(n, tuple(chats[i]), condition, samplings[i]) for n, i in enumerate(todo)
-        ]
-        self.sent += len(requests)
-        self.cached += len(cached)
-        errors: list[BaseException] = []
+        loop = CachedRequests(self.cache, self.progress, label=f"mt_bench {label}")
+        task = None
+        if self.progress is not None:  # one bar per phase: turn 1, turn 2, judge
+            task = self.progress.add_task(f"mt_bench {label}", total=len(keys))
+        loop.lookup(keys)
 
-        def on_result(n: int, text: str) -> None:
-            i = todo[n]
-            self.cache.put(
-                keys[i],
-                text,
-                {"messages": chats[i], "condition": condition, "sampling": samplings[i].as_dict()},
-            )
-            answers[keys[i]] = text
-            self.tracker.advance(task)
+        def requests():
+            for i, (key, chat, sampling) in enumerate(zip(keys, chats, samplings)):
+                asked = {"messages": chat, "condition": condition, "sampling": sampling.as_dict()}
+                index = loop.add(key, task, i, json.dumps(asked, ensure_ascii=False))
+                if index is not None:
+                    yield Request(index, tuple(chat), condition, sampling)
 
-        if requests:
-            backend.generate(requests, on_result, lambda n, exc: errors.append(exc))
-        if errors:
-            raise RequestsFailedError(
-                f"mt_bench {label}: {len(errors)} of {len(requests)} requests failed "
-                f"({type(errors[0]).__name__}: {errors[0]}); the answered ones are cached"
-            )
-        return [(answers[k], k in cached) for k in keys]
+        try:
+            loop.send(backend.generate, requests(), pulls=getattr(backend, "pulls_requests", False))
+        finally:
+            self.sent += loop.sent
+            self.cached += len(loop.cached)
+        return [(loop.answers[k], k in loop.cached) for k in keys]
 
 
 SUITE = MTBench()

@@ -1,10 +1,12 @@
-"""MT-Bench results for people: a rich table (category x turn) and an inline SVG radar chart."""
+"""MT-Bench results for people: a rich table (category x turn), its headline score, and its
+section of ``ocx report``'s HTML (scores and an inline SVG radar chart)."""
 
 from __future__ import annotations
 
 import html
 import math
 
+from ocx.harness.errors import InputProblem
 from ocx.harness.stats import Z95
 
 _PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948")
@@ -28,7 +30,7 @@ def table_rows(scores: dict) -> list[list[str]]:
 
 
 def mt_bench_table(scores: dict, title: str | None = None):
-    """A rich table of MT-Bench scores (1-10), with the unparseable-judgment count in the caption."""
+    """A rich table of MT-Bench scores (1-10); the caption counts unparseable judgments."""
     from rich.table import Table
 
     caption = (
@@ -103,7 +105,8 @@ def radar_svg(series: list[tuple[str, dict[str, float | None]]], size: int = 360
         )
         tip = ", ".join(f"{c} {_fmt(scores.get(c))}" for c in categories)
         parts.append(
-            f'<polygon points="{pts}" fill="{color}" fill-opacity="0.15" stroke="{color}" stroke-width="2">'
+            f'<polygon points="{pts}" fill="{color}" fill-opacity="0.15" stroke="{color}" '
+            'stroke-width="2">'
             f"<title>{html.escape(label)}: {html.escape(tip)}</title></polygon>"
         )
         parts.append(
@@ -115,10 +118,59 @@ def radar_svg(series: list[tuple[str, dict[str, float | None]]], size: int = 360
 
 
 def radar_from_results(documents: list[tuple[str, dict]]) -> str:
-    """The radar for ``ocx report``: one polygon (category averages) per results document with MT-Bench."""
+    """The radar for ``ocx report``: one polygon (category averages) per document with MT-Bench."""
     series = [
         (label, {c: v["average"] for c, v in doc["summary"]["mt_bench"]["categories"].items()})
         for label, doc in documents
         if "categories" in doc.get("summary", {}).get("mt_bench", {})
     ]
     return radar_svg(series)
+
+
+def headline(scores: dict) -> str:
+    """The overall score (1-10) with its 95% half-width when recorded, e.g. "7.12 ± 0.31"."""
+    score, stderr = scores.get("score"), scores.get("score_stderr")
+    if not isinstance(score, (int, float)):
+        return "–"
+    return f"{score:.2f}" if stderr is None else f"{score:.2f} ± {Z95 * stderr:.2f}"
+
+
+def results_problems(path: str, scores: dict) -> list[InputProblem]:
+    """MT-Bench category averages feed the report's radar chart: each must be a number."""
+    if not isinstance(scores, dict) or "categories" not in scores:
+        return []
+    categories = scores["categories"]
+    if not isinstance(categories, dict):
+        return [InputProblem(path, None, "summary.mt_bench.categories", "not an object")]
+    return [
+        InputProblem(
+            path, None, f"summary.mt_bench.categories.{name}.average", "missing or not a number"
+        )
+        for name, value in categories.items()
+        if not isinstance(value, dict) or not isinstance(value.get("average"), (int, float))
+    ]
+
+
+def report_section(documents: list[tuple[str, dict]]) -> str:
+    """``ocx report``'s MT-Bench section: each run's score and the radar chart ("" when no run
+    has MT-Bench)."""
+    runs = [(label, doc["summary"]["mt_bench"]) for label, doc in documents if _has(doc)]
+    if not runs:
+        return ""
+    rows = "".join(
+        f"<tr><td>{html.escape(label)}</td><td>{html.escape(headline(scores))}</td></tr>"
+        for label, scores in runs
+    )
+    svg = radar_from_results(documents)
+    return (
+        '<h2>MT-Bench</h2>\n<p class="muted">Judged 1-10, ± the 95% interval\'s half-width; '
+        "not part of the accuracy average. The radar shows each category's average over both "
+        "turns.</p>\n"
+        f"<table><tr><th>run</th><th>score (1-10)</th></tr>{rows}</table>\n"
+        + (f"<div>{svg}</div>\n" if svg else "")
+    )
+
+
+def _has(document: dict) -> bool:
+    summary = document.get("summary")
+    return isinstance(summary, dict) and isinstance(summary.get("mt_bench"), dict)

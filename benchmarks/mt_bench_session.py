@@ -1,17 +1,14 @@
 """What `ocx eval` needs to run MT-Bench beside the single-prompt suites.
 
-`ocx eval` validates the judge options with :func:`check_options` (before any model work) and
-then runs :func:`run_for_eval` with the backend, cache and progress it already has; the summary
-and records it returns go into the same results.json and samples.jsonl as every other suite.
+The suite's :class:`~ocx.benchmarks.judged.JudgedSuite` methods call these: `ocx eval`
+validates the judge options with :func:`check_options` (before any model work) and then runs
+:func:`run_for_eval` with the backend, cache and progress it already has; the summary and
+records it returns go into the same results.json and samples.jsonl as every other suite.
 """
 
 from __future__ import annotations
 
 from ocx.harness.errors import InputError, InputProblem
-
-
-def wants_mt_bench(suites) -> bool:
-    return any(getattr(s, "multi_turn", False) for s in suites)
 
 
 def check_options(
@@ -35,7 +32,8 @@ def check_options(
                 "command line",
                 None,
                 "--mt-bench-data",
-                "required for mt_bench: a folder in FastChat's llm_judge/data layout or hf:owner/name",
+                "required for mt_bench: a folder in FastChat's llm_judge/data layout "
+                "or hf:owner/name",
             )
         )
     else:

@@ -23,15 +23,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ocx.benchmarks.base import MultipleChoice
+from ocx.benchmarks.base import MultipleChoice, SuiteHooks
 
 LETTERS = "ABCD"
 
 
 def supports_loglikelihood(suite) -> bool:
-    return callable(getattr(suite, "multiple_choice", None)) and isinstance(
-        getattr(suite, "max_fewshot", None), int
-    )
+    return SuiteHooks.of(suite).supports_loglikelihood()
 
 
 # --- scoring -------------------------------------------------------------------------------
@@ -204,8 +202,9 @@ def lettered_multiple_choice(
 def gpqa_multiple_choice(
     question: str, letters: Sequence[str], labels: Sequence[str]
 ) -> MultipleChoice:
-    """GPQA's prompt asks for a sentence format, which no option continues: the instruction gives way
-    to lm-eval's GPQA cue ("...\\nAnswer:") with options "(A)".."(D)" (`gpqa_diamond_zeroshot`)."""
+    """GPQA's prompt asks for a sentence format, which no option continues: the instruction gives
+    way to lm-eval's GPQA cue ("...\\nAnswer:") with options "(A)".."(D)"
+    (`gpqa_diamond_zeroshot`)."""
     if not question.endswith(GPQA_FORMAT):
         raise ValueError(
             "the GPQA prompt does not end with its 'Format your response as follows' instruction"

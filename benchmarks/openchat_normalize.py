@@ -132,7 +132,8 @@ def _strip_string(string):
     string = string.replace("\\%", "")
     string = string.replace(r"\%", "")
 
-    # " 0." equivalent to " ." and "{0." equivalent to "{." Alternatively, add "0" if "." is the start of the string
+    # " 0." equivalent to " ." and "{0." equivalent to "{." Alternatively, add "0" if "." is the
+    # start of the string
     string = string.replace(" .", " 0.")
     string = string.replace("{.", "{0.")
     # if empty, return empty string
@@ -152,14 +153,16 @@ def _strip_string(string):
     # remove spaces
     string = string.replace(" ", "")
 
-    # \frac1b or \frac12 --> \frac{1}{b} and \frac{1}{2}, etc. Even works with \frac1{72} (but not \frac{72}1). Also does a/b --> \\frac{a}{b}
+    # \frac1b or \frac12 --> \frac{1}{b} and \frac{1}{2}, etc. Even works with \frac1{72} (but not
+    # \frac{72}1). Also does a/b --> \\frac{a}{b}
     string = _fix_fracs(string)
 
     # manually change 0.5 --> \frac{1}{2}
     if string == "0.5":
         string = "\\frac{1}{2}"
 
-    # NOTE: X/Y changed to \frac{X}{Y} in dataset, but in simple cases fix in case the model output is X/Y
+    # NOTE: X/Y changed to \frac{X}{Y} in dataset, but in simple cases fix in case the model
+    # output is X/Y
     string = _fix_a_slash_b(string)
 
     return string

@@ -27,7 +27,8 @@ _STARTUP_TIMEOUT_S = 120.0
 
 
 def _serve() -> None:
-    """Worker loop: read {"module", "function", "args"} lines, answer {"ok": result} or {"error": msg}."""
+    """Worker loop: read {"module", "function", "args"} lines; answer {"ok": result} or
+    {"error": msg}."""
     import sympy  # noqa: F401  (imported here so calls are timed without the import)
 
     print(json.dumps({"ready": True}), flush=True)

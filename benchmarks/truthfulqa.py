@@ -9,12 +9,11 @@ OpenChat matcher: the first character of the response that is an option letter.
 from __future__ import annotations
 
 from ocx.benchmarks.choice import ChoiceSuite
-from ocx.benchmarks.openchat_match import zs_bbh_mc_orca_truthfulqa_orca_match_answer
 
 SUITE = ChoiceSuite(
     name="truthfulqa",
     version="1.1",
-    source="TruthfulQA MC (Lin et al., 2021), zero-shot as Orca; OpenChat eval_data zs/truthfulqa_orca",
+    source="TruthfulQA MC (Lin et al., 2021), zero-shot as Orca; "
+    "OpenChat eval_data zs/truthfulqa_orca",
     folder="zs/truthfulqa_orca",
-    openchat_matcher=zs_bbh_mc_orca_truthfulqa_orca_match_answer,
 )

@@ -62,7 +62,8 @@ class RequestKeys:
     def __init__(
         self, model: Mapping, condition: str | None, sampling: Mapping, completion: int = 0
     ):
-        # canonical_json writes the payload's keys sorted: completion, condition, model, prompt, sampling.
+        # canonical_json writes the payload's keys sorted: completion, condition, model, prompt,
+        # sampling.
         head = b'{"completion":' + canonical_json(completion) + b"," if completion else b"{"
         self._head = hashlib.sha256(
             head
@@ -95,7 +96,8 @@ def _corrupt(path: Path, exc: BaseException) -> InputError:
 
 
 class ResponseCache:
-    """A sqlite file of answered requests (None: in memory only). Not thread-safe: use it from one thread."""
+    """A sqlite file of answered requests (None: in memory only). Not thread-safe: use it from
+    one thread."""
 
     def __init__(
         self, path: str | Path | None, *, batch_size: int = 256, flush_seconds: float = 0.5
@@ -214,7 +216,8 @@ class ResponseCache:
                 with self._db:  # BEGIN ... COMMIT (rolled back on error)
                     self._db.execute("BEGIN")
                     self._db.executemany(
-                        "INSERT OR REPLACE INTO responses (key, response, request, created) VALUES (?, ?, ?, ?)",
+                        "INSERT OR REPLACE INTO responses (key, response, request, created) "
+                        "VALUES (?, ?, ?, ?)",
                         pending,
                     )
             except sqlite3.DatabaseError as exc:

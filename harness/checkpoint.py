@@ -19,7 +19,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ocx.harness.templates import ChatTemplate, get_template, resolve_model_type
+from ocx.harness.errors import InputError, InputProblem
+from ocx.harness.templates import ChatTemplate, get_template, resolve_model_type_option
 from ocx.harness.tokenizers import Tokenizer, load_tokenizer
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
@@ -90,7 +91,7 @@ class CheckpointSpec:
         return (self.eot_id,)
 
     def identity(self, engine: str) -> dict:
-        """What makes this checkpoint's answers what they are (eval's cache key and result record)."""
+        """What makes this checkpoint's answers what they are (eval's cache key, result record)."""
         return {
             "kind": engine,
             "path": str(self.path),
@@ -120,12 +121,30 @@ def resolve_checkpoint_path(model: str | Path) -> Path:
     return local_model_dir(str(model)).resolve()
 
 
-def resolve_checkpoint_spec(model: str | Path, model_type: str | None = None) -> CheckpointSpec:
-    """The spec of `model` (folder or hub id); ValueError/KeyError name what is wrong."""
-    from ocx.adapters.hf.checkpoint import infer_model_type
+def checkpoint_model_type(path: Path | None, model_type: str | None = None) -> str:
+    """The canonical model type: `--model-type` when given, else the checkpoint's ocx.json.
 
+    `ocx eval`, `ocx serve` and recipes resolve here, on `resolve_model_type_option` (which
+    `ocx data` and `ocx templates` call directly), so an unknown name gets one message: an
+    InputError naming `--model-type` (or the ocx.json it came from) with "did you mean"; so does
+    a folder with no model type. `path` may be None when `model_type` is given.
+    """
+    from ocx.adapters.hf.checkpoint import read_ocx_metadata
+
+    if model_type is not None:
+        return resolve_model_type_option(model_type)
+    name = read_ocx_metadata(path).get("model_type") if path is not None else None
+    if not name:
+        message = "no ocx.json with a model_type in the checkpoint; pass --model-type"
+        where = "command line" if path is None else str(path)
+        raise InputError(InputProblem(where, None, "--model-type", message))
+    return resolve_model_type_option(name, file=str(Path(path) / "ocx.json"), field="model_type")
+
+
+def resolve_checkpoint_spec(model: str | Path, model_type: str | None = None) -> CheckpointSpec:
+    """The spec of `model` (folder or hub id); InputError/ValueError name what is wrong."""
     path = resolve_checkpoint_path(model)
-    canonical = resolve_model_type(infer_model_type(path, model_type))
+    canonical = checkpoint_model_type(path, model_type)
     template = get_template(canonical)
     tokenizer = load_tokenizer(path, template.added_tokens)
     eot_id = tokenizer.special_id(template.eot_token)

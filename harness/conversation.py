@@ -148,7 +148,7 @@ def parse_jsonl_line(text: str, *, file: str, line: int, require_weights: bool) 
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, str]]:
-    """Yield (1-based line number, text) for every non-blank line; InputError on a line that is not UTF-8."""
+    """Yield (1-based line number, text) for every non-blank line; InputError on non-UTF-8."""
     with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
             try:

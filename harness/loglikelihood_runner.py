@@ -1,4 +1,5 @@
-"""`ocx eval --scoring loglikelihood`: multiple-choice suites scored by each option's log-likelihood.
+"""`ocx eval --scoring loglikelihood`: multiple-choice suites scored by each option's
+log-likelihood.
 
 For every sample the suite poses a `MultipleChoice` (`multiple_choice(sample, num_fewshot)`),
 the `PairEncoder` turns it into context IDs and one continuation per option (lm-eval's
@@ -17,7 +18,6 @@ A backend offers `loglikelihood(requests, on_result, on_error)` over
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import time
 from collections.abc import Sequence
@@ -32,12 +32,12 @@ from ocx.benchmarks.base import (
 )
 from ocx.benchmarks.multiple_choice import score_choices
 from ocx.harness.cache import ResponseCache
+from ocx.harness.cached_requests import CachedRequests
 from ocx.harness.errors import InputError, InputProblem
 from ocx.harness.loglikelihood_encode import EncodedChoice, PairEncoder
 from ocx.harness.logprobs import Loglikelihood, LoglikelihoodRequest
 from ocx.harness.runner import (
     EvalRun,
-    RequestsFailedError,
     SuiteSummary,
     cluster_keys,
     suite_intervals,
@@ -50,7 +50,8 @@ SCORING = "loglikelihood"
 class ChoiceRecord:
     """One sample's line in samples.jsonl: every option's log-likelihood and both verdicts.
 
-    `correct` is acc (what `ocx report`'s paired comparison reads); `answer` the predicted option."""
+    `correct` is acc (what `ocx report`'s paired comparison reads); `answer` the predicted
+    option."""
 
     suite: str
     id: str
@@ -213,87 +214,38 @@ class LoglikelihoodRunner:
             p.keys.append(keyer.keys(encoded))
         return range(first, len(p.encoded))
 
-    def _cached(self, keys: list[str], skip: dict) -> dict[str, Loglikelihood]:
-        found = {}
-        for key, value in self.cache.get_many(keys).items():
-            if key in skip:  # asked earlier in this run (a duplicate pair), not a cached answer
-                continue
-            try:
-                found[key] = _decode(value)
-            except (ValueError, KeyError, TypeError):
-                pass  # not a log-likelihood (a damaged row): asked again, and the row replaced
-        return found
-
     def _score_all(self, planned: list[_PlannedSuite], keyer: LoglikelihoodKeys):
-        """Every option's log-likelihood, from the cache or the backend; (results, cached keys, sent).
+        """Every option's log-likelihood, from the cache or the backend, through the cached
+        request loop (harness/cached_requests.py); (results, cached keys, sent).
 
         Samples are encoded and looked up a span at a time while the backend pulls requests, so
         the first are scored while later ones are still being tokenized (few-shot contexts are
         kilobytes: encoding all of MMLU takes minutes on a busy CPU)."""
-        results: dict[str, Loglikelihood] = {}
-        cached_keys: set[str] = set()
+        loop = CachedRequests(
+            self.cache,
+            self.progress,
+            what="log-likelihood requests",
+            encode=lambda result: json.dumps(result.to_dict()),
+            decode=_decode,
+        )
         tasks = [self._task(p) for p in planned]
-        owners: list[
-            tuple[str, list[int | None]]
-        ] = []  # request index -> (key, a task per option asking it)
-        seen: dict[str, int] = {}
 
         def pending():
             for p, task in zip(planned, tasks):
                 while len(p.encoded) < len(p.samples):
                     span = self._encode_span(p, keyer, 32)
-                    found = self._cached([k for j in span for k in p.keys[j]], seen)
-                    results.update(found)
-                    cached_keys.update(found)
+                    loop.lookup([k for j in span for k in p.keys[j]])
                     for j in span:
                         for continuation, key in zip(p.encoded[j].continuation_ids, p.keys[j]):
-                            if (
-                                key in cached_keys or key in results
-                            ):  # cached, or a duplicate already answered
-                                self._advance(task)
-                            elif key in seen:
-                                owners[seen[key]][1].append(task)
-                            else:
-                                seen[key] = len(owners)
-                                owners.append((key, [task]))
+                            index = loop.add(key, task, None, '{"scoring": "loglikelihood"}')
+                            if index is not None:
                                 yield LoglikelihoodRequest(
-                                    len(owners) - 1, p.encoded[j].context_ids, continuation
+                                    index, p.encoded[j].context_ids, continuation
                                 )
 
-        errors: list[tuple[int, BaseException]] = []
-
-        def on_result(index: int, result: Loglikelihood) -> None:
-            key, owner_tasks = owners[index]
-            results[key] = result
-            self.cache.put(
-                key, json.dumps(result.to_dict()), request_json='{"scoring": "loglikelihood"}'
-            )
-            for task in owner_tasks:
-                self._advance(task)
-
-        def on_error(index: int, exc: BaseException) -> None:
-            errors.append((index, exc))
-
-        requests = pending()
-        try:
-            first = next(
-                requests, None
-            )  # everything cached: the backend (and its model) is never started
-            if first is not None:
-                self.backend.loglikelihood(itertools.chain([first], requests), on_result, on_error)
-                left = list(requests)  # a backend that stopped pulling early gets the rest too
-                if left:
-                    self.backend.loglikelihood(left, on_result, on_error)
-        finally:
-            self.cache.flush()
-        if errors:
-            first_errors = "; ".join(f"{type(e).__name__}: {e}" for _, e in errors[:3])
-            raise RequestsFailedError(
-                f"{len(errors)} of {len(owners)} log-likelihood requests failed "
-                f"({first_errors}); the {len(owners) - len(errors)} answered are cached: "
-                "run again to retry"
-            )
-        return results, cached_keys, len(owners)
+        # Everything cached: the backend (and its model) is never started.
+        sent = loop.send(self.backend.loglikelihood, pending(), pulls=True)
+        return loop.answers, loop.cached, sent
 
     def _summarize(
         self, p: _PlannedSuite, results: dict[str, Loglikelihood], cached_keys: set[str]
@@ -366,10 +318,6 @@ class LoglikelihoodRunner:
         if self.progress is None:
             return None
         return self.progress.add_task(p.suite.name, total=sum(len(q.choices) for q in p.questions))
-
-    def _advance(self, task: int | None) -> None:
-        if task is not None:
-            self.progress.advance(task)
 
 
 def _decode(value: str) -> Loglikelihood:

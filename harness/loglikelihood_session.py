@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from ocx.harness.errors import InputProblem
 
-SCORINGS = ("generate", "loglikelihood")
-
 
 def check_options(opts, suites: list) -> list[InputProblem]:
     """Every reason this log-likelihood run cannot go ahead: a suite without the multiple-choice
     surface, --num-fewshot above a suite's demonstrations, options that only generation uses."""
-    from ocx.benchmarks.multiple_choice import supports_loglikelihood
+    from ocx.benchmarks.base import SuiteHooks
 
     problems: list[InputProblem] = []
     if opts.scoring != "loglikelihood":
@@ -32,7 +30,7 @@ def check_options(opts, suites: list) -> list[InputProblem]:
                 )
             )
         for suite in suites:  # refused before the output folder is locked or a model loads
-            if getattr(suite, "loglikelihood_only", False):
+            if SuiteHooks.of(suite).loglikelihood_only:
                 problems.append(
                     InputProblem(
                         "--sets",
@@ -45,7 +43,7 @@ def check_options(opts, suites: list) -> list[InputProblem]:
         return problems
     k = opts.num_fewshot or 0
     for suite in suites:
-        if not supports_loglikelihood(suite):
+        if not SuiteHooks.of(suite).supports_loglikelihood():
             problems.append(
                 InputProblem(
                     "--sets",

@@ -1,4 +1,5 @@
-"""Planning an eval: each sample's prompt, cache keys (one per completion) and each suite's data hash.
+"""Planning an eval: each sample's prompt, cache keys (one per completion) and each suite's data
+hash.
 
 Every suite is loaded (and so validated) before any model work. The per-sample planning can then
 run all at once (`plan_suites`) or a span of samples at a time (`PlanBuilder.extend`), which lets
@@ -116,7 +117,7 @@ def load_suites(
     completions: int = 1,
     system_prompt: str | None = None,
 ) -> list[PlanBuilder]:
-    """Load (and so validate) every suite before any model work; planning each sample comes later."""
+    """Load (and so validate) every suite before any model work; each sample is planned later."""
     return [
         PlanBuilder(
             suite,
@@ -131,30 +132,11 @@ def load_suites(
     ]
 
 
-def plan_suites(
-    suites: Sequence[Suite],
-    data: DataSource,
-    *,
-    limit: int | None,
-    condition: str | None,
-    overrides: dict,
-    identity: dict,
-    completions: int = 1,
-    system_prompt: str | None = None,
-) -> list[PlannedSuite]:
+def plan_suites(suites: Sequence[Suite], data: DataSource, **options) -> list[PlannedSuite]:
     """Load every suite and compute each sample's prompt, cache keys (one per completion) and the
-    suite's data hash (no model work yet). Each prompt is built and serialized once here: the
-    one canonical JSON serves the cache keys and the data hash."""
-    builders = load_suites(
-        suites,
-        data,
-        limit=limit,
-        condition=condition,
-        overrides=overrides,
-        identity=identity,
-        completions=completions,
-        system_prompt=system_prompt,
-    )
+    suite's data hash (no model work yet); `options` as for `load_suites`. Each prompt is built
+    and serialized once here: the one canonical JSON serves the cache keys and the data hash."""
+    builders = load_suites(suites, data, **options)
     for builder in builders:
         builder.extend(len(builder.planned.samples))
     return [builder.planned for builder in builders]

@@ -1,10 +1,11 @@
 """Compare evaluation runs: a rich table with an average column, and a self-contained HTML report.
 
-The HTML has one inline SVG bar chart per suite (one bar per run, its 95% interval as a whisker)
-plus one for the average, and an MT-Bench radar chart (category averages, one polygon per run)
-when any run has MT-Bench: no JavaScript, no external files, no network, so it opens anywhere
-and can be mailed around. A run's average is the mean over the suites it has, the same number in
-the table, the HTML and results.json; each run is one condition, so it is a per-condition average.
+The HTML has one inline SVG bar chart per accuracy suite (one bar per run, its 95% interval as a
+whisker) plus one for the average, and a section per judged suite (benchmarks/judged.py; for
+MT-Bench, its 1-10 scores and a radar chart): no JavaScript, no external files, no network, so
+it opens anywhere and can be mailed around. A run's average is the mean over the accuracy suites
+it has, the same number in the table, the HTML and results.json; a judged score is never part of
+it. Each run is one condition, so it is a per-condition average.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from pathlib import Path
 
 from ocx.harness.errors import InputError
 from ocx.harness.report_charts import STYLE
-from ocx.harness.results import load_results
+from ocx.harness.results import averaged, load_results
 
 
 @dataclass(frozen=True)
 class RunColumn:
-    """One run in the comparison: its label and accuracy (0-1) per suite."""
+    """One run in the comparison: its label and accuracy (0-1) per accuracy suite."""
 
     label: str
     path: str
@@ -30,6 +31,8 @@ class RunColumn:
     """The whole results.json, for charts that need more than accuracies (the MT-Bench radar)."""
     stderr: dict[str, float | None] = field(default_factory=dict)
     """Standard error per suite (results from before ocx recorded them have none)."""
+    judged: dict[str, dict] = field(default_factory=dict)
+    """Each judged suite's results.json entry (its own scale; not in `scores` or the average)."""
 
     def average(self, suites: list[str]) -> float | None:
         values = [self.scores[s] for s in suites if s in self.scores]
@@ -40,7 +43,12 @@ class RunColumn:
         return _pair(self.document.get("summary", {}).get(suite, {}).get("ci95"))
 
     def average_interval(self, suites: list[str]) -> tuple[float, float] | None:
-        """results.json's interval of the average, when the run's average is over the same suites."""
+        """results.json's interval of the average, when the run's average is over these suites
+        (and is the average it recorded: older files averaged a judge's score in too)."""
+        recorded, average = self.document.get("average"), self.average(suites)
+        if isinstance(recorded, (int, float)) and average is not None:
+            if abs(recorded - average) > 1e-9:
+                return None
         return _pair(self.document.get("average_ci95")) if set(self.scores) == set(suites) else None
 
 
@@ -69,7 +77,7 @@ def load_runs(paths: list[str | Path]) -> list[RunColumn]:
         label = (
             name if names.count(name) == 1 else f"{name} ({Path(document['_path']).parent.name})"
         )
-        summary = document["summary"]
+        summary = averaged(document["summary"])
         runs.append(
             RunColumn(
                 label,
@@ -78,6 +86,7 @@ def load_runs(paths: list[str | Path]) -> list[RunColumn]:
                 {s: float(v.get("unmatched_rate", 0.0)) for s, v in summary.items()},
                 document,
                 {s: v.get("stderr") for s, v in summary.items()},
+                {s: v for s, v in document["summary"].items() if s not in summary},
             )
         )
     return runs
@@ -91,7 +100,8 @@ def suite_order(runs: list[RunColumn]) -> list[str]:
 
 
 def comparison_table(runs: list[RunColumn]):
-    """Rows are runs, columns are suites then the average (in percent, ± the 95% half-width)."""
+    """Rows are runs, columns are accuracy suites then the average (in percent, ± the 95%
+    half-width); below it, any judged suites' scores on their own scale."""
     from rich.table import Table
 
     from ocx.harness.results import plus_minus
@@ -115,6 +125,38 @@ def comparison_table(runs: list[RunColumn]):
             )
         average = run.average(suites)
         table.add_row(run.label, *cells, "–" if average is None else f"{100 * average:.2f}")
+    judged = _judged_table(runs)
+    if judged is None:
+        return table
+    from rich.console import Group
+
+    return Group(table, judged)
+
+
+def _judged(runs: list[RunColumn]) -> dict:
+    """The judged suites any run has, by name, in first-seen order."""
+    from ocx.benchmarks.judged import judged_suites_named
+
+    return judged_suites_named(name for run in runs for name in run.judged)
+
+
+def _judged_table(runs: list[RunColumn]):
+    """One column per judged suite (its title says the scale), one row per run; None if none."""
+    from rich.table import Table
+
+    judged = _judged(runs)
+    if not judged:
+        return None
+    table = Table(title="judged (not averaged)", title_justify="left")
+    table.add_column("run")
+    for suite in judged.values():
+        table.add_column(suite.title, justify="right")
+    for run in runs:
+        cells = [
+            suite.headline(run.judged[name]) if name in run.judged else "–"
+            for name, suite in judged.items()
+        ]
+        table.add_row(run.label, *cells)
     return table
 
 
@@ -149,8 +191,8 @@ def paired_table(runs: list[RunColumn]):
     table = Table(
         title=f"paired tests against {runs[0].label} (shared items)",
         title_justify="left",
-        caption="* p < 0.05: the difference is unlikely to be noise. McNemar exact for 0/1 verdicts, "
-        "else paired bootstrap (clusters resampled whole)",
+        caption="* p < 0.05: the difference is unlikely to be noise. McNemar exact for 0/1 "
+        "verdicts, else paired bootstrap (clusters resampled whole)",
         caption_justify="left",
     )
     for column, justify in (
@@ -193,18 +235,10 @@ def paired_table(runs: list[RunColumn]):
     return table
 
 
-def _mt_bench_section(runs: list[RunColumn]) -> str:
-    """The MT-Bench radar chart, or "" when no run has MT-Bench category scores."""
-    from ocx.benchmarks.mt_bench_report import radar_from_results
-
-    svg = radar_from_results([(r.label, r.document) for r in runs])
-    if not svg:
-        return ""
-    return (
-        '<h2>MT-Bench</h2>\n<p class="muted">Average of both turns per category, judged 1-10 '
-        "(the table above shows MT-Bench as score / 10).</p>\n"
-        f"<div>{svg}</div>\n"
-    )
+def _judged_sections(runs: list[RunColumn]) -> str:
+    """Each judged suite's own HTML section (MT-Bench: scores and radar chart)."""
+    documents = [(r.label, r.document) for r in runs]
+    return "".join(suite.report_html(documents) for suite in _judged(runs).values())
 
 
 def html_report(runs: list[RunColumn], title: str = "ocx evaluation report") -> str:
@@ -241,19 +275,20 @@ def html_report(runs: list[RunColumn], title: str = "ocx evaluation report") -> 
         bar_chart(s, labels, [r.scores.get(s) for r in runs], [r.interval(s) for r in runs])
         for s in suites
     ]
-    radar = _mt_bench_section(runs)
+    judged = _judged_sections(runs)
     sources = "".join(
         f"<li>{html.escape(r.label)}: <code>{html.escape(r.path)}</code></li>" for r in runs
     )
     return (
         f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
         f"<style>{STYLE}</style></head><body>\n<h1>{html.escape(title)}</h1>\n"
-        f'<p class="muted">Accuracy in percent, ± the 95% interval\'s half-width (bars: the interval as a '
-        f"whisker); the average is the mean over the suites each run has.</p>\n"
+        '<p class="muted">Accuracy in percent, ± the 95% interval\'s half-width (bars: the '
+        "interval as a whisker); the average is the mean over the accuracy suites each run "
+        "has.</p>\n"
         f"<table><tr><th>run</th>{head}</tr>\n" + "\n".join(rows) + "</table>\n"
         '<div class="charts">\n'
         + "\n".join(f"<div>{c}</div>" for c in charts)
         + "\n</div>\n"
-        + radar
+        + judged
         + f"<h2>Results files</h2><ul>{sources}</ul>\n</body></html>\n"
     )

@@ -94,7 +94,8 @@ def _label(value: float) -> str:
 
 
 def thin(points: list[tuple[float, float]], limit: int = _MAX_POINTS) -> list[tuple[float, float]]:
-    """At most about `limit` points, keeping each bucket's lowest and highest so spikes stay visible."""
+    """At most about `limit` points, keeping each bucket's lowest and highest (spikes stay
+    visible)."""
     if len(points) <= limit:
         return points
     size = math.ceil(len(points) / (limit // 2))
@@ -125,7 +126,8 @@ def _frame(
     for t in y_ticks:
         y = axes.y(t)
         parts.append(
-            f'<line x1="{axes.left}" y1="{y:.1f}" x2="{axes.left + axes.width}" y2="{y:.1f}" class="grid"/>'
+            f'<line x1="{axes.left}" y1="{y:.1f}" x2="{axes.left + axes.width}" y2="{y:.1f}" '
+            'class="grid"/>'
         )
         parts.append(
             f'<text x="{axes.left - 6}" y="{y + 4:.1f}" text-anchor="end">{_label(t)}</text>'
@@ -139,14 +141,17 @@ def _frame(
             f'<text x="{x:.1f}" y="{base + 17}" text-anchor="middle">{html.escape(name)}</text>'
         )
     parts.append(
-        f'<line x1="{axes.left}" y1="{base}" x2="{axes.left + axes.width}" y2="{base}" class="axis"/>'
+        f'<line x1="{axes.left}" y1="{base}" x2="{axes.left + axes.width}" y2="{base}" '
+        'class="axis"/>'
     )
     parts.append(
-        f'<text x="{axes.left + axes.width / 2}" y="{base + 34}" text-anchor="middle" class="muted">'
+        f'<text x="{axes.left + axes.width / 2}" y="{base + 34}" text-anchor="middle" '
+        'class="muted">'
         f"{html.escape(x_label)}</text>"
     )
     parts.append(
-        f'<text transform="translate(12 {axes.top + axes.height / 2}) rotate(-90)" text-anchor="middle" '
+        f'<text transform="translate(12 {axes.top + axes.height / 2}) rotate(-90)" '
+        'text-anchor="middle" '
         f'class="muted">{html.escape(y_label)}</text>'
     )
     return parts
@@ -163,7 +168,8 @@ def _series_parts(
         ]
         parts.append(
             f'<polygon points="{" ".join(f"{a:.1f},{b:.1f}" for a, b in outline)}" fill="{color}" '
-            f'fill-opacity="0.16" stroke="none"><title>{html.escape(series.name)}: 95% interval</title></polygon>'
+            f'fill-opacity="0.16" stroke="none"><title>{html.escape(series.name)}: 95% '
+            "interval</title></polygon>"
         )
     dash = ' stroke-dasharray="6 4"' if series.dashed else ""
     for run in _segments(series.points):
@@ -197,7 +203,8 @@ def _legend(series: list[Series], axes: Axes) -> tuple[list[str], float]:
         color = PALETTE[i % len(PALETTE)]
         dash = ' stroke-dasharray="6 4"' if s.dashed else ""
         parts.append(
-            f'<line x1="{x}" y1="{y - 4}" x2="{x + 18}" y2="{y - 4}" stroke="{color}" stroke-width="3"{dash}/>'
+            f'<line x1="{x}" y1="{y - 4}" x2="{x + 18}" y2="{y - 4}" stroke="{color}" '
+            f'stroke-width="3"{dash}/>'
         )
         name = s.name if len(s.name) <= 40 else s.name[:39] + "…"
         parts.append(f'<text x="{x + 22}" y="{y}">{html.escape(name)}</text>')
@@ -239,7 +246,8 @@ def line_chart(
     if not xs or not ys:
         return (
             f'<svg xmlns="http://www.w3.org/2000/svg" width="520" height="60" role="img" '
-            f'aria-label="{html.escape(title)}"><text x="0" y="16" class="chart-title">{html.escape(title)}</text>'
+            f'aria-label="{html.escape(title)}"><text x="0" y="16" '
+            f'class="chart-title">{html.escape(title)}</text>'
             '<text x="0" y="42" class="muted">no data yet</text></svg>'
         )
     y_ticks = nice_ticks(*(y_range or (min(ys), max(ys))))
@@ -250,17 +258,20 @@ def line_chart(
     for x, text in x_lines:
         px = axes.x(x)
         parts.append(
-            f'<line x1="{px:.1f}" y1="{axes.top}" x2="{px:.1f}" y2="{axes.top + axes.height}" class="epoch-end">'
+            f'<line x1="{px:.1f}" y1="{axes.top}" x2="{px:.1f}" y2="{axes.top + axes.height}" '
+            'class="epoch-end">'
             f"<title>{html.escape(text)}</title></line>"
         )
     if marker is not None and _finite(marker[0]):
         px = axes.x(marker[0])
         parts.append(
-            f'<line x1="{px:.1f}" y1="{axes.top}" x2="{px:.1f}" y2="{axes.top + axes.height}" class="best"/>'
+            f'<line x1="{px:.1f}" y1="{axes.top}" x2="{px:.1f}" y2="{axes.top + axes.height}" '
+            'class="best"/>'
         )
         near_right = px > axes.left + 0.7 * axes.width  # keep the label inside the chart
         parts.append(
-            f'<text x="{px - 4 if near_right else px + 4:.1f}" y="{axes.top + 12}" class="best-label" '
+            f'<text x="{px - 4 if near_right else px + 4:.1f}" y="{axes.top + 12}" '
+            'class="best-label" '
             f'text-anchor="{"end" if near_right else "start"}">{html.escape(marker[1])}</text>'
         )
     for i, s in enumerate(scaled):
@@ -284,7 +295,7 @@ def bar_chart(
     values: list[float | None],
     intervals: list[tuple[float, float] | None] | None = None,
 ) -> str:
-    """A horizontal bar chart, 0-100%, one labelled bar per run, with its 95% interval as a whisker."""
+    """A horizontal bar chart, 0-100%, one labelled bar per run, its 95% interval as a whisker."""
     bar, gap, left, width = 22, 8, 190, 360
     intervals = intervals or [None] * len(values)
     height = len(labels) * (bar + gap) + 40
@@ -300,7 +311,8 @@ def bar_chart(
         y = 30 + i * (bar + gap)
         short = label if len(label) <= 28 else label[:27] + "…"
         parts.append(
-            f'<text x="{left - 6}" y="{y + bar * 0.7}" text-anchor="end">{html.escape(short)}</text>'
+            f'<text x="{left - 6}" y="{y + bar * 0.7}" '
+            f'text-anchor="end">{html.escape(short)}</text>'
         )
         if not _finite(value):
             parts.append(f'<text x="{left + 4}" y="{y + bar * 0.7}" class="muted">not run</text>')
@@ -310,7 +322,8 @@ def bar_chart(
             f" (95% interval {100 * interval[0]:.2f}-{100 * interval[1]:.2f})" if interval else ""
         )
         parts.append(
-            f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar}" fill="{PALETTE[i % len(PALETTE)]}">'
+            f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar}" '
+            f'fill="{PALETTE[i % len(PALETTE)]}">'
             f"<title>{html.escape(tip)}</title></rect>"
         )
         end = left + w
@@ -327,10 +340,14 @@ def bar_chart(
 
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
-table{border-collapse:collapse;margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}
-td:first-child,th:first-child{text-align:left}td{white-space:nowrap}.wide{overflow-x:auto}.charts{display:flex;flex-wrap:wrap;gap:2em}
-svg text{font-size:12px;fill:#333}svg .chart-title{font-weight:bold;font-size:13px}svg .muted,.muted{fill:#777;color:#777}
-.muted{font-size:90%}svg .grid{stroke:#e3e3e3}svg .axis{stroke:#888}svg .best{stroke:#2a9d3a;stroke-width:2;stroke-dasharray:4 3}
-svg .best-label{fill:#2a9d3a;font-weight:bold}svg .epoch-end{stroke:#bbb;stroke-dasharray:2 3}svg .whisker{stroke:#222;fill:none}
-tr.best td{background:#e9f7ec;font-weight:bold}.pm{color:#777;font-size:85%}.badge{color:#2a9d3a;font-weight:bold}"""
+table{border-collapse:collapse;margin-bottom:1.5em}
+td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}
+td:first-child,th:first-child{text-align:left}td{white-space:nowrap}.wide{overflow-x:auto}
+.charts{display:flex;flex-wrap:wrap;gap:2em}svg text{font-size:12px;fill:#333}
+svg .chart-title{font-weight:bold;font-size:13px}svg .muted,.muted{fill:#777;color:#777}
+.muted{font-size:90%}svg .grid{stroke:#e3e3e3}svg .axis{stroke:#888}
+svg .best{stroke:#2a9d3a;stroke-width:2;stroke-dasharray:4 3}
+svg .best-label{fill:#2a9d3a;font-weight:bold}svg .epoch-end{stroke:#bbb;stroke-dasharray:2 3}
+svg .whisker{stroke:#222;fill:none}tr.best td{background:#e9f7ec;font-weight:bold}
+.pm{color:#777;font-size:85%}.badge{color:#2a9d3a;font-weight:bold}"""
 """Shared by every report page (the classes the charts use)."""

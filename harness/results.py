@@ -3,8 +3,10 @@
 `results.json` says what produced the numbers (model identity, template and data hashes, suite
 versions, sampling settings, condition, matcher) next to the numbers themselves; its `summary`
 maps each suite to accuracy (0-1), n and unmatched (and, with several completions per sample,
-`completions` and any pass@k the suite reports). Each file is written to a temporary
-sibling and renamed, samples first: a results.json on disk always belongs to a complete run.
+`completions` and any pass@k the suite reports). A judged suite (benchmarks/judged.py, e.g.
+MT-Bench) writes its own entry; `average` is the mean over the accuracy suites only, never over
+a judge's score. Each file is written to a temporary sibling and renamed, samples first: a
+results.json on disk always belongs to a complete run.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 from ocx import __version__
 from ocx.harness.atomic import atomic_write_text
 from ocx.harness.errors import InputError, InputProblem
-from ocx.harness.runner import EvalRun
+from ocx.harness.run_records import EvalRun
 
 RESULTS_FILE = "results.json"
 SAMPLES_FILE = "samples.jsonl"
@@ -27,7 +29,7 @@ FORMAT_VERSION = 1
 def results_document(run: EvalRun, extra: dict) -> dict:
     """The results.json content: settings, hashes and scores."""
     summary = {name: s.scores() for name, s in run.summaries.items()}
-    accuracies = [s["accuracy"] for s in summary.values()]
+    accuracies = [s["accuracy"] for s in averaged(summary).values()]
     return {
         "format": FORMAT_VERSION,
         "ocx_version": __version__,
@@ -45,11 +47,20 @@ def results_document(run: EvalRun, extra: dict) -> dict:
         },
         "summary": summary,
         "average": sum(accuracies) / len(accuracies) if accuracies else None,
-        **average_interval(list(summary.values())),
+        **average_interval(list(averaged(summary).values())),
         "requests": {"sent": run.sent, "cached": run.cached},
         "elapsed_s": round(run.elapsed_s, 3),
         "samples_file": SAMPLES_FILE,
     }
+
+
+def averaged(summary: dict) -> dict:
+    """The entries of `summary` (suite name -> scores) that an average is taken over: the
+    accuracy suites. A judged suite's score (MT-Bench's 1-10) is reported on its own."""
+    from ocx.benchmarks.judged import judged_suites_named
+
+    judged = judged_suites_named(summary)
+    return {name: scores for name, scores in summary.items() if name not in judged}
 
 
 def average_interval(scores: list[dict]) -> dict:
@@ -98,26 +109,20 @@ def load_results(path: str | Path) -> dict:
         for name, scores in summary.items()
         if not isinstance(scores, dict) or not isinstance(scores.get("accuracy"), (int, float))
     ]
-    problems += _mt_bench_problems(str(path), summary.get("mt_bench"))
+    problems += _judged_problems(str(path), summary)
     if problems:
         raise InputError(problems)
     document["_path"] = str(path)
     return document
 
 
-def _mt_bench_problems(path: str, mt_bench: object) -> list[InputProblem]:
-    """MT-Bench category averages feed the report's radar chart: each must be a number."""
-    if not isinstance(mt_bench, dict) or "categories" not in mt_bench:
-        return []
-    categories = mt_bench["categories"]
-    if not isinstance(categories, dict):
-        return [InputProblem(path, None, "summary.mt_bench.categories", "not an object")]
+def _judged_problems(path: str, summary: dict) -> list[InputProblem]:
+    """What each judged suite finds wrong with its entry (e.g. MT-Bench's radar categories)."""
+    from ocx.benchmarks.judged import judged_suites_named
+
+    judged = judged_suites_named(summary)
     return [
-        InputProblem(
-            path, None, f"summary.mt_bench.categories.{name}.average", "missing or not a number"
-        )
-        for name, value in categories.items()
-        if not isinstance(value, dict) or not isinstance(value.get("average"), (int, float))
+        p for name, suite in judged.items() for p in suite.results_problems(path, summary[name])
     ]
 
 
@@ -130,17 +135,20 @@ def plus_minus(value: float, stderr: float | None, scale: float = 100.0, digits:
 
 
 def _pass_at(scores: dict) -> dict[str, float]:
-    """pass@k, and a suite's base_/plus_ pass@k (HumanEval's EvalPlus summaries; its pass@k is plus_pass@k)."""
+    """pass@k, and a suite's base_/plus_ pass@k (HumanEval's EvalPlus summaries; its pass@k is
+    plus_pass@k)."""
     found = {k: v for k, v in scores.items() if re.fullmatch(r"(base_|plus_)?pass@\d+", k)}
     return {k: v for k, v in found.items() if f"plus_{k}" not in found}
 
 
 def scores_table(run: EvalRun, title: str | None = None):
-    """A rich table: one row per suite with accuracy ± its 95% half-width, n and the unmatched
-    rate (and pass@k when a suite has several completions per sample)."""
+    """A rich table: one row per accuracy suite with accuracy ± its 95% half-width, n and the
+    unmatched rate (and pass@k when a suite has several completions per sample), then the
+    average over those suites. Judged suites are left out: each prints its own table."""
     from rich.table import Table
 
-    all_scores = {name: s.scores() for name, s in run.summaries.items()}
+    summaries = averaged(run.summaries)  # a judged suite prints its own table
+    all_scores = {name: s.scores() for name, s in summaries.items()}
     pass_at = {name: _pass_at(scores) for name, scores in all_scores.items()}
     table = Table(
         title=title,
@@ -158,7 +166,7 @@ def scores_table(run: EvalRun, title: str | None = None):
         columns[2:4] = [("acc_norm", "right"), ("n", "right")]
     for column, justify in (*columns, ("version", "left")):
         table.add_column(column, justify=justify)
-    for name, s in run.summaries.items():
+    for name, s in summaries.items():
         scores = all_scores[name]
         row = [
             name,
@@ -181,8 +189,8 @@ def scores_table(run: EvalRun, title: str | None = None):
                 )
             )
         table.add_row(*row, s.version)
-    if len(run.summaries) > 1:
-        average = sum(s.accuracy for s in run.summaries.values()) / len(run.summaries)
+    if len(summaries) > 1:
+        average = sum(s.accuracy for s in summaries.values()) / len(summaries)
         table.add_section()
         table.add_row("[bold]average", f"[bold]{100 * average:.2f}", *[""] * (len(columns) - 1))
     return table

@@ -186,7 +186,7 @@ class PairedTest:
 
 
 def binomial_two_sided_p(k: int, n: int) -> float:
-    """Exact two-sided p of k successes in n fair coin flips (as scipy.stats.binomtest(k, n, 0.5))."""
+    """Exact two-sided p of k successes in n fair coin flips (scipy.stats.binomtest(k, n, 0.5))."""
     if n == 0:
         return 1.0
     tail = min(k, n - k)

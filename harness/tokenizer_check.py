@@ -40,7 +40,7 @@ def _load(path: str | Path, template: ChatTemplate) -> tuple[Tokenizer | None, s
 def tokenizer_problem(
     path: str | Path, template: ChatTemplate
 ) -> tuple[Tokenizer | None, str | None]:
-    """(tokenizer, None) when `path` is a tokenizer of `template`'s vocabulary, else (None, why not)."""
+    """(tokenizer, None) when `path` is a tokenizer of `template`'s vocabulary, else (None, why)."""
     tok, problem = _load(path, template)
     if problem:
         return None, problem
@@ -55,8 +55,8 @@ def tokenizer_problem(
         got = tok.encode_text(PROBE_TEXT)
         if got != expected:
             return None, (
-                f"encodes {PROBE_TEXT!r} as {got}, but the {vocabulary} vocabulary of {template.name} "
-                f"gives {expected}: tokenizer and model type do not match"
+                f"encodes {PROBE_TEXT!r} as {got}, but the {vocabulary} vocabulary of "
+                f"{template.name} gives {expected}: tokenizer and model type do not match"
             )
     return tok, None
 
@@ -64,7 +64,7 @@ def tokenizer_problem(
 def load_checked_tokenizer(
     path: str | Path, template: ChatTemplate, field: str = "--tokenizer"
 ) -> Tokenizer:
-    """`load_tokenizer` for `template`, or InputError naming the path and the option it came from."""
+    """`load_tokenizer` for `template`, or InputError naming the path and its option."""
     tok, problem = tokenizer_problem(path, template)
     if problem:
         raise InputError(InputProblem(str(path) or "''", None, field, problem))

@@ -150,7 +150,20 @@ def _read_tiktoken_ranks(model_file: Path) -> dict[bytes, int]:
     return ranks
 
 
-class TiktokenTokenizer:
+class _SpecialTokenTable:
+    """`special_id` and `specials` for a tokenizer whose special tokens are one dict."""
+
+    special_tokens: dict[str, int]
+
+    def special_id(self, token: str) -> int | None:
+        return self.special_tokens.get(token)
+
+    @property
+    def specials(self) -> Mapping[str, int]:
+        return self.special_tokens
+
+
+class TiktokenTokenizer(_SpecialTokenTable):
     """A tiktoken BPE file (Llama 3's tokenizer.model) with its special tokens."""
 
     def __init__(
@@ -180,13 +193,6 @@ class TiktokenTokenizer:
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         return self.enc.encode_ordinary_batch(list(texts), num_threads=1)
 
-    def special_id(self, token: str) -> int | None:
-        return self.special_tokens.get(token)
-
-    @property
-    def specials(self) -> Mapping[str, int]:
-        return self.special_tokens
-
     def decode(self, ids: Sequence[int]) -> str:
         return self.enc.decode(list(ids))
 
@@ -199,8 +205,8 @@ class TiktokenTokenizer:
         return _hash_files([self.model_file], self.special_tokens)
 
 
-class HFJsonTokenizer:
-    """A byte-level BPE `tokenizer.json` (e.g. a Llama 3 HF folder) through the `tokenizers` library.
+class HFJsonTokenizer(_SpecialTokenTable):
+    """A byte-level BPE `tokenizer.json` (e.g. a Llama 3 HF folder) through `tokenizers` (Rust).
 
     Byte-level BPE has no dummy prefix, so the Rust tokenizer equals tiktoken; sentencepiece
     folders never come here (see `load_tokenizer`).
@@ -224,13 +230,6 @@ class HFJsonTokenizer:
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         return [e.ids for e in self.tok.encode_batch(list(texts), add_special_tokens=False)]
-
-    def special_id(self, token: str) -> int | None:
-        return self.special_tokens.get(token)
-
-    @property
-    def specials(self) -> Mapping[str, int]:
-        return self.special_tokens
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tok.decode(list(ids), skip_special_tokens=False)

@@ -7,11 +7,11 @@ edit. Relative paths in a recipe file resolve against the file's folder; in a bu
 
 from __future__ import annotations
 
-import difflib
 from importlib import resources
 from pathlib import Path
 
 from ocx.harness.errors import InputError, InputProblem
+from ocx.harness.suggest import unknown_name
 
 
 def builtin_recipes() -> dict[str, Path]:
@@ -32,13 +32,8 @@ def locate(name_or_file: str) -> tuple[Path, Path]:
         return path, path.resolve().parent
     recipes = builtin_recipes()
     if name_or_file not in recipes:
-        close = difflib.get_close_matches(name_or_file, list(recipes), n=2)
-        hint = (
-            f" Did you mean {' or '.join(close)}?"
-            if close
-            else f" Built-in recipes: {', '.join(recipes)}."
-        )
-        raise InputError(InputProblem(name_or_file, None, None, f"no such recipe.{hint}"))
+        message = unknown_name("recipe", name_or_file, recipes)
+        raise InputError(InputProblem("command line", None, None, message))
     return recipes[name_or_file], Path.cwd()
 
 

@@ -1,4 +1,4 @@
-"""A recipe's report: one document (report.json) that the terminal table and report.html both render.
+"""A recipe's report: one document (report.json) that the terminal table and report.html render.
 
 Conventions, the same in the JSON, the table, the HTML and the console:
 - Epochs are numbered as the checkpoint folders: epoch 0 is `train/epoch_0`, evaluated into
@@ -19,7 +19,7 @@ from ocx.harness.atomic import atomic_write_text
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
 FORMAT = 2
-"""report.json format: 2 numbers epochs from 0 as the checkpoint folders (1 numbered them from 1)."""
+"""report.json format: 2 numbers epochs from 0 as the checkpoint folders (1 did from 1)."""
 
 
 @dataclass
@@ -197,8 +197,8 @@ def report_document(output: Path, recipe: dict, rows: list[EpochRow]) -> dict:
         "format": FORMAT,
         **recipe,
         "epoch_numbering": "as the checkpoint folders: epoch N is train/epoch_N",
-        "average_definition": "per condition: the mean of the condition's suite accuracies; the best epoch has "
-        "the highest average under the first condition",
+        "average_definition": "per condition: the mean of the condition's suite accuracies; "
+        "the best epoch has the highest average under the first condition",
         "best_epoch": best.epoch if best else None,
         "best_checkpoint": checkpoint_name(best.epoch) if best else None,
         "indistinguishable_from_best": {str(k): v for k, v in tied.items()},
@@ -228,7 +228,7 @@ def report_document(output: Path, recipe: dict, rows: list[EpochRow]) -> dict:
 def write_recipe_report(
     output: Path, document: dict, html_path: Path | None = None
 ) -> tuple[Path, Path]:
-    """report.json and report.html (loss curves from train/metrics.jsonl); each written atomically."""
+    """report.json and report.html (loss curves from train/metrics.jsonl), each atomically."""
     from ocx.recipes.report_html import recipe_html
 
     output = Path(output)
@@ -244,7 +244,7 @@ def write_recipe_report(
 
 
 def load_recipe_info(output: Path) -> dict | None:
-    """The recipe part of an output folder's report.json (None when the folder is not a recipe run)."""
+    """The recipe part of an output folder's report.json (None when it is not a recipe run)."""
     path = Path(output) / REPORT_JSON
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -298,8 +298,8 @@ def recipe_table(document: dict):
     table = Table(
         title=f"{escape(str(document['recipe']))}: accuracy (%) after each epoch",
         title_justify="left",
-        caption="epoch N is the checkpoint train/epoch_N; average \\[c]: mean over the suites under "
-        f"condition c; best: highest average {first}; ≈: not significantly below the best "
+        caption="epoch N is the checkpoint train/epoch_N; average \\[c]: mean over the suites "
+        f"under condition c; best: highest average {first}; ≈: not significantly below the best "
         "(paired bootstrap, p >= 0.05)",
         caption_justify="left",
     )

@@ -104,6 +104,16 @@ def _score_charts(document: dict) -> list[str]:
     names = {e["epoch"]: str(e["epoch"]) for e in epochs}
     best = document["best_epoch"]
     marker = (best, f"best: epoch {best}") if best is not None else None
+    # Every score chart: accuracy in percent over the checkpoint epochs, the best one marked.
+    axes = dict(
+        x_label="epoch (checkpoint train/epoch_N)",
+        y_label="accuracy (%)",
+        percent=True,
+        x_ticks=xs,
+        x_names=names,
+        y_range=(0, 100),
+        marker=marker,
+    )
     suites = list(dict.fromkeys(k.rpartition(" [")[0] for e in epochs for k in e["scores"]))
     charts = []
     labels = [condition_label(c) for c in document["conditions"]]
@@ -119,19 +129,7 @@ def _score_charts(document: dict) -> list[str]:
         )
         for c in labels
     ]
-    charts.append(
-        line_chart(
-            "average over suites, per condition",
-            average,
-            x_label="epoch (checkpoint train/epoch_N)",
-            y_label="accuracy (%)",
-            percent=True,
-            x_ticks=xs,
-            x_names=names,
-            y_range=(0, 100),
-            marker=marker,
-        )
-    )
+    charts.append(line_chart("average over suites, per condition", average, **axes))
     for suite in suites:
         series = []
         for c in labels:
@@ -143,19 +141,8 @@ def _score_charts(document: dict) -> list[str]:
                     [(e["epoch"], *e["ci95"][key]) for e in epochs if key in e["ci95"]],
                 )
             )
-        charts.append(
-            line_chart(
-                f"{suite}: accuracy per condition (band: 95% interval)",
-                series,
-                x_label="epoch (checkpoint train/epoch_N)",
-                y_label="accuracy (%)",
-                percent=True,
-                x_ticks=xs,
-                x_names=names,
-                y_range=(0, 100),
-                marker=marker,
-            )
-        )
+        title = f"{suite}: accuracy per condition (band: 95% interval)"
+        charts.append(line_chart(title, series, **axes))
     return charts
 
 
@@ -188,16 +175,18 @@ def recipe_html(document: dict, metrics: list[dict], links_from: Path, output: P
     title = f"ocx recipe {document['recipe']}"
     conditions = ", ".join(condition_label(c) for c in document["conditions"])
     about = (
-        f"model type {_esc(document.get('model_type'))}; conditions {_esc(conditions)} (the first picks the "
-        f"best epoch); recipe file <code>{_esc(document.get('file'))}</code>"
+        f"model type {_esc(document.get('model_type'))}; conditions {_esc(conditions)} "
+        f"(the first picks the best epoch); recipe file <code>{_esc(document.get('file'))}</code>"
     )
     charts = [_loss_chart(metrics), *_score_charts(document)]
     return (
         f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{_esc(title)}</title>'
-        f'<style>{STYLE}</style></head><body>\n<h1>{_esc(title)}</h1>\n<p class="muted">{about}</p>\n'
+        f"<style>{STYLE}</style></head><body>\n<h1>{_esc(title)}</h1>\n"
+        f'<p class="muted">{about}</p>\n'
         + _summary(document)
         + '\n<p class="muted">Accuracy in percent, [95% interval]. Epoch N is the checkpoint '
-        "<code>train/epoch_N</code>. <i>average [c]</i> is the mean over the suites under condition c.</p>\n"
+        "<code>train/epoch_N</code>. <i>average [c]</i> is the mean over the suites under "
+        "condition c.</p>\n"
         + _table(document, link)
         + '\n<div class="charts">\n'
         + "\n".join(f"<div>{c}</div>" for c in charts)

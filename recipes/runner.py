@@ -1,4 +1,5 @@
-"""`ocx recipe run`: prepare data, tokenize (cached by content), train, evaluate every epoch, report.
+"""`ocx recipe run`: prepare data, tokenize (cached by content), train, evaluate every epoch,
+report.
 
 Every stage writes its output atomically and is skipped when its output already exists, so a
 killed run started again resumes where it stopped: tokenized data is reused by content hash,
@@ -32,7 +33,7 @@ def _console():
 
 
 def _source_rows(recipe: Recipe) -> list[dict]:
-    """All conversations of the recipe, with each source's condition and assistant weight applied."""
+    """All conversations of the recipe, each source's condition and assistant weight applied."""
     from ocx.harness.conversation import read_conversations
     from ocx.recipes.synthetic import arithmetic_conversations
 
@@ -126,7 +127,8 @@ def base_model(recipe: Recipe) -> tuple[str, Path]:
 
 
 def _hub_tokenizer(repo_id: str) -> Path:
-    """The tokenizer folder of a hub model: from the HF cache offline, else downloaded (tokenizer files only)."""
+    """The tokenizer folder of a hub model: from the HF cache offline, else downloaded
+    (tokenizer files only)."""
     from ocx.adapters.hf.checkpoint import local_model_dir
     from ocx.harness.errors import InputError, InputProblem
 
@@ -140,7 +142,8 @@ def _hub_tokenizer(repo_id: str) -> Path:
 
 
 def _backend(recipe: Recipe) -> str:
-    """The engine registry's name for the recipe's `eval.engine` ("auto": vLLM on a GPU, else transformers)."""
+    """The engine registry's name for the recipe's `eval.engine` ("auto": vLLM on a GPU, else
+    transformers)."""
     if recipe.eval.engine != "auto":
         return recipe.eval.engine
     import torch
@@ -159,7 +162,6 @@ def evaluate_epoch(recipe: Recipe, checkpoint: Path, epoch: int, console) -> dic
     for i, condition in enumerate(recipe.eval.conditions):
         out = recipe.output / "eval" / f"epoch_{epoch}" / f"condition_{i}"
         if not (out / "results.json").is_file():
-            overrides = {"max_tokens": recipe.eval.max_tokens} if recipe.eval.max_tokens else {}
             opts = EvalOptions(
                 model_path=checkpoint,
                 endpoint=None,
@@ -168,16 +170,14 @@ def evaluate_epoch(recipe: Recipe, checkpoint: Path, epoch: int, console) -> dic
                 engine=_backend(recipe),
                 condition=condition,
                 sets=recipe.eval.suites,
-                limit=recipe.eval.limit,
                 concurrency=1,
-                batch_size=recipe.eval.batch_size,
                 output=out,
                 cache=recipe.output / "eval" / "cache.sqlite",
                 matcher="ocx",
                 data=None,
-                overrides=overrides,
-                print_summary=False,
-            )  # one table per epoch, below
+                print_summary=False,  # one table per epoch, below
+                **recipe.eval.settings,  # limit, max_tokens, batch_size (recipes/schema.py)
+            )
             console.print(
                 f"evaluating train/{checkpoint.name} under condition {condition!r}", highlight=False
             )
@@ -190,7 +190,7 @@ def evaluate_epoch(recipe: Recipe, checkpoint: Path, epoch: int, console) -> dic
 
 
 def epoch_row(recipe: Recipe, checkpoint: Path, epoch: int, console) -> EpochRow:
-    """Evaluate the checkpoint train/epoch_<epoch> (or read its evaluations back) into a table row."""
+    """Evaluate the checkpoint train/epoch_<epoch> (or read its evaluations back) into a row."""
     from ocx.recipes.report import read_epoch_row, read_metrics
 
     evaluate_epoch(recipe, checkpoint, epoch, console)
@@ -220,7 +220,8 @@ def tied_with_best(recipe: Recipe, rows: list[EpochRow], best: EpochRow | None) 
 
 
 def write_report(recipe: Recipe, rows: list[EpochRow]) -> dict:
-    """report.json (every number of the table) and report.html (table and charts); returns the document."""
+    """report.json (every number of the table) and report.html (table and charts); returns the
+    document."""
     from ocx.recipes.report import report_document, write_recipe_report
 
     document = report_document(recipe.output, _recipe_info(recipe), rows)
@@ -293,6 +294,7 @@ def _print_verdict(console, recipe: Recipe, document: dict) -> None:
             "epochs "
             + ", ".join(f"{e} (p={p:.2f})" for e, p in tied.items())
             + " are statistically "
-            f"indistinguishable from epoch {best} (paired bootstrap, p >= 0.05): any of them will do",
+            f"indistinguishable from epoch {best} (paired bootstrap, p >= 0.05): "
+            "any of them will do",
             highlight=False,
         )

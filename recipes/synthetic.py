@@ -8,9 +8,7 @@ expert's condition and reproduce the weak source's mistakes under the weak one.
 
 from __future__ import annotations
 
-import json
 import random
-from pathlib import Path
 
 MAX_OPERAND = 9  # a, b in 0..9: 100 questions, learnable by a tiny model in minutes on a CPU
 
@@ -44,7 +42,3 @@ def arithmetic_conversations(
             }
         )
     return rows
-
-
-def write_jsonl(rows: list[dict], path: Path) -> None:
-    path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows), encoding="utf-8")

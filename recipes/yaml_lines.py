@@ -20,7 +20,8 @@ from ocx.harness.errors import InputError, InputProblem
 Path_ = tuple  # a key path such as ("train", "epochs") or ("data", 0, "weight")
 
 MAX_RECIPE_BYTES = 1 << 20
-"""A recipe is a few hundred bytes; 1 MiB leaves room for long comments and refuses data dumped by mistake."""
+"""A recipe is a few hundred bytes; 1 MiB leaves room for long comments and refuses data dumped
+by mistake."""
 MAX_VALUES = 10_000
 """Values (scalars, lists, mappings) after alias expansion; the largest built-in recipe has ~60."""
 MAX_DEPTH = 32
@@ -133,7 +134,8 @@ def _refuse_bad_keys(node: yaml.MappingNode, path: Path_, file: str) -> None:
 
 
 def read_recipe_text(path: Path) -> str:
-    """A recipe file's text, reading at most MAX_RECIPE_BYTES + 1 bytes; InputError if too big or not UTF-8."""
+    """A recipe file's text, reading at most MAX_RECIPE_BYTES + 1 bytes; InputError if too big
+    or not UTF-8."""
     with open(path, "rb") as f:
         data = f.read(MAX_RECIPE_BYTES + 1)
     if len(data) > MAX_RECIPE_BYTES:

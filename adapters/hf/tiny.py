@@ -47,7 +47,7 @@ def build_tiny_checkpoint(
     overwrite: bool = False,
     **config_overrides,
 ) -> Path:
-    """Write a random tiny Llama HF folder with the model type's tokenizer, template and ocx.json."""
+    """Write a random tiny Llama HF folder with the model type's tokenizer, template, ocx.json."""
     import torch
     from transformers import GenerationConfig, LlamaForCausalLM
 

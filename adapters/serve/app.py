@@ -1,7 +1,8 @@
 """The FastAPI application: `create_app(engine, settings)`; all state lives on the app.
 
-Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health, GET / (the chat page),
-and vLLM's tokenizer endpoints POST /tokenize, POST /detokenize, GET /tokenizer_info.
+Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health,
+GET / (the chat page), and vLLM's tokenizer endpoints POST /tokenize, POST /detokenize,
+GET /tokenizer_info.
 Every error, including FastAPI's own validation and routing errors, is answered in OpenAI's
 `{"error": {...}}` shape; bad input is a 4xx, never a 500. `guard.RequestGuard` checks the key
 and size on the headers before any body is read; parsing and tokenizing run in a thread pool,
@@ -56,7 +57,7 @@ class ServeSettings:
     request_log: logging.Logger | None = None
     """Where full request/response records go as JSON lines (--log-file)."""
     max_request_bytes: int = 8 * 2**20
-    """Largest request body; larger ones get 413 (by Content-Length, or once that many bytes came)."""
+    """Largest request body; a larger one gets 413 (by Content-Length, or once that much came)."""
     read_timeout: float = 10.0
     """Seconds a client may take to send its headers, or pause while sending its body."""
     prepare_threads: int = 4

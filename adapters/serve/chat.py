@@ -126,7 +126,7 @@ def _check_condition(condition: str | None, model: ServedModel) -> None:
 
 
 def generation_error(request_id: str, exc: BaseException) -> ApiError:
-    """What a client is told when its generation fails in the engine (the cause is logged, not sent)."""
+    """What a client is told when its generation fails in the engine (the cause is only logged)."""
     if isinstance(exc, ApiError):
         return exc
     if not isinstance(exc, SequenceFailed):  # the transformers engine logs its own failures
@@ -157,23 +157,33 @@ def _sampling(
             code="context_length_exceeded",
         )
     return [
-        Sampling(
+        request_sampling(
+            request,
+            i,
             max_tokens=wanted or room,
             stop_token_ids=model.stop_token_ids,
-            stop=request.stops(),
-            temperature=float(request.temperature),
-            top_p=float(request.top_p),
-            top_k=request.top_k,
-            min_p=float(request.min_p),
-            repetition_penalty=float(request.repetition_penalty),
-            seed=None if request.seed is None else choice_seed(request.seed, i),
-            presence_penalty=float(request.presence_penalty),
-            frequency_penalty=float(request.frequency_penalty),
-            incremental=request.stream or bool(request.stop),
             logprobs=request.logprob_alternatives(),
         )
         for i in range(request.n)
     ]
+
+
+def request_sampling(request, index: int, **fields) -> Sampling:
+    """Choice `index`'s sampling settings from the fields chat and text completion requests
+    share; `fields` adds those that differ (max_tokens, stop_token_ids, logprobs, ...)."""
+    return Sampling(
+        stop=request.stops(),
+        temperature=float(request.temperature),
+        top_p=float(request.top_p),
+        top_k=request.top_k,
+        min_p=float(request.min_p),
+        repetition_penalty=float(request.repetition_penalty),
+        presence_penalty=float(request.presence_penalty),
+        frequency_penalty=float(request.frequency_penalty),
+        seed=None if request.seed is None else choice_seed(request.seed, index),
+        incremental=request.stream or bool(request.stop),
+        **fields,
+    )
 
 
 def choice_seed(seed: int, index: int) -> int:
@@ -233,29 +243,33 @@ async def complete(engine: Engine, model: ServedModel, prep: Prepared) -> dict:
         }
         for s in states
     ]
+    return {**response_fields(prep, "chat.completion", choices), "usage": _usage(prep, states)}
+
+
+def response_fields(prep, kind: str, choices: list[dict]) -> dict:
+    """What every chat or text completion response and stream chunk starts with (`prep`: either
+    endpoint's Prepared request)."""
     return {
         "id": prep.id,
-        "object": "chat.completion",
+        "object": kind,
         "created": prep.created,
         "model": prep.model_name,
         "choices": choices,
-        "usage": _usage(prep, states),
     }
 
 
-def _chunk(
-    prep: Prepared, choices: list[dict], usage: dict | None = None, with_usage: bool = False
+def sse_chunk(
+    prep, kind: str, choices: list[dict], usage: dict | None = None, with_usage: bool = False
 ) -> str:
-    body = {
-        "id": prep.id,
-        "object": "chat.completion.chunk",
-        "created": prep.created,
-        "model": prep.model_name,
-        "choices": choices,
-    }
+    """One server-sent event; with `with_usage` it has a `usage` field (null but in the last)."""
+    body = response_fields(prep, kind, choices)
     if with_usage:
         body["usage"] = usage
     return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+
+def _chunk(prep: Prepared, choices: list[dict], **usage) -> str:
+    return sse_chunk(prep, "chat.completion.chunk", choices, **usage)
 
 
 def stream(engine: Engine, model: ServedModel, prep: Prepared) -> AsyncIterator[str]:
@@ -263,7 +277,9 @@ def stream(engine: Engine, model: ServedModel, prep: Prepared) -> AsyncIterator[
     include_usage = bool(prep.request.stream_options and prep.request.stream_options.include_usage)
     states = [ChoiceState(i) for i in range(len(prep.settings))]
     usage = (
-        (lambda: _chunk(prep, [], _usage(prep, states), with_usage=True)) if include_usage else None
+        (lambda: _chunk(prep, [], usage=_usage(prep, states), with_usage=True))
+        if include_usage
+        else None
     )
     return event_stream(prep.id, _chunks(engine, model, prep, states, include_usage), usage)
 

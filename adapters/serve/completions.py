@@ -12,14 +12,20 @@ the request lm-eval's `local-completions` sends for log-likelihoods.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
-from ocx.adapters.serve.chat import check_sampling, choice_seed, event_stream, resolve_name
+from ocx.adapters.serve.chat import (
+    check_sampling,
+    event_stream,
+    request_sampling,
+    resolve_name,
+    response_fields,
+    sse_chunk,
+)
 from ocx.adapters.serve.engine import Engine
 from ocx.adapters.serve.generation import (
     ChoiceState,
@@ -127,19 +133,11 @@ def prepare(
     for prompt in prompts:
         max_tokens = _max_tokens(request, model, len(prompt))
         settings += [
-            Sampling(
+            request_sampling(
+                request,
+                j,
                 max_tokens=max_tokens,
                 stop_token_ids=stop_ids,
-                stop=request.stops(),
-                temperature=float(request.temperature),
-                top_p=float(request.top_p),
-                top_k=request.top_k,
-                min_p=float(request.min_p),
-                repetition_penalty=float(request.repetition_penalty),
-                presence_penalty=float(request.presence_penalty),
-                frequency_penalty=float(request.frequency_penalty),
-                seed=None if request.seed is None else choice_seed(request.seed, j),
-                incremental=request.stream or bool(request.stop),
                 logprobs=request.logprobs,
                 prompt_logprobs=scored,
             )
@@ -326,29 +324,11 @@ async def complete(engine: Engine, model: ServedModel, prep: Prepared) -> dict:
                 "finish_reason": c.finish_reason(),
             }
         )
-    return {
-        "id": prep.id,
-        "object": "text_completion",
-        "created": prep.created,
-        "model": prep.model_name,
-        "choices": out,
-        "usage": _usage(prep, choices),
-    }
+    return {**response_fields(prep, "text_completion", out), "usage": _usage(prep, choices)}
 
 
-def _chunk(
-    prep: Prepared, choices: list[dict], usage: dict | None = None, with_usage: bool = False
-) -> str:
-    body = {
-        "id": prep.id,
-        "object": "text_completion",
-        "created": prep.created,
-        "model": prep.model_name,
-        "choices": choices,
-    }
-    if with_usage:
-        body["usage"] = usage
-    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+def _chunk(prep: Prepared, choices: list[dict], **usage) -> str:
+    return sse_chunk(prep, "text_completion", choices, **usage)
 
 
 def stream(engine: Engine, model: ServedModel, prep: Prepared) -> AsyncIterator[str]:
@@ -356,7 +336,7 @@ def stream(engine: Engine, model: ServedModel, prep: Prepared) -> AsyncIterator[
     include_usage = prep.request.include_usage()
     choices = _choices(engine, model, prep)
     usage = (
-        (lambda: _chunk(prep, [], _usage(prep, choices), with_usage=True))
+        (lambda: _chunk(prep, [], usage=_usage(prep, choices), with_usage=True))
         if include_usage
         else None
     )

@@ -1,7 +1,8 @@
 """The one engine interface, for `ocx serve`, `ocx eval` and recipes alike.
 
-Engines are found by name in `ocx.harness.engines` (a lazy registry). An engine takes prompt token IDs (the chat template's exact encoding, never text) and streams
-back the token IDs it generates for one sequence. The HTTP layer owns everything textual:
+Engines are found by name in `ocx.harness.engines` (a lazy registry). An engine takes prompt
+token IDs (the chat template's exact encoding, never text) and streams back the token IDs it
+generates for one sequence. The HTTP layer owns everything textual:
 detokenization, stop strings, OpenAI's response shapes. A request with `n` choices is `n`
 engine sequences (seeds `seed`, `seed + 1`, ...), so each can stop or be cancelled on its own.
 `ocx eval` drives the same engines through `ocx.harness.backends.engine_backend.EngineBackend`.
@@ -37,10 +38,6 @@ class Step:
     prompt_logprobs: tuple[TokenLogprob | None, ...] | None = None
     """On the first step only, when `Sampling.prompt_logprobs` is set: one per prompt token,
     None for the first (vLLM's shape)."""
-
-
-class EngineOverloaded(RuntimeError):
-    """The engine's queue is full; the server answers 503."""
 
 
 class SequenceFailed(RuntimeError):

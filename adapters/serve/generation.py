@@ -185,24 +185,6 @@ async def stream_choice(
         raise RuntimeError(f"engine ended sequence {request_id} without a finish reason")
 
 
-async def run_choice(
-    engine: Engine,
-    request_id: str,
-    prompt_ids: list[int],
-    settings: SamplingSettings,
-    tokenizer: Tokenizer,
-    stops: tuple[str, ...],
-    state: ChoiceState,
-) -> AsyncIterator[str]:
-    """Stream one choice's text deltas only (see `stream_choice`)."""
-    async with aclosing(
-        stream_choice(engine, request_id, prompt_ids, settings, tokenizer, stops, state)
-    ) as deltas:
-        async for delta in deltas:
-            if delta.text:
-                yield delta.text
-
-
 async def run_all(coros: list) -> None:
     """Run coroutines concurrently; if one fails or we are cancelled, cancel the rest."""
     tasks = [asyncio.ensure_future(c) for c in coros]

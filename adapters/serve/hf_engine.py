@@ -65,7 +65,7 @@ class TransformersEngine:
     ):
         self.model_path = Path(model_path)
         self.device = device
-        """Where the weights and KV cache live ("cpu", "cuda", "cuda:1"); sampling stays on the CPU."""
+        """Where weights and KV cache live ("cpu", "cuda", "cuda:1"); sampling stays on the CPU."""
         self.pad_id = pad_id
         self.max_batch_size = max_batch_size
         self.dtype = dtype
@@ -144,7 +144,8 @@ class TransformersEngine:
         self, request_id: str, context_ids: list[int], continuation_ids: list[int]
     ) -> Loglikelihood:
         """Score `continuation_ids` after `context_ids` (see `scoring`); concurrent calls share
-        forward passes. Bad token IDs or an empty side raise ValueError; a failed pass, SequenceFailed."""
+        forward passes. Bad token IDs or an empty side raise ValueError; a failed pass,
+        SequenceFailed."""
         from ocx.adapters.serve.scoring import ScoreRequest
 
         loop = asyncio.get_running_loop()
@@ -189,7 +190,7 @@ class TransformersEngine:
                 self._receive(waiting, scoring, block=batch is None and not scoring)
                 batch = self._drop_cancelled(batch, waiting, emitters, cancelled)
                 scoring.drop(cancelled)
-                # One scoring pass, then one generation step: neither kind of work starves the other.
+                # One scoring pass, then one generation step: neither kind starves the other.
                 if scoring:
                     self._score(scoring, scoring.next_batch())
                 if self._admit_now(batch, waiting):
@@ -348,7 +349,7 @@ class TransformersEngine:
         return None if result is None else self._sample_and_emit(*result, emitters)
 
     def _isolated(self, forward, rows: list, emitters: dict):
-        """`forward(rows)` -> (batch, logits); on failure, halves are retried and failing rows dropped."""
+        """`forward(rows)` -> (batch, logits); on failure halves are retried, bad rows dropped."""
         import torch
 
         from ocx.adapters.serve.batching import merge

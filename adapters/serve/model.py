@@ -8,56 +8,27 @@ its aliases, the `--model` string or the folder's absolute path.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, fields
 
-from ocx.harness.checkpoint import CheckpointSpec, resolve_checkpoint_path, resolve_checkpoint_spec
-from ocx.harness.templates import ChatTemplate
-from ocx.harness.tokenizers import Tokenizer
+from ocx.harness.checkpoint import CheckpointSpec, resolve_checkpoint_spec
 
 
 @dataclass(frozen=True)
-class ServedModel:
-    checkpoint: CheckpointSpec
-    names: tuple[str, ...]
+class ServedModel(CheckpointSpec):
+    """A checkpoint spec (path, model type, template, tokenizer, context length, stop tokens)
+    that also knows the names a request may use for it."""
+
+    names: tuple[str, ...] = ()
     """Names a request may use; the first is the one responses report."""
 
-    @property
-    def path(self) -> Path:
-        return self.checkpoint.path
-
-    @property
-    def model_type(self) -> str:
-        return self.checkpoint.model_type
-
-    @property
-    def template(self) -> ChatTemplate:
-        return self.checkpoint.template
-
-    @property
-    def tokenizer(self) -> Tokenizer:
-        return self.checkpoint.tokenizer
-
-    @property
-    def context_length(self) -> int:
-        """Prompt plus completion tokens: the checkpoint spec's one rule (smaller of template and config)."""
-        return self.checkpoint.context_length
-
-    @property
-    def stop_token_ids(self) -> tuple[int, ...]:
-        return self.checkpoint.stop_token_ids
+    @classmethod
+    def of(cls, checkpoint: CheckpointSpec, names: tuple[str, ...]) -> ServedModel:
+        spec = {f.name: getattr(checkpoint, f.name) for f in fields(CheckpointSpec)}
+        return cls(**spec, names=names)
 
     def resolve(self, name: str) -> str | None:
         """The name to report for a requested `model`, or None when it is not this model."""
         return name if name in self.names else None
-
-
-def resolve_checkpoint(model: str) -> Path:
-    """A local folder as is; otherwise a Hugging Face hub id (from the cache offline, else fetched)."""
-    try:
-        return resolve_checkpoint_path(model)
-    except ValueError as exc:
-        raise FileNotFoundError(f"--model {model!r}: {exc}") from exc
 
 
 def load_served_model(
@@ -72,4 +43,4 @@ def load_served_model(
         model,
         str(checkpoint.path),
     ]
-    return ServedModel(checkpoint=checkpoint, names=tuple(dict.fromkeys(names)))
+    return ServedModel.of(checkpoint, tuple(dict.fromkeys(names)))

@@ -223,9 +223,10 @@ class CompletionRequest(SamplingRequest):
     stop: StrictStr | Annotated[list[StrictStr], Field(max_length=MAX_COMPLETION_STOPS)] | None = (
         None
     )
-    """More than chat's 4: lm-eval's `until` lists plus the end of text often exceed it (vLLM has no cap)."""
+    """More than chat's 4: lm-eval's `until` lists plus the end of text often exceed it (vLLM has
+    no cap)."""
     echo: StrictBool = False
-    """Return the prompt (and, with `logprobs`, its tokens' log-probabilities) before the completion."""
+    """Return the prompt (and with `logprobs` its tokens' log-probabilities) before the answer."""
     logprobs: Annotated[StrictInt, Field(ge=0, le=MAX_LOGPROBS)] | None = None
     """Alternatives per token; 0 still reports each token's own log-probability."""
     max_tokens: Annotated[StrictInt, Field(ge=0)] | None = 16

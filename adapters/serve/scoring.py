@@ -145,7 +145,8 @@ class ScoringQueue:
             bad = [t for t in ids if not isinstance(t, int) or not 0 <= t < self.vocab_size]
             if bad:
                 raise ValueError(
-                    f"{name} holds {bad[0]!r}, not a token ID of this model (0 to {self.vocab_size - 1})"
+                    f"{name} holds {bad[0]!r}, not a token ID of this model "
+                    f"(0 to {self.vocab_size - 1})"
                 )
 
     def drop(self, request_ids: set[str]) -> None:
@@ -168,7 +169,7 @@ class ScoringQueue:
         return batch
 
     def finish(self, rows: list[Row], logprobs: list[float], greedy: list[bool]) -> None:
-        """Record `forward`'s per-target values (in `rows`' part order) and answer finished requests."""
+        """Record `forward`'s per-target values (in `rows`' part order); answer finished ones."""
         at = 0
         for row in rows:
             for state, window in row.parts:
@@ -188,7 +189,8 @@ class ScoringQueue:
                     )
 
     def fail(self, rows: list[Row], error: Callable[[str], BaseException]) -> None:
-        """Answer every request with a part in `rows` with `error(request_id)`; its other rows are dropped."""
+        """Answer every request with a part in `rows` with `error(request_id)`; its other rows are
+        dropped."""
         failed = {state.request.request_id: state for row in rows for state, _ in row.parts}
         for state in failed.values():
             if not state.done:

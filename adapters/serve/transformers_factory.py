@@ -27,7 +27,7 @@ def resolve_dtype(checkpoint: CheckpointSpec, dtype: str) -> str:
 
 
 def resolve_device() -> str:
-    """The first GPU when torch sees one (as eval's transformers backend always did), else the CPU."""
+    """The first GPU when torch sees one (as eval's transformers backend always did), else CPU."""
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"

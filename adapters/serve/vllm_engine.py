@@ -42,7 +42,7 @@ class VLLMEngine:
         self.engine = None
 
     def engine_arguments(self) -> dict:
-        """The keyword arguments of vLLM's `AsyncEngineArgs` (`--engine-arg` wins over the flags)."""
+        """Keyword arguments of vLLM's `AsyncEngineArgs` (`--engine-arg` wins over the flags)."""
         return {
             "model": str(self.model_path),
             "tensor_parallel_size": self.tensor_parallel_size,

@@ -142,7 +142,7 @@ def save_state(engine, out: Path, global_step: int, client_state: dict) -> None:
 
 
 def load_state(engine, out: Path) -> dict | None:
-    """Restore the last complete state; its client state (loop position), or None if there is none."""
+    """Restore the last complete state; its client state (loop position), or None if none."""
     state_dir = Path(out) / STATE_DIR
     if not (state_dir / "latest").is_file():
         return None

@@ -1,137 +1,224 @@
-"""Training settings and results as typed dataclasses (no torch import: the CLI builds them)."""
+"""Training settings and results as typed dataclasses (no torch import: the CLI builds them).
+
+Each `TrainConfig` field is the one definition of a setting (see harness/settings.py): its
+`ocx train` flag, type, range, help, `--help` section and recipe key. The flags
+(ocx/cli/setting_flags.py, the builder `ocx eval` uses too) and the recipe `train:` checks
+(recipes/settings_section.py) are generated from the fields, so a new setting is one field here,
+plus its use in the trainer.
+"""
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
+from ocx.adapters.train.lora import QUANTIZE, settings_problems
+from ocx.adapters.train.tracking import parse_report_to, tracker_problems
 from ocx.harness.errors import InputError, InputProblem
+from ocx.harness.settings import Choice, Num, Problem, by_flag, flags, named, rule_problems
+from ocx.harness.settings import setting as s
+
+BELOW_ONE = Num(float, 0, 1, high_open=True)
+"""A fraction in [0, 1)."""
+SEED = Num(int, 0, 2**32 - 1)
+COMMAND = "ocx train"
+
+
+# One helper per `--help` section: the helper that makes a field names its group.
+in_model = partial(s, group="Model")
+in_data = partial(s, group="Data")
+in_optim = partial(s, group="Optimisation")
+in_lora = partial(s, group="LoRA")
+in_val = partial(s, group="Validation")
+in_tracking = partial(s, group="Tracking")
+in_memory = partial(s, group="Memory")
+in_output = partial(s, group="Output")
 
 
 @dataclass
 class TrainConfig:
-    """Everything one `ocx train` run needs; the CLI flags map one to one onto these fields."""
+    """Everything one `ocx train` run needs; each field but extra_metadata is one CLI flag."""
 
-    data: Path
-    """Tokenized dataset folder written by `ocx data tokenize` (manifest.json + data.parquet)."""
-    model: str
-    """Base model: a Hugging Face folder or hub id ("org/name"; offline from the HF cache)."""
-    out: Path
-    """Output folder: epoch_<n>/ checkpoints, state/ (resume), metrics.jsonl, train.json."""
-    epochs: int = 5
-    """Passes over the data (OpenChat's default)."""
-    batch_max_len: int = 81920
-    """Token budget of one packed row per rank and step (OpenChat: 81920 on an 80 GB GPU)."""
-    lr: float | None = None
-    """Peak learning rate; None estimates it from the supervised tokens per batch (OpenChat)."""
-    lr_min_ratio: float = 0.1
-    """Cosine floor, as a fraction of the peak learning rate."""
-    lr_warmup_ratio: float = 0.05
-    """Fraction of all steps spent warming up linearly from 0."""
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.95
-    eps: float = 1e-5
-    grad_clip: float = 1.0
-    """Global gradient-norm clip (DeepSpeed `gradient_clipping`); 0 disables it."""
-    seed: int = 42
-    """Seeds the multipack order of every epoch and torch."""
-    packing: bool = True
-    """False: one sequence per row, padded to the longest in the batch (for comparison)."""
-    zero_stage: int = 2
-    """DeepSpeed ZeRO stage of the shipped config (2 or 3)."""
-    deepspeed_config: Path | None = None
-    """A DeepSpeed JSON config merged over the shipped zero2/zero3.json (batch sizes, optimizer
-    and schedule stay ocx's)."""
-    tokenizer: str | None = None
-    """The tokenizer the data was tokenized with (file or folder); default: the base model's.
-    Its sha256 must equal the dataset's; every checkpoint exports it with the chat template."""
-    resume: bool = False
-    """Continue from the last complete state in `out/state` (after a crash or a kill)."""
-    force_resume: bool = False
-    """Resume although the world size, dataset or a training setting differs from the saved run."""
-    save_every_steps: int = 0
-    """Also save resumable state every N steps inside an epoch (0: only at epoch ends)."""
-    max_steps: int | None = None
-    """Stop after this many optimizer steps in total (demos, smoke tests)."""
-    grad_accum_steps: int = 1
-    """Packed rows (micro-steps) per rank accumulated into one optimizer step; the loss is
-    normalised by the weight sum of all of them (see docs/train.md)."""
-    val_fraction: float = 0.0
-    """Hold out this fraction of the conversations (deterministically, before packing) as a
-    validation set; 0: none."""
-    val_data: Path | None = None
-    """A tokenized validation dataset (same tokenizer as `data`) instead of `val_fraction`."""
-    val_every_steps: int = 0
-    """Also compute the validation loss every N optimizer steps (0: only at epoch ends)."""
-    report_to: list[str] = field(default_factory=list)
-    """Experiment trackers: "tensorboard" (out/tensorboard) and/or "wandb" (offline without
-    WANDB_API_KEY, run folder under out/)."""
-    gradient_checkpointing: bool = True
-    """Recompute activations in backward (as OpenChat): less memory, ~30% more compute."""
-    loss_chunk_size: int = 512
-    """Supervised tokens per chunk of the LM head + cross-entropy (bounds the logits' memory)."""
-    too_long: str = "refuse"
-    """Sequences longer than batch_max_len: "refuse" (error) or "truncate"."""
-    progress: bool = True
-    """Show a rich progress bar on rank 0."""
-    lora_rank: int | None = None
-    """Train a peft LoRA adapter of this rank on the frozen base (None: full fine-tuning)."""
-    lora_alpha: float | None = None
-    """LoRA scaling numerator (the update is B @ A * alpha / rank); None: 2 * rank."""
-    lora_dropout: float = 0.0
-    lora_target_modules: list[str] | None = None
-    """Module names to adapt (e.g. q_proj, v_proj); None: every linear layer but the LM head."""
-    merge_lora: bool = False
-    """Also write each epoch's merged model (base + adapter) as a plain HF folder."""
-    quantize: str | None = None
-    """"4bit": load the frozen base in NF4 through bitsandbytes (QLoRA; CUDA only)."""
-    extra_metadata: dict = field(default_factory=dict)
-    """Merged into every checkpoint's ocx.json (recipes record their name and settings here)."""
+    data: Path = in_data(
+        help="Tokenized dataset folder written by `ocx data tokenize` (manifest.json).",
+        recipe=None,
+        resume_check=False,
+    )
+    model: str = in_model(
+        help="Base model: a Hugging Face folder or hub id (org/name; offline: the HF cache).",
+        recipe=None,
+    )
+    out: Path = in_output(
+        help="Output folder: epoch_<n>/ checkpoints, state/ (resume), metrics.jsonl, train.json.",
+        recipe=None,
+        resume_check=False,
+    )
+    epochs: int = in_optim(5, help="Passes over the data.", rule=Num(int, 1, 1000))
+    batch_max_len: int = in_data(
+        81920,
+        help="Tokens of one packed row, per rank and step (OpenChat: 81920 on an 80 GB GPU).",
+        rule=Num(int, 1, 1 << 24),
+    )
+    lr: float | None = in_optim(
+        None,
+        help="Peak learning rate.",
+        rule=Num(float, 0, 1, low_open=True),
+        default_text="OpenChat's automatic LR from the supervised tokens per step",
+    )
+    lr_min_ratio: float = in_optim(
+        0.1, help="Cosine floor, as a fraction of the peak LR.", rule=Num(float, 0, 1)
+    )
+    lr_warmup_ratio: float = in_optim(
+        0.05, help="Fraction of all steps spent warming up linearly from 0.", rule=BELOW_ONE
+    )
+    weight_decay: float = in_optim(0.1, help="AdamW weight decay.", rule=Num(float, 0))
+    beta1: float = in_optim(0.9, help="AdamW beta1 (first-moment decay).", rule=BELOW_ONE)
+    beta2: float = in_optim(0.95, help="AdamW beta2 (second-moment decay).", rule=BELOW_ONE)
+    eps: float = in_optim(1e-5, help="AdamW epsilon.", rule=Num(float, 0, 1, low_open=True))
+    grad_clip: float = in_optim(
+        1.0, help="Global gradient-norm clip (DeepSpeed's); 0 disables it.", rule=Num(float, 0)
+    )
+    seed: int = in_optim(42, help="Seeds every epoch's multipack order and torch.", rule=SEED)
+    packing: bool = in_data(True, help="--no-packing: one sequence per row, padded.")
+    zero_stage: int = in_memory(
+        2, help="DeepSpeed ZeRO stage (shipped config).", rule=Choice((2, 3))
+    )
+    deepspeed_config: Path | None = in_memory(
+        None,
+        help="DeepSpeed JSON merged over the shipped zero2/zero3.json (its "
+        "zero_optimization.stage wins; batch sizes, optimizer and schedule stay ocx's).",
+        resume_check=False,
+    )
+    tokenizer: str | None = in_model(
+        None,
+        help="Tokenizer the data was tokenized with (its sha256 must match the dataset's; "
+        "checkpoints export it).",
+        recipe=None,
+        default_text="the base model's",
+    )
+    resume: bool = in_output(
+        False,
+        help="Continue from the last complete state in --out.",
+        recipe=None,
+        resume_check=False,
+    )
+    force_resume: bool = in_output(
+        False, help="Resume although world size, data or settings differ.", resume_check=False
+    )
+    save_every_steps: int = in_output(
+        0,
+        help="Also save resumable state every N steps (0: at epoch ends).",
+        rule=Num(int, 0),
+        resume_check=False,
+    )
+    max_steps: int | None = in_optim(
+        None, help="Stop after N optimizer steps in total (demos, smoke tests).", rule=Num(int, 1)
+    )
+    grad_accum_steps: int = in_optim(
+        1,
+        help="Packed rows per rank accumulated into one optimizer step (the loss is "
+        "normalised by the weight sum of all of them).",
+        rule=Num(int, 1, 65536),
+    )
+    val_fraction: float = in_val(
+        0.0,
+        help="Hold out this fraction of the conversations (before packing) for validation.",
+        rule=BELOW_ONE,
+    )
+    val_data: Path | None = in_val(
+        None, help="Tokenized validation dataset (same tokenizer as --data).", resume_check=False
+    )
+    val_every_steps: int = in_val(
+        0,
+        help="Also compute the validation loss every N optimizer steps (0: at epoch ends only).",
+        rule=Num(int, 0),
+        resume_check=False,
+    )
+    report_to: list[str] = in_tracking(
+        default_factory=list,
+        help="Experiment trackers, comma-separated: tensorboard (out/tensorboard), wandb "
+        "(offline without WANDB_API_KEY).",
+        default_text="none",
+        parse=parse_report_to,
+        resume_check=False,
+    )
+    gradient_checkpointing: bool = in_memory(
+        True, help="Recompute activations in backward: less memory, ~30% more compute."
+    )
+    loss_chunk_size: int = in_memory(
+        512,
+        help="Supervised tokens per LM-head + cross-entropy chunk (bounds the logits' memory).",
+        rule=Num(int, 1, 1 << 20),
+    )
+    too_long: str = in_data(
+        "refuse",
+        help="Sequences longer than --batch-max-len: refuse (error) or truncate.",
+        rule=Choice(("refuse", "truncate")),
+    )
+    progress: bool = in_tracking(
+        True, help="Show a rich progress bar on rank 0.", resume_check=False
+    )
+    lora_rank: int | None = in_lora(
+        None,
+        help="Train a peft LoRA adapter of this rank on the frozen base.",
+        rule=Num(int, 1, 4096),
+        recipe=("lora", "rank"),
+        section_required=True,
+        default_text="full fine-tuning",
+    )
+    lora_alpha: float | None = in_lora(
+        None,
+        help="LoRA alpha (the update is B @ A * alpha / rank).",
+        rule=Num(float, 0, low_open=True),
+        recipe=("lora", "alpha"),
+        default_text="2 x rank",
+    )
+    lora_dropout: float = in_lora(
+        0.0, help="LoRA dropout.", rule=BELOW_ONE, recipe=("lora", "dropout")
+    )
+    lora_target_modules: list[str] | None = in_lora(
+        None,
+        help="Modules to adapt, comma-separated (e.g. q_proj,v_proj).",
+        recipe=("lora", "target_modules"),
+        default_text="all-linear",
+        item="module name such as q_proj",
+        nonempty=True,
+    )
+    merge_lora: bool = in_lora(
+        False,
+        help="Also write each epoch's merged model (base + adapter) as a plain HF folder.",
+        recipe=("lora", "merge"),
+        resume_check=False,
+    )
+    quantize: str | None = in_lora(
+        None,
+        help="QLoRA: load the frozen base in 4-bit NF4 through bitsandbytes (CUDA only).",
+        rule=Choice(QUANTIZE),
+    )
+    extra_metadata: dict = in_output(
+        default_factory=dict,
+        help="Merged into every checkpoint's ocx.json (recipes record their name here).",
+        flag="",
+        recipe=None,
+    )
+
+    def problems(self) -> list[Problem | InputProblem]:
+        """Every problem of these settings, before any heavy work; `{field}` names a setting."""
+        problems: list[Problem | InputProblem] = []
+        if not (Path(self.data) / "manifest.json").is_file():
+            problems.append(Problem("data", f"{self.data} has no manifest.json{TOKENIZE}"))
+        problems += rule_problems(self)
+        if self.deepspeed_config is not None and not Path(self.deepspeed_config).is_file():
+            problems.append(Problem("deepspeed_config", f"{self.deepspeed_config} does not exist"))
+        elif self.zero_stage in (2, 3):
+            problems += from_flag_problems(_ds_config_problems(self))
+        return problems + settings_problems(self) + _extras_problems(self)
 
     def validate(self) -> None:
-        """Check the settings before any heavy work; report every problem at once."""
-        problems = []
-
-        def bad(flag: str, message: str) -> None:
-            problems.append(InputProblem("ocx train", None, flag, message))
-
-        if not (Path(self.data) / "manifest.json").is_file():
-            bad("--data", f"{self.data} has no manifest.json (write it with `ocx data tokenize`)")
-        if self.epochs < 1:
-            bad("--epochs", f"must be at least 1, got {self.epochs}")
-        if self.batch_max_len < 1:
-            bad("--batch-max-len", f"must be positive, got {self.batch_max_len}")
-        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
-            bad("--lr", f"must be a positive finite number, got {self.lr}")
-        for flag, value, low, high in (
-            ("--weight-decay", self.weight_decay, 0, math.inf),
-            ("--grad-clip", self.grad_clip, 0, math.inf),
-            ("--eps", self.eps, 0, 1),
-        ):
-            if not (math.isfinite(value) and low <= value <= high):
-                bad(flag, f"must be a finite number in [{low}, {high}], got {value}")
-        if not 0 <= self.lr_min_ratio <= 1:
-            bad("--lr-min-ratio", f"must be in [0, 1], got {self.lr_min_ratio}")
-        if not 0 <= self.lr_warmup_ratio < 1:
-            bad("--lr-warmup-ratio", f"must be in [0, 1), got {self.lr_warmup_ratio}")
-        if self.zero_stage not in (2, 3):
-            bad("--zero-stage", f"must be 2 or 3, got {self.zero_stage}")
-        if self.deepspeed_config is not None and not Path(self.deepspeed_config).is_file():
-            bad("--deepspeed-config", f"{self.deepspeed_config} does not exist")
-        elif self.zero_stage in (2, 3):
-            problems += _ds_config_problems(self)
-        if self.loss_chunk_size < 1:
-            bad("--loss-chunk-size", f"must be positive, got {self.loss_chunk_size}")
-        if self.too_long not in ("refuse", "truncate"):
-            bad("--too-long", f"must be 'refuse' or 'truncate', got {self.too_long!r}")
-        if self.max_steps is not None and self.max_steps < 1:
-            bad("--max-steps", f"must be at least 1, got {self.max_steps}")
-        from ocx.adapters.train.lora import settings_problems
-
-        problems += settings_problems(self)
-        problems += _extras_problems(self)
+        """Check the settings before any heavy work; report every problem at once, by flag."""
+        names = flags(type(self))
+        problems = [as_flag_problem(p, names) for p in self.problems()]
         if problems:
             raise InputError(problems)
 
@@ -139,32 +226,40 @@ class TrainConfig:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
 
 
-def _extras_problems(cfg: TrainConfig) -> list[InputProblem]:
-    """Gradient accumulation, validation and tracking settings (trainer extras)."""
-    from ocx.adapters.train.tracking import tracker_problems
+TOKENIZE = " (write it with `ocx data tokenize`)"
 
-    problems = []
 
-    def bad(flag: str, message: str) -> None:
-        problems.append(InputProblem("ocx train", None, flag, message))
+def as_flag_problem(problem: Problem | InputProblem, names: dict[str, str]) -> InputProblem:
+    """A settings problem as `ocx train: --flag: message` (`names`: field -> flag)."""
+    return problem if isinstance(problem, InputProblem) else named(problem, COMMAND, names)
 
-    if isinstance(cfg.grad_accum_steps, bool) or not 1 <= cfg.grad_accum_steps <= 65536:
-        bad("--grad-accum-steps", f"must be an integer in [1, 65536], got {cfg.grad_accum_steps}")
-    if not (math.isfinite(cfg.val_fraction) and 0 <= cfg.val_fraction < 1):
-        bad("--val-fraction", f"must be in [0, 1), got {cfg.val_fraction}")
+
+def from_flag_problems(problems: list[InputProblem]) -> list[Problem | InputProblem]:
+    """Another module's `ocx train` problems (named by flag) as settings problems."""
+    out: list[Problem | InputProblem] = []
+    for p in problems:
+        name = by_flag(TrainConfig, p.field) if p.file == COMMAND else None
+        out.append(Problem(name, p.message) if name else p)
+    return out
+
+
+def _extras_problems(cfg: TrainConfig) -> list[Problem | InputProblem]:
+    """Validation and tracking settings that depend on each other (trainer extras)."""
+    problems: list[Problem | InputProblem] = []
     if cfg.val_data is not None:
         if cfg.val_fraction:
-            bad("--val-data", "give either --val-data or --val-fraction, not both")
-        if not (Path(cfg.val_data) / "manifest.json").is_file():
-            bad(
-                "--val-data",
-                f"{cfg.val_data} has no manifest.json (write it with `ocx data tokenize`)",
+            problems.append(
+                Problem("val_data", "give either {val_data} or {val_fraction}, not both")
             )
-    if cfg.val_every_steps < 0:
-        bad("--val-every-steps", f"must be at least 0, got {cfg.val_every_steps}")
-    elif cfg.val_every_steps and not cfg.val_fraction and cfg.val_data is None:
-        bad("--val-every-steps", "needs a validation set: add --val-fraction F or --val-data DIR")
-    return problems + tracker_problems(cfg.report_to)
+        if not (Path(cfg.val_data) / "manifest.json").is_file():
+            problems.append(Problem("val_data", f"{cfg.val_data} has no manifest.json{TOKENIZE}"))
+    if cfg.val_every_steps and not cfg.val_fraction and cfg.val_data is None:
+        problems.append(
+            Problem("val_every_steps", "needs a validation set: add {val_fraction} or {val_data}")
+        )
+    if isinstance(cfg.report_to, list):  # a wrong type is already a rule problem
+        problems += from_flag_problems(tracker_problems(cfg.report_to))
+    return problems
 
 
 def _ds_config_problems(cfg: TrainConfig) -> list[InputProblem]:

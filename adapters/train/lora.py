@@ -1,4 +1,5 @@
-"""LoRA and QLoRA through peft: settings checks, wrapping the base model, adapter and merged exports.
+"""LoRA and QLoRA through peft: settings checks, wrapping the base model, adapter and merged
+exports.
 
 `ocx train --lora-rank R` freezes the base model and trains peft LoRA adapters (default: every
 linear layer of the decoder, peft's "all-linear"; the LM head and embeddings stay frozen);
@@ -8,17 +9,18 @@ holds the adapter's parameters, and DeepSpeed's state saves only what is trained
 layers train through ocx's fused forward (lora_fused.py: peft's values and gradients, fewer
 passes over the activations).
 
-Importing this module needs neither torch nor peft (the CLI checks settings with it).
+Importing this module needs neither torch nor peft (the CLI checks settings with it). The
+LoRA settings themselves (flags, ranges, recipe keys under `train.lora`) are TrainConfig fields.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from ocx.harness.errors import InputError, InputProblem
+from ocx.harness.settings import Problem
 
 ALL_LINEAR = "all-linear"
 """peft's name for every linear layer except the output head."""
@@ -66,68 +68,52 @@ def target_modules(names: list[str] | None) -> list[str] | str:
     return list(names)
 
 
-def settings_problems(cfg) -> list[InputProblem]:
-    """The LoRA/QLoRA settings' problems (ocx train flags), torch imported only for --quantize."""
-    out: list[InputProblem] = []
-
-    def bad(flag: str, message: str) -> None:
-        out.append(InputProblem("ocx train", None, flag, message))
-
-    rank = cfg.lora_rank
-    if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or rank < 1):
-        bad("--lora-rank", f"must be a positive integer, got {rank!r}")
-    if cfg.lora_alpha is not None and not (math.isfinite(cfg.lora_alpha) and cfg.lora_alpha > 0):
-        bad("--lora-alpha", f"must be a positive finite number, got {cfg.lora_alpha}")
-    if not (math.isfinite(cfg.lora_dropout) and 0 <= cfg.lora_dropout < 1):
-        bad("--lora-dropout", f"must be in [0, 1), got {cfg.lora_dropout}")
-    names = cfg.lora_target_modules
-    if names is not None and (
-        not names or not all(isinstance(n, str) and n.strip() for n in names)
-    ):
-        bad(
-            "--lora-target-modules",
-            f"must be module names such as q_proj,v_proj (or all-linear), got {names!r}",
-        )
-    elif names is not None and any(n.split(".")[-1] == "lm_head" for n in names):
-        bad("--lora-target-modules", HEAD_MESSAGE)
+def settings_problems(cfg) -> list[Problem]:
+    """LoRA/QLoRA settings that depend on each other (their ranges are TrainConfig's rules);
+    torch is imported only for `quantize`."""
+    out: list[Problem] = []
+    rank, names = cfg.lora_rank, cfg.lora_target_modules
+    if isinstance(names, list) and any(str(n).split(".")[-1] == "lm_head" for n in names):
+        out.append(Problem("lora_target_modules", HEAD_MESSAGE))
     if not rank:
         given = {
-            "--lora-alpha": cfg.lora_alpha is not None,
-            "--lora-dropout": bool(cfg.lora_dropout),
-            "--lora-target-modules": names is not None,
-            "--merge-lora": cfg.merge_lora,
+            "lora_alpha": cfg.lora_alpha is not None,
+            "lora_dropout": bool(cfg.lora_dropout),
+            "lora_target_modules": names is not None,
+            "merge_lora": cfg.merge_lora,
         }
-        for flag in (flag for flag, on in given.items() if on):
-            bad(flag, "applies to LoRA training only; give --lora-rank too")
+        for name in (name for name, on in given.items() if on):
+            out.append(Problem(name, "applies to LoRA training only; give {lora_rank} too"))
     if rank and cfg.zero_stage == 3:
-        bad(
-            "--zero-stage",
-            "LoRA trains with ZeRO-2 (the frozen base is not partitioned); use --zero-stage 2",
+        out.append(
+            Problem(
+                "zero_stage",
+                "LoRA trains with ZeRO-2 (the frozen base is not partitioned); "
+                "set {zero_stage} to 2",
+            )
         )
     if cfg.quantize is not None:
-        out += _quantize_problems(cfg.quantize, rank)
+        out += [Problem("quantize", m) for m in _quantize_problems(cfg.quantize, rank)]
     return out
 
 
-def _quantize_problems(quantize: str, rank: int | None) -> list[InputProblem]:
-    def bad(message: str) -> list[InputProblem]:
-        return [InputProblem("ocx train", None, "--quantize", message)]
-
+def _quantize_problems(quantize: str, rank: int | None) -> list[str]:
     if quantize not in QUANTIZE:
-        return bad(f"must be one of {', '.join(QUANTIZE)}, got {quantize!r}")
+        return []  # the setting's rule reports it
     if not rank:
-        return bad(
-            "a 4-bit base cannot be trained itself (QLoRA trains a LoRA adapter on it); give --lora-rank"
-        )
+        return [
+            "a 4-bit base cannot be trained itself (QLoRA trains a LoRA adapter on it); "
+            "give {lora_rank}"
+        ]
     import torch
 
     if not torch.cuda.is_available():
-        return bad(
+        return [
             "4-bit quantization (bitsandbytes NF4) needs a CUDA GPU, and none is available; "
-            "train a LoRA adapter on the full-precision base instead (drop --quantize)"
-        )
+            "train a LoRA adapter on the full-precision base instead (drop {quantize})"
+        ]
     if importlib.util.find_spec("bitsandbytes") is None:
-        return bad("needs the bitsandbytes package: pip install 'ocx[qlora]'")
+        return ["needs the bitsandbytes package: pip install 'ocx[qlora]'"]
     return []
 
 
@@ -185,13 +171,6 @@ def _is_peft_model(lm) -> bool:
     return isinstance(lm, PeftModel)
 
 
-def adapter_state_dict(lm) -> dict:
-    """The adapter's weights (peft's names), on CPU."""
-    from peft import get_peft_model_state_dict
-
-    return {k: v.detach().to("cpu") for k, v in get_peft_model_state_dict(lm).items()}
-
-
 def save_adapter(lm, folder: Path, state: dict) -> None:
     """adapter_model.safetensors + adapter_config.json (base_model_name_or_path: the base given)."""
     lm.save_pretrained(folder, state_dict=state, safe_serialization=True)
@@ -199,7 +178,8 @@ def save_adapter(lm, folder: Path, state: dict) -> None:
 
 
 def merged_state_dict(lm) -> dict:
-    """The base model's weights with every adapter folded in (W + B @ A * alpha / r), HF names, on CPU.
+    """The base model's weights with every adapter folded in (W + B @ A * alpha / r), HF names,
+    on CPU.
 
     Computed from the live modules (under ZeRO-2 every rank holds the full weights) without
     touching them, so training continues unchanged; a 4-bit base is dequantized.

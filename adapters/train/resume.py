@@ -16,23 +16,14 @@ import hashlib
 import json
 from pathlib import Path
 
+from ocx.adapters.train.config import TrainConfig
 from ocx.harness.errors import InputError, InputProblem
+from ocx.harness.settings import flags, specs
 
 RUN_INFO = "train.json"
-# Settings that do not change what is trained: where things are, how it is shown, when saved.
-NOT_COMPARED = (
-    "data",
-    "out",
-    "resume",
-    "force_resume",
-    "progress",
-    "save_every_steps",
-    "deepspeed_config",
-    "val_data",
-    "val_every_steps",
-    "report_to",
-    "merge_lora",
-)
+# Settings that do not change what is trained (where things are, how they are shown, when
+# saved): their fields say so (`resume_check=False` in adapters/train/config.py).
+NOT_COMPARED = tuple(s.name for s in specs(TrainConfig) if not s.meta.resume_check)
 
 
 def dataset_sha256(manifest: dict) -> str:
@@ -56,7 +47,8 @@ def differences(saved: dict, current: dict) -> list[str]:
     lines = []
     if saved.get("world_size") != current["world_size"]:
         lines.append(
-            f"world size: the run has {saved.get('world_size')} process(es), now {current['world_size']}"
+            f"world size: the run has {saved.get('world_size')} process(es), "
+            f"now {current['world_size']}"
         )
     if saved.get("dataset_sha256") != current["dataset_sha256"]:
         lines.append(
@@ -65,7 +57,7 @@ def differences(saved: dict, current: dict) -> list[str]:
     old, new = saved.get("settings", {}), current["settings"]
     for key in sorted(set(old) | set(new)):
         if old.get(key) != new.get(key):
-            flag = "--" + key.replace("_", "-")
+            flag = flags(TrainConfig).get(key, key)
             lines.append(f"{flag}: the run has {old.get(key)!r}, now {new.get(key)!r}")
     if saved.get("deepspeed") != current["deepspeed"]:
         lines.append("DeepSpeed config: the merged config differs from the run's")

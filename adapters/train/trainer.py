@@ -24,10 +24,10 @@ from ocx.adapters.train import checkpoint as ckpt
 from ocx.adapters.train import lora, resume
 from ocx.adapters.train.batching import Batch, pack, pad
 from ocx.adapters.train.config import TrainConfig, TrainResult
+from ocx.adapters.train.ds_config import build_ds_config
 from ocx.adapters.train.engine import (
     device_type,
     init_distributed,
-    load_ds_config,
     make_engine,
     make_optimizer,
     register_head_for_zero3,
@@ -104,7 +104,7 @@ def run_training(cfg: TrainConfig, on_epoch_end: EpochCallback | None = None) ->
     rank, world = init_distributed()
     data = load_tokenized(cfg.data)
     tokenizer = ckpt.data_tokenizer(cfg.model, cfg.tokenizer, data.manifest, data=cfg.data)
-    ds_config = load_ds_config(
+    ds_config = build_ds_config(
         cfg.zero_stage,
         cfg.deepspeed_config,
         grad_clip=cfg.grad_clip,
@@ -136,7 +136,8 @@ def _check_out_dir(cfg: TrainConfig) -> None:
                 "ocx train",
                 None,
                 "--out",
-                f"{cfg.out} already holds a run; pass --resume to continue it or choose another --out",
+                f"{cfg.out} already holds a run; "
+                "pass --resume to continue it or choose another --out",
             )
         )
 
@@ -373,7 +374,7 @@ def _epoch_summary(run: Run, epoch: int, global_step: int, val_loss: float | Non
 def _end_epoch(
     run: Run, pos: Position, on_epoch_end: EpochCallback | None, metrics, bar, tracker
 ) -> None:
-    """Validate, write epoch_<n>/ (HF folder), then the resumable state pointing at the next epoch."""
+    """Validate, write epoch_<n>/ (HF folder), then the resumable state pointing at the next one."""
     finished = pos.epoch
     val_loss = _validate(run, finished, pos.global_step, metrics, tracker, bar, epoch_end=True)
     stage = run.engine.zero_optimization_stage()
@@ -383,9 +384,10 @@ def _end_epoch(
         metrics.write(summary)
         val_text = f"; validation loss {val_loss:.4f}" if val_loss is not None else ""
         bar.log(
-            f"epoch {finished}: {summary['sequences']:,} of {summary['dataset_sequences']:,} sequences, "
-            f"{summary['tokens']:,} tokens ({summary['supervised_tokens']:,} supervised) in {summary['steps']} "
-            f"steps; {summary['truncated']:,} truncated to --batch-max-len{val_text}"
+            f"epoch {finished}: {summary['sequences']:,} of "
+            f"{summary['dataset_sequences']:,} sequences, {summary['tokens']:,} tokens "
+            f"({summary['supervised_tokens']:,} supervised) in {summary['steps']} steps; "
+            f"{summary['truncated']:,} truncated to --batch-max-len{val_text}"
         )
         meta = {
             "epoch": finished,

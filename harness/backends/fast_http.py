@@ -177,7 +177,7 @@ class _Connection(asyncio.Protocol):
 
 
 def _dechunk(buffer: bytearray) -> tuple[bytes, int] | None:
-    """(body, bytes used) of a complete chunked body at the start of `buffer`; None if incomplete."""
+    """(body, bytes used) of a complete chunked body at the start of `buffer`; None if partial."""
     parts, at = [], 0
     while True:
         line_end = buffer.find(b"\r\n", at)

@@ -64,7 +64,8 @@ def parse_loglikelihood(answer: object, request: LoglikelihoodRequest) -> Loglik
         values, tops = logprobs["token_logprobs"], logprobs["top_logprobs"]
     except (KeyError, TypeError, ValueError, AttributeError):
         raise LoglikelihoodResponseError(
-            f"not a completion with logprobs (does the endpoint serve /v1/completions with echo and logprobs?): "
+            "not a completion with logprobs "
+            "(does the endpoint serve /v1/completions with echo and logprobs?): "
             f"{json.dumps(answer)[:300]}"
         ) from None
     start, end = len(request.context_ids), len(request.context_ids) + len(request.continuation_ids)

@@ -1,4 +1,4 @@
-"""Several OpenAI-compatible servers as one eval backend (`ocx eval --endpoint URL1 --endpoint URL2`).
+"""Several OpenAI-compatible servers as one eval backend (`ocx eval --endpoint A --endpoint B`).
 
 Each endpoint gets its own `OpenAIBackend` (its own connections, `concurrency` requests in
 flight) and all of them pull from one shared queue of requests: an endpoint takes the next
@@ -199,7 +199,8 @@ class MultiEndpointBackend:
             if self._alive[endpoint] and self._failures[endpoint] >= self.dead_after:
                 self._alive[endpoint] = False
                 log.warning(
-                    "endpoint %s failed %d requests in a row (%s); sending its requests to the others",
+                    "endpoint %s failed %d requests in a row (%s); "
+                    "sending its requests to the others",
                     self.backends[endpoint].base_url,
                     self._failures[endpoint],
                     exc,

@@ -256,7 +256,8 @@ class OpenAIBackend:
     ) -> None:
         """Score each request through the endpoint's `/v1/completions` with echo + logprobs
         (lm-eval's request; see `http_loglikelihood`), `concurrency` at a time, retried as
-        `generate` retries; `on_result(index, Loglikelihood)` or `on_error(index, exc)` once each."""
+        `generate` retries; `on_result(index, Loglikelihood)` or `on_error(index, exc)` once
+        each."""
         from ocx.harness.backends.http_loglikelihood import completions_sender
 
         asyncio.run(self._generate(requests, on_result, on_error, make_sender=completions_sender))

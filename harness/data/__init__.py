@@ -11,7 +11,8 @@ Stable API (the trainer codes against it)::
     ds.manifest                                # manifest.json as a dict
 
     sampler = MultipackSampler(ds.lengths, batch_max_len=77824, num_ranks=8, seed=42,
-                               too_long="refuse")   # or "truncate" (then cut ds[i] to sampler.lengths[i])
+                               too_long="refuse")   # or "truncate" (then cut ds[i] to
+                                                    #   sampler.lengths[i])
     sampler.batches(epoch)                     # [step][rank] -> list of dataset indices
     sampler.rank_batches(epoch, rank)          # [step] -> list of indices for one rank
     sampler.num_steps(epoch); sampler.efficiency(epoch); sampler.num_partial_steps(epoch)

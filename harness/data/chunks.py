@@ -16,7 +16,7 @@ from ocx.harness.conversation import parse_jsonl_line
 from ocx.harness.errors import InputError, InputProblem
 
 Line = tuple[str, int, "bytes | InputProblem"]
-"""(file, line number, the line's bytes), or the problem the reader found with the line (too long)."""
+"""(file, line number, the line's bytes), or the problem the reader found with it (too long)."""
 
 # Label of positions that carry no loss (OpenChat's PAD_TOKEN_ID): their weight is 0.
 PAD_LABEL = 0

@@ -57,7 +57,10 @@ def _flat(column) -> tuple[np.ndarray, np.ndarray]:
 
 
 COLUMNS = ("input_ids", "labels", "weights", "condition")
-REBUILD = "delete its folder and tokenize again (a recipe run does that by itself once the folder is gone)"
+REBUILD = (
+    "delete its folder and tokenize again "
+    "(a recipe run does that by itself once the folder is gone)"
+)
 
 
 def _read_manifest(path: Path) -> dict:
@@ -107,7 +110,7 @@ def _read_table(path: Path):
 
 
 def load_tokenized(directory: str | Path) -> TokenizedDataset:
-    """Load what `ocx data tokenize` wrote; InputError names the file if it is not one or is corrupt."""
+    """Load what `ocx data tokenize` wrote; InputError names the file if it is not or is corrupt."""
     directory = Path(directory)
     manifest_file, data_file = directory / "manifest.json", directory / "data.parquet"
     for f in (manifest_file, data_file):

@@ -1,4 +1,4 @@
-"""Multipack: pack variable-length sequences into per-rank token budgets, each exactly once per epoch.
+"""Multipack: pack variable-length sequences into per-rank token budgets, each once per epoch.
 
 Every optimizer step gives each of `num_ranks` ranks one batch: a list of dataset indices
 whose lengths sum to at most `batch_max_len` (the trainer concatenates them into one packed

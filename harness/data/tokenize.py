@@ -5,8 +5,8 @@ every conversation, and one tokenizer call per piece. Here the sentinel-rendered
 cached by the conversation's *shape* (its roles, whether it has a system message, its
 condition), since the sentinels stand for the contents, the rendered text depends on nothing
 else; structure pieces are tokenized once per distinct string, and every content text of a
-chunk goes through one `encode_batch` call. The assembly below mirrors
-`ocx.harness.templates.encode.encode_conversation` step by step; tests/data check that the
+chunk goes through one `encode_batch` call. The IDs and weights are put together by the same
+`ocx.harness.templates.encode.assemble` as `encode_conversation`'s; tests/data check that the
 two agree exactly.
 """
 
@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from ocx.harness.conversation import Conversation
 from ocx.harness.templates import ChatTemplate
 from ocx.harness.templates.encode import (
-    _SENTINEL_RE,
     Encoded,
-    _encode_structure,
-    render_with_sentinels,
+    assemble,
+    encode_structure,
+    render_parts,
+    require_eot_id,
 )
 from ocx.harness.tokenizers import Tokenizer
 
@@ -70,28 +71,23 @@ class BatchEncoder:
     _structure: dict[str, list[int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.eot_id = self.tokenizer.special_id(self.template.eot_token)
-        if self.eot_id is None:
-            raise ValueError(
-                f"tokenizer has no {self.template.eot_token!r} token, "
-                f"the end of turn of {self.template.name}"
-            )
+        require_eot_id(self.template, self.tokenizer)  # fail at construction, not mid-dataset
 
     def _shape_parts(self, conv: Conversation) -> list[str]:
         """The rendered prompt split into [structure, content index, structure, ...]."""
         key = (tuple(m.role for m in conv.items), bool(conv.system), conv.condition)
         parts = self._parts.get(key)
         if parts is None:
-            text, _ = render_with_sentinels(
+            parts, _ = render_parts(
                 self.template, conv, self.tokenizer, inference=False, condition=None
             )
-            parts = self._parts[key] = _SENTINEL_RE.split(text)
+            self._parts[key] = parts
         return parts
 
     def _structure_ids(self, text: str) -> list[int]:
         ids = self._structure.get(text)
         if ids is None:
-            ids = self._structure[text] = _encode_structure(text, self.tokenizer)
+            ids = self._structure[text] = encode_structure(text, self.tokenizer)
         return ids
 
     def encode(
@@ -140,20 +136,7 @@ class BatchEncoder:
         content_weights: list[float],
         offset: int,
     ) -> Encoded:
-        ids: list[int] = []
-        weights: list[float] = []
-        eot = self.template.eot_token
-        for i, part in enumerate(parts):
-            if i % 2:
-                k = offset + int(part)
-                piece = content_ids[k]
-                ids += piece
-                weights += [content_weights[k]] * len(piece)
-                continue
-            piece = self._structure_ids(part)
-            ids += piece
-            weights += [0.0] * len(piece)
-            # The EOT right after a message's content carries that message's weight.
-            if i > 0 and part.startswith(eot):
-                weights[len(ids) - len(piece)] = content_weights[offset + int(parts[i - 1])]
-        return Encoded(ids, weights)
+        def content(k: int) -> tuple[list[int], float]:
+            return content_ids[offset + k], content_weights[offset + k]
+
+        return assemble(parts, content, self._structure_ids, self.template.eot_token)

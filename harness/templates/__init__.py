@@ -12,7 +12,6 @@ The same file serves training (token IDs and per-token weights, see `encode`), i
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 from dataclasses import dataclass
 from functools import cache
@@ -20,6 +19,9 @@ from importlib import resources
 
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from ocx.harness.errors import InputError, InputProblem
+from ocx.harness.suggest import unknown_name
 
 
 def _raise_exception(message: str) -> None:
@@ -38,9 +40,7 @@ def _environment() -> ImmutableSandboxedEnvironment:
 
 class UnknownTemplateError(KeyError):
     def __init__(self, name: str, known: list[str]):
-        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        super().__init__(f"unknown model type {name!r}.{hint} Known: {', '.join(sorted(known))}")
+        super().__init__(unknown_name("model type", name, sorted(known)))
 
     def __str__(self) -> str:  # KeyError quotes its message otherwise
         return self.args[0]
@@ -131,6 +131,20 @@ def resolve_model_type(name: str) -> str:
     if name in aliases:
         return aliases[name]
     raise UnknownTemplateError(name, template_names() + list(aliases))
+
+
+def resolve_model_type_option(
+    name: str, *, file: str = "command line", field: str = "--model-type"
+) -> str:
+    """`resolve_model_type` for a name the user typed: an unknown one is an InputError naming
+    where it came from (`--model-type` on the command line by default), with "did you mean".
+
+    Every command resolves `--model-type` here, so each says the same thing about a typo.
+    """
+    try:
+        return resolve_model_type(name)
+    except UnknownTemplateError as exc:
+        raise InputError(InputProblem(file, None, field, str(exc))) from None
 
 
 def get_template(name: str) -> ChatTemplate:

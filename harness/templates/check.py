@@ -101,7 +101,8 @@ def run_checks(fixture_paths: list[Path], roots: list[Path]) -> Iterator[CaseRes
         data = json.loads(Path(path).read_text())
         tokenizers: dict[tuple[str, str], Tokenizer | None] = {}
         for n, case in enumerate(data["cases"]):
-            name = f"{Path(path).name}#{n} {case['model_type']}: {case.get('name', case.get('prompt', ''))[:60]!r}"
+            label = case.get("name", case.get("prompt", ""))[:60]
+            name = f"{Path(path).name}#{n} {case['model_type']}: {label!r}"
             vocab, key = case["tokenizer"], (case["tokenizer"], case["model_type"])
             if key not in tokenizers:  # added tokens differ per model type on one vocabulary
                 file = find_vocabulary(data["tokenizers"][vocab], vocab, roots)

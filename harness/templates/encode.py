@@ -15,6 +15,7 @@ with an assistant message is a prefill, cut right after its content (no EOT).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -78,7 +79,8 @@ def _special_pattern(specials: tuple[str, ...]) -> re.Pattern:
     )
 
 
-def _encode_structure(text: str, tokenizer: Tokenizer) -> list[int]:
+def encode_structure(text: str, tokenizer: Tokenizer) -> list[int]:
+    """Template text: its special-token strings become control tokens, the rest plain text."""
     specials = tokenizer.specials
     ids = []
     for chunk in _special_pattern(tuple(specials)).split(text):
@@ -89,15 +91,16 @@ def _encode_structure(text: str, tokenizer: Tokenizer) -> list[int]:
     return ids
 
 
-def render_with_sentinels(
+def render_parts(
     template: ChatTemplate,
     conv: Conversation,
     tokenizer: Tokenizer,
     *,
     inference: bool,
     condition: str | None,
-) -> tuple[str, list[_Content]]:
-    """The prompt with content sentinels, before tokenization (and any prefill cut)."""
+) -> tuple[list[str], list[_Content]]:
+    """The rendered prompt as [structure, content index, structure, ..., structure], and the
+    contents the indices refer to (after any prefill cut, before tokenization)."""
     cond = resolve_condition(template, conv, condition, inference)
     _check_condition(cond)
     messages, contents = _template_messages(conv)
@@ -112,7 +115,48 @@ def render_with_sentinels(
     if prefill:
         last = _SENTINEL.format(len(contents) - 1)
         text = text[: text.rindex(last) + len(last)]
-    return text, contents
+    return _SENTINEL_RE.split(text), contents
+
+
+def require_eot_id(template: ChatTemplate, tokenizer: Tokenizer) -> int:
+    """The template's end-of-turn token ID; ValueError when the tokenizer has none."""
+    eot_id = tokenizer.special_id(template.eot_token)
+    if eot_id is None:
+        raise ValueError(
+            f"tokenizer has no {template.eot_token!r} token, the end of turn of {template.name}"
+        )
+    return eot_id
+
+
+def assemble(
+    parts: list[str],
+    content: Callable[[int], tuple[list[int], float]],
+    structure: Callable[[str], list[int]],
+    eot_token: str,
+) -> Encoded:
+    """IDs and C-RLFT weights from `render_parts` pieces; the one place the weight rule lives.
+
+    `content(k)` gives content k's token IDs and weight, `structure(text)` a structure piece's
+    IDs. Content tokens carry their message's weight, structure tokens 0, except the end-of-turn
+    token right after a message's content: it carries that message's weight, so the model
+    learns to stop where the weighted message stops.
+    """
+    ids: list[int] = []
+    weights: list[float] = []
+    last_weight = 0.0
+    for i, part in enumerate(parts):
+        if i % 2:
+            piece, last_weight = content(int(part))
+            ids += piece
+            weights += [last_weight] * len(piece)
+            continue
+        piece = structure(part)
+        ids += piece
+        weights += [0.0] * len(piece)
+        follows_content = i > 0
+        if follows_content and part.startswith(eot_token):
+            weights[len(ids) - len(piece)] = last_weight
+    return Encoded(ids, weights)
 
 
 def encode_conversation(
@@ -124,32 +168,17 @@ def encode_conversation(
     condition: str | None = None,
 ) -> Encoded:
     """Token IDs and one loss weight per token (weights are all 0 in inference mode)."""
-    text, contents = render_with_sentinels(
+    parts, contents = render_parts(
         template, conv, tokenizer, inference=inference, condition=condition
     )
-    eot_id = tokenizer.special_id(template.eot_token)
-    if eot_id is None:
-        raise ValueError(
-            f"tokenizer has no {template.eot_token!r} token, the end of turn of {template.name}"
-        )
-    ids: list[int] = []
-    weights: list[float] = []
-    parts = _SENTINEL_RE.split(text)
-    # parts alternates: structure, content index, structure, content index, ..., structure
-    for i, part in enumerate(parts):
-        if i % 2:
-            content = contents[int(part)]
-            piece = tokenizer.encode_text(content.text)
-            ids += piece
-            weights += [0.0 if inference else content.weight] * len(piece)
-            continue
-        piece = _encode_structure(part, tokenizer)
-        ids += piece
-        weights += [0.0] * len(piece)
-        follows_content = i > 0
-        if follows_content and not inference and part.startswith(template.eot_token):
-            weights[len(ids) - len(piece)] = contents[int(parts[i - 1])].weight
-    return Encoded(ids, weights)
+    require_eot_id(template, tokenizer)
+
+    def content(k: int) -> tuple[list[int], float]:
+        return tokenizer.encode_text(contents[k].text), 0.0 if inference else contents[k].weight
+
+    return assemble(
+        parts, content, lambda text: encode_structure(text, tokenizer), template.eot_token
+    )
 
 
 def encode_prompt(

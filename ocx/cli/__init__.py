@@ -6,13 +6,13 @@ Each command lives in its own module and is imported only when it runs (or when 
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import sys
 
 import click
 
 from ocx import __version__
+from ocx.harness.suggest import did_you_mean
 
 # name -> ("module:attribute", one-line help shown by `ocx --help` without importing it)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -35,7 +35,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class LazyGroup(click.Group):
+class SuggestingGroup(click.Group):
+    """A plain group whose unknown subcommands get "did you mean"; use it for every sub-group."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        _fail_with_suggestion(self, ctx, args)
+        return super().resolve_command(ctx, args)
+
+
+class LazyGroup(SuggestingGroup):
     """A group that imports a subcommand only when it is used, and suggests close names."""
 
     def __init__(self, *args, lazy: dict[str, tuple[str, str]], **kwargs):
@@ -56,25 +64,12 @@ class LazyGroup(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
-    def resolve_command(self, ctx: click.Context, args: list[str]):
-        _fail_with_suggestion(self, ctx, args)
-        return super().resolve_command(ctx, args)
-
-
-class SuggestingGroup(click.Group):
-    """A plain group whose unknown subcommands get "did you mean"; use it for every sub-group."""
-
-    def resolve_command(self, ctx: click.Context, args: list[str]):
-        _fail_with_suggestion(self, ctx, args)
-        return super().resolve_command(ctx, args)
-
 
 def _fail_with_suggestion(group: click.Group, ctx: click.Context, args: list[str]) -> None:
     name = args[0] if args else ""
     if name and not name.startswith("-") and group.get_command(ctx, name) is None:
-        close = difflib.get_close_matches(name, group.list_commands(ctx), n=3, cutoff=0.5)
-        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        ctx.fail(f"No such command {name!r}.{hint}")
+        hint = did_you_mean(name, group.list_commands(ctx), cutoff=0.5)
+        ctx.fail(f"No such command {name!r}{hint or '.'}")
 
 
 @click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
@@ -88,7 +83,8 @@ def main() -> None:
     from ocx.harness.errors import InputError
     from ocx.harness.quiet import quiet_third_party
 
-    quiet_third_party()  # Hugging Face's own progress bars and advisories would break through ocx's display
+    # Hugging Face's own progress bars and advisories would break through ocx's display.
+    quiet_third_party()
     try:
         cli(standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -100,11 +96,9 @@ def main() -> None:
         click.echo("Aborted.", err=True)
         sys.exit(1)
     except InputError as exc:
-        from rich.console import Console
+        from ocx.cli.options import console
 
-        console = Console(stderr=True)
+        err = console(stderr=True)
         for problem in exc.problems:
-            console.print(
-                f"[bold red]error:[/] {problem}", highlight=False, markup=True, soft_wrap=True
-            )
+            err.print(f"[bold red]error:[/] {problem}", markup=True, soft_wrap=True)
         sys.exit(exc.exit_code)

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from ocx.cli import SuggestingGroup
+from ocx.cli.options import console, model_type_option
 
 
 @click.group(cls=SuggestingGroup)
@@ -18,9 +19,7 @@ def data() -> None:
 
 @data.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
-    "--model-type", "-m", required=True, help="Model type (chat template), e.g. openchat_3.5."
-)
+@model_type_option(required=True, short=True)
 @click.option(
     "--tokenizer",
     "-t",
@@ -48,7 +47,8 @@ def data() -> None:
     "--max-line-bytes",
     type=click.IntRange(min=1024),
     default=None,
-    help="Refuse longer lines (default 16 MiB; a conversation is cut to the context length anyway).",
+    help="Refuse longer lines (default 16 MiB; a conversation is cut to the context length "
+    "anyway).",
 )
 def tokenize(
     inputs, model_type, tokenizer, out, skip_invalid, workers, overwrite, max_line_bytes
@@ -59,16 +59,10 @@ def tokenize(
     Bad lines fail the run (exit code 2, every problem named by file:line:field) unless
     --skip-invalid; nothing is left behind on failure.
     """
-    from rich.console import Console
-
     from ocx.harness.data.writer import MAX_LINE_BYTES, TokenizeJob, check_job, tokenize_files
-    from ocx.harness.templates import get_template, resolve_model_type
+    from ocx.harness.templates import resolve_model_type_option
 
-    try:
-        model_type = resolve_model_type(model_type)
-    except KeyError as exc:
-        raise click.BadParameter(str(exc), param_hint="--model-type") from None
-    get_template(model_type)
+    model_type = resolve_model_type_option(model_type)
     job = TokenizeJob(
         model_type,
         str(tokenizer),
@@ -83,9 +77,10 @@ def tokenize(
     with _Progress(sum(p.stat().st_size for p in inputs if p.is_file())) as advance:
         manifest = tokenize_files(job, advance, checked=True)
     counts = manifest["counts"]
-    Console(stderr=True).print(
-        f"[green]wrote[/] {out}: {counts['conversations']} conversations, {counts['tokens']} tokens "
-        f"({counts['supervised_tokens']} supervised); skipped {counts['skipped_invalid']} invalid lines, "
+    console(stderr=True).print(
+        f"[green]wrote[/] {out}: {counts['conversations']} conversations, "
+        f"{counts['tokens']} tokens ({counts['supervised_tokens']} supervised); "
+        f"skipped {counts['skipped_invalid']} invalid lines, "
         f"dropped {counts['dropped_no_supervised_tokens']} with no supervised token, "
         f"truncated {counts['truncated_to_context']} to {manifest['context_length']} tokens"
     )
@@ -161,7 +156,6 @@ def stats(directory, batch_max_len, num_ranks, seed, as_json) -> None:
 
 
 def _print_stats(directory: Path, result: dict) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"ocx data stats: {directory}", show_header=True)
@@ -184,4 +178,4 @@ def _print_stats(directory: Path, result: dict) -> None:
         table.add_row("steps per epoch", f"{packing['steps_per_epoch']:,}")
         table.add_row("partly filled final steps", f"{packing['partial_steps_per_epoch']:,}")
         table.add_row("longer than batch-max-len", f"{packing['longer_than_batch_max_len']:,}")
-    Console().print(table)
+    console().print(table)

@@ -8,12 +8,7 @@ from pathlib import Path
 import click
 
 from ocx.cli import SuggestingGroup
-
-
-def _console():
-    from rich.console import Console
-
-    return Console(highlight=False)
+from ocx.cli.options import console
 
 
 @click.group(cls=SuggestingGroup)
@@ -37,7 +32,7 @@ def list_recipes() -> None:
         table.add_row(
             name, raw["model"]["model_type"], raw["model"]["base"], raw.get("description", "")
         )
-    _console().print(table)
+    console().print(table)
 
 
 @recipe.command("show")
@@ -49,7 +44,7 @@ def show(name: str) -> None:
     from ocx.recipes import locate
 
     file, _ = locate(name)
-    _console().print(Syntax(file.read_text(), "yaml"))
+    console().print(Syntax(file.read_text(), "yaml"))
 
 
 @recipe.command("validate")
@@ -60,7 +55,7 @@ def validate(name_or_file: str, overrides: tuple[str, ...]) -> None:
     from ocx.recipes import load_recipe
 
     r = load_recipe(name_or_file, list(overrides))
-    _console().print(
+    console().print(
         f"[green]ok[/] {r.file}: {r.model_type}, {len(r.data)} data sources, "
         f"{r.train.get('epochs', 'default')} epochs, suites {', '.join(r.eval.suites)}"
     )
@@ -78,7 +73,7 @@ def copy(name: str, dest: str) -> None:
     if target.exists():
         raise click.UsageError(f"{target} already exists")
     shutil.copyfile(file, target)
-    _console().print(f"wrote {target}")
+    console().print(f"wrote {target}")
 
 
 @recipe.command("run")

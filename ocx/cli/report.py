@@ -1,10 +1,12 @@
-"""`ocx report RESULT...` or `ocx report RUN_DIR`: compare evaluation runs, or redraw a recipe's report."""
+"""`ocx report RESULT...`: compare evaluation runs; `ocx report RUN_DIR`: redraw a recipe report."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
+
+from ocx.cli.options import console
 
 
 @click.command("report")
@@ -31,20 +33,18 @@ def report(results: tuple[Path, ...], html_path: Path | None, title: str) -> Non
     report.html (loss curves, each suite's score per epoch and condition, the best epoch) from
     what the run left on disk.
     """
-    from rich.console import Console
-
     from ocx.recipes.report import load_recipe_info
 
-    console = Console(highlight=False)
+    screen = console()
     recipe_info = [load_recipe_info(p) if p.is_dir() else None for p in results]
     if any(recipe_info):
         if len(results) > 1:
             raise click.UsageError(
                 "give one recipe output folder on its own (or results.json files to compare)"
             )
-        _recipe_report(console, results[0], recipe_info[0], html_path)
+        _recipe_report(screen, results[0], recipe_info[0], html_path)
         return
-    _compare(console, results, html_path or Path("eval_report.html"), title)
+    _compare(screen, results, html_path or Path("eval_report.html"), title)
 
 
 def _compare(console, results: tuple[Path, ...], html_path: Path, title: str) -> None:

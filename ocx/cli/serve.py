@@ -6,76 +6,62 @@ import logging
 
 import click
 
+from ocx.cli.options import (
+    MultiValueCommand,
+    engine_arg_option,
+    model_type_option,
+    parallel_size_options,
+    parse_engine_args,
+)
 from ocx.harness.errors import InputError, InputProblem
 
-# Options that take several values after one flag, as OpenChat's server did
-# (`--api-keys K1 K2`); click options take one value, so the arguments are rewritten first.
-_MULTI_VALUE = ("--api-keys", "--served-model-name")
+# Sections of `ocx serve --help`, by option destination name.
+OPTION_GROUPS: dict[str, tuple[str, ...]] = {
+    "Model": ("model", "model_type", "served_model_name", "dtype"),
+    "Engine": (
+        "engine",
+        "engine_args",
+        "tensor_parallel_size",
+        "data_parallel_size",
+        "max_batch_size",
+    ),
+    "Server": ("host", "port", "api_keys", "disable_log_requests", "log_file", "help"),
+    "Limits": ("max_pending", "max_request_bytes", "read_timeout"),
+}
 
 
-class _MultiValueCommand(click.Command):
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        rewritten, current = [], None
-        for arg in args:
-            if arg in _MULTI_VALUE:
-                current = arg
-                continue
-            if current is not None and not arg.startswith("-"):
-                rewritten += [current, arg]
-                continue
-            current = None
-            rewritten.append(arg)
-        return super().parse_args(ctx, rewritten)
-
-
-def _engine_args(pairs: tuple[str, ...]) -> dict:
-    import json
-
-    args = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--engine-arg")
-        try:
-            args[key.replace("-", "_")] = json.loads(value)
-        except json.JSONDecodeError:
-            args[key.replace("-", "_")] = value
-    return args
-
-
-@click.command(cls=_MultiValueCommand, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--model", "model", required=True, help="Checkpoint folder (or Hugging Face hub id).")
-@click.option(
-    "--model-type", default=None, help="Chat template; default: the checkpoint's ocx.json."
+# Options that take several values after one flag, as OpenChat's server did (`--api-keys K1 K2`).
+@click.command(
+    cls=MultiValueCommand,
+    multi_value=("--api-keys", "--served-model-name"),
+    option_groups=OPTION_GROUPS,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+@click.option("--model", "model", required=True, help="Checkpoint folder (or Hugging Face hub id).")
+@model_type_option()
 @click.option(
     "--engine",
     default=None,
     help="Engine from the registry (vllm, transformers, or one a plugin registered); "
     "default: vllm when installed, else transformers (any CPU).",
 )
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=click.IntRange(0, 65535), default=18888, show_default=True)
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: all)."
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=18888,
+    show_default=True,
+    help="TCP port to listen on.",
+)
 @click.option(
     "--served-model-name", multiple=True, help="Name(s) clients use as `model` (several allowed)."
 )
 @click.option(
     "--api-keys", multiple=True, help="Accepted bearer keys (several allowed); none: no auth."
 )
-@click.option(
-    "--tensor-parallel-size",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="vLLM: GPUs one model replica is split over (vLLM's own distributed executor).",
-)
-@click.option(
-    "--data-parallel-size",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="vLLM: model replicas inside this server, each taking part of the requests.",
-)
+@parallel_size_options
 @click.option(
     "--max-batch-size",
     type=click.IntRange(min=1),
@@ -108,14 +94,10 @@ def _engine_args(pairs: tuple[str, ...]) -> dict:
     "--dtype",
     default="auto",
     show_default=True,
-    help="Weights dtype: auto (float32 on CPU, the checkpoint's on a GPU) or a torch name (bfloat16).",
+    help="Weights dtype: auto (float32 on CPU, the checkpoint's on a GPU) or a torch name "
+    "(bfloat16).",
 )
-@click.option(
-    "--engine-arg",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Extra vLLM engine argument (JSON value).",
-)
+@engine_arg_option()
 @click.option("--disable-log-requests", is_flag=True, help="No per-request log lines.")
 @click.option(
     "--log-file",
@@ -138,7 +120,7 @@ def serve(
     max_request_bytes,
     read_timeout,
     dtype,
-    engine_arg,
+    engine_args,
     disable_log_requests,
     log_file,
 ) -> None:
@@ -151,23 +133,26 @@ def serve(
         check_api_keys(api_keys)  # before any loading: `--api-keys ""` would let an empty bearer in
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--api-keys") from exc
+    problems: list[InputProblem] = []
     options = EngineOptions(
         batch_size=max_batch_size,
         dtype=dtype,
         tensor_parallel_size=tensor_parallel_size,
         data_parallel_size=data_parallel_size,
-        engine_args=_engine_args(engine_arg),
+        engine_args=parse_engine_args(engine_args, problems),
     )
     # The same registry and checks as `ocx eval --engine`, all before any weights load.
     engine = engine or default_local_engine()
-    problems = check_engine(engine, options, needs_local=True)
+    problems += check_engine(engine, options, needs_local=True)
     try:
         served = load_served_model(model, model_type, tuple(served_model_name))
+    except InputError as exc:  # --model-type: the message every command gives
+        problems += exc.problems
     except (FileNotFoundError, ValueError, KeyError) as exc:
         problems.append(InputProblem(model, None, "--model", str(exc)))
     if problems:
         raise InputError(problems)
-    backend = build_engine(engine, served.checkpoint, options)
+    backend = build_engine(engine, served, options)
     limits = {
         "max_pending": max_pending,
         "max_request_bytes": max_request_bytes,

@@ -9,27 +9,30 @@ from pathlib import Path
 import click
 
 from ocx.cli import SuggestingGroup
+from ocx.cli.options import console, model_type_option
 from ocx.harness.errors import InputError, InputProblem
 
 
 def _template(model_type: str):
-    from ocx.harness.templates import UnknownTemplateError, get_template
+    """The template `--model-type` names; a typo gets the message every command gives."""
+    from ocx.harness.templates import get_template, resolve_model_type_option
 
-    try:
-        return get_template(model_type)
-    except UnknownTemplateError as exc:
-        raise click.BadParameter(str(exc), param_hint="--model-type") from None
-
-
-def _console(stderr: bool = False):
-    from rich.console import Console
-
-    return Console(stderr=stderr, highlight=False)
+    return get_template(resolve_model_type_option(model_type))
 
 
 @click.group(cls=SuggestingGroup)
 def templates() -> None:
     """Chat templates: one Jinja2 file per model type, exact token IDs."""
+
+
+def _tokenizer_option(required: bool, help: str = ""):
+    return click.option(
+        "--tokenizer",
+        "-t",
+        required=required,
+        type=click.Path(exists=True),
+        help=help or "HF tokenizer folder, or a bare tokenizer.model (sentencepiece or tiktoken).",
+    )
 
 
 @templates.command("list")
@@ -61,7 +64,7 @@ def list_templates() -> None:
             t.base_vocabulary,
             t.sha256[:12],
         )
-    _console().print(table)
+    console().print(table)
 
 
 def _check_condition_option(condition: str | None) -> None:
@@ -81,15 +84,8 @@ def _read_one(path: str, require_weights: bool):
 
 
 @templates.command("render")
-@click.option(
-    "--model-type", "-m", required=True, help="Template name or alias, e.g. openchat_3.5."
-)
-@click.option(
-    "--tokenizer",
-    "-t",
-    type=click.Path(exists=True),
-    help="Tokenizer; with it, tokens are shown coloured by weight.",
-)
+@model_type_option(required=True, short=True)
+@_tokenizer_option(required=False, help="Tokenizer; with it, tokens are shown coloured by weight.")
 @click.option(
     "--inference",
     is_flag=True,
@@ -116,12 +112,12 @@ def render(
 
     _check_condition_option(condition)
     template = _template(model_type)
-    console = _console()
+    screen = console()
     tok = load_checked_tokenizer(tokenizer, template) if tokenizer else None
     for conv in _read_one(conversations, require_weights=False):
         if tok is None:
             cond = resolve_condition(template, conv, condition, inference)
-            console.print(
+            screen.print(
                 Text(
                     template.render(
                         _plain_messages(conv), add_generation_prompt=inference, condition=cond
@@ -130,8 +126,8 @@ def render(
             )
         else:
             enc = encode_conversation(template, tok, conv, inference=inference, condition=condition)
-            console.print(_weighted_text(tok, enc))
-        console.rule()
+            screen.print(_weighted_text(tok, enc))
+        screen.rule()
 
 
 def _weighted_text(tok, enc):
@@ -153,14 +149,8 @@ def _plain_messages(conv) -> list[dict]:
 
 
 @templates.command("tokenize")
-@click.option("--model-type", "-m", required=True)
-@click.option(
-    "--tokenizer",
-    "-t",
-    required=True,
-    type=click.Path(exists=True),
-    help="HF tokenizer folder, or a bare tokenizer.model (sentencepiece or tiktoken).",
-)
+@model_type_option(required=True, short=True)
+@_tokenizer_option(required=True)
 @click.option(
     "--inference", is_flag=True, help="Inference prompt instead of training IDs and weights."
 )
@@ -187,7 +177,8 @@ def tokenize(
     "--shared",
     type=click.Path(exists=True, file_okay=False),
     envvar="OCX_SHARED_DIR",
-    help="Folder holding tokenizers/ (default $OCX_SHARED_DIR; mistral-common / llama-models packages are used too).",
+    help="Folder holding tokenizers/ (default $OCX_SHARED_DIR; the mistral-common and "
+    "llama-models packages are used too).",
 )
 @click.option(
     "--fixtures",
@@ -215,22 +206,24 @@ def check(shared: str | None, fixtures: tuple[str, ...], require_all: bool) -> N
     style = {"pass": "green", "fail": "bold red", "skip": "yellow"}
     for r in results:
         table.add_row(r.name, f"[{style[r.status]}]{r.status}[/]")
-    console = _console()
-    console.print(table)
+    screen = console()
+    screen.print(table)
     for r in results:
         if r.status != "pass":
-            console.print(f"[{style[r.status]}]{r.status}[/] {r.name}\n{r.detail}", markup=True)
+            screen.print(f"[{style[r.status]}]{r.status}[/] {r.name}\n{r.detail}", markup=True)
     counts = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "skip")}
-    console.print(f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped")
+    screen.print(f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped")
     if counts["fail"] or (require_all and counts["skip"]):
         sys.exit(1)
 
 
 @templates.command("export")
-@click.option("--model-type", "-m", required=True)
-@click.option("--tokenizer", "-t", required=True, type=click.Path(exists=True))
-@click.option("--out", "-o", required=True, type=click.Path(file_okay=False))
-@click.option("--overwrite", is_flag=True)
+@model_type_option(required=True, short=True)
+@_tokenizer_option(required=True)
+@click.option(
+    "--out", "-o", required=True, type=click.Path(file_okay=False), help="Folder to write."
+)
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 def export(model_type: str, tokenizer: str, out: str, overwrite: bool) -> None:
     """Write an HF tokenizer folder with the chat template (for vLLM or transformers)."""
     from ocx.harness.templates.export import export_tokenizer
@@ -242,6 +235,5 @@ def export(model_type: str, tokenizer: str, out: str, overwrite: bool) -> None:
         metadata = export_tokenizer(template, tokenizer, out, overwrite=overwrite)
     except FileExistsError as exc:
         raise click.UsageError(f"{exc}; pass --overwrite to replace it") from None
-    _console().print(
-        f"wrote {out} (template sha256 {metadata['template_sha256'][:12]}, EOT id {metadata['eot_token_id']})"
-    )
+    sha, eot = metadata["template_sha256"][:12], metadata["eot_token_id"]
+    console().print(f"wrote {out} (template sha256 {sha}, EOT id {eot})")

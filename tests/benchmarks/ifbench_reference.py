@@ -19,7 +19,8 @@ def main(inputs_path: str, responses_path: str, out_path: str) -> None:
     prompt_to_response = evaluation_lib.read_prompt_to_response_dict(responses_path)
     result = {"per_prompt": {}, "metrics": {}}
     scored = {}
-    # Strict first, then loose, as run_eval.py does (strict drops None kwargs in place; loose relies on it).
+    # Strict first, then loose, as run_eval.py does (strict drops None kwargs in place; loose
+    # relies on it).
     for func, mode in [
         (evaluation_lib.test_instruction_following_strict, "strict"),
         (evaluation_lib.test_instruction_following_loose, "loose"),

@@ -43,7 +43,8 @@ def test_arc_poses_question_answer_with_the_choice_texts_and_the_index_of_the_an
     assert [s.id for s in samples] == [f"arc_easy/test/{i}" for i in range(5)]
     first = get_suite("arc_easy").multiple_choice(samples[0])
     assert first == MultipleChoice(
-        context="Question: An astronomer observes that a planet rotates faster after a meteorite impact. "
+        context="Question: An astronomer observes that a planet rotates faster after a meteorite "
+        "impact. "
         "Which is the most likely effect of this increase in rotation?\nAnswer:",
         choices=(
             "Planetary density will decrease.",
@@ -193,23 +194,9 @@ def test_ocx_eval_in_generation_mode_refuses_them_with_exit_2_and_sends_nothing(
     import sys
 
     server = mock_server(lambda body: "A")
-    cmd = [
-        sys.executable,
-        "-m",
-        "ocx.cli",
-        "eval",
-        "--endpoint",
-        server.url,
-        "--model-name",
-        "fake",
-        "--sets",
-        "arc_easy",
-        "--data",
-        str(FIXTURES),
-        "--output",
-        str(tmp_path / "out"),
-        "--quiet",
-    ]
+    cmd = [sys.executable, "-m", "ocx.cli", "eval", "--endpoint", server.url]
+    cmd += ["--model-name", "fake", "--sets", "arc_easy", "--data", str(FIXTURES)]
+    cmd += ["--output", str(tmp_path / "out"), "--quiet"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
     assert (

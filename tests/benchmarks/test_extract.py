@@ -33,7 +33,10 @@ def test_letter_answers_in_the_forms_chat_models_write_are_found(response):
 
 
 def test_the_last_answer_phrase_wins_over_earlier_mentions():
-    response = "At first glance the answer is (A). On reflection that ignores the units, so the answer is (C)."
+    response = (
+        "At first glance the answer is (A). "
+        "On reflection that ignores the units, so the answer is (C)."
+    )
     assert extract_letter(response, "ABCD") == "C"
 
 

@@ -1,4 +1,4 @@
-"""The ifbench suite: the authors' strict/loose rules, its four scores, and `ocx eval --sets ifbench`."""
+"""The ifbench suite: the authors' strict/loose rules, four scores, `ocx eval --sets ifbench`."""
 
 from __future__ import annotations
 
@@ -115,22 +115,8 @@ def test_ocx_eval_sets_ifbench_against_an_endpoint_reports_the_four_scores(
 
     server = mock_server(lambda body: "kaleidoscope nebula nebula whisper whisper whisper")
     out = tmp_path / "run"
-    result = CliRunner().invoke(
-        cli,
-        [
-            "eval",
-            "--endpoint",
-            server.url,
-            "--model-name",
-            "fake",
-            "--sets",
-            "ifbench",
-            "--limit",
-            "4",
-            "--output",
-            str(out),
-        ],
-    )
+    argv = ["eval", "--endpoint", server.url, "--model-name", "fake", "--sets", "ifbench"]
+    result = CliRunner().invoke(cli, [*argv, "--limit", "4", "--output", str(out)])
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "results.json").read_text())["summary"]["ifbench"]
     assert summary["n"] == 4 and summary["unmatched"] == 0

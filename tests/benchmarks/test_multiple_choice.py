@@ -1,4 +1,5 @@
-"""Multiple-choice posing of the suites (lm-eval's prompts) and acc / acc_norm as lm-eval computes them."""
+"""Multiple-choice posing of the suites (lm-eval's prompts), and acc / acc_norm as lm-eval computes
+them."""
 
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ COTHUB = (
 
 GOLDEN_K0 = (
     "The following are multiple choice questions (with answers) about high school physics.\n\n"
-    "A ball falls for 2 s from rest. How far (g = 10 m/s^2)?\nA. 10 m\nB. 20 m\nC. 40 m\nD. 5 m\nAnswer:"
+    "A ball falls for 2 s from rest. How far (g = 10 m/s^2)?\n"
+    "A. 10 m\nB. 20 m\nC. 40 m\nD. 5 m\nAnswer:"
 )
 GOLDEN_K5 = (
     "The following are multiple choice questions (with answers) about high school physics.\n\n"
@@ -46,7 +48,8 @@ GOLDEN_K5 = (
     "Unit of force?\nA. newton\nB. joule\nC. watt\nD. pascal\nAnswer: A\n\n"
     "Light is\nA. a wave\nB. a particle\nC. both\nD. neither\nAnswer: C\n\n"
     "g on Earth is about\nA. 1 m/s^2\nB. 9.8 m/s^2\nC. 98 m/s^2\nD. 0.98 m/s^2\nAnswer: B\n\n"
-    "A ball falls for 2 s from rest. How far (g = 10 m/s^2)?\nA. 10 m\nB. 20 m\nC. 40 m\nD. 5 m\nAnswer:"
+    "A ball falls for 2 s from rest. How far (g = 10 m/s^2)?\n"
+    "A. 10 m\nB. 20 m\nC. 40 m\nD. 5 m\nAnswer:"
 )
 
 
@@ -75,7 +78,7 @@ def test_mmlu_zero_shot_prompt_is_lm_evals_format_without_demonstrations():
     assert mc.gold == (1,)
 
 
-def test_mmlu_five_shot_prompt_keeps_the_final_answers_and_drops_the_reasoning_and_the_five_option_demo():
+def test_mmlu_five_shot_keeps_the_final_answers_drops_the_reasoning_and_the_five_option_demo():
     mc = get_suite("mmlu").multiple_choice(mmlu_sample(COTHUB), num_fewshot=5)
     assert mc.context == GOLDEN_K5
     assert "think step by step" not in mc.context and "E." not in mc.context
@@ -180,13 +183,14 @@ def test_zero_shot_suites_refuse_demonstrations():
 
 def test_gpqa_swaps_its_sentence_instruction_for_lm_evals_answer_cue():
     question = (
-        "What is the correct answer to this question: Why?\n\nChoices:\n(A) a\n(B) b\n(C) c\n(D) d\n\n"
+        "What is the correct answer to this question: Why?\n\n"
+        "Choices:\n(A) a\n(B) b\n(C) c\n(D) d\n\n"
         'Format your response as follows: "The correct answer is (insert answer here)".'
     )
     mc = get_suite("gpqa").multiple_choice(choice_sample(question, "ABCD", ["B"]))
     assert (
-        mc.context
-        == "What is the correct answer to this question: Why?\n\nChoices:\n(A) a\n(B) b\n(C) c\n(D) d\nAnswer:"
+        mc.context == "What is the correct answer to this question: Why?\n\n"
+        "Choices:\n(A) a\n(B) b\n(C) c\n(D) d\nAnswer:"
     )
     assert mc.continuations() == (" (A)", " (B)", " (C)", " (D)") and mc.gold == (1,)
 

@@ -49,7 +49,8 @@ def test_a_registered_suite_whose_module_is_missing_fails_with_a_clear_error(mon
 def test_importing_the_registry_loads_no_suite_module_and_no_sympy():
     code = (
         "import sys, ocx.benchmarks as b; b.resolve_sets(['all']);"
-        "bad = [m for m in sys.modules if m in ('sympy', 'ocx.benchmarks.mmlu', 'ocx.benchmarks.math', 'datasets')];"
+        "bad = [m for m in sys.modules if m in "
+        "('sympy', 'ocx.benchmarks.mmlu', 'ocx.benchmarks.math', 'datasets')];"
         "print(bad)"
     )
     out = subprocess.run(

@@ -12,7 +12,8 @@ from ocx.harness.errors import InputError
 
 RECORDS = {
     "fs_cothub/mmlu/anatomy.jsonl": {
-        "question": "Q: Where is the pituitary?\n(A) Abdomen (B) Cranium (C) Pleura (D) Spine\nA: Let's think step by step.",
+        "question": "Q: Where is the pituitary?\n(A) Abdomen (B) Cranium (C) Pleura (D) Spine\n"
+        "A: Let's think step by step.",
         "label": "(B)",
         "options": ["(A)", "(B)", "(C)", "(D)"],
     },
@@ -57,7 +58,8 @@ RECORDS = {
         "options": ["A", "B", "C", "D"],
     },
     "zs/gpqa/diamond.jsonl": {
-        "question": "What is the correct answer to this question: ...\n\nChoices:\n(A) a\n(B) b\n(C) c\n(D) d",
+        "question": "What is the correct answer to this question: ...\n\n"
+        "Choices:\n(A) a\n(B) b\n(C) c\n(D) d",
         "label": ["A"],
         "options": ["A", "B", "C", "D"],
     },
@@ -193,7 +195,8 @@ def test_bad_records_are_reported_with_file_line_and_field_all_at_once(tmp_path)
     file = tmp_path / "fs_cothub/gsm8k/gsm8k.jsonl"
     file.parent.mkdir(parents=True)
     file.write_text(
-        '{"question": "q", "label": ["1"]}\n{"label": ["2"]}\nnot json\n{"question": "q", "label": "x"}\n'
+        '{"question": "q", "label": ["1"]}\n{"label": ["2"]}\nnot json\n'
+        '{"question": "q", "label": "x"}\n'
     )
     with pytest.raises(InputError) as info:
         get_suite("gsm8k").load(LocalSource(tmp_path))

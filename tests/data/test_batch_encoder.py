@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from ocx.harness.conversation import Conversation, Message, parse_conversation
-from ocx.harness.data.synthetic import sharegpt_like
 from ocx.harness.data.tokenize import BatchEncoder
 from ocx.harness.templates import get_template, template_names
 from ocx.harness.templates.encode import encode_conversation
 from ocx.harness.tokenizers import load_tokenizer
+from ocx.testing.conversations import sharegpt_like
 
 VOCAB_FILES = {
     "mistral-v1": "mistral-v1/tokenizer.model",

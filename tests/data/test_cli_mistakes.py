@@ -169,24 +169,16 @@ def test_an_empty_tokenizer_path_is_a_usage_error_not_a_traceback(
     assert not (tmp_path / "out").exists()
 
 
+def _tokenize_good(monkeypatch, capsys, files, out: Path) -> tuple[int, str]:
+    """`ocx data tokenize` of the good file with one worker, into `out`."""
+    args = ["-m", "openchat_3.5", "-t", files["mistral"], files["good"], "-o", out, "-w", "1"]
+    return run_ocx(monkeypatch, capsys, "data", "tokenize", *args)
+
+
 @pytest.fixture
 def dataset(tmp_path, monkeypatch, capsys, files) -> Path:
     out = tmp_path / "ds"
-    code, output = run_ocx(
-        monkeypatch,
-        capsys,
-        "data",
-        "tokenize",
-        "-m",
-        "openchat_3.5",
-        "-t",
-        files["mistral"],
-        files["good"],
-        "-o",
-        out,
-        "-w",
-        "1",
-    )
+    code, output = _tokenize_good(monkeypatch, capsys, files, out)
     assert code == 0, output
     return out
 
@@ -239,21 +231,7 @@ def test_a_full_disk_while_writing_exits_2_and_leaves_nothing(files, tmp_path, m
 
     monkeypatch.setattr(parquet.ParquetWriter, "write_table", no_space)
     out = tmp_path / "out"
-    code, output = run_ocx(
-        monkeypatch,
-        capsys,
-        "data",
-        "tokenize",
-        "-m",
-        "openchat_3.5",
-        "-t",
-        files["mistral"],
-        files["good"],
-        "-o",
-        out,
-        "-w",
-        "1",
-    )
+    code, output = _tokenize_good(monkeypatch, capsys, files, out)
     assert code == 2 and f"{out}: cannot write the dataset: No space left on device" in output, (
         output
     )
@@ -281,7 +259,7 @@ def tiny_disk(tmp_path):
 def test_a_really_full_disk_exits_2_without_a_traceback_or_a_half_written_folder(
     tiny_disk, files, tmp_path
 ):
-    from ocx.harness.data.synthetic import sharegpt_like, write_jsonl
+    from ocx.testing.conversations import sharegpt_like, write_jsonl
 
     source = write_jsonl(sharegpt_like(300, seed=1, mean_words=100), tmp_path / "many.jsonl")
     result = subprocess.run(

@@ -14,13 +14,13 @@ import pytest
 
 from ocx.harness.conversation import parse_conversation
 from ocx.harness.data import load_tokenized
-from ocx.harness.data.synthetic import sharegpt_like
 from ocx.harness.data.tokenize import encode_prefix
 from ocx.harness.data.writer import TokenizeJob, tokenize_files
 from ocx.harness.errors import InputError
 from ocx.harness.templates import get_template
 from ocx.harness.templates.encode import encode_conversation
 from ocx.harness.tokenizers import load_tokenizer
+from ocx.testing.conversations import sharegpt_like
 
 # Pieces that tokenizers merge across: runs of spaces, digits, CJK and emoji (byte fallback),
 # contractions, CRLF, non-breaking spaces and sentencepiece's own word marker.
@@ -132,8 +132,8 @@ def test_a_line_over_the_limit_is_refused_by_file_and_line_without_reading_it_wh
     with pytest.raises(InputError) as err:
         tokenize_files(job)
     assert [str(p) for p in err.value.problems] == [
-        f"{source}:2: line of {len(huge) + 1:,} bytes is longer than the 1,048,576-byte limit (--max-line-bytes); "
-        "split or shorten the conversation"
+        f"{source}:2: line of {len(huge) + 1:,} bytes is longer than the 1,048,576-byte limit "
+        "(--max-line-bytes); split or shorten the conversation"
     ]
     assert not (tmp_path / "out").exists()
     job.skip_invalid = True
@@ -146,7 +146,8 @@ def _peak_rss_mib(args: list[str]) -> float:
     """Peak RSS of one `ocx data tokenize` child process, in MiB."""
     code = (
         "import resource, subprocess, sys\n"
-        "r = subprocess.run([sys.executable, '-m', 'ocx.cli.__main__', 'data', 'tokenize', *sys.argv[1:]])\n"
+        "r = subprocess.run([sys.executable, '-m', 'ocx.cli.__main__', 'data', 'tokenize',"
+        " *sys.argv[1:]])\n"
         "assert r.returncode == 0\n"
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)"
     )

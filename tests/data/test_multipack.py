@@ -1,4 +1,4 @@
-"""MultipackSampler: per-rank batches that fit, equal steps per rank, every sequence exactly once per epoch."""
+"""Multipack: per-rank batches that fit, equal steps per rank, every sequence once per epoch."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ocx.harness.data import MultipackSampler, SequenceTooLongError
-from ocx.harness.data.synthetic import sharegpt_like_lengths
+from ocx.testing.conversations import sharegpt_like_lengths
 
 
 def scheduled(sampler: MultipackSampler, epoch: int) -> list[int]:

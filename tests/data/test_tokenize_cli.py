@@ -1,4 +1,4 @@
-"""`ocx data tokenize` and `ocx data stats` from the command line: errors, atomic output, determinism."""
+"""`ocx data tokenize` and `ocx data stats` from the CLI: errors, atomic output, determinism."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ocx.harness.data import load_tokenized
-from ocx.harness.data.synthetic import sharegpt_like, write_jsonl
+from ocx.testing.conversations import sharegpt_like, write_jsonl
 from tests.cli import invoke_ocx
 
 GOOD = {

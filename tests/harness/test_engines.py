@@ -34,8 +34,9 @@ def mistral_folder(tmp_path, mistral_tokenizer_file) -> Path:
 
 def test_importing_the_registry_and_naming_engines_loads_no_gpu_library():
     code = (
-        "import sys; from ocx.harness.engines import engines, get_engine, check_engine, EngineOptions; "
-        "names = sorted(engines()); [get_engine(n) for n in names]; check_engine('vllm', EngineOptions()); "
+        "import sys; from ocx.harness.engines import engines, get_engine, check_engine, "
+        "EngineOptions; names = sorted(engines()); [get_engine(n) for n in names]; "
+        "check_engine('vllm', EngineOptions()); "
         "print(names, [m for m in ('torch', 'vllm', 'transformers') if m in sys.modules])"
     )
     out = subprocess.run(
@@ -133,18 +134,9 @@ def test_the_vllm_engine_gets_the_parallel_sizes_ocx_serve_was_given(
     monkeypatch.setattr(
         serve_cli, "_run", lambda backend, *a, **k: built.setdefault("engine", backend)
     )
+    sizes = ["--tensor-parallel-size", "2", "--data-parallel-size", "3"]
     code, _, err = invoke_ocx(
-        monkeypatch,
-        capsys,
-        "serve",
-        "--model",
-        mistral_folder,
-        "--engine",
-        "vllm",
-        "--tensor-parallel-size",
-        "2",
-        "--data-parallel-size",
-        "3",
+        monkeypatch, capsys, "serve", "--model", mistral_folder, "--engine", "vllm", *sizes
     )
     assert code == 0, err
     args = built["engine"].engine_arguments()
@@ -185,47 +177,32 @@ def test_a_corrupt_config_json_is_named_with_exit_2_before_any_output(
 def test_ocx_serve_refuses_data_parallelism_on_transformers_before_loading(
     monkeypatch, capsys, mistral_folder
 ):
-    code, _, err = invoke_ocx(
-        monkeypatch,
-        capsys,
-        "serve",
-        "--model",
-        mistral_folder,
-        "--engine",
-        "transformers",
-        "--data-parallel-size",
-        "2",
-    )
+    engine = ["--engine", "transformers", "--data-parallel-size", "2"]
+    code, _, err = invoke_ocx(monkeypatch, capsys, "serve", "--model", mistral_folder, *engine)
     assert code == 2 and "--data-parallel-size" in err and "Traceback" not in err
 
 
-def test_a_registered_engine_runs_ocx_eval_end_to_end(
-    monkeypatch, capsys, mistral_folder, tmp_path
-):
-    """What docs/extending.md describes: one module (echo_engine.py) plus one registry entry."""
+@pytest.fixture
+def echo_engine(monkeypatch):
+    """docs/extending.md's engine (engine_plugins/echo_engine.py), registered as "echo"."""
     from ocx.harness.engines import register_engine, unregister_engine
 
     monkeypatch.syspath_prepend(str(PLUGINS))
     register_engine("echo", "echo_engine:build", summary="fixed answers, for tests")
-    try:
-        code, out, err = invoke_ocx(
-            monkeypatch,
-            capsys,
-            "eval",
-            "--engine",
-            "echo",
-            "--model",
-            mistral_folder,
-            "--sets",
-            "arithmetic",
-            "--limit",
-            "4",
-            "--output",
-            tmp_path / "out",
-            "--quiet",
-        )
-    finally:
-        unregister_engine("echo")
+    yield "echo"
+    unregister_engine("echo")
+
+
+def _eval_echo(monkeypatch, capsys, model, output: Path, limit: int) -> tuple[int, str, str]:
+    args = ["--model", model, "--sets", "arithmetic", "--limit", limit, "--output", output]
+    return invoke_ocx(monkeypatch, capsys, "eval", "--engine", "echo", *args, "--quiet")
+
+
+def test_a_registered_engine_runs_ocx_eval_end_to_end(
+    monkeypatch, capsys, mistral_folder, tmp_path, echo_engine
+):
+    """What docs/extending.md describes: one module (echo_engine.py) plus one registry entry."""
+    code, _, err = _eval_echo(monkeypatch, capsys, mistral_folder, tmp_path / "out", 4)
     assert code == 0, err
     document = json.loads((tmp_path / "out" / "results.json").read_text())
     assert document["model"]["kind"] == "echo" and document["engine"] == "echo"
@@ -233,6 +210,32 @@ def test_a_registered_engine_runs_ocx_eval_end_to_end(
         json.loads(line) for line in (tmp_path / "out" / "samples.jsonl").read_text().splitlines()
     ]
     assert [r["response"] for r in records] == ["The answer is 4."] * 4
+
+
+def test_a_registered_engine_is_what_ocx_serve_runs_with_its_engine_args(
+    monkeypatch, capsys, mistral_folder, echo_engine
+):
+    """The other half of docs/extending.md: the same entry serves `ocx serve --engine echo`."""
+    import ocx.cli.serve as serve_cli
+
+    built = {}
+    monkeypatch.setattr(serve_cli, "_run", lambda backend, served, *a: built.update(e=backend))
+    monkeypatch.setattr("ocx.harness.engines.EngineOptions", _recording(EngineOptions, built))
+    args = ["--engine-arg", "max-model-len=4096", "--engine-arg", "enforce_eager=true"]
+    code, _, err = invoke_ocx(
+        monkeypatch, capsys, "serve", "--model", mistral_folder, "--engine", "echo", *args
+    )
+    assert code == 0, err
+    assert built["e"].name == "echo" and built["e"].tokens[-1] == 32000  # <|end_of_turn|>
+    assert built["options"].engine_args == {"max_model_len": 4096, "enforce_eager": True}
+
+
+def _recording(cls, into: dict):
+    def build(**kwargs):
+        into["options"] = cls(**kwargs)
+        return into["options"]
+
+    return build
 
 
 def test_the_deprecated_backend_flag_still_works_and_says_it_is_deprecated(
@@ -274,38 +277,33 @@ def test_sampling_records_keep_their_old_cache_keys_and_name_new_fields_only_whe
     assert Sampling(top_k=5, min_p=0.1).unsupported(frozenset()) == ["top_k", "min_p"]
 
 
-def test_an_engine_that_cannot_honour_top_k_fails_those_eval_requests_not_others(mistral_folder):
+def test_an_engine_that_cannot_honour_top_k_fails_those_eval_requests_not_others(
+    mistral_folder, echo_engine
+):
     from ocx.harness.backends import Request
     from ocx.harness.checkpoint import resolve_checkpoint_spec
-    from ocx.harness.engines import build_backend, register_engine, unregister_engine
+    from ocx.harness.engines import build_backend
 
-    sys.path.insert(0, str(PLUGINS))
-    register_engine("echo", "echo_engine:build")
-    try:
-        backend = build_backend("echo", resolve_checkpoint_spec(mistral_folder))
-        messages = ({"role": "user", "content": "2+2?"},)
-        answers, errors = {}, {}
-        backend.generate(
-            [Request(0, messages, None, Sampling(top_k=5)), Request(1, messages, None, Sampling())],
-            answers.__setitem__,
-            errors.__setitem__,
-        )
-        backend.close()
-    finally:
-        unregister_engine("echo")
-        sys.path.remove(str(PLUGINS))
+    backend = build_backend("echo", resolve_checkpoint_spec(mistral_folder))
+    messages = ({"role": "user", "content": "2+2?"},)
+    answers, errors = {}, {}
+    backend.generate(
+        [Request(0, messages, None, Sampling(top_k=5)), Request(1, messages, None, Sampling())],
+        answers.__setitem__,
+        errors.__setitem__,
+    )
+    backend.close()
     assert answers == {1: "The answer is 4."}
     assert "does not support top_k" in str(errors[0])
 
 
 def test_a_hub_id_resolves_to_the_same_checkpoint_for_eval_and_serve(
-    monkeypatch, capsys, mistral_folder, tmp_path
+    monkeypatch, capsys, mistral_folder, tmp_path, echo_engine
 ):
-    """`--model org/name` from the offline Hugging Face cache, through one resolution for both commands."""
+    """`--model org/name` from the offline Hugging Face cache: one resolution for both commands."""
     import huggingface_hub.constants
 
     from ocx.adapters.serve.model import load_served_model
-    from ocx.harness.engines import register_engine, unregister_engine
 
     commit = "0" * 40
     repo = tmp_path / "hub" / "models--ocx-test--mistral-style"
@@ -317,27 +315,7 @@ def test_a_hub_id_resolves_to_the_same_checkpoint_for_eval_and_serve(
 
     served = load_served_model("ocx-test/mistral-style")
     assert served.path == (repo / "snapshots" / commit).resolve() and served.context_length == 8192
-    monkeypatch.syspath_prepend(str(PLUGINS))
-    register_engine("echo", "echo_engine:build")
-    try:
-        code, _, err = invoke_ocx(
-            monkeypatch,
-            capsys,
-            "eval",
-            "--engine",
-            "echo",
-            "--model",
-            "ocx-test/mistral-style",
-            "--sets",
-            "arithmetic",
-            "--limit",
-            "2",
-            "--output",
-            tmp_path / "out",
-            "--quiet",
-        )
-    finally:
-        unregister_engine("echo")
+    code, _, err = _eval_echo(monkeypatch, capsys, "ocx-test/mistral-style", tmp_path / "out", 2)
     assert code == 0, err
     document = json.loads((tmp_path / "out" / "results.json").read_text())
     assert (

@@ -1,6 +1,7 @@
-"""The lean HTTP client against servers that answer in awkward but legal ways (and some illegal ones):
-bytes dribbled one at a time, chunked bodies with extensions and trailers, HTTP/1.0 bodies that
-run to the end of the connection, idle keep-alive connections the server closed, garbage."""
+"""The lean HTTP client against servers that answer in awkward but legal ways (and some illegal
+ones): bytes dribbled one at a time, chunked bodies with extensions and trailers, HTTP/1.0
+bodies that run to the end of the connection, idle keep-alive connections the server closed,
+garbage."""
 
 from __future__ import annotations
 

@@ -12,9 +12,9 @@ from rich.console import Console
 from ocx.benchmarks import get_suite
 from ocx.cli import cli
 from ocx.harness.compare import compare_runs, read_item_scores
-from ocx.harness.mock_server import last_user_content
 from ocx.harness.report import load_runs, paired_table
 from ocx.harness.stats import wilson_interval
+from ocx.testing.mock_server import last_user_content
 
 from .conftest import samples_by_prompt
 

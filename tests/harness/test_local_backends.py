@@ -165,7 +165,8 @@ def test_tiny_model_runs_every_suite_through_vllm_with_the_same_greedy_answers(
         # on CPU this is the share of RAM vLLM reserves for its KV cache
         "--engine-arg",
         "gpu_memory_utilization=0.1",
-        # float32 as transformers runs it (vLLM on CPU picks bf16), no graph compilation for 24 prompts
+        # float32 as transformers runs it (vLLM on CPU picks bf16); no graph compilation for 24
+        # prompts
         "--engine-arg",
         "dtype=float32",
         "--engine-arg",

@@ -124,7 +124,8 @@ def test_chat_mode_scores_the_option_as_the_start_of_the_assistants_answer(mistr
     )
     assert list(encoded.context_ids) == prompt  # ends with "GPT4 Correct Assistant:"
     assert mistral.decode(prompt[-7:]).endswith("GPT4 Correct Assistant:")
-    # The option is the assistant's first token, "▁A" (no delimiter: lm-eval drops it under a chat template).
+    # The option is the assistant's first token, "▁A" (no delimiter: lm-eval drops it under a
+    # chat template).
     assert encoded.continuation_ids == (
         tuple(mistral.encode_text("A")),
         tuple(mistral.encode_text("B")),

@@ -1,4 +1,4 @@
-"""The log-likelihood runner: acc / acc_norm from a backend's log-likelihoods, the cache, de-duplication."""
+"""The log-likelihood runner: acc / acc_norm from a backend's log-likelihoods, caching, dedup."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from ocx.harness.stats import accuracy_interval
 
 
 class CharTokenizer:
-    """One token per character (its code point); BOS is 1. Enough to check the runner's bookkeeping."""
+    """One token per character (its code point); BOS is 1. Enough for the runner's bookkeeping."""
 
     bos_token, eos_token = "<s>", "</s>"
 
@@ -31,7 +31,7 @@ class CharTokenizer:
 
 
 class TableBackend:
-    """Log-likelihoods from a table keyed by the continuation text; records every request it gets."""
+    """Log-likelihoods from a table keyed by the continuation text; records every request."""
 
     def __init__(self, table: dict[str, float], model: str = "fake", fail: set[str] = frozenset()):
         self.table, self.model, self.fail = table, model, fail
@@ -77,7 +77,8 @@ class ListSuite:
 
 
 ITEMS = [
-    # acc right (" yes" likeliest), acc_norm wrong (" no" likeliest per character: -2/2 vs -3/3? see table)
+    # acc right (" yes" likeliest), acc_norm wrong (" no" likeliest per character: -2/2 vs
+    # -3/3? see table)
     MultipleChoice("Is it?", ("yes", "no"), (0,)),
     # a tie: the first option wins
     MultipleChoice("Pick", ("x", "y"), (1,)),
@@ -105,9 +106,11 @@ def test_acc_and_acc_norm_follow_lm_eval_on_hand_computed_log_likelihoods():
     with ResponseCache(None) as cache:
         result = run(TableBackend(TABLE), cache)
     summary = result.summaries["toy"].scores()
-    # item 0: acc picks " no" (-1.2 > -1.5): wrong; acc_norm: -1.5/3 = -0.5 vs -1.2/2 = -0.6 -> "yes": right
+    # item 0: acc picks " no" (-1.2 > -1.5): wrong;
+    #         acc_norm: -1.5/3 = -0.5 vs -1.2/2 = -0.6 -> "yes": right
     # item 1: tie -0.7 = -0.7 -> first ("x"): wrong both ways
-    # item 2: acc " blue" (-2.0), gold: right; acc_norm -3/3=-1, -2/4=-0.5, -2.5/5=-0.5 -> tie -> "blue": right
+    # item 2: acc " blue" (-2.0), gold: right;
+    #         acc_norm -3/3=-1, -2/4=-0.5, -2.5/5=-0.5 -> tie -> "blue": right
     records = [r.to_dict() for r in result.records]
     assert [(r["pred"], r["pred_norm"], r["acc"], r["acc_norm"]) for r in records] == [
         (1, 0, False, True),

@@ -6,7 +6,7 @@ import json
 import socket
 
 from ocx.harness.backends.multi_endpoint import MultiEndpointBackend, server_fault
-from ocx.harness.mock_server import last_user_content
+from ocx.testing.mock_server import last_user_content
 from tests.cli import invoke_ocx
 
 

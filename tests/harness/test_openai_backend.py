@@ -2,7 +2,7 @@ import pytest
 
 from ocx.harness.backends import Request, Sampling
 from ocx.harness.backends.openai_http import OpenAIBackend
-from ocx.harness.mock_server import last_user_content
+from ocx.testing.mock_server import last_user_content
 
 CLIENTS = ["openai", "fast"]
 

@@ -3,11 +3,11 @@
 import pytest
 
 from ocx.benchmarks import GROUPS, get_suite
-from ocx.benchmarks.testing import realistic_gold_responses, wrong_response
 from ocx.harness.backends.openai_http import OpenAIBackend
 from ocx.harness.cache import ResponseCache
-from ocx.harness.mock_server import last_user_content
 from ocx.harness.runner import RequestsFailedError, Runner
+from ocx.testing.mock_server import last_user_content
+from ocx.testing.responses import realistic_gold_responses, wrong_response
 
 from .conftest import samples_by_prompt
 

@@ -58,7 +58,7 @@ def test_clustered_stderr_matches_the_cr1_formula_computed_by_hand():
 
 
 def test_questions_on_one_passage_that_agree_widen_the_interval():
-    # 40 passages of 5 questions each, every passage all right or all wrong: really 40 draws, not 200
+    # 40 passages of 5 questions each, every passage all right or all wrong: 40 draws, not 200
     values = [1.0 if p % 2 else 0.0 for p in range(40) for _ in range(5)]
     clusters = [p for p in range(40) for _ in range(5)]
     plain, clustered = accuracy_interval(values), accuracy_interval(values, clusters)

@@ -9,7 +9,8 @@ from ocx.harness.runner import Runner
 
 
 class _Suite:
-    """Questions with duplicates (the same prompt three times) spread over several planning spans."""
+    """Questions with duplicates (the same prompt three times) spread over several planning
+    spans."""
 
     name, version, source, generation = "dups", "1", "test", {}
 

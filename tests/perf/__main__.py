@@ -1,4 +1,4 @@
-"""`python -m tests.perf [NAME...] [--quick] [--repeats N] [--json OUT] [--gpu]`: run the benchmarks.
+"""`python -m tests.perf [NAME...] [--quick] [--repeats N] [--json OUT] [--gpu]`: run benchmarks.
 
 Run from the repository root (the benchmarks use test fixtures and peers' venvs, so they live
 beside the tests, not in the installed package). Exit status: 0 when every chosen benchmark
@@ -90,9 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     )  # benchmarks build tiny models; nothing comes from a hub
     if args.list:
         for name, module in discover().items():
-            print(
-                f"{name:20} {'[gpu] ' if getattr(module, 'GPU', False) else ''}{getattr(module, 'TITLE', '')}"
-            )
+            gpu = "[gpu] " if getattr(module, "GPU", False) else ""
+            print(f"{name:20} {gpu}{getattr(module, 'TITLE', '')}")
         return 0
     try:
         result = run(args.names, args.quick, args.repeats, args.gpu, not args.no_build)

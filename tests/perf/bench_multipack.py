@@ -86,7 +86,8 @@ for c in map(int, sys.argv[3:]):
         out["efficiency_%d@%d" % (epoch, c)] = sampler.efficiency()
         # What was scheduled: generate_batches for every rank, then count the dropped tail.
         scheduled = sum(len(b) for r in range(n) for b in
-                        MultipackDistributedSampler(lengths, numseqs, c, n, r, seed=0).generate_batches(epoch)[0])
+                        MultipackDistributedSampler(lengths, numseqs, c, n, r, seed=0)
+                        .generate_batches(epoch)[0])
         out["steps_%d@%d" % (epoch, c)] = len(batches)
         out["dropped_%d@%d" % (epoch, c)] = int(len(lengths) - scheduled)
 print(json.dumps(out))
@@ -104,7 +105,7 @@ def run_ocx(lengths, budgets: tuple[int, ...]) -> dict:
             sampler.batches(epoch)
             out[f"{name}_s@{budget}"] = time.perf_counter() - start
             out[f"efficiency_{epoch}@{budget}"] = sampler.efficiency(epoch)
-            # OpenChat's efficiency counts full steps only (it drops its tail): compare like with like.
+            # OpenChat's efficiency counts full steps only (it drops its tail): like with like.
             full_steps = getattr(sampler, "full_step_efficiency", sampler.efficiency)
             out[f"efficiency_full_steps_{epoch}@{budget}"] = full_steps(epoch)
             out[f"steps_{epoch}@{budget}"] = sampler.num_steps(epoch)
@@ -137,7 +138,7 @@ def run_openchat(python, lengths_file, budgets: tuple[int, ...]) -> dict:
 def variants(ctx: Context):
     import numpy as np
 
-    from ocx.harness.data.synthetic import sharegpt_like_lengths
+    from ocx.testing.conversations import sharegpt_like_lengths
 
     n, budgets = (20_000, BUDGETS[:1]) if ctx.quick else (200_000, BUDGETS)
     lengths = sharegpt_like_lengths(n, CONTEXT, seed=0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 
-from tests.perf.core import Context, Ratio, Skip
+from tests.perf.core import Context, Ratio, Skip, cuda_device_name
 
 NAME = "serve_gpu"
 TITLE = "Serving on GPU: transformers engine, concurrency 16 vs 1"
@@ -33,16 +33,13 @@ MODEL = dict(
 
 
 def variants(ctx: Context):
-    import torch
-
-    if not torch.cuda.is_available():
-        raise Skip("no CUDA device (torch.cuda.is_available() is False)")
+    gpu = cuda_device_name()
     from ocx.adapters.serve.hf_engine import TransformersEngine
 
     if "device" not in inspect.signature(TransformersEngine.__init__).parameters:
         raise Skip("the transformers engine has no device option yet (it always loads on the CPU)")
     from tests.perf.bench_serve import transformers_variants
 
-    ctx.settings["gpu"] = torch.cuda.get_device_name(0)
+    ctx.settings["gpu"] = gpu
     sizes = dict(requests=16, max_tokens=8) if ctx.quick else dict(requests=64, max_tokens=64)
     yield from transformers_variants(ctx, sizes, MODEL)

@@ -96,8 +96,8 @@ def variants(ctx: Context):
         import transformers
 
         raise Skip(
-            f"transformers {transformers.__version__} has no `transformers serve --continuous-batching` "
-            "(transformers 5.24 has)"
+            f"transformers {transformers.__version__} has no "
+            "`transformers serve --continuous-batching` (transformers 5.24 has)"
         )
     sizes = QUICK if ctx.quick else FULL
     threads = _threads()

@@ -65,7 +65,8 @@ def variants(ctx: Context):
     if importlib.util.find_spec("vllm") is None:
         raise Skip(
             "vllm is not installed in this Python; run it from the vLLM venv: "
-            "`VLLM_CPU_KVCACHE_SPACE=1 .venv-vllm/bin/python -m tests.perf serve_vllm` (.ci/run builds it)"
+            "`VLLM_CPU_KVCACHE_SPACE=1 .venv-vllm/bin/python -m tests.perf serve_vllm` "
+            "(.ci/run builds it)"
         )
     from tests.serve.conftest import free_port
 

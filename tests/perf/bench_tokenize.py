@@ -16,7 +16,6 @@ transformers 4.44 turns a typed `<|end_of_turn|>` into the control token (docs/d
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
@@ -25,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+# OpenChat 3.5's published tokenizer folder and shuffle seed, as the golden rows were recorded.
+from tests.data.golden.make_golden import OCHAT_SEED, openchat_tokenizer_folder
 from tests.perf.core import Context, Ratio, shared_file
 
 NAME = "tokenize"
@@ -52,46 +53,6 @@ RATIOS = [
         limit_note="1: nothing but the encoding",
     ),
 ]
-OCHAT_SEED = 42
-
-
-def openchat_tokenizer_folder(folder: Path, tokenizer_model: Path) -> Path:
-    """The HF folder OpenChat 3.5 publishes, for transformers 4.44: slow config, converted to fast.
-
-    Not `ocx templates export`: its `"add_prefix_space": null` makes transformers 4.x convert
-    the tokenizer without sentencepiece's dummy prefix ("GPT4" -> "G", not "▁G").
-    """
-    folder.mkdir()
-    shutil.copy(tokenizer_model, folder / "tokenizer.model")
-    special = {
-        "lstrip": False,
-        "normalized": False,
-        "rstrip": False,
-        "single_word": False,
-        "special": True,
-    }
-    config = {
-        "tokenizer_class": "LlamaTokenizer",
-        "legacy": True,
-        "add_bos_token": True,
-        "add_eos_token": False,
-        "bos_token": "<s>",
-        "eos_token": "<|end_of_turn|>",
-        "unk_token": "<unk>",
-        "pad_token": None,
-        "added_tokens_decoder": {
-            str(i): {"content": t, **special}
-            for i, t in [
-                (0, "<unk>"),
-                (1, "<s>"),
-                (2, "</s>"),
-                (32000, "<|end_of_turn|>"),
-                (32001, "<|pad_0|>"),
-            ]
-        },
-    }
-    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
-    return folder
 
 
 def openchat_rows(parquet_file: Path, n_lines: int) -> list[tuple]:
@@ -136,7 +97,7 @@ def timed(cmd: list[str], **kwargs) -> float:
 
 
 def variants(ctx: Context):
-    from ocx.harness.data.synthetic import sharegpt_like, write_jsonl
+    from ocx.testing.conversations import sharegpt_like, write_jsonl
 
     n, workers = (200 if ctx.quick else 4000), os.cpu_count()
     conversations = sharegpt_like(n, seed=3, special_text=False)

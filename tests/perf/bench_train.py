@@ -70,10 +70,11 @@ QUICK = dict(
 
 
 def token_dataset(root: Path, conversations: int, context: int, vocab: int) -> Path:
-    """Random token ids with ShareGPT-like lengths; the first 20-60% of each (the user turn) has weight 0."""
+    """Random token ids with ShareGPT-like lengths; the first 20-60% of each (the user turn) has
+    weight 0."""
     import numpy as np
 
-    from ocx.harness.data.synthetic import sharegpt_like_lengths
+    from ocx.testing.conversations import sharegpt_like_lengths
     from tests.train.conftest import write_token_dataset
 
     rng = np.random.default_rng(0)

@@ -9,30 +9,16 @@ ocx's per-sequence SDPA. Run with `python -m tests.perf --gpu train_gpu`.
 
 from __future__ import annotations
 
+from tests.perf import bench_train
 from tests.perf.bench_train import check, training_variants  # noqa: F401 - same invariants as on CPU
-from tests.perf.core import Context, Ratio, Skip
+from tests.perf.core import Context, cuda_device_name
 
 NAME = "train_gpu"
 TITLE = "Training throughput on GPU, packed (flash-attention) vs padded"
 GPU = True
-LABELS = {
-    "supervised_tokens_per_s": "supervised tokens/s",
-    "tokens_per_s": "tokens/s",
-    "positions": "positions computed (timed steps)",
-    "tokens": "tokens (timed steps)",
-    "first_loss": "first-step loss",
-    "flash_attention": "flash-attention used (1 = yes)",
-}
-RATIOS = [
-    Ratio(
-        "packed / padded, supervised tokens/s",
-        "packed.supervised_tokens_per_s",
-        "padded.supervised_tokens_per_s",
-        target=3.0,
-        limit=("padded.positions", "packed.positions"),
-        limit_note="padded / packed positions computed for the same tokens",
-    )
-]
+# The CPU benchmark's figures and ratio, and whether flash-attention ran.
+LABELS = {**bench_train.LABELS, "flash_attention": "flash-attention used (1 = yes)"}
+RATIOS = bench_train.RATIOS
 FULL = dict(
     steps=10,
     batch_max_len=16384,
@@ -64,9 +50,5 @@ QUICK = dict(
 
 
 def variants(ctx: Context):
-    import torch
-
-    if not torch.cuda.is_available():
-        raise Skip("no CUDA device (torch.cuda.is_available() is False)")
-    ctx.settings["gpu"] = torch.cuda.get_device_name(0)
+    ctx.settings["gpu"] = cuda_device_name()
     yield from training_variants(ctx, QUICK if ctx.quick else FULL)

@@ -81,7 +81,7 @@ class Context:
 
 
 def shared_file(relative: str) -> Path:
-    """A file of the shared/ data folder (OCX_SHARED_DIR, default ../shared); Skip when it is absent."""
+    """A file of the shared/ data folder (OCX_SHARED_DIR, default ../shared); Skip when absent."""
     import os
 
     shared = Path(os.environ.get("OCX_SHARED_DIR", Path(__file__).resolve().parents[3] / "shared"))
@@ -89,6 +89,15 @@ def shared_file(relative: str) -> Path:
     if not path.is_file():
         raise Skip(f"no {relative} under {shared} (set OCX_SHARED_DIR to the shared/ data folder)")
     return path
+
+
+def cuda_device_name() -> str:
+    """The first CUDA device's name, for a GPU benchmark's settings; Skip when torch sees none."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise Skip("no CUDA device (torch.cuda.is_available() is False)")
+    return torch.cuda.get_device_name(0)
 
 
 def spread(values: list[float]) -> dict:
@@ -121,7 +130,7 @@ def ratio_per_round(ratio: Ratio, rounds: list[dict]) -> list[float]:
 
 
 def summarize_ratio(ratio: Ratio, rounds: list[dict]) -> dict:
-    """Spread of a ratio over rounds, whether its target is met, and how close it is to its limit."""
+    """Spread of a ratio over rounds, whether its target is met, how close it is to its limit."""
     values = ratio_per_round(ratio, rounds)
     out = {k: v for k, v in asdict(ratio).items() if k not in ("num", "den", "limit")}
     out.update(num=str(ratio.num), den=str(ratio.den))

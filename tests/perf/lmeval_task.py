@@ -53,7 +53,8 @@ def write_items_task(folder: Path, task: str, items: list[dict]) -> Path:
         "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items), encoding="utf-8"
     )
     (folder / f"{task}.yaml").write_text(
-        f"task: {task}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {json.dumps(str(data))}\n"
+        f"task: {task}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n"
+        f"    test: {json.dumps(str(data))}\n"
         "test_split: test\noutput_type: multiple_choice\n"
         "doc_to_text: context\ndoc_to_choice: choices\ndoc_to_target: gold\n" + METRICS,
         encoding="utf-8",
@@ -62,10 +63,11 @@ def write_items_task(folder: Path, task: str, items: list[dict]) -> Path:
 
 
 def write_arc_task(folder: Path, task: str, rows: Path) -> Path:
-    """lm-eval 0.4.13's own `arc_easy.yaml` templates over local rows in allenai/ai2_arc's schema."""
+    """lm-eval 0.4.13's own `arc_easy.yaml` templates over local rows in allenai/ai2_arc's form."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{task}.yaml").write_text(
-        f"task: {task}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {json.dumps(str(rows))}\n"
+        f"task: {task}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n"
+        f"    test: {json.dumps(str(rows))}\n"
         "test_split: test\noutput_type: multiple_choice\n"
         'doc_to_text: "Question: {{question}}\\nAnswer:"\n'
         'doc_to_target: "{{choices.label.index(answerKey)}}"\n'
@@ -83,7 +85,8 @@ def write_hellaswag_task(folder: Path, task: str, rows: Path) -> Path:
         "from lm_eval.tasks.hellaswag.utils import process_docs  # noqa: F401\n", encoding="utf-8"
     )
     (folder / f"{task}.yaml").write_text(
-        f"task: {task}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    validation: {json.dumps(str(rows))}\n"
+        f"task: {task}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n"
+        f"    validation: {json.dumps(str(rows))}\n"
         "validation_split: validation\noutput_type: multiple_choice\n"
         "process_docs: !function utils.process_docs\n"
         'doc_to_text: "{{query}}"\ndoc_to_target: "{{label}}"\ndoc_to_choice: "choices"\n'
@@ -116,7 +119,8 @@ for task in tasks:
         "acc": metrics["acc,none"], "acc_norm": metrics["acc_norm,none"],
         "samples": [{"doc_id": s["doc_id"], "logprobs": [float(r[0]) for r in s["filtered_resps"]],
                      "greedy": [bool(r[1]) for r in s["filtered_resps"]],
-                     "arguments": [list(a[:2]) for a in s["arguments"]], "acc": s["acc"], "acc_norm": s["acc_norm"]}
+                     "arguments": [list(a[:2]) for a in s["arguments"]],
+                     "acc": s["acc"], "acc_norm": s["acc_norm"]}
                     for s in samples]}
 print(json.dumps(report))
 """

@@ -22,7 +22,8 @@ from pathlib import Path
 # Each spec is a list of `pip install` argument lists, run in order. torch is pinned to the
 # local CPU build: a bare `torch` requirement would pull a CUDA build of several GB.
 SPECS: dict[str, list[list[str]]] = {
-    # docs/data.md: ochat itself without its pins, plus what generate_dataset and the sampler import.
+    # docs/data.md: ochat itself without its pins, plus what generate_dataset and the sampler
+    # import.
     "ochat": [
         ["torch==2.13.0"],
         ["--no-deps", "ochat==3.6.1"],
@@ -80,7 +81,7 @@ def _spec_hash(name: str) -> str:
 
 
 def peer_python(name: str, build: bool = True) -> Path:
-    """The python of peer `name`'s venv, building it on first use; PeerUnavailable if it cannot be had."""
+    """The python of peer `name`'s venv, built on first use; PeerUnavailable if it cannot be had."""
     override = os.environ.get(OVERRIDES[name])
     if override:
         if not Path(override).exists():

@@ -25,7 +25,7 @@ ARMS = ("full", "lora", "lora_peft", "frozen")
 
 def _setup(kind: str, data: Path, model: Path, work: Path, sizes: dict, dataset):
     from ocx.adapters.train import TrainConfig, trainer
-    from ocx.adapters.train.engine import load_ds_config
+    from ocx.adapters.train.ds_config import build_ds_config
     from tests.perf.bench_lora import LORA, _only_embeddings_trained
     from tests.perf.core import shared_file
 
@@ -42,7 +42,7 @@ def _setup(kind: str, data: Path, model: Path, work: Path, sizes: dict, dataset)
         tokenizer=str(shared_file("tokenizers/mistral-v1/tokenizer.model")),
         **(LORA if lora else {}),
     )
-    ds_config = load_ds_config(cfg.zero_stage, None, grad_clip=cfg.grad_clip, bf16=False)
+    ds_config = build_ds_config(cfg.zero_stage, None, grad_clip=cfg.grad_clip, bf16=False)
     if kind == "frozen":
         with _only_embeddings_trained():
             run = trainer._setup(cfg, 0, 1, dataset, ds_config, Path(cfg.tokenizer))
@@ -122,8 +122,8 @@ def main(argv: list[str] | None = None) -> None:
                     + profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=25)
                 )
             print(
-                f"step {i} {kind}: forward {seconds[kind][-1][0]:.3f} s, backward {seconds[kind][-1][1]:.3f} s, "
-                f"optimizer {seconds[kind][-1][2]:.3f} s",
+                f"step {i} {kind}: forward {seconds[kind][-1][0]:.3f} s, "
+                f"backward {seconds[kind][-1][1]:.3f} s, optimizer {seconds[kind][-1][2]:.3f} s",
                 flush=True,
             )
     counted = {

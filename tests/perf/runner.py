@@ -34,7 +34,8 @@ def discover() -> dict[str, object]:
         name = getattr(module, "NAME", None)
         if name is None or not hasattr(module, "variants"):
             raise TypeError(
-                f"{path}: a benchmark module needs NAME and variants(ctx) (see tests/perf/README.md)"
+                f"{path}: a benchmark module needs NAME and variants(ctx) "
+                "(see tests/perf/README.md)"
             )
         if name in modules:
             raise ValueError(f"{path}: NAME {name!r} is already used by {modules[name].__file__}")
@@ -107,14 +108,16 @@ def run_rounds(fns: dict, repeats: int, check, quick: bool, say) -> list[dict]:
             check(record["figures"], quick)
         rounds.append(record)
         say(
-            f"  round {index + 1}/{repeats}: load {record['load_before'][0]} -> {record['load_after'][0]}, "
+            f"  round {index + 1}/{repeats}: "
+            f"load {record['load_before'][0]} -> {record['load_after'][0]}, "
             + ", ".join(f"{v} {s:.1f} s" for v, s in record["seconds"].items())
         )
     return rounds
 
 
 def run_benchmark(module, quick: bool, repeats: int, build_peers: bool, say) -> dict:
-    """One benchmark: prepare, rounds, summary. Never raises: failures are recorded with their traceback."""
+    """One benchmark: prepare, rounds, summary. Never raises: a failure is recorded with its
+    traceback."""
     out = {
         "title": getattr(module, "TITLE", module.NAME),
         "module": f"tests/perf/{Path(module.__file__).name}",
@@ -180,7 +183,8 @@ def run(
             modules[name], quick, repeats, build_peers, say
         )
         say(
-            f"  {bench['status']}{': ' + bench['reason'] if 'reason' in bench else ''} ({bench['wall_s']} s)"
+            f"  {bench['status']}{': ' + bench['reason'] if 'reason' in bench else ''} "
+            f"({bench['wall_s']} s)"
         )
     result["load_at_end"] = load_average()
     return result

@@ -1,4 +1,6 @@
-"""A recipe output folder as `ocx recipe run` leaves it, written from numbers (no training, no model).
+"""A recipe output folder as `ocx recipe run` leaves it, written from numbers.
+
+No training, no model.
 
 eval/epoch_<n>/condition_<i>/{results.json,samples.jsonl}, train/metrics.jsonl (step, validation
 and epoch lines) and report.json's recipe fields: what the report code reads.

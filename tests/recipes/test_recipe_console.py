@@ -62,7 +62,10 @@ def stand_in_training(cfg, on_epoch_end=None):
 
 @pytest.fixture
 def terminal():
-    """The process's rich console, pointed at a buffer that behaves as a terminal (live displays on)."""
+    """The process's rich console, pointed at a buffer that behaves as a terminal.
+
+    Live displays are on.
+    """
     import rich
 
     console = rich.get_console()

@@ -47,7 +47,7 @@ eval:
 output: out
 """
 
-# id: (line to replace, its new text, expected field, expected words in the message[, line reported])
+# id: (line to replace, its new text, expected field, expected words[, line reported])
 MISTAKES = {
     "zero epochs": (18, "  epochs: 0", "train.epochs", "from 1 to 1000, got 0"),
     "negative epochs": (18, "  epochs: -3", "train.epochs", "got -3"),
@@ -87,6 +87,26 @@ MISTAKES = {
         "train.gradient_checkpointing",
         "true or false",
     ),
+    "beta1 of 1": (24, "  beta1: 1.0", "train.beta1", ">= 0 and < 1, got 1.0"),
+    "zero eps": (24, "  eps: 0", "train.eps", "> 0 and <= 1, got 0"),
+    "validation every 5 steps without a validation set": (
+        24,
+        "  val_every_steps: 5",
+        "train.val_every_steps",
+        "needs a validation set: add train.val_fraction or train.val_data",
+    ),
+    "lora on zero stage 3": (
+        21,
+        "  zero_stage: 3\n  lora: {rank: 8}",
+        "train.zero_stage",
+        "LoRA trains with ZeRO-2 (the frozen base is not partitioned); set train.zero_stage to 2",
+    ),
+    "lora alpha without a rank": (
+        24,
+        "  lora:\n    alpha: 16",
+        "train.lora.rank",
+        "is required when train.lora is given",
+    ),
     "unknown train key": (18, "  epoch: 2", "train.epoch", "did you mean 'epochs'"),
     "managed train key": (18, "  out: elsewhere", "train.out", "unknown key 'out'"),
     "unknown top-level key": (31, "outputs: out", "outputs", "did you mean 'output'"),
@@ -119,7 +139,7 @@ MISTAKES = {
     "condition as a number": (14, "    condition: 5", "data[1].condition", "must be a string"),
     "missing data file": (8, "  - path: data/missing.jsonl", "data[0].path", "data file not found"),
     "unknown data key": (9, "    conditon: GPT4", "data[0].conditon", "did you mean 'condition'"),
-    "misspelt model type": (4, "  model_type: openchat_35", "model.model_type", "Did you mean"),
+    "misspelt model type": (4, "  model_type: openchat_35", "model.model_type", "did you mean"),
     "missing tokenizer": (
         5,
         "  tokenizer: tok/nothing.model",
@@ -241,7 +261,8 @@ def test_a_recipe_mistake_exits_2_naming_file_line_and_field_and_creates_nothing
 def test_a_llama2_tokenizer_under_a_mistral_model_type_is_refused(
     recipe_dir, llama2_tokenizer_file, monkeypatch, capsys
 ):
-    # Both are 32,000-piece sentencepiece models and both get <|end_of_turn|> = 32000: only the IDs differ.
+    # Both are 32,000-piece sentencepiece models and both get <|end_of_turn|> = 32000:
+    # only the IDs differ.
     shutil.copyfile(llama2_tokenizer_file, recipe_dir / "tok" / "tokenizer.model")
     (recipe_dir / "r.yaml").write_text(BASE)
     code, output = run_ocx(monkeypatch, capsys, "recipe", "validate", str(recipe_dir / "r.yaml"))

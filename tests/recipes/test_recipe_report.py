@@ -162,7 +162,8 @@ def _chromium(*args: str) -> subprocess.CompletedProcess:
     if not CHROMIUM.exists():
         if os.environ.get("CI"):
             pytest.fail(
-                "CI is set, so the report must be checked in a browser: /usr/bin/chromium is missing"
+                "CI is set, so the report must be checked in a browser: "
+                "/usr/bin/chromium is missing"
             )
         pytest.skip(
             "headless Chromium test: /usr/bin/chromium is missing (apt-get install chromium)"

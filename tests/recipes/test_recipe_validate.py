@@ -92,7 +92,8 @@ def test_validate_command_exits_2_and_imports_no_torch(tmp_path):
     path.write_text(BROKEN)
     heavy = "('torch', 'transformers', 'deepspeed')"
     code = (
-        f"import sys\nfrom ocx.cli import main\nsys.argv=['ocx','recipe','validate',{str(path)!r}]\n"
+        "import sys\nfrom ocx.cli import main\n"
+        f"sys.argv=['ocx','recipe','validate',{str(path)!r}]\n"
         "try:\n    main()\nexcept SystemExit as e:\n"
         f"    print('EXIT', e.code, [m for m in {heavy} if m in sys.modules])"
     )
@@ -108,7 +109,7 @@ def test_overrides_change_settings_and_bad_ones_are_reported():
 
 
 def test_unknown_recipe_name_suggests_the_closest(tmp_path):
-    with pytest.raises(InputError, match="Did you mean tiny-crlft"):
+    with pytest.raises(InputError, match="did you mean 'tiny-crlft'"):
         load_recipe("tiny-crlf")
 
 

@@ -1,4 +1,4 @@
-"""`ocx recipe run tiny-crlft`: C-RLFT visibly works, and a finished run resumes without retraining."""
+"""`ocx recipe run tiny-crlft`: C-RLFT visibly works; a finished run resumes without retraining."""
 
 from __future__ import annotations
 

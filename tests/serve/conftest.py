@@ -24,6 +24,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def vllm_tiny_checkpoint(folder: Path, tokenizer_file: Path) -> Path:
+    """A tiny openchat_3.5 checkpoint vLLM's CPU attention accepts (head size 64; it needs 32+)."""
+    from ocx.adapters.hf.tiny import build_tiny_checkpoint
+
+    return build_tiny_checkpoint(
+        folder,
+        tokenizer_file,
+        "openchat_3.5",
+        hidden_size=128,
+        intermediate_size=256,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+    )
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory, mistral_tokenizer_file) -> Path:
     from ocx.adapters.hf.tiny import build_tiny_checkpoint
@@ -38,6 +53,23 @@ def served_model(tiny_checkpoint):
     from ocx.adapters.serve.model import load_served_model
 
     return load_served_model(str(tiny_checkpoint), served_names=("tiny-chat",))
+
+
+def hf_greedy(model, prompt_ids: list[int], steps: int, eot: int) -> list[int]:
+    """transformers' own greedy continuation of `prompt_ids`: the reference engines must match."""
+    import torch
+
+    # An explicit mask: with pad == EOT, generate() would otherwise mask the prompt's EOT tokens.
+    ids = torch.tensor([prompt_ids])
+    out = model.generate(
+        ids,
+        attention_mask=torch.ones_like(ids),
+        max_new_tokens=steps,
+        do_sample=False,
+        eos_token_id=None,
+        pad_token_id=eot,
+    )
+    return out[0, len(prompt_ids) :].tolist()
 
 
 def transformers_engine(model, **kwargs):
@@ -119,7 +151,8 @@ def server_process(
                 if proc.poll() is not None or time.monotonic() > deadline:
                     log.seek(0)
                     raise RuntimeError(
-                        f"{' '.join(cmd[:3])} did not start (exit {proc.poll()}):\n{log.read()[-4000:]}"
+                        f"{' '.join(cmd[:3])} did not start (exit {proc.poll()}):\n"
+                        f"{log.read()[-4000:]}"
                     )
                 time.sleep(1)
             yield url

@@ -8,6 +8,12 @@ import sys
 from ocx.cli.serve import serve
 
 
+def _serve(*args) -> subprocess.CompletedProcess:
+    """`ocx serve ARGS...` in a fresh interpreter (exit code and stderr as a user sees them)."""
+    command = [sys.executable, "-c", "from ocx.cli import main; main()", "serve", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
 def _params(args: list[str]) -> dict:
     ctx = serve.make_context("serve", args)
     return ctx.params
@@ -41,58 +47,19 @@ def test_defaults_follow_openchat_port_and_loopback_host():
 
 
 def test_a_missing_checkpoint_is_an_input_error_with_exit_code_2(tmp_path):
-    missing = tmp_path / "no-such-checkpoint"
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from ocx.cli import main; main()",
-            "serve",
-            "--model",
-            str(missing),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = _serve("--model", tmp_path / "no-such-checkpoint")
     assert r.returncode == 2, r.stderr
     assert "--model" in r.stderr and "no such checkpoint folder" in r.stderr
 
 
 def test_a_checkpoint_without_model_type_asks_for_model_type(tmp_path):
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from ocx.cli import main; main()",
-            "serve",
-            "--model",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = _serve("--model", tmp_path)
     assert r.returncode == 2 and "--model-type" in r.stderr, r.stderr
 
 
 def test_empty_or_whitespace_api_keys_are_refused_at_start_up_with_exit_code_2(tmp_path):
     for keys in ([""], ["good", "   "], ["has space"]):
-        r = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "from ocx.cli import main; main()",
-                "serve",
-                "--model",
-                str(tmp_path),
-                "--api-keys",
-                *keys,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        r = _serve("--model", tmp_path, "--api-keys", *keys)
         assert r.returncode == 2, r.stderr
         assert "--api-keys" in r.stderr and "Traceback" not in r.stderr, r.stderr
 

@@ -68,18 +68,21 @@ from lm_eval.utils import RemoteTokenizer, check_remote_tokenizer_support
 base, contexts, continuations = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
 tok = RemoteTokenizer(base + "/v1/completions")
 prompts = [c + k for c, k in zip(contexts, continuations)]
-payload = LocalCompletionsAPI._create_payload(SimpleNamespace(model="tiny-chat"), prompts, generate=False, seed=1234)
+payload = LocalCompletionsAPI._create_payload(SimpleNamespace(model="tiny-chat"), prompts,
+                                              generate=False, seed=1234)
 out = requests.post(base + "/v1/completions", json=payload, timeout=60).json()
 scores = LocalCompletionsAPI.parse_logprobs(out, tokens=prompts, ctxlens=[len(c) for c in contexts])
-print(json.dumps({"auto": check_remote_tokenizer_support(base + "/v1/completions"), "eos": tok.eos_token_id,
-                  "bos": tok.bos_token_id, "encoded": tok.encode("Hello world"), "scores": scores}))
+print(json.dumps({"auto": check_remote_tokenizer_support(base + "/v1/completions"),
+                  "eos": tok.eos_token_id, "bos": tok.bos_token_id,
+                  "encoded": tok.encode("Hello world"), "scores": scores}))
 """
 
 
 def test_lm_evals_own_client_code_tokenizes_remotely_and_parses_the_answer(url, served_model):
     from tests.perf.peers import PeerUnavailable, peer_python
 
-    try:  # the parity test's venv (tests/harness/test_lmeval_loglikelihood_parity.py): one lm-eval build
+    # The parity test's venv (tests/harness/test_lmeval_loglikelihood_parity.py): one lm-eval build
+    try:
         python = peer_python("lmeval_hf")
     except PeerUnavailable as exc:
         if os.environ.get("CI"):

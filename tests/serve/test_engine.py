@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from ocx.adapters.serve.engine import SamplingSettings, Step
-from ocx.adapters.serve.generation import ChoiceState, IncrementalDecoder, run_choice
+from ocx.adapters.serve.generation import ChoiceState, IncrementalDecoder, stream_choice
+from tests.serve.conftest import hf_greedy
 
 torch = pytest.importorskip("torch")
 
@@ -29,20 +30,6 @@ def _prompts(model):
     ]
 
 
-def _hf_greedy(model, prompt: list[int], steps: int, eot: int) -> list[int]:
-    # An explicit mask: with pad == EOT, generate() would otherwise mask the prompt's EOT tokens.
-    ids = torch.tensor([prompt])
-    out = model.generate(
-        ids,
-        attention_mask=torch.ones_like(ids),
-        max_new_tokens=steps,
-        do_sample=False,
-        eos_token_id=None,
-        pad_token_id=eot,
-    )
-    return out[0, len(prompt) :].tolist()
-
-
 def _greedy(steps: int, eot: int) -> SamplingSettings:
     return SamplingSettings(max_tokens=steps, stop_token_ids=(eot,), temperature=0)
 
@@ -52,7 +39,7 @@ def test_batched_greedy_decoding_equals_transformers_generate_per_prompt(tiny_mo
 
     eot, steps = served_model.stop_token_ids[0], 8
     prompts = _prompts(served_model)
-    expected = [_hf_greedy(tiny_model, p, steps, eot) for p in prompts]
+    expected = [hf_greedy(tiny_model, p, steps, eot) for p in prompts]
     # Rows 0 and 1 start together; row 2 joins after 3 steps; row 0 leaves after 5 tokens.
     rows = [Sequence.create(str(i), p, _greedy(steps, eot)) for i, p in enumerate(prompts)]
     batch, logits = prefill(tiny_model, rows[:2], eot)
@@ -191,7 +178,8 @@ def _run(engine, tokenizer, stops=(), eot=32000):
     settings = SamplingSettings(max_tokens=100, stop_token_ids=(eot,))
 
     async def collect():
-        return [d async for d in run_choice(engine, "r", [1], settings, tokenizer, stops, state)]
+        deltas = stream_choice(engine, "r", [1], settings, tokenizer, stops, state)
+        return [d.text async for d in deltas if d.text]
 
     return asyncio.run(collect()), state
 
@@ -326,7 +314,7 @@ def test_eot_generated_by_the_model_ends_the_turn(tiny_model, served_model, tmp_
 
     eot = served_model.stop_token_ids[0]
     prompt = _prompts(served_model)[0]
-    greedy = _hf_greedy(tiny_model, prompt, 6, eot)
+    greedy = hf_greedy(tiny_model, prompt, 6, eot)
     target = greedy[2]
     folder = tmp_path / "eot"
     folder.mkdir()

@@ -78,17 +78,10 @@ async def _collect(folder: str) -> dict:
 @pytest.fixture(scope="module")
 def vllm_run(tmp_path_factory, mistral_tokenizer_file):
     pytest.importorskip("vllm")
-    from ocx.adapters.hf.tiny import build_tiny_checkpoint
+    from tests.serve.conftest import vllm_tiny_checkpoint
 
-    # vLLM's CPU attention needs a head size of 32 or more.
-    folder = build_tiny_checkpoint(
-        tmp_path_factory.mktemp("vllm-lp") / "tiny",
-        mistral_tokenizer_file,
-        "openchat_3.5",
-        hidden_size=128,
-        intermediate_size=256,
-        num_attention_heads=2,
-        num_key_value_heads=1,
+    folder = vllm_tiny_checkpoint(
+        tmp_path_factory.mktemp("vllm-lp") / "tiny", mistral_tokenizer_file
     )
     out = folder.parent / "vllm.json"
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}

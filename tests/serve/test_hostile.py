@@ -1,4 +1,4 @@
-"""What a hostile client sends: each request fails alone, other users' streams go on, pending returns to 0.
+"""What a hostile client sends: each request fails alone, other streams go on, pending returns to 0.
 
 One server with a key, a 1 MiB body cap and a 1 s read timeout. Every case in HOSTILE is sent
 alone (status and error shape) and then all of them at once while normal streaming requests

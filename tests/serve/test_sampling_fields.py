@@ -68,7 +68,8 @@ def test_the_validator_builds_the_one_sampling_type_with_every_field(served_mode
     "body",
     [
         b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "repetition_penalty": 0}',
-        b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "repetition_penalty": 1e300}',
+        b'{"model": "m", "messages": [{"role": "user", "content": "x"}], '
+        b'"repetition_penalty": 1e300}',
         b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "min_p": 1.5}',
         b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "top_k": 1e3}',
         b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "top_k": -2}',

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.serve.conftest import free_port, server_process
+from tests.serve.conftest import free_port, hf_greedy, server_process, vllm_tiny_checkpoint
 
 pytestmark = pytest.mark.vllm
 pytest.importorskip("vllm")
@@ -25,20 +25,10 @@ KEYS = ("k1", "k2")
 
 
 def _greedy_ids(folder: Path, prompt_ids: list[int], steps: int, eot: int) -> list[int]:
-    import torch
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(folder).eval()
-    ids = torch.tensor([prompt_ids])
-    out = model.generate(
-        ids,
-        attention_mask=torch.ones_like(ids),
-        max_new_tokens=steps,
-        do_sample=False,
-        eos_token_id=None,
-        pad_token_id=eot,
-    )
-    return out[0, len(prompt_ids) :].tolist()
+    return hf_greedy(model, prompt_ids, steps, eot)
 
 
 @pytest.fixture(scope="module")
@@ -46,19 +36,10 @@ def eot_checkpoint(tmp_path_factory, mistral_tokenizer_file):
     """A tiny checkpoint vLLM's CPU attention supports (head_dim 64) whose greedy reply hits EOT."""
     from safetensors.torch import load_file, save_file
 
-    from ocx.adapters.hf.tiny import build_tiny_checkpoint
     from ocx.adapters.serve.model import load_served_model
     from ocx.harness.templates.encode import encode_prompt
 
-    folder = build_tiny_checkpoint(
-        tmp_path_factory.mktemp("vllm") / "tiny",
-        mistral_tokenizer_file,
-        "openchat_3.5",
-        hidden_size=128,
-        intermediate_size=256,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-    )
+    folder = vllm_tiny_checkpoint(tmp_path_factory.mktemp("vllm") / "tiny", mistral_tokenizer_file)
     model = load_served_model(str(folder))
     eot = model.stop_token_ids[0]
     prompt_ids = encode_prompt(model.template, model.tokenizer, PROMPT)

@@ -18,7 +18,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 def browser():
     if not CHROMIUM.exists():
         pytest.skip(
-            "headless Chromium test: /usr/bin/chromium is missing (apt-get install chromium chromium-driver)"
+            "headless Chromium test: /usr/bin/chromium is missing "
+            "(apt-get install chromium chromium-driver)"
         )
     driver_path = shutil.which("chromedriver")
     if driver_path is None:

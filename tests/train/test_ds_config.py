@@ -1,15 +1,14 @@
-"""`--deepspeed-config` is merged over ocx's shipped ZeRO configs and checked before any model loads."""
+"""`--deepspeed-config` is merged over ocx's shipped ZeRO configs, checked before a model loads."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from ocx.adapters.train.ds_config import build_ds_config, shipped_config
 from ocx.harness.errors import InputError
+from tests.cli import ocx_process
 from tests.train.conftest import clean_env
 
 
@@ -102,25 +101,11 @@ def test_ocx_train_refuses_zero_stage_5_with_exit_2_before_loading_a_model(tmp_p
     data.mkdir()
     (data / "manifest.json").write_text("{}")
     user = write(tmp_path, {"zero_optimization": {"stage": 5}})
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ocx.cli",
-            "train",
-            "--data",
-            str(data),
-            "--model",
-            "no/such-model",
-            "--out",
-            str(tmp_path / "o"),
-            "--deepspeed-config",
-            str(user),
-        ],
-        capture_output=True,
-        text=True,
+    proc = ocx_process(
+        "train",
+        *("--data", data, "--model", "no/such-model", "--out", tmp_path / "o"),
+        *("--deepspeed-config", user),
         env=clean_env(),
-        timeout=120,
     )
     assert proc.returncode == 2, proc.stderr
     assert "zero_optimization.stage" in proc.stderr and "got 5" in proc.stderr

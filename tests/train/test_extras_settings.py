@@ -10,7 +10,7 @@ import pytest
 
 from ocx.adapters.train.config import TrainConfig  # noqa: E402
 from ocx.harness.errors import InputError  # noqa: E402
-from tests.cli import invoke_ocx
+from tests.cli import invoke_train
 from tests.train.conftest import write_token_dataset
 
 
@@ -90,9 +90,9 @@ def test_validation_data_tokenized_with_another_tokenizer_is_refused_naming_the_
         (["--report-to", "tensorboard,mlflow"], "unknown tracker 'mlflow'"),
         (
             ["--grad-accum-steps", "0"],
-            "--grad-accum-steps: must be an integer in [1, 65536], got 0",
+            "--grad-accum-steps: must be an integer from 1 to 65,536, got 0",
         ),
-        (["--val-fraction", "1"], "--val-fraction: must be in [0, 1), got 1.0"),
+        (["--val-fraction", "1"], "--val-fraction: must be a finite number >= 0 and < 1, got 1.0"),
         (["--val-every-steps", "10"], "--val-every-steps: needs a validation set"),
         (
             ["--val-fraction", "0.1", "--val-data", "."],
@@ -104,18 +104,7 @@ def test_bad_extras_flags_exit_2_with_the_fix_and_no_traceback(
     tmp_path, monkeypatch, capsys, flags, message
 ):
     data = write_token_dataset(tmp_path / "data", rows(3))
-    code, out, err = invoke_ocx(
-        monkeypatch,
-        capsys,
-        "train",
-        "--data",
-        data,
-        "--model",
-        "m",
-        "--out",
-        tmp_path / "o",
-        *flags,
-    )
+    code, out, err = invoke_train(monkeypatch, capsys, data, tmp_path / "o", *flags)
     assert code == 2 and message in err and "Traceback" not in err, err
     assert not (tmp_path / "o").exists()
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from ocx.adapters.train.launch import LaunchSpec, launch_command
 from ocx.harness.errors import InputError
+from tests.cli import ocx_process
 from tests.train.conftest import clean_env
 
 TRAIN = ["--data", "/d", "--model", "/m", "--out", "/o"]
@@ -89,33 +88,12 @@ def test_the_printed_command_passes_the_training_options_through_without_launche
     data = tmp_path / "data"
     data.mkdir()
     (data / "manifest.json").write_text("{}")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ocx.cli",
-            "train",
-            "--data",
-            str(data),
-            "--model",
-            "org/name",
-            "--out",
-            "runs/a",
-            "--epochs",
-            "3",
-            "--no-packing",
-            "--lr",
-            "0.001",
-            "--nproc-per-node",
-            "2",
-            "--master-port",
-            "29999",
-            "--print-launch-command",
-        ],
-        capture_output=True,
-        text=True,
+    proc = ocx_process(
+        "train",
+        *("--data", data, "--model", "org/name", "--out", "runs/a"),
+        *("--epochs", 3, "--no-packing", "--lr", "0.001"),
+        *("--nproc-per-node", 2, "--master-port", 29999, "--print-launch-command"),
         env=clean_env(),
-        timeout=120,
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr

@@ -1,4 +1,5 @@
-"""LoRA/QLoRA settings are checked before any work: `ocx train` flags, recipes' `train.lora`, resume."""
+"""LoRA/QLoRA settings are checked before any work: `ocx train` flags, recipes' `train.lora`,
+resume."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 
 from ocx.harness.errors import InputError
 from ocx.recipes import load_recipe
-from tests.cli import invoke_ocx
+from tests.cli import invoke_train
 
 
 @pytest.fixture
@@ -17,18 +18,7 @@ def token_data(tmp_path):
 
 
 def _train(monkeypatch, capsys, tmp_path, data, *flags):
-    return invoke_ocx(
-        monkeypatch,
-        capsys,
-        "train",
-        "--data",
-        data,
-        "--model",
-        "m",
-        "--out",
-        tmp_path / "out",
-        *flags,
-    )
+    return invoke_train(monkeypatch, capsys, data, tmp_path / "out", *flags)
 
 
 @pytest.mark.skipif("__import__('torch').cuda.is_available()", reason="checks the CPU refusal")
@@ -71,13 +61,16 @@ def test_lora_options_without_a_rank_are_each_refused(monkeypatch, capsys, tmp_p
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (("--lora-rank", "0"), "--lora-rank: must be a positive integer, got 0"),
-        (("--lora-rank", "-4"), "--lora-rank: must be a positive integer, got -4"),
+        (("--lora-rank", "0"), "--lora-rank: must be an integer from 1 to 4096, got 0"),
+        (("--lora-rank", "-4"), "--lora-rank: must be an integer from 1 to 4096, got -4"),
         (
             ("--lora-rank", "8", "--lora-alpha", "nan"),
-            "--lora-alpha: must be a positive finite number, got nan",
+            "--lora-alpha: must be a finite number > 0, got nan",
         ),
-        (("--lora-rank", "8", "--lora-dropout", "1"), "--lora-dropout: must be in [0, 1), got 1.0"),
+        (
+            ("--lora-rank", "8", "--lora-dropout", "1"),
+            "--lora-dropout: must be a finite number >= 0 and < 1, got 1.0",
+        ),
         (
             ("--lora-rank", "8", "--lora-target-modules", "q_proj,,v_proj"),
             "--lora-target-modules: must be module names",
@@ -97,10 +90,12 @@ def test_bad_lora_values_are_refused_with_exit_2(
 
 
 def test_target_modules_are_split_on_commas():
-    from ocx.cli.train import _names
+    from ocx.adapters.train import TrainConfig
+    from ocx.cli.setting_flags import settings_from
 
-    assert _names("q_proj, v_proj,o_proj") == ["q_proj", "v_proj", "o_proj"]
-    assert _names(None) is None
+    given = settings_from(TrainConfig, {"lora_target_modules": "q_proj, v_proj,o_proj"})
+    assert given["lora_target_modules"] == ["q_proj", "v_proj", "o_proj"]
+    assert "lora_target_modules" not in settings_from(TrainConfig, {"lora_target_modules": None})
 
 
 def test_the_lora_recipe_maps_train_lora_onto_the_trainer_settings():

@@ -19,7 +19,7 @@ VOCAB = 97
 
 
 def make_rows(lengths, seed=0, zero_prefix=2):
-    """Shifted rows like the dataset's: the first `zero_prefix` positions are a prompt (weight 0)."""
+    """Shifted rows as the dataset's: the first `zero_prefix` positions are a prompt (weight 0)."""
     g = torch.Generator().manual_seed(seed)
     rows = []
     for n in lengths:

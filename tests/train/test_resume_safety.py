@@ -1,10 +1,8 @@
-"""`--resume` continues only the same run: same world size, data and settings, unless --force-resume."""
+"""`--resume` continues only the same run (world size, data, settings) unless --force-resume."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -12,6 +10,7 @@ from ocx.adapters.train.config import TrainConfig
 from ocx.adapters.train.ds_config import build_ds_config
 from ocx.adapters.train.resume import check_resume, fingerprint
 from ocx.harness.errors import InputError
+from tests.cli import ocx_process
 from tests.train.conftest import clean_env
 
 MANIFEST = {
@@ -79,24 +78,9 @@ def test_ocx_train_resume_with_another_lr_exits_2_before_loading_the_model(
     )
     (out / "train.json").write_text(json.dumps({"fingerprint": saved}))
     (out / "state").mkdir()
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ocx.cli",
-            "train",
-            "--data",
-            str(data),
-            "--model",
-            str(model),
-            "--out",
-            str(out),
-            "--lr",
-            "2e-3",
-            "--resume",
-        ],
-        capture_output=True,
-        text=True,
+    proc = ocx_process(
+        "train",
+        *("--data", data, "--model", model, "--out", out, "--lr", "2e-3", "--resume"),
         env=clean_env(),
         timeout=300,
     )

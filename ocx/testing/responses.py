@@ -45,7 +45,8 @@ def _number_responses(gold: str) -> list[str]:
     value = parse_number(gold)
     commas = f"{value.numerator:,}" if value is not None and value.denominator == 1 else gold
     return [
-        f"Let's compute step by step.\nFirst we add the amounts, then subtract what is used.\nThe answer is {gold}.",
+        "Let's compute step by step.\nFirst we add the amounts, then subtract what is used.\n"
+        f"The answer is {gold}.",
         f"Working through it: the total comes out as follows.\n#### {gold}",
         f"Putting it together, the final answer is $\\boxed{{{gold}}}$.",
         f"Step 1: find the daily amount.\nStep 2: multiply.\nSo the result is ${commas} in total.",
@@ -56,7 +57,8 @@ def _number_responses(gold: str) -> list[str]:
 def _math_responses(gold: str) -> list[str]:
     gold = " ".join(gold.split())  # a model writes "90\text{ square units}" on one line
     responses = [
-        f"We simplify step by step.\nCollecting terms gives the result.\nThus the answer is $\\boxed{{{gold}}}$.",
+        "We simplify step by step.\nCollecting terms gives the result.\n"
+        f"Thus the answer is $\\boxed{{{gold}}}$.",
         f"The answer is ${gold}$",
         f"Final answer: \\boxed{{{gold}}}",
         f"I hope it is correct. The final answer is $\\boxed{{{gold}}}$. I hope it is correct.",
@@ -72,7 +74,8 @@ def _math_responses(gold: str) -> list[str]:
 
 def _phrase_responses(gold: str) -> list[str]:
     return [
-        f"Let's think step by step.\nWe evaluate the pieces one at a time.\nSo the answer is {gold}.",
+        "Let's think step by step.\nWe evaluate the pieces one at a time.\n"
+        f"So the answer is {gold}.",
         f"The answer is **{gold}**.",
         f'So the answer is: "{gold}"',
     ]
@@ -132,7 +135,8 @@ def wrong_response(suite: Suite, sample: Sample) -> str:
     if suite.name == "gsm8k":
         value = parse_number(sample.gold) or Fraction(0)
         wrong = value + 1
-        return f"Let's compute.\nThe answer is {wrong.numerator if wrong.denominator == 1 else float(wrong)}."
+        number = wrong.numerator if wrong.denominator == 1 else float(wrong)
+        return f"Let's compute.\nThe answer is {number}."
     if suite.name == "math":
         return f"The answer is $\\boxed{{{_wrong_math(suite, sample)}}}$."
     if _is_letter_sample(suite, sample):

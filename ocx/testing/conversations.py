@@ -91,7 +91,7 @@ def write_jsonl(conversations: list[dict], path: str | Path) -> Path:
 
 
 def sharegpt_like_lengths(n: int, context_length: int, seed: int = 0):
-    """Token lengths shaped like ShareGPT: median ~500, a long tail clipped at the context length."""
+    """Token lengths shaped like ShareGPT: median ~500, a long tail clipped at the context."""
     import numpy as np
 
     rng = np.random.default_rng(seed)

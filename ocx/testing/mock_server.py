@@ -5,7 +5,7 @@ server costs a few microseconds per request and a benchmark measures the client,
 mock. It answers `POST .../chat/completions` with whatever a `responder` returns, after a
 fixed latency, counts every request it receives per prompt, and can hold requests unanswered
 (to test clients killed mid-run). Run it in a thread (`MockOpenAIServer`) or as a process
-(`python -m ocx.harness.mock_server --latency 0.02`).
+(`python -m ocx.testing.mock_server --latency 0.02`).
 """
 
 from __future__ import annotations
@@ -57,9 +57,8 @@ def _http_response(status: int, payload: dict, chunked: bool = False) -> bytes:
         500: "Internal Server Error",
     }
     head = f"HTTP/1.1 {status} {reason.get(status, 'Error')}\r\ncontent-type: application/json\r\n"
-    if (
-        chunked
-    ):  # as servers streaming a body of unknown length send it (two chunks, to exercise the loop)
+    if chunked:
+        # As servers streaming a body of unknown length send it (two chunks, to exercise the loop).
         half = len(body) // 2
         chunks = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in (body[:half], body[half:]))
         return (
@@ -173,9 +172,8 @@ class MockOpenAIServer:
             await asyncio.sleep(self.latency)
         try:
             content = self.responder(body)
-        except (
-            Exception
-        ) as exc:  # a broken responder is the test's bug: say so in an OpenAI-shaped error
+        except Exception as exc:
+            # A broken responder is the test's bug: say so in an OpenAI-shaped error.
             return _error(500, f"responder failed: {type(exc).__name__}: {exc}", "server_error")
         self.answered[prompt] += 1
         return _http_response(200, _completion(body, content), self.chunked)
