@@ -1,4 +1,6 @@
-"""EvalPlus 0.3.1's own code, in its own cached venv, offline: the peer for HumanEval+ parity and speed.
+"""EvalPlus 0.3.1's own code, in its own cached venv, offline.
+
+The peer for HumanEval+ parity and speed.
 
 Used by tests/humaneval/test_evalplus_parity.py (every verdict must agree) and
 tests/perf/bench_humaneval.py (time to score the same samples at the same parallelism).
@@ -156,7 +158,7 @@ def answers(problems: list[dict]) -> list[dict]:
 
 
 def ocx_jobs(problems: list[dict], samples: list[dict]) -> list[tuple[str, dict]]:
-    """(program, problem) for ocx, the program EvalPlus runs: the solution, or prompt + completion."""
+    """(program, problem) for ocx: the program EvalPlus runs (solution, or prompt + completion)."""
     by_id = {p["task_id"]: p for p in problems}
     return [
         (s.get("solution") or by_id[s["task_id"]]["prompt"] + s["completion"], by_id[s["task_id"]])
@@ -165,7 +167,7 @@ def ocx_jobs(problems: list[dict], samples: list[dict]) -> list[tuple[str, dict]
 
 
 def evalplus_env(data: Path, work: Path, cache: Path) -> dict:
-    """EvalPlus offline: local data, the `datasets` stub, and its ground-truth cache in ``cache``."""
+    """EvalPlus offline: local data, the `datasets` stub, its ground-truth cache in ``cache``."""
     stubs = work / "stubs"
     stubs.mkdir(exist_ok=True)
     (stubs / "datasets.py").write_text(DATASETS_STUB)
@@ -187,7 +189,7 @@ def run_evalplus(
     cache: Path | None = None,
     timeout: float = 3600,
 ) -> dict:
-    """``evalplus.evaluate`` on ``samples`` (its ground truth cached under ``cache``); its results JSON."""
+    """``evalplus.evaluate`` on ``samples`` (ground truth cached under ``cache``); its results."""
     env = evalplus_env(data, work, cache or CACHE / "evalplus-parity-cache")
     cmd = [
         str(python),

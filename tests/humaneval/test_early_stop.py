@@ -150,7 +150,8 @@ def test_a_stopped_job_is_killed_at_once_and_the_same_sandbox_runs_the_next_job(
 def test_a_program_wrong_on_its_first_input_stops_at_once_and_its_plus_part_still_runs():
     from ocx.benchmarks.humaneval_exec import check_program
 
-    # Base: wrong on the first input, then 0.8 s per input (each under its 1 s limit): 5.6 s if run out.
+    # Base: wrong on the first input, then 0.8 s per input (each under its 1 s limit):
+    # 5.6 s if run out.
     # Plus: right. EvalPlus fails base at input 0 and still runs plus, which passes.
     problem = {
         "prompt": "def add(xs):\n",

@@ -31,14 +31,17 @@ PROBLEM = {
 }
 
 FORGERIES = {
-    "always_true_eq": "    class Yes:\n        def __eq__(self, other):\n            return True\n"
+    "always_true_eq": "    class Yes:\n        def __eq__(self, other):\n"
+    "            return True\n"
     "        __hash__ = object.__hash__\n    return Yes()\n",
-    "int_subclass_eq": "    class Int(int):\n        def __eq__(self, other):\n            return True\n"
+    "int_subclass_eq": "    class Int(int):\n        def __eq__(self, other):\n"
+    "            return True\n"
     "        __hash__ = int.__hash__\n    return Int(-1)\n",
     "pass_record_on_every_fd": (
         "    import os, json\n"
         "    for fd in range(64):\n"
-        "        for line in (['end', 'base', 'exit'], {'base': 'pass', 'plus': 'pass'}, ['out', 0, 3, 0.0]):\n"
+        "        for line in (['end', 'base', 'exit'], {'base': 'pass', 'plus': 'pass'},"
+        " ['out', 0, 3, 0.0]):\n"
         "            try:\n                os.write(fd, (json.dumps(line) + '\\n').encode())\n"
         "            except OSError:\n                pass\n"
         "    return -1\n"
@@ -66,14 +69,16 @@ FORGERIES = {
         "    import gc\n"
         "    for obj in gc.get_objects():\n"
         "        if isinstance(obj, str) and 'return sum(xs)' in obj and obj is not None:\n"
-        "            ns = {}\n            exec('def add(xs):\\n' + obj.split('def add(xs):')[-1], ns)\n"
+        "            ns = {}\n"
+        "            exec('def add(xs):\\n' + obj.split('def add(xs):')[-1], ns)\n"
         "            return ns['add'](xs)\n"
         "    return -1\n"
     ),
     "exit_before_comparison": "    import os\n    os._exit(0)\n",
     "disable_the_alarm_and_sleep": (
         "    import signal, time\n    signal.setitimer(signal.ITIMER_REAL, 0)\n"
-        "    signal.signal(signal.SIGALRM, signal.SIG_IGN)\n    time.sleep(120)\n    return sum(xs)\n"
+        "    signal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+        "    time.sleep(120)\n    return sum(xs)\n"
     ),
 }
 
@@ -81,13 +86,15 @@ JUNK = {
     "flood_the_channel": "    import os\n    for fd in range(3, 64):\n        try:\n"
     "            while True:\n                os.write(fd, b'x' * (1 << 20))\n"
     "        except OSError:\n            pass\n    return sum(xs)\n",
-    "deeply_nested_json_on_the_channel": "    import os\n    for fd in range(3, 64):\n        try:\n"
+    "deeply_nested_json_on_the_channel": "    import os\n    for fd in range(3, 64):\n"
+    "        try:\n"
     "            os.write(fd, b'[' * 1000000 + b'\\n')\n"
     "        except OSError:\n            pass\n    return sum(xs)\n",
     "invalid_utf8_on_the_channel": "    import os\n    for fd in range(3, 64):\n        try:\n"
     "            os.write(fd, b'\\xff\\xfe[\"out\", 0, 3, 0]\\n')\n"
     "        except OSError:\n            pass\n    return sum(xs)\n",
-    "deeply_nested_return_value": "    x = []\n    for _ in range(100000):\n        x = [x]\n    return x\n",
+    "deeply_nested_return_value": "    x = []\n    for _ in range(100000):\n"
+    "        x = [x]\n    return x\n",
     "cyclic_return_value": "    x = []\n    x.append(x)\n    return x\n",
     "huge_return_value": "    return 'x' * (512 << 20)\n",
 }
@@ -112,7 +119,10 @@ def test_junk_on_the_channel_fails_only_that_sample_and_every_check_finishes():
 
 
 def test_a_correct_sample_that_writes_to_its_own_stdout_and_stderr_still_passes():
-    noisy = "    import os, sys\n    os.write(1, b'debug')\n    os.write(2, b'warn')\n    print('hi')\n    return sum(xs)\n"
+    noisy = (
+        "    import os, sys\n    os.write(1, b'debug')\n    os.write(2, b'warn')\n"
+        "    print('hi')\n    return sum(xs)\n"
+    )
     assert check_program(PROMPT + noisy, PROBLEM).passed_plus
 
 

@@ -94,7 +94,8 @@ def test_a_correct_program_passes_base_and_plus_and_a_wrong_one_fails():
         "    x = bytearray(1 << 40)\n    return 0\n",
         "    import os\n    os.remove('/etc/hostname')\n    return sum(xs)\n",
         "    import os\n    while True:\n        os.fork()\n",
-        "    import socket\n    socket.create_connection(('127.0.0.1', 9), timeout=1)\n    return sum(xs)\n",
+        "    import socket\n"
+        "    socket.create_connection(('127.0.0.1', 9), timeout=1)\n    return sum(xs)\n",
     ],
 )
 def test_hostile_samples_fail_as_samples_with_evalplus_status(body):
@@ -195,7 +196,8 @@ def test_humaneval_through_the_runner_scores_chat_answers_and_resumes_from_the_c
 
     def answer(body):  # a chatty model: prose, then the whole function in a fence
         s = samples[last_user_content(body)]
-        return f"Sure! Here is the implementation:\n```python\n{s.meta['prompt']}{s.meta['canonical_solution']}```\n"
+        program = s.meta["prompt"] + s.meta["canonical_solution"]
+        return f"Sure! Here is the implementation:\n```python\n{program}```\n"
 
     server = MockOpenAIServer(answer).start()
     try:

@@ -91,7 +91,8 @@ def test_a_job_that_overruns_its_clock_takes_the_sandbox_down_and_the_next_job_g
 def test_a_job_that_kills_its_zygote_fails_alone(worker):
     # As root the job's uid cannot signal the zygote; without root it can, which only ends this job.
     worker.run(
-        "import os, signal\ntry:\n    os.kill(os.getppid(), signal.SIGKILL)\nexcept OSError:\n    pass",
+        "import os, signal\ntry:\n    os.kill(os.getppid(), signal.SIGKILL)\n"
+        "except OSError:\n    pass",
         b"",
         FAST,
     )

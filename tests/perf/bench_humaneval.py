@@ -1,4 +1,6 @@
-"""HumanEval+ scoring: ocx against EvalPlus 0.3.1's own `evalplus.evaluate`, same samples, same workers.
+"""HumanEval+ scoring: ocx against EvalPlus 0.3.1's own `evalplus.evaluate`.
+
+Same samples, same workers.
 
 Both score the same answers (tests/humaneval/evalplus_peer.py: per problem the canonical
 solution, a broken one and the canonical solution reformatted) on the same HumanEval+ data,
@@ -85,8 +87,8 @@ RATIOS = [
         "ocx.scoring_s",
         target=2.0,
         limit=("evalplus.scoring_s", "limit.programs_s"),
-        limit_note="EvalPlus's time over the answers' own run time (tests/perf/humaneval_limit.py): "
-        "the most any scorer could reach",
+        limit_note="EvalPlus's time over the answers' own run time "
+        "(tests/perf/humaneval_limit.py): the most any scorer could reach",
     ),
     Ratio(
         "ocx time to results / the answers' own run time",
@@ -167,7 +169,7 @@ def _size(quick: bool) -> int | None:
 
 
 def _evalplus_groundtruth(data: Path, cache: Path) -> Path:
-    """Where EvalPlus 0.3.1 keeps the ground truth of ``data`` (``get_groundtruth``'s cache file)."""
+    """Where EvalPlus 0.3.1 keeps the ground truth of ``data`` (``get_groundtruth``'s cache)."""
     import hashlib
 
     return cache / "evalplus" / f"{hashlib.md5(data.read_bytes()).hexdigest()}.pkl"
@@ -238,7 +240,10 @@ def run_ocx(data: Path, samples: Path, out: Path, cache: Path) -> dict:
 
 
 def run_limit(data: Path, samples: Path, out: Path, cache: Path) -> dict:
-    """The answers' own run time at ``WORKERS`` processes, nothing else (tests/perf/humaneval_limit.py)."""
+    """The answers' own run time at ``WORKERS`` processes, nothing else.
+
+    See tests/perf/humaneval_limit.py.
+    """
     env = {**os.environ, "OCX_CACHE_DIR": str(cache)}
     start, cpu = time.perf_counter(), _children_cpu()
     done = subprocess.run(
@@ -387,8 +392,11 @@ def score_file(data: Path, samples: Path, out: Path, workers: int) -> None:
 
 
 def _adopt_orphans() -> None:
-    """Become the subreaper of this process tree: a sandbox's inner processes outlive bubblewrap's
-    outer one when a sandbox is killed and would be reaped by init, their CPU time lost to `cpu_s`."""
+    """Become the subreaper of this process tree.
+
+    A sandbox's inner processes outlive bubblewrap's outer one when a sandbox is killed, and
+    would be reaped by init, their CPU time lost to `cpu_s`.
+    """
     import ctypes
 
     ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER

@@ -12,8 +12,8 @@ answers (tests/humaneval/evalplus_peer.py), which all end by themselves.
 
     python -m tests.perf.humaneval_limit DATA SAMPLES OUT WORKERS
 
-writes ``{"programs_s": seconds, "programs_cpu_s": CPU seconds of the workers, "verdicts": [[base, plus], ...]}``
-to OUT.
+writes ``{"programs_s": seconds, "programs_cpu_s": CPU seconds of the workers,
+"verdicts": [[base, plus], ...]}`` to OUT.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _expected_outputs(problems: list[dict]) -> dict:
 
 
 def _score(index: int) -> list[str]:
-    """One answer, both parts: "pass" or "fail" each (a wrong output or an exception ends a part)."""
+    """One answer, both parts: "pass" or "fail" each (a wrong output or exception ends a part)."""
     from ocx.benchmarks.humaneval_compare import PartJudge
 
     code, problem = _JOBS[index]
