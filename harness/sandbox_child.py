@@ -456,24 +456,35 @@ def _wait_job(pid, job, control):
     return os.waitstatus_to_exitcode(status)
 
 
-def serve(config):
-    """The zygote loop (see the module docstring). Exits at end of input, or if it cannot clean
-    up."""
-    root, status_fd = config["workdir"], config["status_fd"]
-    control = [config["control_fd"], b""]
+def _set_up_or_exit(confine) -> None:
+    """Run a confinement step; a process that cannot confine itself runs nothing.
+
+    `confine()` returns a warning to pass on (a protection the kernel lacks) or None.
+    """
     try:
-        libc = _libc()
-        _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(no_new_privs)")
-        _check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(pdeathsig)")
-        _check(
-            libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(dumpable)"
-        )  # jobs cannot read or write our memory
-        warning = _install_seccomp(libc)
+        warning = confine()
     except (SetupError, OSError) as exc:
         os.write(2, f"sandbox setup failed: {exc}\n".encode())
         os._exit(SETUP_FAILED)
     if warning:
         os.write(2, f"sandbox: {warning}\n".encode())
+
+
+def _confine_zygote() -> str | None:
+    libc = _libc()
+    _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(no_new_privs)")
+    _check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(pdeathsig)")
+    # Jobs cannot read or write the zygote's memory.
+    _check(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(dumpable)")
+    return _install_seccomp(libc)
+
+
+def serve(config):
+    """The zygote loop (see the module docstring). Exits at end of input, or if it cannot clean
+    up."""
+    root, status_fd = config["workdir"], config["status_fd"]
+    control = [config["control_fd"], b""]
+    _set_up_or_exit(_confine_zygote)
     for name in PRELOAD:  # imported once here, not once per job
         __import__(name)
     # Out of the collector's sight: a collection in a job would otherwise write to every object
@@ -503,13 +514,7 @@ def main():
     os.dup2(null, 0)
     os.close(null)
     os.chdir(config["workdir"])
-    try:
-        warning = _confine(config)
-    except (SetupError, OSError) as exc:
-        os.write(2, f"sandbox setup failed: {exc}\n".encode())
-        os._exit(SETUP_FAILED)
-    if warning:
-        os.write(2, f"sandbox: {warning}\n".encode())
+    _set_up_or_exit(lambda: _confine(config))
     _run_program(config["program"], payload, config["workdir"])
 
 
