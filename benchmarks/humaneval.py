@@ -164,6 +164,10 @@ class HumanEval(MatchedSuite):
         """The program to run (``--matcher openchat``: its rule in ocx.benchmarks.matchers)."""
         return extract_program(response, sample.meta["prompt"], sample.meta["entry_point"])
 
+    def is_correct(self, answer: str, sample: Sample) -> bool:
+        """A matched program passes HumanEval+ (its base and plus inputs)."""
+        return check_program(answer, sample.meta, isolation=self.isolation).passed_plus
+
     def check(self, extraction: Extraction, sample: Sample) -> CheckResult:
         """Run the extracted program (an unmatched one is still run with the openchat matcher,
         as OpenChat hands the raw response to EvalPlus)."""

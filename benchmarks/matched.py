@@ -10,23 +10,25 @@ holds their data and what a record's answer is (``answer_key``).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from ocx.benchmarks.base import DataSource, Extraction, Sample, check_matcher
 from ocx.benchmarks.common import load_subsets, user_messages
 from ocx.benchmarks.matchers import parity_rule
 
 
-class MatchedSuite:
+class MatchedSuite(ABC):
     """``prompt``, ``extract`` and ``score`` of the Suite protocol, from the two methods below."""
 
     name: str
 
+    @abstractmethod
     def find_answer(self, response: str, sample: Sample) -> str | None:
         """The ocx matcher: the answer the response gives, or None when it gives none."""
-        raise NotImplementedError
 
+    @abstractmethod
     def is_correct(self, answer: str, sample: Sample) -> bool:
         """The ocx matcher: whether a matched ``answer`` is right."""
-        raise NotImplementedError
 
     def prompt(self, sample: Sample) -> list[dict]:
         return [dict(m) for m in sample.messages]
@@ -54,9 +56,9 @@ class EvalDataSuite(MatchedSuite):
     folder: str
     """Folder of the suite's JSONL files, e.g. ``"zs/gpqa"``; each file is a subset."""
 
+    @abstractmethod
     def answer_key(self, record: dict, subset: str) -> tuple[str, dict]:
         """(gold answer, meta) of a record; raises KeyError/TypeError/ValueError on a bad one."""
-        raise NotImplementedError
 
     def load(self, data: DataSource, limit: int | None = None) -> list[Sample]:
         return load_subsets(data, self.name, self.folder, self._build, limit)
