@@ -101,8 +101,8 @@ def test_target_modules_are_split_on_commas():
 def test_the_lora_recipe_maps_train_lora_onto_the_trainer_settings():
     recipe = load_recipe("tiny-crlft-lora")
     assert {k: recipe.train[k] for k in ("lora_rank", "lora_alpha", "merge_lora")} == {
-        "lora_rank": 16,
-        "lora_alpha": 32,
+        "lora_rank": 32,
+        "lora_alpha": 64,
         "merge_lora": True,
     }
     assert "lora" not in recipe.train
@@ -150,8 +150,8 @@ def test_a_bad_train_lora_section_names_the_field(override, field, message):
 def test_a_bad_train_lora_in_a_file_names_its_line(tmp_path):
     text = load_recipe.__globals__["locate"]("tiny-crlft-lora")[0].read_text()
     path = tmp_path / "r.yaml"
-    path.write_text(text.replace("    rank: 16", "    rank: 16.5"))
-    line = next(i for i, row in enumerate(path.read_text().splitlines(), 1) if "rank: 16.5" in row)
+    path.write_text(text.replace("    rank: 32", "    rank: 32.5"))
+    line = next(i for i, row in enumerate(path.read_text().splitlines(), 1) if "rank: 32.5" in row)
     with pytest.raises(InputError) as err:
         load_recipe(str(path))
     assert [(p.file, p.line, p.field) for p in err.value.problems] == [
