@@ -70,6 +70,9 @@ def strip_markup(text: str) -> str:
 
 def _to_fraction(raw: str) -> Fraction | None:
     raw = _NOT_DIGITS.sub("", raw)
+    if raw.isascii() and raw.isdigit():
+        # Most answers and every GSM8K label: the same value as through Decimal, 4x cheaper.
+        return Fraction(int(raw))
     try:
         if "/" in raw:
             num, den = raw.split("/")
