@@ -217,8 +217,8 @@ class OchatWheelSource:
             member = self._zipfile().getinfo(_WHEEL_DATA_PREFIX + path)
         except KeyError:
             return parse()  # which reports the missing file
-        identity = (self._wheel_identity(), path, member.CRC, member.file_size, records)
-        return cached_records(cache_dir() / "records", identity, parse)
+        identity = (self._wheel_identity(), path, member.CRC, member.file_size)
+        return cached_records(cache_dir() / "records", identity, records, parse)
 
     def _wheel_identity(self) -> tuple:
         if self._identity is None:

@@ -7,9 +7,11 @@ JSON types, which it round-trips exactly, big integers and floats included, and 
 about twice as fast as decompressing and parsing the JSON) under `$OCX_CACHE_DIR/records/`.
 
 An entry's name is a hash of everything its records depend on: the wheel file (path, size,
-modification time), the member (name, CRC-32, size), how many records were read, marshal's format
-(Python's own, so the Python version) and this module's FORMAT. A missing, unreadable or corrupt
-entry is read again from the wheel; a cache folder that cannot be written costs speed only.
+modification time), the member (name, CRC-32, size), marshal's format (Python's own, so the Python
+version) and this module's FORMAT. One entry per file: it holds the longest head read so far (or
+the whole file), and serves any shorter head, so `--limit 100`, then `--limit 1000`, then a full
+run leave one entry, not three. A missing, unreadable or corrupt entry is read again from the
+wheel; a cache folder that cannot be written costs speed only.
 """
 
 from __future__ import annotations
@@ -23,32 +25,42 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-FORMAT = 1
+FORMAT = 2
 """Bumped when what an entry holds changes, so older entries are never read."""
 
 
-def cached_records(folder: Path, identity: tuple, read: Callable[[], list[dict]]) -> list[dict]:
-    """The records stored for `identity` under `folder`, or `read()`'s, stored for next time."""
+def cached_records(
+    folder: Path, identity: tuple, wanted: int | None, read: Callable[[], list[dict]]
+) -> list[dict]:
+    """The first `wanted` records (None: all) of the file `identity` names, from its entry under
+    `folder` when that holds enough of them, else `read()`'s, stored for next time."""
     key = repr((FORMAT, marshal.version, sys.version_info[:2], identity)).encode()
     entry = folder / f"{hashlib.sha256(key).hexdigest()}.marshal"
-    records = _load(entry)
-    if records is None:
-        records = read()
-        _store(entry, records)
+    stored = _load(entry)
+    if stored is not None:
+        whole_file, records = stored
+        if whole_file or (wanted is not None and len(records) >= wanted):
+            return records if wanted is None else records[:wanted]
+    records = read()
+    # Fewer records than asked for means the read reached the end of the file.
+    _store(entry, (wanted is None or len(records) < wanted, records))
     return records
 
 
-def _load(entry: Path) -> list[dict] | None:
+def _load(entry: Path) -> tuple[bool, list[dict]] | None:
     try:
-        records = marshal.loads(entry.read_bytes())
+        stored = marshal.loads(entry.read_bytes())
     except (OSError, EOFError, ValueError, TypeError):
         return None
+    if not (isinstance(stored, tuple) and len(stored) == 2 and isinstance(stored[0], bool)):
+        return None
+    whole_file, records = stored
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         return None
-    return records
+    return whole_file, records
 
 
-def _store(entry: Path, records: list[dict]) -> None:
+def _store(entry: Path, stored: tuple[bool, list[dict]]) -> None:
     # Written to a temporary file and renamed: a reader never sees half an entry, and two evals
     # storing the same entry at once both leave a whole one.
     tmp = None
@@ -56,7 +68,7 @@ def _store(entry: Path, records: list[dict]) -> None:
         entry.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=".", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
-            f.write(marshal.dumps(records))
+            f.write(marshal.dumps(stored))
         os.replace(tmp, entry)
     except OSError:
         if tmp is not None:

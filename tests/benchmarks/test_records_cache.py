@@ -64,6 +64,26 @@ def test_a_second_read_comes_from_the_cache_with_exactly_the_same_records(wheel,
     assert type(again.read_jsonl(PATH)[0]["id"]) is int
 
 
+def test_one_entry_per_file_serves_every_shorter_head_and_grows_when_asked_for_more(
+    wheel, tmp_path, monkeypatch
+):
+    calls = []
+    parse = data_module.parse_jsonl
+    monkeypatch.setattr(data_module, "parse_jsonl", lambda *a: calls.append(1) or parse(*a))
+    reads = [(1, RECORDS[:1]), (2, RECORDS[:2]), (1, RECORDS[:1]), (9, RECORDS), (2, RECORDS[:2])]
+    for wanted, expected in reads:
+        assert same(OchatWheelSource(wheel=wheel).read_jsonl_head(PATH, wanted), expected)
+    assert same(OchatWheelSource(wheel=wheel).read_jsonl(PATH), RECORDS)
+    # Parsed for 1, for 2, and for 9 (which reached the end, so the whole file is known).
+    assert len(calls) == 3
+    assert len(entries(tmp_path)) == 1
+
+
+def test_a_whole_file_read_after_a_head_parses_the_whole_file(wheel, tmp_path):
+    assert same(OchatWheelSource(wheel=wheel).read_jsonl_head(PATH, 2), RECORDS[:2])
+    assert same(OchatWheelSource(wheel=wheel).read_jsonl(PATH), RECORDS)
+
+
 def test_a_changed_wheel_is_read_again(wheel, tmp_path):
     assert same(OchatWheelSource(wheel=wheel).read_jsonl(PATH), RECORDS)
     changed = [{**RECORDS[0], "question": "Which is smaller?"}, *RECORDS[1:]]
