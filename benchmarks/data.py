@@ -204,19 +204,23 @@ class OchatWheelSource:
         return [n for n in self._file_names() if _under(n, folder)]
 
     def read_jsonl(self, path: str) -> list[dict]:
-        return self._cached(path, None, lambda: self._parse_whole(path))
+        return self._cached(path, None)
 
     def read_jsonl_head(self, path: str, records: int) -> list[dict]:
         """The first `records` records, decompressing no further into the file (for --limit:
         MMLU's files hold 65 MB of few-shot prompts, of which `--limit 100` needs 2 per file)."""
-        return self._cached(path, records, lambda: self._parse_head(path, records))
+        return self._cached(path, records)
 
-    def _cached(self, path: str, records: int | None, parse) -> list[dict]:
-        """Parsed once per wheel file and member (benchmarks/records_cache.py)."""
+    def _cached(self, path: str, records: int | None) -> list[dict]:
+        """Parsed once per wheel file, member and head size (benchmarks/records_cache.py)."""
+
+        def parse(head: int | None) -> list[dict]:
+            return self._parse_whole(path) if head is None else self._parse_head(path, head)
+
         try:
             member = self._zipfile().getinfo(_WHEEL_DATA_PREFIX + path)
         except KeyError:
-            return parse()  # which reports the missing file
+            return parse(records)  # which reports the missing file
         identity = (self._wheel_identity(), path, member.CRC, member.file_size)
         return cached_records(cache_dir() / "records", identity, records, parse)
 

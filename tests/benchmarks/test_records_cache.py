@@ -64,19 +64,34 @@ def test_a_second_read_comes_from_the_cache_with_exactly_the_same_records(wheel,
     assert type(again.read_jsonl(PATH)[0]["id"]) is int
 
 
-def test_one_entry_per_file_serves_every_shorter_head_and_grows_when_asked_for_more(
-    wheel, tmp_path, monkeypatch
-):
+def counting_parses(monkeypatch) -> list:
     calls = []
     parse = data_module.parse_jsonl
     monkeypatch.setattr(data_module, "parse_jsonl", lambda *a: calls.append(1) or parse(*a))
-    reads = [(1, RECORDS[:1]), (2, RECORDS[:2]), (1, RECORDS[:1]), (9, RECORDS), (2, RECORDS[:2])]
-    for wanted, expected in reads:
-        assert same(OchatWheelSource(wheel=wheel).read_jsonl_head(PATH, wanted), expected)
-    assert same(OchatWheelSource(wheel=wheel).read_jsonl(PATH), RECORDS)
-    # Parsed for 1, for 2, and for 9 (which reached the end, so the whole file is known).
-    assert len(calls) == 3
-    assert len(entries(tmp_path)) == 1
+    return calls
+
+
+def test_heads_are_stored_in_powers_of_two_so_any_limit_reuses_one_entry(
+    wheel, tmp_path, monkeypatch
+):
+    many = [{"question": f"q{i}", "n": i} for i in range(300)]
+    write_wheel(wheel, many)
+    calls = counting_parses(monkeypatch)
+    for wanted in (1, 2, 64, 10, 65, 128, 100, 200, 300, 7):
+        assert same(OchatWheelSource(wheel=wheel).read_jsonl_head(PATH, wanted), many[:wanted])
+    assert same(OchatWheelSource(wheel=wheel).read_jsonl(PATH), many)
+    # Heads of 8, 16, 64, 128, 256 and 512 (the last holding all 300), and the whole file.
+    assert len(calls) == 7
+    assert len(entries(tmp_path)) == 7
+
+
+def test_a_bad_line_past_the_records_asked_for_does_not_fail_a_short_head(wheel, tmp_path):
+    write_wheel(wheel, RECORDS, extra='{"question": \n')
+    assert same(OchatWheelSource(wheel=wheel).read_jsonl_head(PATH, 2), RECORDS[:2])
+    with pytest.raises(InputError) as err:
+        OchatWheelSource(wheel=wheel).read_jsonl_head(PATH, 4)
+    assert [p.line for p in err.value.problems] == [4]
+    assert entries(tmp_path) == []
 
 
 def test_a_whole_file_read_after_a_head_parses_the_whole_file(wheel, tmp_path):
