@@ -207,8 +207,9 @@ class OchatWheelSource:
         return self._cached(path, None)
 
     def read_jsonl_head(self, path: str, records: int) -> list[dict]:
-        """The first `records` records, decompressing no further into the file (for --limit:
-        MMLU's files hold 65 MB of few-shot prompts, of which `--limit 100` needs 2 per file)."""
+        """The first `records` records, decompressing at most the next power of two of them (for
+        --limit: MMLU's files hold 65 MB of few-shot prompts, of which `--limit 100` needs 2 per
+        file; records_cache.py keeps heads in powers of two)."""
         return self._cached(path, records)
 
     def _cached(self, path: str, records: int | None) -> list[dict]:
