@@ -2,8 +2,27 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+
+PROCESS_GROUP_ENV = (
+    "RANK",
+    "LOCAL_RANK",
+    "WORLD_SIZE",
+    "LOCAL_WORLD_SIZE",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+)
+
+
+def child_env(drop: tuple[str, ...] = (), **settings: str) -> dict:
+    """This process's environment for a child ocx process, without the rank/port variables an
+    in-process training test may have left (their port is still held), so the child makes its
+    own process group; without `drop`, with `settings`."""
+    env = {k: v for k, v in os.environ.items() if k not in PROCESS_GROUP_ENV and k not in drop}
+    env.update(settings)
+    return env
 
 
 def invoke_ocx(monkeypatch, capsys, *args) -> tuple[int, str, str]:

@@ -11,11 +11,12 @@ import sys
 
 import pytest
 
+from tests.cli import child_env
+
 pytest.importorskip("torch")
 pytest.importorskip("deepspeed")
 pytestmark = [pytest.mark.slow, pytest.mark.deepspeed]
 
-DIST_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 REPO_ID = "ocx-test/tiny-llama"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -70,8 +71,9 @@ def hub_run(tmp_path_factory, mistral_tokenizer_file):
     (root / "hub-tiny.yaml").write_text(RECIPE)
     # Without the rank/port variables an in-process training test of this session left behind
     # (its port is still held), so the recipe's trainer makes its own process group.
-    env = {k: v for k, v in os.environ.items() if k not in DIST_ENV and k != "HF_HUB_CACHE"}
-    env.update(HF_HOME=str(root / "hf"), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    env = child_env(
+        drop=("HF_HUB_CACHE",), HF_HOME=str(root / "hf"), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1"
+    )
     proc = subprocess.run(
         [
             sys.executable,

@@ -4,12 +4,10 @@ as full fine-tuning (tiny-crlft), and its epoch folders are merged models with t
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from tests.recipes.test_tiny_crlft_run import clean_env
+from tests.cli import child_env, ocx_process
 
 pytest.importorskip("torch")
 pytest.importorskip("deepspeed")
@@ -22,13 +20,8 @@ EPOCHS = 8  # as the recipe ships
 @pytest.fixture(scope="module")
 def lora_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny-crlft-lora")
-    command = [sys.executable, "-m", "ocx.cli.__main__", "recipe", "run", "tiny-crlft-lora"]
-    result = subprocess.run(
-        [*command, "--output", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        env=clean_env(),
+    result = ocx_process(
+        "recipe", "run", "tiny-crlft-lora", "--output", out, env=child_env(), timeout=1200
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return out

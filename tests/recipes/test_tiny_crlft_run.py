@@ -3,42 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
+
+from tests.cli import child_env, ocx_process
 
 pytest.importorskip("torch")
 pytest.importorskip("deepspeed")
 pytest.importorskip("mistral_common")
 
 
-def clean_env() -> dict:
-    """Without the rank/port variables an in-process training test may have left (its port is
-    still held), so the recipe's trainer makes its own process group."""
-    dist = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
-    return {k: v for k, v in os.environ.items() if k not in dist}
-
-
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny-crlft")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ocx.cli.__main__",
-            "recipe",
-            "run",
-            "tiny-crlft",
-            "--output",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=clean_env(),
+    result = ocx_process(
+        "recipe", "run", "tiny-crlft", "--output", out, env=child_env(), timeout=900
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return out, result.stdout
@@ -83,21 +62,8 @@ def test_running_a_finished_recipe_again_trains_nothing_and_reports_the_same(tin
     out, _ = tiny_run
     before = json.loads((out / "report.json").read_text())
     steps_before = len((out / "train" / "metrics.jsonl").read_text().splitlines())
-    again = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ocx.cli.__main__",
-            "recipe",
-            "run",
-            "tiny-crlft",
-            "--output",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=clean_env(),
+    again = ocx_process(
+        "recipe", "run", "tiny-crlft", "--output", out, env=child_env(), timeout=600
     )
     assert again.returncode == 0, again.stderr[-3000:]
     assert "data: reusing" in again.stdout

@@ -3,17 +3,16 @@ small tokenized C-RLFT dataset, all built offline."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.cli import child_env
+
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
-
-DIST_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
 def tiny_llama(vocab_size: int = 97, attention: str = "sdpa", seed: int = 0, **overrides):
@@ -39,10 +38,9 @@ def tiny_llama(vocab_size: int = 97, attention: str = "sdpa", seed: int = 0, **o
 
 
 def clean_env() -> dict:
-    """The environment for a child launcher: without the in-process group's rank/port settings."""
-    env = {k: v for k, v in os.environ.items() if k not in DIST_ENV}
-    env["OMP_NUM_THREADS"] = "1"
-    return env
+    """The environment for a child launcher: without the in-process group's rank/port settings,
+    one OpenMP thread per rank."""
+    return child_env(OMP_NUM_THREADS="1")
 
 
 def run_cli(
